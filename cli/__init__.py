@@ -1,0 +1,1 @@
+"""strato.cli: the ``strato`` command, thin click clients over the Python API."""
