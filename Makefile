@@ -1,0 +1,27 @@
+# The two commands a new user runs: `make demo` and `make test`.
+# Both create .venv and install strato (editable, with test extras) first.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: demo test lint bench clean
+
+$(BIN)/strato: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	touch $@
+
+demo: $(BIN)/strato
+	$(BIN)/strato start examples/workflow.sh
+
+test: $(BIN)/strato
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest
+
+bench: $(BIN)/strato
+	$(BIN)/python tests/bench/run_all.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info

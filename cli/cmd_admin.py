@@ -1,0 +1,208 @@
+"""Instance-level commands: queue, resource, uri, ping, uptime, plugins."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import click
+
+from strato.cli.common import JOBID, handle
+from strato.core.errors import StratoError
+
+
+# -- queue ---------------------------------------------------------------------------------
+@click.group()
+def queue() -> None:
+    """Control and inspect the queue."""
+
+
+@queue.command("status")
+def queue_status() -> int:
+    """Show whether submission is enabled and scheduling is started."""
+    st = handle().rpc("queue.status")
+    if st["submit_enabled"]:
+        click.echo("Job submission is enabled")
+    else:
+        click.echo(f"Job submission is disabled: {st['submit_disable_reason']}")
+    if st["sched_started"]:
+        click.echo("Scheduling is started")
+    else:
+        reason = f": {st['stop_reason']}" if st["stop_reason"] else ""
+        click.echo(f"Scheduling is stopped{reason}")
+    counts = st["counts"]
+    click.echo(", ".join(f"{n} {s.lower()}" for s, n in sorted(counts.items()))
+               or "no active jobs")
+    return 0
+
+
+def _control(action: str, reason: str = "") -> int:
+    handle().rpc("queue.control", {"action": action, "reason": reason})
+    return 0
+
+
+@queue.command("stop")
+@click.argument("reason", nargs=-1)
+def queue_stop(reason) -> int:
+    """Stop scheduling (jobs can still be submitted)."""
+    return _control("stop", " ".join(reason))
+
+
+@queue.command("start")
+def queue_start() -> int:
+    """Start scheduling."""
+    return _control("start")
+
+
+@queue.command("disable")
+@click.argument("reason", nargs=-1)
+def queue_disable(reason) -> int:
+    """Disable job submission."""
+    return _control("disable", " ".join(reason))
+
+
+@queue.command("enable")
+def queue_enable() -> int:
+    """Enable job submission."""
+    return _control("enable")
+
+
+@queue.command("drain")
+def queue_drain() -> int:
+    """Wait until no job is active."""
+    handle().rpc("queue.wait", {"what": "empty"})
+    return 0
+
+
+@queue.command("idle")
+def queue_idle() -> int:
+    """Wait until no job is running."""
+    handle().rpc("queue.wait", {"what": "idle"})
+    return 0
+
+
+# -- resource ------------------------------------------------------------------------------
+@click.group()
+def resource() -> None:
+    """List, drain and undrain resources."""
+
+
+@resource.command("list")
+@click.option("--json", "as_json", is_flag=True)
+def resource_list(as_json) -> int:
+    """Free, allocated and down resources."""
+    st = handle().rpc("resource.status")
+    if as_json:
+        click.echo(json.dumps(st))
+        return 0
+    click.echo(f"{'STATE':>10} {'NNODES':>6} {'NCORES':>8} {'NGPUS':>8} NODELIST")
+    for state in ("free", "allocated", "down"):
+        row = st[state]
+        click.echo(f"{state:>10} {row['nnodes']:>6} {row['ncores']:>8} {row['ngpus']:>8} "
+                   f"{row['nodelist']}")
+    return 0
+
+
+@resource.command("info")
+def resource_info() -> int:
+    """One line: how many nodes, cores and gpus the instance has."""
+    st = handle().rpc("resource.status")
+    nodes = len(set().union(*(set(st[s]["ranks"]) for s in ("free", "allocated", "down"))))
+    cores = sum(st[s]["ncores"] for s in ("free", "allocated", "down"))
+    gpus = sum(st[s]["ngpus"] for s in ("free", "allocated", "down"))
+    click.echo(f"{nodes} Node{'s' if nodes != 1 else ''}, {cores} Core{'s' if cores != 1 else ''}"
+               f", {gpus} GPU{'s' if gpus != 1 else ''}")
+    return 0
+
+
+@resource.command("R")
+def resource_R() -> int:  # noqa: N802 - Flux's name
+    """Print the instance's R."""
+    click.echo(json.dumps(handle().rpc("resource.R")["R"]))
+    return 0
+
+
+@resource.command("drain")
+@click.argument("targets", required=False)
+@click.argument("reason", nargs=-1)
+def resource_drain(targets, reason) -> int:
+    """Drain TARGETS (ranks or hostnames) so they get no new jobs; list if none."""
+    h = handle()
+    if targets is None:
+        st = h.rpc("resource.status")
+        click.echo(f"{'TIMESTAMP':<20} {'RANK':>6} REASON")
+        for rank, d in sorted(st["drained"].items(), key=lambda kv: int(kv[0])):
+            ts = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(d["timestamp"]))
+            click.echo(f"{ts:<20} {rank:>6} {d['reason']}")
+        return 0
+    h.rpc("resource.drain", {"targets": targets, "reason": " ".join(reason)})
+    return 0
+
+
+@resource.command("undrain")
+@click.argument("targets")
+def resource_undrain(targets) -> int:
+    """Return drained TARGETS to service."""
+    handle().rpc("resource.undrain", {"targets": targets})
+    return 0
+
+
+# -- small commands ------------------------------------------------------------------------
+@click.command()
+@click.argument("target", required=False, type=JOBID)
+def uri(target) -> int:
+    """Print the URI of this instance, or of the instance a job runs."""
+    if target is None:
+        from strato.handle import resolve_uri
+
+        click.echo(resolve_uri(None))
+        return 0
+    data = handle().rpc("job-list.info", {"id": target})
+    for e in data["eventlog"]:
+        if e["name"] == "memo" and "uri" in (e.get("context") or {}):
+            click.echo(e["context"]["uri"])
+            return 0
+    raise StratoError("job is not a strato instance (it has no URI)")
+
+
+@click.command()
+@click.option("-c", "--count", type=click.IntRange(min=1), default=1)
+@click.argument("target", default="broker")
+def ping(count, target) -> int:
+    """Send requests to the instance and print round-trip times."""
+    h = handle()
+    for i in range(count):
+        t0 = time.perf_counter()
+        h.rpc("broker.ping", {"seq": i})
+        ms = (time.perf_counter() - t0) * 1000
+        click.echo(f"{target}.ping seq={i} time={ms:.3f} ms")
+    return 0
+
+
+@click.command()
+def uptime() -> int:
+    """How long the instance has been up, and how many jobs it has."""
+    info = handle().rpc("broker.info")
+    up = info["uptime"]
+    h, rem = divmod(int(up), 3600)
+    m, s = divmod(rem, 60)
+    click.echo(f" {time.strftime('%H:%M:%S')} run {h}:{m:02d}:{s:02d}, owner "
+               f"{os.environ.get('USER', os.getuid())}, size {info['size']}, "
+               f"nodes {info['nodes']}, jobs {info['jobs']} ({info['active']} active)")
+    return 0
+
+
+@click.group()
+def plugins() -> None:
+    """Show loaded plugins and their hooks."""
+
+
+@plugins.command("list")
+@click.option("-v", "--verbose", is_flag=True, help="Show the module of each plugin.")
+def plugins_list(verbose) -> int:
+    """Each loaded plugin and the hooks it implements."""
+    for p in handle().rpc("plugins.list")["plugins"]:
+        extra = f" ({p['module']})" if verbose else ""
+        click.echo(f"{p['name']}{extra}: {', '.join(p['hooks'])}")
+    return 0

@@ -1,0 +1,228 @@
+"""strato job ... and strato cancel: inspect and control individual jobs."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import time
+
+import click
+
+from strato.cli.common import JOBID, format_event, handle
+from strato.core.errors import StratoError
+
+
+@click.command()
+@click.option("--all", "all_jobs", is_flag=True, help="Cancel every active job.")
+@click.option("-m", "--message", default="", help="Reason, recorded in the exception note.")
+@click.argument("jobids", nargs=-1, type=JOBID)
+def cancel(all_jobs, message, jobids) -> int:
+    """Cancel JOBIDS (a severity 0 exception of type cancel)."""
+    from strato import job as jobapi
+
+    if not jobids and not all_jobs:
+        raise click.UsageError("no job ids given (use --all to cancel every active job)")
+    h = handle()
+    if all_jobs:
+        jobids = [r["id"] for r in jobapi.list_jobs(h, states=jobapi.ACTIVE)]
+    if jobids:
+        h.rpc("job-manager.cancel", {"ids": list(jobids), "note": message})
+    return 0
+
+
+@click.group()
+def job() -> None:
+    """Inspect and control one job."""
+
+
+@job.command()
+@click.argument("jobid", type=JOBID)
+def attach(jobid) -> int:
+    """Print a job's output (live if it runs) and exit with its exit code."""
+    from strato.cli.attach import attach_stream
+    from strato.job import event_watch
+
+    h = handle()
+    return attach_stream(h, jobid, event_watch(h, jobid, output=True), "strato-job")
+
+
+@job.command()
+@click.argument("jobid", type=JOBID)
+def wait(jobid) -> int:
+    """Wait for a job to end; exit 0 if it completed successfully."""
+    from strato import job as jobapi
+    from strato.core.ids import f58
+
+    res = jobapi.wait(handle(), jobid)
+    if not res.success:
+        why = res.exception["note"] if res.exception else f"exit code {res.returncode}"
+        click.echo(f"strato-job: {f58(jobid)}: {res.result.lower()}: {why}", err=True)
+        return 1
+    return 0
+
+
+@job.command()
+@click.argument("jobids", nargs=-1, required=True, type=JOBID)
+def status(jobids) -> int:
+    """Wait for jobs and exit with the largest of their exit codes."""
+    from strato import job as jobapi
+
+    rc = 0
+    for res in jobapi.wait_all(handle(), list(jobids)):
+        rc = max(rc, res.returncode if res.status is not None else (0 if res.success else 1))
+    return rc
+
+
+@job.command("wait-event")
+@click.option("-t", "--timeout", type=float, help="Give up after this many seconds.")
+@click.option("-q", "--quiet", is_flag=True, help="Do not print the event.")
+@click.option("-m", "--match-context", metavar="KEY=VAL", help="Also match a context value.")
+@click.argument("jobid", type=JOBID)
+@click.argument("event")
+def wait_event(timeout, quiet, match_context, jobid, event) -> int:
+    """Wait for EVENT to be posted to a job's eventlog."""
+    h = handle()
+    key = val = None
+    if match_context:
+        key, sep, val = match_context.partition("=")
+        if not sep:
+            raise click.BadParameter("expected KEY=VAL", param_hint="--match-context")
+    tag = h.send("job-manager.events", {"id": jobid}, stream=True)
+    deadline = time.monotonic() + timeout if timeout is not None else None
+    from strato.core import proto
+
+    try:
+        while True:
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            try:
+                body, err, more = h.recv(tag, timeout=left)
+            except TimeoutError:
+                raise StratoError(f"wait-event timeout on event '{event}'") from None
+            if err is not None:
+                raise StratoError(err)
+            if not more:
+                raise StratoError(f"event '{event}' never occurred")
+            entry = body["entry"]
+            if entry["name"] != event:
+                continue
+            if key is not None and str((entry.get("context") or {}).get(key)) != val:
+                continue
+            if not quiet:
+                click.echo(format_event(entry))
+            return 0
+    finally:
+        if tag in h._inbox:
+            h._inbox.pop(tag, None)
+            h._sock.send(proto.request("broker.cancel", 0, tag))
+
+
+@job.command()
+@click.option("-f", "--format", "fmt", type=click.Choice(["text", "json"]), default="text")
+@click.argument("jobid", type=JOBID)
+@click.argument("name", default="eventlog", type=click.Choice(["eventlog", "output"]))
+def eventlog(fmt, jobid, name) -> int:
+    """Print a job's eventlog (or its output eventlog)."""
+    from strato import kvs
+    from strato.core.ids import encode
+
+    h = handle()
+    h.rpc("job-list.info", {"id": jobid})  # a clear error for an unknown job
+    key = encode(jobid, "kvs") + (".eventlog" if name == "eventlog" else ".guest.output")
+    try:
+        entries = kvs.get(h, key)
+    except StratoError:
+        entries = []
+    for e in entries:
+        click.echo(json.dumps(e) if fmt == "json" else format_event(e))
+    return 0
+
+
+@job.command()
+@click.argument("jobid", type=JOBID)
+@click.argument("key", type=click.Choice(["jobspec", "R", "eventlog"]))
+def info(jobid, key) -> int:
+    """Print a job's jobspec, R or eventlog as JSON."""
+    data = handle().rpc("job-list.info", {"id": jobid})
+    value = data[key]
+    if value is None:
+        raise StratoError(f"{key} is not available (the job has no allocation)")
+    if key == "eventlog":
+        for e in value:
+            click.echo(json.dumps(e))
+    else:
+        click.echo(json.dumps(value))
+    return 0
+
+
+@job.command()
+@click.argument("jobid", type=JOBID)
+@click.argument("value")
+def urgency(jobid, value) -> int:
+    """Set a pending job's urgency (0-31, hold, default, expedite)."""
+    from strato import job as jobapi
+    from strato.cli.cmd_submit import parse_urgency
+
+    jobapi.urgency(handle(), jobid, parse_urgency(value))
+    return 0
+
+
+def _signum(text: str) -> int:
+    name = text.upper()
+    if name.isdigit():
+        num = int(name)
+    else:
+        if not name.startswith("SIG"):
+            name = "SIG" + name
+        try:
+            num = int(signal.Signals[name])
+        except KeyError:
+            raise click.BadParameter(f"invalid signal '{text}'", param_hint="-s") from None
+    if not 0 < num < 65:
+        raise click.BadParameter(f"invalid signal '{text}'", param_hint="-s")
+    return num
+
+
+@job.command()
+@click.option("-s", "--signal", "sig", default="TERM", help="Signal name or number.")
+@click.argument("jobids", nargs=-1, required=True, type=JOBID)
+def kill(sig, jobids) -> int:
+    """Send a signal to the tasks of running jobs."""
+    handle().rpc("job-manager.kill", {"ids": list(jobids), "signum": _signum(sig)})
+    return 0
+
+
+@job.command("cancel")
+@click.option("-m", "--message", default="")
+@click.argument("jobids", nargs=-1, required=True, type=JOBID)
+def job_cancel(message, jobids) -> int:
+    """Cancel jobs."""
+    handle().rpc("job-manager.cancel", {"ids": list(jobids), "note": message})
+    return 0
+
+
+@job.command("raise")
+@click.option("-t", "--type", "etype", default="cancel")
+@click.option("-s", "--severity", type=click.IntRange(0, 7), default=0)
+@click.option("-m", "--message", default="")
+@click.argument("jobids", nargs=-1, required=True, type=JOBID)
+def job_raise(etype, severity, message, jobids) -> int:
+    """Raise an exception on jobs."""
+    handle().rpc("job-manager.cancel", {"ids": list(jobids), "type": etype,
+                                        "severity": severity, "note": message})
+    return 0
+
+
+@job.command()
+@click.argument("text")
+def id(text) -> int:  # noqa: A001 - the Flux verb
+    """Convert a job id to every form."""
+    from strato.core.ids import FORMS, encode, parse
+
+    try:
+        jobid = parse(text)
+    except ValueError as exc:
+        raise StratoError(str(exc)) from None
+    for form in FORMS:
+        sys.stdout.write(f"{form:>7} {encode(jobid, form)}\n")
+    return 0

@@ -1,0 +1,105 @@
+"""strato kvs: read and write the instance's key-value store."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from strato.cli.common import handle
+
+
+def _show(value: object) -> str:
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+@click.group()
+def kvs() -> None:
+    """Read and write the key-value store."""
+
+
+@kvs.command()
+@click.option("-N", "--namespace", default="primary")
+@click.argument("keys", nargs=-1, required=True)
+def get(namespace, keys) -> int:
+    """Print the value of each KEY (strings raw, others as JSON)."""
+    from strato import kvs as api
+
+    h = handle()
+    for key in keys:
+        click.echo(_show(api.get(h, key, namespace)))
+    return 0
+
+
+@kvs.command()
+@click.option("-N", "--namespace", default="primary")
+@click.option("-A", "--append", is_flag=True, help="Append to a list value.")
+@click.argument("pairs", nargs=-1, required=True)
+def put(namespace, append, pairs) -> int:
+    """Store KEY=VALUE pairs atomically (VALUE is JSON if it parses, else a string)."""
+    from strato import kvs as api
+
+    ops = []
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"'{pair}' is not KEY=VALUE")
+        try:
+            value = json.loads(text)
+        except ValueError:
+            value = text
+        ops.append(("append" if append else "put", key, value))
+    api.commit(handle(), ops, namespace)
+    return 0
+
+
+@kvs.command()
+@click.option("-N", "--namespace", default="primary")
+@click.option("-R", "--recursive", is_flag=True)
+@click.argument("key", default=".")
+def ls(namespace, recursive, key) -> int:
+    """List a directory."""
+    from strato import kvs as api
+
+    h = handle()
+
+    def walk(path: str, indent: str) -> None:
+        for name, isdir in api.ls(h, path, namespace).items():
+            click.echo(f"{indent}{name}{'.' if isdir else ''}")
+            if isdir and recursive:
+                walk(name if path == "." else f"{path}.{name}", indent + "  ")
+
+    walk(key, "")
+    return 0
+
+
+@kvs.command("dir")
+@click.option("-N", "--namespace", default="primary")
+@click.argument("key", default=".")
+def dir_(namespace, key) -> int:
+    """Print every key under a directory with its value."""
+    from strato import kvs as api
+
+    h = handle()
+
+    def walk(path: str) -> None:
+        for name, isdir in api.ls(h, path, namespace).items():
+            full = name if path == "." else f"{path}.{name}"
+            if isdir:
+                walk(full)
+            else:
+                click.echo(f"{full} = {_show(api.get(h, full, namespace))}")
+
+    walk(key)
+    return 0
+
+
+@kvs.command()
+@click.option("-N", "--namespace", default="primary")
+@click.argument("keys", nargs=-1, required=True)
+def unlink(namespace, keys) -> int:
+    """Remove keys."""
+    from strato import kvs as api
+
+    api.commit(handle(), [("unlink", k, None) for k in keys], namespace)
+    return 0

@@ -1,0 +1,24 @@
+"""strato start: run an instance in this process with a command inside it."""
+
+from __future__ import annotations
+
+import click
+
+
+@click.command(context_settings={"ignore_unknown_options": False})
+@click.option("--config", "config_path", metavar="FILE", help="Instance config (TOML).")
+@click.option("-S", "--setattr", "overrides", multiple=True, metavar="KEY=VAL",
+              help="Override a config key, e.g. -S exec.backend=sim.")
+@click.option("--statedir", metavar="DIR", help="Keep the KVS here, so a restart recovers.")
+@click.option("--rundir", metavar="DIR", help="Put the instance's socket here.")
+@click.argument("command", nargs=-1, type=click.UNPROCESSED)
+def start(config_path, overrides, statedir, rundir, command) -> int:
+    """Start an instance and run COMMAND in it (default: an interactive shell).
+
+    The instance exits when COMMAND does, with its exit code.
+    """
+    from strato.core.config import load_config
+    from strato.core.instance import run_instance
+
+    config = load_config(config_path, list(overrides))
+    return run_instance(config, list(command), statedir=statedir, rundir=rundir)

@@ -1,0 +1,49 @@
+"""Small helpers the CLI commands share."""
+
+from __future__ import annotations
+
+import click
+
+
+def handle():
+    """A handle to the enclosing instance (one-line error if there is none)."""
+    from strato.handle import Handle
+
+    return Handle()
+
+
+def parse_jobid(text: str) -> int:
+    """A job id in any RFC 19 form; click.BadParameter names the bad one."""
+    from strato.core.ids import parse
+
+    try:
+        return parse(text)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+class JobIdType(click.ParamType):
+    name = "JOBID"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, int):
+            return value
+        try:
+            from strato.core.ids import parse
+
+            return parse(value)
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+JOBID = JobIdType()
+
+
+def format_event(entry: dict) -> str:
+    """An eventlog entry as Flux prints it: ``TIMESTAMP NAME key=value ...``."""
+    import json
+
+    parts = [f"{entry['timestamp']:.6f}", entry["name"]]
+    for k, v in (entry.get("context") or {}).items():
+        parts.append(f"{k}={json.dumps(v)}")
+    return " ".join(parts)

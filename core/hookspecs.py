@@ -1,0 +1,175 @@
+"""The plugin contract: every hook a strato plugin can implement.
+
+Read this file top to bottom to learn the whole extension surface. Hooks are
+grouped by area, named ``<area>_<verb>``, and are of two kinds:
+
+- *registration* hooks receive a ``register`` callable and add named things
+  (schedulers, exec backends); the instance picks one by name from its config;
+- *event* hooks are called at a point in the life of an instance, a job or a
+  job shell.
+
+Every instance (and every job shell) owns its own plugin manager; there is no
+global one. Implement a hook with ``@strato.core.hookspecs.hookimpl``.
+"""
+
+from __future__ import annotations
+
+import pluggy
+
+PROJECT = "strato"
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+
+# ---------------------------------------------------------------------------------------
+# core: the life of an instance
+# ---------------------------------------------------------------------------------------
+
+
+@hookspec
+def core_configure(instance, config):
+    """Called once at instance startup, after every plugin is loaded.
+
+    :param instance: the `strato.core.instance.Instance` being started.
+    :param config: this plugin's own config table (a dict, empty if absent).
+
+    Return value is ignored. Raising stops startup with a message naming the plugin.
+    """
+
+
+@hookspec
+def core_register_services(register):
+    """Add broker services.
+
+    :param register: ``register(topic, handler)``; ``handler(request)`` answers with
+        ``request.respond(body)`` or ``request.error(message)``.
+    """
+
+
+# ---------------------------------------------------------------------------------------
+# ingest: accepting a submitted job
+# ---------------------------------------------------------------------------------------
+
+
+@hookspec
+def ingest_validate(jobspec, user):
+    """Check a submitted jobspec before the job exists.
+
+    :param jobspec: the jobspec (a dict, already frobnicated).
+    :param user: the submitting user's uid (int).
+
+    Raise ``ValueError`` (or any exception) to reject the job: its message is what
+    the user sees, and the job never gets an id. Return value is ignored.
+    """
+
+
+@hookspec
+def ingest_frobnicate(jobspec, user):
+    """Fill in defaults in a submitted jobspec, in place, before validation.
+
+    :param jobspec: the jobspec dict; modify it in place.
+    :param user: the submitting user's uid.
+
+    Raising rejects the job with the exception's message.
+    """
+
+
+# ---------------------------------------------------------------------------------------
+# job: the life of a job in the job manager
+# ---------------------------------------------------------------------------------------
+
+
+@hookspec
+def job_state_change(job, old, new):
+    """Called after a job moves from state `old` to state `new` (RFC 21 names).
+
+    :param job: the `strato.core.jobmanager.Job`.
+
+    Called for every transition of every job: keep implementations cheap.
+    Exceptions are logged and otherwise ignored.
+    """
+
+
+@hookspec(firstresult=True)
+def job_priority(job):
+    """Return the priority (int, 0 = held) of a job from its urgency and anything else.
+
+    :param job: the `Job`, with ``urgency`` (0-31), ``userid`` and ``jobspec``.
+
+    First result wins. Urgency 0 must give 0 (held) and 31 the highest priority.
+    """
+
+
+# ---------------------------------------------------------------------------------------
+# sched: scheduling
+# ---------------------------------------------------------------------------------------
+
+
+@hookspec
+def sched_register_schedulers(register):
+    """Add schedulers that an instance can choose with ``[sched] plugin = NAME``.
+
+    :param register: ``register(name, factory)``; ``factory(instance, config)``
+        returns an object with ``set_resources(R)``, ``schedule(pending)``,
+        ``free(job)`` and ``resource_status()`` (see `strato.plugins.sched_simple`).
+    """
+
+
+# ---------------------------------------------------------------------------------------
+# exec: running an allocated job
+# ---------------------------------------------------------------------------------------
+
+
+@hookspec
+def exec_register_backends(register):
+    """Add exec backends that an instance or a job can choose by name.
+
+    :param register: ``register(name, factory)``; ``factory(instance, config)``
+        returns an object with ``start(job)`` and ``kill(job, signum)`` that reports
+        back through ``instance.jobs.exec_started/exec_finished/exec_output``.
+    """
+
+
+# ---------------------------------------------------------------------------------------
+# shell: the job shell, one per job on each node
+# ---------------------------------------------------------------------------------------
+
+
+@hookspec
+def shell_init(shell):
+    """Called when a job shell starts, before any task is launched.
+
+    :param shell: the `strato.shell.shell.JobShell` (``jobid``, ``jobspec``, ``env``).
+
+    Raising fails the job with the exception's message.
+    """
+
+
+@hookspec
+def shell_task_init(shell, task):
+    """Called for each task just before it is spawned; may edit ``task.env``."""
+
+
+@hookspec
+def shell_task_exit(shell, task):
+    """Called when a task has exited; ``task.status`` is its wait status."""
+
+
+@hookspec
+def shell_exit(shell):
+    """Called when every task of the shell has exited, before the job finishes."""
+
+
+# ---------------------------------------------------------------------------------------
+# acct: accounting
+# ---------------------------------------------------------------------------------------
+
+
+@hookspec
+def acct_job_end(job, usage):
+    """Called once when a job becomes inactive.
+
+    :param job: the `Job` (state INACTIVE, with its result).
+    :param usage: dict with ``t_submit``, ``t_run``, ``t_inactive``, ``nnodes``,
+        ``ncores``, ``ngpus``, ``runtime`` (seconds) and ``result``.
+    """

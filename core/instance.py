@@ -1,0 +1,307 @@
+"""An instance: broker, KVS, job manager, scheduler and exec wired together.
+
+`run_instance` is what ``strato start`` does: it makes the run directory, starts
+every part in this process, runs the initial program with ``STRATO_URI`` set, and
+returns the program's exit code once the program exits and the instance has
+shut down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import shutil
+import signal
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from strato.core import job_services
+from strato.core.broker import Broker
+from strato.core.errors import ConfigError, PluginError, RPCError
+from strato.core.jobmanager import INACTIVE, JobManager
+from strato.core.kvs import KVS
+from strato.core.plugins import describe, make_plugin_manager
+from strato.core.resource import instance_R
+from strato.jobspec.hostlist import expand_hostlist
+from strato.jobspec.idset import decode_idset, encode_idset
+from strato.jobspec.model import summarize
+from strato.shell.spawn import Reaper
+
+log = logging.getLogger("strato.instance")
+
+
+def _registry(hook, what: str) -> dict:
+    """Collect the ``name -> factory`` pairs a registration hook hands out."""
+    found: dict = {}
+
+    def register(name: str, factory) -> None:
+        if name in found:
+            raise PluginError(f"{what} '{name}' is registered twice")
+        found[name] = factory
+
+    hook(register=register)
+    return found
+
+
+class Instance:
+    """One running instance in this process (see module docstring)."""
+
+    def __init__(self, config: dict, rundir: Path, statedir: Path | None) -> None:
+        self.config = config
+        self.rundir = rundir
+        self.statedir = statedir
+        self.uri = f"local://{rundir}/local"
+        self.t_start = time.time()
+        self.pm = make_plugin_manager(config)
+        self.summarize = summarize
+        self.drained: dict[int, dict] = {}
+
+    def setup(self) -> None:
+        """Build every part; errors here stop startup with a one-line message."""
+        loop = asyncio.get_running_loop()
+        self.reaper = Reaper(loop)
+        statefile = None
+        if self.statedir is not None:
+            self.statedir.mkdir(parents=True, exist_ok=True)
+            statefile = self.statedir / "content.sqlite"
+        self.kvs = KVS(statefile)
+        epoch = self.kvs.get("instance.fluid-epoch")
+        if not isinstance(epoch, int):
+            epoch = int(time.time() * 1000) - 1
+            self.kvs.put("instance.fluid-epoch", epoch)
+        self.fluid_epoch = epoch
+        self.nodes, self.R = instance_R(self.config)
+        self.kvs.put("resource.R", self.R)
+        hook = self.pm.hook
+        schedulers = _registry(hook.sched_register_schedulers, "scheduler")
+        name = self.config.get("sched", {}).get("plugin", "sched-simple")
+        if name not in schedulers:
+            raise ConfigError(f"unknown scheduler '{name}' (have: {', '.join(sorted(schedulers))})")
+        self.scheduler = schedulers[name](self, self.config.get(name, {}))
+        self.scheduler.set_resources(self.nodes)
+        self.backend_factories = _registry(hook.exec_register_backends, "exec backend")
+        self.backends: dict = {}
+        self.jobs = JobManager(self)
+        if self.jobs.default_backend not in self.backend_factories:
+            raise ConfigError(f"unknown exec backend '{self.jobs.default_backend}'")
+        self.backend(self.jobs.default_backend)
+        self.broker = Broker()
+        self.kvs.register_services(self.broker)
+        job_services.register(self.broker, self.jobs, self.kvs)
+        self._register_services()
+        hook.core_register_services(register=self.broker.register)
+        for impl in hook.core_configure.get_hookimpls():
+            try:
+                impl.function(instance=self, config=self.config.get(impl.plugin_name, {}))
+            except Exception as exc:
+                raise PluginError(f"plugin '{impl.plugin_name}': {exc}") from None
+        self.jobs.recover()
+
+    def backend(self, name: str):
+        be = self.backends.get(name)
+        if be is None:
+            be = self.backends[name] = self.backend_factories[name](self,
+                                                                    self.config.get("exec", {}))
+        return be
+
+    # -- exec glue ----------------------------------------------------------------------
+    def start_exec(self, job) -> None:
+        system = job.jobspec.get("attributes", {}).get("system", {})
+        test = system.get("exec", {}).get("test") if isinstance(system.get("exec"), dict) \
+            else None
+        name = "sim" if test is not None else self.jobs.default_backend
+        job.backend = self.backend(name)
+        job.backend.start(job)
+
+    def kill_exec(self, job, signum: int) -> None:
+        if job.backend is not None:
+            job.backend.kill(job, signum)
+
+    def job_ended(self, job) -> None:
+        hook = self.pm.hook.acct_job_end
+        if hook.get_hookimpls():
+            s = job.summary
+            usage = {"t_submit": job.t_submit, "t_run": job.t_run, "t_inactive": job.t_inactive,
+                     "nnodes": s["nnodes"] or 1, "ncores": s["nslots"] * s["cores_per_slot"],
+                     "ngpus": s["nslots"] * s["gpus_per_slot"],
+                     "runtime": (job.t_cleanup - job.t_run) if job.t_run else 0.0,
+                     "result": job.result}
+            try:
+                hook(job=job, usage=usage)
+            except Exception:
+                log.exception("acct_job_end hook failed")
+
+    # -- instance services -----------------------------------------------------------------
+    def _register_services(self) -> None:
+        b = self.broker
+        b.register("resource.status", lambda req: req.respond(self._resource_status()))
+        b.register("resource.R", lambda req: req.respond({"R": self.R}))
+        b.register("resource.drain", self._drain)
+        b.register("resource.undrain", self._undrain)
+        b.register("queue.status", self._queue_status)
+        b.register("queue.control", self._queue_control)
+        b.register("queue.wait", self._queue_wait)
+        b.register("plugins.list", lambda req: req.respond({"plugins": describe(self.pm)}))
+        b.register("broker.info", lambda req: req.respond(self._info()))
+
+    def _info(self) -> dict:
+        return {"uri": self.uri, "rundir": str(self.rundir), "pid": os.getpid(),
+                "statedir": str(self.statedir) if self.statedir else None,
+                "size": 1, "nodes": len(self.nodes), "t_start": self.t_start,
+                "uptime": time.time() - self.t_start, "jobs": len(self.jobs.jobs),
+                "active": len(self.jobs.active)}
+
+    def _resource_status(self) -> dict:
+        status = self.scheduler.resource_status()
+        status["drained"] = {str(r): d for r, d in self.drained.items()}
+        return status
+
+    def _targets(self, text: object) -> list[int]:
+        if not isinstance(text, str) or not text:
+            raise RPCError("no targets given")
+        try:
+            ranks = decode_idset(text)
+        except ValueError:
+            try:
+                hosts = expand_hostlist(text)
+            except ValueError:
+                raise RPCError(f"invalid targets '{text}'") from None
+            byname = {n.hostname: n.rank for n in self.nodes}
+            missing = [h for h in hosts if h not in byname]
+            if missing:
+                raise RPCError(f"unknown host {missing[0]}") from None
+            ranks = [byname[h] for h in hosts]
+        bad = [r for r in ranks if r >= len(self.nodes)]
+        if bad:
+            raise RPCError(f"invalid rank {bad[0]} (instance has {len(self.nodes)} nodes)")
+        return ranks
+
+    def _drain(self, req) -> None:
+        body = req.body or {}
+        ranks = self._targets(body.get("targets"))
+        for r in ranks:
+            self.drained[r] = {"timestamp": time.time(), "reason": body.get("reason", "")}
+        self.scheduler.drain(ranks, True)
+        req.respond({"ranks": encode_idset(ranks)})
+
+    def _undrain(self, req) -> None:
+        body = req.body or {}
+        ranks = self._targets(body.get("targets"))
+        notdrained = [r for r in ranks if r not in self.drained]
+        if notdrained:
+            raise RPCError(f"rank {notdrained[0]} is not drained")
+        for r in ranks:
+            del self.drained[r]
+        self.scheduler.drain(ranks, False)
+        self.jobs.request_schedule()
+        req.respond({"ranks": encode_idset(ranks)})
+
+    def _queue_status(self, req) -> None:
+        j = self.jobs
+        counts: dict[str, int] = {}
+        for job in j.active.values():
+            counts[job.state_name] = counts.get(job.state_name, 0) + 1
+        req.respond({"submit_enabled": j.submit_enabled,
+                     "submit_disable_reason": j.submit_disable_reason,
+                     "sched_started": j.sched_started, "stop_reason": j.stop_reason,
+                     "counts": counts, "inactive": j.counts["inactive"]})
+
+    def _queue_control(self, req) -> None:
+        body = req.body or {}
+        action = body.get("action")
+        reason = body.get("reason", "")
+        j = self.jobs
+        if action == "enable":
+            j.submit_enabled, j.submit_disable_reason = True, ""
+        elif action == "disable":
+            j.submit_enabled, j.submit_disable_reason = False, reason or "disabled by user"
+        elif action == "start":
+            j.sched_started, j.stop_reason = True, ""
+            j.request_schedule()
+        elif action == "stop":
+            j.sched_started, j.stop_reason = False, reason
+        else:
+            raise RPCError(f"unknown queue action '{action}'")
+        req.respond()
+
+    def _queue_wait(self, req) -> None:
+        """{what: idle|empty}: answer when no job runs (idle) or none is active (empty)."""
+        what = (req.body or {}).get("what")
+        if what == "idle":
+            self.jobs.on_idle(lambda: req.respond())
+        elif what == "empty":
+            self.jobs.on_empty(lambda: req.respond())
+        else:
+            raise RPCError(f"unknown wait '{what}'")
+
+    # -- shutdown --------------------------------------------------------------------------
+    def shutdown(self) -> None:
+        for job in list(self.jobs.active.values()):
+            if job.state != INACTIVE and job.R is not None:
+                self.kill_exec(job, signal.SIGKILL)
+        self.broker.close()
+        self.kvs.close()
+
+
+def _spawn_initial(argv: list[str], env: dict[str, str]) -> int:
+    exe = shutil.which(argv[0], path=env.get("PATH")) if "/" not in argv[0] else argv[0]
+    if exe is None:
+        raise ConfigError(f"{argv[0]}: command not found")
+    return os.posix_spawn(exe, argv, env)
+
+
+async def _serve(inst: Instance, command: list[str]) -> int:
+    inst.setup()
+    inst.broker.bind(f"ipc://{inst.rundir}/local")
+    loop = asyncio.get_running_loop()
+    env = dict(os.environ)
+    env["STRATO_URI"] = inst.uri
+    done: asyncio.Future = loop.create_future()
+    pid = _spawn_initial(command, env)
+    inst.reaper.watch(pid, lambda status: done.done() or done.set_result(status))
+
+    def terminate(signum: int) -> None:
+        try:
+            os.kill(pid, signum)
+        except ProcessLookupError:
+            pass
+
+    loop.add_signal_handler(signal.SIGTERM, terminate, signal.SIGTERM)
+    loop.add_signal_handler(signal.SIGHUP, terminate, signal.SIGHUP)
+    loop.add_signal_handler(signal.SIGINT, lambda: None)  # the program handles ^C itself
+    try:
+        status = await done
+    finally:
+        inst.shutdown()
+    code = os.waitstatus_to_exitcode(status)
+    return 128 - code if code < 0 else code
+
+
+def run_instance(config: dict, command: list[str], statedir: str | None = None,
+                 rundir: str | None = None) -> int:
+    """Run an instance in this process until `command` exits; returns its exit code."""
+    if not command:
+        command = [os.environ.get("SHELL", "/bin/sh")]
+    owned = rundir is None
+    if owned:
+        rdir = Path(tempfile.mkdtemp(prefix="strato-"))
+    else:
+        rdir = Path(rundir).resolve()
+        rdir.mkdir(parents=True, exist_ok=True)
+    os.chmod(rdir, 0o700)
+    try:
+        inst = Instance(config, rdir, Path(statedir).resolve() if statedir else None)
+        code = asyncio.run(_serve(inst, command))
+    finally:
+        if owned:
+            shutil.rmtree(rdir, ignore_errors=True)
+        else:
+            try:
+                os.unlink(rdir / "local")
+            except OSError:
+                pass
+    sys.stdout.flush()
+    return code

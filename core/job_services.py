@@ -1,0 +1,211 @@
+"""Broker services of the job manager: submit, watch, wait, cancel, signal, list.
+
+Each is a thin layer between a request body and `JobManager`; the shapes of the
+bodies are documented on each handler, and `strato.job` is their client.
+"""
+
+from __future__ import annotations
+
+import os
+
+from strato.core import ids
+from strato.core.errors import RPCError
+from strato.core.jobmanager import INACTIVE, STATE_NAMES, Job, JobManager
+
+
+def job_record(job: Job) -> dict:
+    """The summary of a job that ``strato jobs`` and ``job.list`` show."""
+    s = job.summary
+    rec = {"id": job.id, "userid": job.userid, "urgency": job.urgency,
+           "priority": job.priority, "state": STATE_NAMES[job.state], "name": job.name,
+           "ntasks": s["ntasks"], "nnodes": s["nnodes"],
+           "ncores": s["nslots"] * s["cores_per_slot"], "duration": s["duration"],
+           "t_submit": job.t_submit, "t_run": job.t_run, "t_cleanup": job.t_cleanup,
+           "t_inactive": job.t_inactive, "result": job.result, "waitstatus": job.status,
+           "success": job.result == "COMPLETED" if job.result else None}
+    if job.R is not None:
+        ex = job.R["execution"]
+        rec["ranks"] = ",".join(e["rank"] for e in ex["R_lite"])
+        rec["nodelist"] = ",".join(ex.get("nodelist", []))
+        rec["nnodes"] = sum(len(e["rank"].split(",")) for e in ex["R_lite"]) \
+            if rec["nnodes"] is None else rec["nnodes"]
+        rec["expiration"] = ex.get("expiration", 0.0)
+    if job.exception is not None:
+        rec["exception"] = {"type": job.exception["type"], "note": job.exception["note"],
+                            "severity": job.exception["severity"]}
+    return rec
+
+
+def register(broker, jobs: JobManager, kvs) -> None:
+    uid = os.getuid()
+
+    def submit(req) -> None:
+        """{jobspecs: [...]} or {jobspec, count}; urgency, flags; watch streams events."""
+        body = req.body or {}
+        if "jobspecs" in body:
+            jobspecs = body["jobspecs"]
+            if not isinstance(jobspecs, list):
+                raise RPCError("jobspecs must be a list")
+        else:
+            count = body.get("count", 1)
+            if not isinstance(count, int) or count < 1:
+                raise RPCError("count must be a positive integer")
+            jobspecs = [body.get("jobspec")] * count
+        new = jobs.submit(jobspecs, uid, body.get("urgency", 16), body.get("flags", 0))
+        if body.get("watch") and req.streaming:
+            req.send({"ids": new})
+            _stream_events(req, jobs.jobs[new[0]], kvs, bool(body.get("output")))
+        else:
+            req.respond({"ids": new})
+
+    def events(req) -> None:
+        """{id, output}: stream eventlog (and output) entries until the job is clean."""
+        body = req.body or {}
+        job = jobs.lookup(body.get("id"))
+        _stream_events(req, job, kvs, bool(body.get("output")))
+
+    def wait(req) -> None:
+        """{ids}: respond (stream) a result per job as each becomes inactive."""
+        body = req.body or {}
+        targets = [jobs.lookup(i) for i in body.get("ids", [])]
+        if body.get("all"):
+            targets = list(jobs.active.values())
+        if not targets:
+            req.respond({"results": []})
+            return
+        left = [len(targets)]
+        batch: list[dict] = []
+
+        def done(job: Job) -> None:
+            batch.append(_result(job))
+            left[0] -= 1
+            if left[0] == 0:
+                req.respond({"results": batch[:]})
+            elif len(batch) == 1:
+                # Send what ended this turn in one message at the end of the turn.
+                import asyncio
+
+                asyncio.get_running_loop().call_soon(flush)
+
+        def flush() -> None:
+            if batch and left[0]:
+                req.send({"results": batch[:]})
+                batch.clear()
+
+        for job in targets:
+            jobs.on_inactive(job, done)
+
+    def cancel(req) -> None:
+        """{ids, type?, note?}: raise a severity 0 exception (default type cancel)."""
+        body = req.body or {}
+        errors = []
+        for jid in body.get("ids", []):
+            try:
+                job = jobs.lookup(jid)
+                jobs.raise_exception(job, body.get("type", "cancel"), body.get("severity", 0),
+                                     body.get("note", ""), uid)
+            except RPCError as exc:
+                errors.append(str(exc))
+        if errors:
+            raise RPCError("; ".join(errors), "EINVAL")
+        req.respond()
+
+    def kill(req) -> None:
+        """{ids, signum}: send a signal to the tasks of running jobs."""
+        body = req.body or {}
+        signum = body.get("signum", 15)
+        if not isinstance(signum, int) or not 0 < signum < 65:
+            raise RPCError(f"invalid signal {signum}")
+        for jid in body.get("ids", []):
+            job = jobs.lookup(jid)
+            if job.state & INACTIVE or job.R is None:
+                raise RPCError(f"job {ids.f58(job.id)} is not running")
+            jobs.instance.kill_exec(job, signum)
+        req.respond()
+
+    def urgency(req) -> None:
+        body = req.body or {}
+        job = jobs.lookup(body.get("id"))
+        old = jobs.set_urgency(job, body.get("urgency"), uid)
+        req.respond({"old_urgency": old})
+
+    def list_jobs(req) -> None:
+        """{states: mask, results: [...], ids: [...], name, max}."""
+        body = req.body or {}
+        mask = body.get("states", 0x7F)
+        results = body.get("results")
+        if body.get("ids"):
+            src = [jobs.lookup(i) for i in body["ids"]]
+        else:
+            src = jobs.jobs.values()
+        name = body.get("name")
+        out = []
+        limit = body.get("max", 0) or None
+        for job in reversed(list(src)):
+            if not job.state & mask:
+                continue
+            if results and job.result not in results:
+                continue
+            if name and job.name != name:
+                continue
+            out.append(job_record(job))
+            if limit and len(out) >= limit:
+                break
+        req.respond({"jobs": out})
+
+    def info(req) -> None:
+        body = req.body or {}
+        job = jobs.lookup(body.get("id"))
+        rec = job_record(job)
+        rec["jobspec"] = job.jobspec
+        rec["R"] = job.R
+        rec["eventlog"] = job.eventlog
+        req.respond(rec)
+
+    for topic, fn in (("job-manager.submit", submit), ("job-manager.events", events),
+                      ("job-manager.wait", wait), ("job-manager.cancel", cancel),
+                      ("job-manager.kill", kill), ("job-manager.urgency", urgency),
+                      ("job-list.list", list_jobs), ("job-list.info", info)):
+        broker.register(topic, fn)
+
+
+def _result(job: Job) -> dict:
+    out = {"id": job.id, "result": job.result, "status": job.status,
+           "success": job.result == "COMPLETED"}
+    if job.exception is not None:
+        out["exception"] = job.exception
+    return out
+
+
+def _stream_events(req, job: Job, kvs, output: bool) -> None:
+    """Send every eventlog (and output) entry of `job`, then new ones, until clean."""
+    cancels = []
+
+    def stop() -> None:
+        for c in cancels:
+            c()
+        cancels.clear()
+
+    def send(log: str, entries) -> None:
+        for e in entries:
+            req.send({"log": log, "entry": e})
+            if log == "eventlog" and e["name"] == "clean":
+                stop()
+                req.respond()
+                return
+
+    out_key = job.kvsdir + ".guest.output"
+    if output:
+        existing = kvs.get(out_key)
+        if existing:
+            send("output", list(existing))
+        cancels.append(kvs.watch(out_key, lambda op, v: send("output",
+                                                            v if op == "append" else [])))
+    if req.done:
+        return
+    events = list(job.eventlog)
+    if job.state != INACTIVE:
+        cancels.append(kvs.watch(job.kvsdir + ".eventlog",
+                                 lambda op, v: send("eventlog", v if op == "append" else [])))
+    req.on_cancel = stop
+    send("eventlog", events)

@@ -1,0 +1,141 @@
+"""The instance's resources: R version 1 (RFC 20), built from config or discovered.
+
+Config form (any number of entries; ranks are given to hosts in order)::
+
+    [[resource.config]]
+    hosts = "node[0-1023]"
+    cores = "0-31"
+    gpus = "0-3"
+    properties = ["amd64"]
+
+Without config the machine is discovered: the cores this process may run on, and
+the GPUs named by CUDA_VISIBLE_DEVICES or present as /dev/nvidiaN.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import socket
+from dataclasses import dataclass, field
+
+from strato.core.errors import ConfigError
+from strato.jobspec.hostlist import compress_hostlist, expand_hostlist
+from strato.jobspec.idset import decode_idset, encode_idset
+
+
+@dataclass
+class Node:
+    """One node (broker rank) of R."""
+
+    rank: int
+    hostname: str
+    cores: list[int]
+    gpus: list[int] = field(default_factory=list)
+    properties: list[str] = field(default_factory=list)
+
+
+def discover() -> list[Node]:
+    cores = sorted(os.sched_getaffinity(0))
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        gpus = list(range(len([g for g in visible.split(",") if g.strip()])))
+    else:
+        gpus = sorted(int(p[len("/dev/nvidia"):]) for p in glob.glob("/dev/nvidia[0-9]*"))
+    return [Node(0, socket.gethostname(), cores, gpus)]
+
+
+def from_config(entries: object) -> list[Node]:
+    """Nodes from ``[[resource.config]]`` entries; ConfigError names a bad entry."""
+    if not isinstance(entries, list) or not entries:
+        raise ConfigError("resource.config must be a non-empty list of tables")
+    nodes: list[Node] = []
+    seen: set[str] = set()
+    for i, entry in enumerate(entries):
+        where = f"resource.config[{i}]"
+        if not isinstance(entry, dict) or "hosts" not in entry:
+            raise ConfigError(f"{where}: missing 'hosts'")
+        try:
+            hosts = expand_hostlist(str(entry["hosts"]))
+            cores = decode_idset(str(entry.get("cores", "0")))
+            gpus = decode_idset(str(entry.get("gpus", ""))) if entry.get("gpus") else []
+        except ValueError as exc:
+            raise ConfigError(f"{where}: {exc}") from None
+        props = entry.get("properties", [])
+        if not isinstance(props, list) or not all(isinstance(p, str) for p in props):
+            raise ConfigError(f"{where}: properties must be a list of strings")
+        if not cores:
+            raise ConfigError(f"{where}: no cores")
+        for host in hosts:
+            if host in seen:
+                raise ConfigError(f"{where}: host {host} appears twice")
+            seen.add(host)
+            nodes.append(Node(len(nodes), host, cores, gpus, list(props)))
+    return nodes
+
+
+def nodes_from_R(R: dict) -> list[Node]:
+    """Parse an R version 1 object into nodes."""
+    try:
+        ex = R["execution"]
+        hosts = []
+        for h in ex.get("nodelist", []):
+            hosts.extend(expand_hostlist(h))
+        nodes = []
+        for entry in ex["R_lite"]:
+            children = entry["children"]
+            cores = decode_idset(children.get("core", ""))
+            gpus = decode_idset(children.get("gpu", ""))
+            for rank in decode_idset(entry["rank"]):
+                name = hosts[len(nodes)] if len(nodes) < len(hosts) else f"rank{rank}"
+                nodes.append(Node(rank, name, cores, gpus))
+        for prop, ranks in (ex.get("properties") or {}).items():
+            rset = set(decode_idset(ranks))
+            for n in nodes:
+                if n.rank in rset:
+                    n.properties.append(prop)
+    except (KeyError, TypeError, ValueError, IndexError) as exc:
+        raise ConfigError(f"invalid R: {exc}") from None
+    return nodes
+
+
+def make_R(parts: list[tuple[int, str, list[int], list[int]]], starttime: float = 0.0,
+           expiration: float = 0.0, properties: dict[str, list[int]] | None = None) -> dict:
+    """Build R version 1 from ``(rank, hostname, cores, gpus)`` in rank order.
+
+    Consecutive ranks with the same cores and gpus share one R_lite entry.
+    """
+    rlite: list[dict] = []
+    last_children = None
+    ranks: list[int] = []
+    for rank, _host, cores, gpus in parts:
+        children = {"core": encode_idset(cores)}
+        if gpus:
+            children["gpu"] = encode_idset(gpus)
+        if children != last_children:
+            if ranks:
+                rlite.append({"rank": encode_idset(ranks), "children": last_children})
+            ranks = []
+            last_children = children
+        ranks.append(rank)
+    if ranks:
+        rlite.append({"rank": encode_idset(ranks), "children": last_children})
+    ex = {"R_lite": rlite, "nodelist": [compress_hostlist([p[1] for p in parts])],
+          "starttime": starttime, "expiration": expiration}
+    if properties:
+        ex["properties"] = {k: encode_idset(v) for k, v in properties.items() if v}
+    return {"version": 1, "execution": ex}
+
+
+def instance_R(config: dict) -> tuple[list[Node], dict]:
+    """The nodes and R of a new instance from its config (or the machine)."""
+    rconf = config.get("resource", {})
+    if not isinstance(rconf, dict):
+        raise ConfigError("[resource] must be a table")
+    nodes = from_config(rconf["config"]) if "config" in rconf else discover()
+    props: dict[str, list[int]] = {}
+    for n in nodes:
+        for p in n.properties:
+            props.setdefault(p, []).append(n.rank)
+    R = make_R([(n.rank, n.hostname, n.cores, n.gpus) for n in nodes], properties=props)
+    return nodes, R

@@ -1,0 +1,262 @@
+"""The job shell: one per job on a node, run as a coroutine inside the shell host.
+
+It lays the job's tasks out over its slots, builds each task's environment, spawns
+the tasks, sends their output to the job's output eventlog in the KVS (or to files
+named by ``--output``/``--error`` templates), enforces the time limit, and reports
+the job's wait status (the largest of its tasks') when the last task has exited.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+
+from strato.core import ids
+from strato.jobspec.idset import decode_idset
+
+
+class Task:
+    """One task of a job: what to run and, once run, its pid and wait status."""
+
+    __slots__ = ("rank", "local_id", "node_rank", "argv", "env", "pid", "status", "open")
+
+    def __init__(self, rank: int, local_id: int, node_rank: int, argv: list[str]) -> None:
+        self.rank = rank
+        self.local_id = local_id
+        self.node_rank = node_rank
+        self.argv = argv
+        self.env: dict[str, str] = {}
+        self.pid = 0
+        self.status: int | None = None
+        self.open = 0  # output pipes still open plus one for the process itself
+
+
+def task_layout(job) -> list[tuple[int, int]]:
+    """``(node_rank, local_id)`` for each task, in task-rank order.
+
+    Slots are laid out over the allocated nodes in rank order; a ``total`` task
+    count is spread over the slots in blocks, earlier slots taking the remainder.
+    """
+    s = job.summary
+    slots: list[int] = []
+    per_node = s["nslots"] // s["nnodes"] if s["nnodes"] else 0
+    for entry in job.R["execution"]["R_lite"]:
+        ncores = len(decode_idset(entry["children"].get("core", "")))
+        for rank in decode_idset(entry["rank"]):
+            n = per_node or (ncores // s["cores_per_slot"] if s["cores_per_slot"] else 1)
+            slots.extend([rank] * n)
+    slots = slots[: s["nslots"]] or [0]
+    count = job.jobspec["tasks"][0]["count"]
+    if "total" in count:
+        base, extra = divmod(count["total"], len(slots))
+        per_slot = [base + (1 if i < extra else 0) for i in range(len(slots))]
+    else:
+        per_slot = [count["per_slot"]] * len(slots)
+    layout = []
+    local: dict[int, int] = {}
+    for rank, n in zip(slots, per_slot, strict=True):
+        for _ in range(n):
+            lid = local.get(rank, 0)
+            local[rank] = lid + 1
+            layout.append((rank, lid))
+    return layout
+
+
+def render_template(template: str, job) -> str:
+    """Expand mustache fields of an output path: {{id}}, {{id.f58}}, {{name}}, ..."""
+    if "{{" not in template:
+        return template
+    out = template
+    for key, form in (("id.dec", "dec"), ("id.hex", "hex"), ("id.dothex", "dothex"),
+                      ("id.words", "words"), ("id.f58", "f58"), ("id", "f58")):
+        tag = "{{" + key + "}}"
+        if tag in out:
+            out = out.replace(tag, ids.encode(job.id, form))
+    return out.replace("{{name}}", job.name)
+
+
+class JobShell:
+    """Runs one job's tasks on this node (see module docstring)."""
+
+    def __init__(self, host, job) -> None:
+        self.host = host
+        self.job = job
+        self.jobid = job.id
+        self.jobspec = job.jobspec
+        self.tasks: list[Task] = []
+        self.remaining = 0
+        self.done: asyncio.Future | None = None
+        self.killed = False
+        system = job.jobspec.get("attributes", {}).get("system", {})
+        self.system = system
+        self.env: dict[str, str] = {}
+        self._output_started = False
+        self._timer: asyncio.TimerHandle | None = None
+
+    # -- output --------------------------------------------------------------------------
+    def _output_key(self) -> str:
+        return self.job.kvsdir + ".guest.output"
+
+    def write_output(self, stream: str, rank: int, data: str) -> None:
+        kvs = self.host.instance.kvs
+        entry = {"timestamp": time.time(), "name": "data",
+                 "context": {"stream": stream, "rank": str(rank), "data": data}}
+        if not self._output_started:
+            self._output_started = True
+            header = {"timestamp": entry["timestamp"], "name": "header",
+                      "context": {"version": 1, "encoding": {"stdout": "UTF-8",
+                                                             "stderr": "UTF-8"},
+                                  "count": {"stdout": len(self.tasks),
+                                            "stderr": len(self.tasks)}}}
+            kvs.append(self._output_key(), [header, entry])
+        else:
+            kvs.append(self._output_key(), [entry])
+
+    def _open_files(self) -> tuple[int | None, int | None]:
+        shell_opts = self.system.get("shell", {}).get("options", {})
+        out = shell_opts.get("output", {})
+        cwd = self.system.get("cwd") or os.getcwd()
+
+        def open_tmpl(spec: dict | None) -> int | None:
+            if not spec or not spec.get("path"):
+                return None
+            path = os.path.join(cwd, render_template(spec["path"], self.job))
+            flags = os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC
+            flags |= os.O_APPEND if spec.get("mode") == "append" else os.O_TRUNC
+            return os.open(path, flags, 0o644)
+
+        fout = open_tmpl(out.get("stdout"))
+        ferr = open_tmpl(out.get("stderr")) if out.get("stderr") else fout
+        return fout, ferr
+
+    # -- running -------------------------------------------------------------------------
+    async def run(self) -> int:
+        """Spawn every task and return the job's wait status when all have exited."""
+        loop = asyncio.get_running_loop()
+        self.done = loop.create_future()
+        job = self.job
+        inst = self.host.instance
+        argv = [str(a) for a in job.jobspec["tasks"][0]["command"]]
+        layout = task_layout(job)
+        nnodes = len({r for r, _ in layout})
+        base = dict(self.system.get("environment") or os.environ)
+        base.update({"STRATO_URI": inst.uri, "STRATO_JOB_ID": ids.f58(job.id),
+                     "STRATO_JOB_SIZE": str(len(layout)), "STRATO_JOB_NNODES": str(nnodes)})
+        self.env = base
+        self.tasks = [Task(i, lid, nrank, argv) for i, (nrank, lid) in enumerate(layout)]
+        self.host.hook.shell_init(shell=self)
+        try:
+            fout, ferr = self._open_files()
+        except OSError as exc:
+            return self._fail_all(f"cannot open output file: {exc.strerror}: {exc.filename}")
+        self.remaining = len(self.tasks)
+        cwd = self.system.get("cwd")
+        devnull = self.host.devnull
+        try:
+            for task in self.tasks:
+                env = dict(base)
+                env["STRATO_TASK_RANK"] = str(task.rank)
+                env["STRATO_TASK_LOCAL_ID"] = str(task.local_id)
+                task.env = env
+                self.host.hook.shell_task_init(shell=self, task=task)
+                if self.killed:
+                    self._task_exited(task, 15)
+                    continue
+                self._spawn(task, cwd, devnull, fout, ferr)
+        finally:
+            for fd in {fout, ferr} - {None}:
+                os.close(fd)
+        inst.jobs.exec_started(job)
+        duration = job.summary["duration"]
+        if duration > 0:
+            self._timer = loop.call_later(duration, self._timeout)
+        status = await self.done
+        if self._timer:
+            self._timer.cancel()
+        self.host.hook.shell_exit(shell=self)
+        return status
+
+    def _fail_all(self, message: str) -> int:
+        self.write_output("stderr", 0, f"strato-shell: {message}\n")
+        self.host.instance.jobs.raise_exception(self.job, "exec", 0, message)
+        return 127 << 8
+
+    def _spawn(self, task: Task, cwd: str | None, devnull: int, fout: int | None,
+               ferr: int | None) -> None:
+        pipes = []
+        out_w = err_w = None
+        if fout is None:
+            out_r, out_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
+            pipes.append(("stdout", out_r))
+        if ferr is None:
+            err_r, err_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
+            pipes.append(("stderr", err_r))
+        try:
+            task.pid = self.host.spawn(task.argv, task.env, cwd, devnull,
+                                       fout if out_w is None else out_w,
+                                       ferr if err_w is None else err_w)
+        except OSError as exc:
+            for _, fd in pipes:
+                os.close(fd)
+            what = exc.filename or task.argv[0]
+            self.write_output("stderr", task.rank,
+                              f"strato-shell: task {task.rank}: start failed: {what}:"
+                              f" {exc.strerror}\n")
+            self._task_exited(task, 127 << 8)
+            return
+        finally:
+            for fd in (out_w, err_w):
+                if fd is not None:
+                    os.close(fd)
+        task.open = 1 + len(pipes)
+        loop = self.host.loop
+        for stream, fd in pipes:
+            loop.add_reader(fd, self._read, task, stream, fd)
+        self.host.reaper.watch(task.pid, lambda status, t=task: self._task_exited(t, status))
+
+    def _read(self, task: Task, stream: str, fd: int) -> None:
+        try:
+            data = os.read(fd, 65536)
+        except BlockingIOError:
+            return
+        if data:
+            self.write_output(stream, task.rank, data.decode("utf-8", "replace"))
+            return
+        self.host.loop.remove_reader(fd)
+        os.close(fd)
+        self._close_one(task)
+
+    def _task_exited(self, task: Task, status: int) -> None:
+        task.status = status
+        task.pid = -task.pid if task.pid else 0
+        if task.open:
+            self._close_one(task)
+        else:
+            self._task_done(task)
+
+    def _close_one(self, task: Task) -> None:
+        task.open -= 1
+        if task.open == 0:
+            self._task_done(task)
+
+    def _task_done(self, task: Task) -> None:
+        self.host.hook.shell_task_exit(shell=self, task=task)
+        self.remaining -= 1
+        if self.remaining == 0 and self.done is not None and not self.done.done():
+            self.done.set_result(max((t.status or 0) for t in self.tasks) if self.tasks else 0)
+
+    def _timeout(self) -> None:
+        self._timer = None
+        self.host.instance.jobs.raise_exception(self.job, "timeout", 0,
+                                                "resource allocation expired")
+
+    def kill(self, signum: int) -> None:
+        """Signal every running task's process group."""
+        self.killed = True
+        for task in self.tasks:
+            if task.pid > 0 and task.status is None:
+                try:
+                    os.killpg(task.pid, signum)
+                except ProcessLookupError:
+                    pass

@@ -1,0 +1,91 @@
+"""Spawning processes without blocking the event loop, and reaping them.
+
+One `Reaper` per process handles SIGCHLD: it collects every exited child with
+``waitpid(-1, WNOHANG)`` and calls the callback registered for that pid. Spawning
+is a single ``posix_spawn`` into a new process group (so a job's tasks can be
+signalled as a group); there is no thread per child and no Python in the child.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import signal
+from collections.abc import Callable
+
+
+class Reaper:
+    """Dispatch child exit statuses to callbacks (see module docstring)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.callbacks: dict[int, Callable[[int], None]] = {}
+        self._early: dict[int, int] = {}
+        loop.add_signal_handler(signal.SIGCHLD, self.reap)
+
+    def watch(self, pid: int, callback: Callable[[int], None]) -> None:
+        """Call ``callback(waitstatus)`` when `pid` exits."""
+        status = self._early.pop(pid, None)
+        if status is not None:
+            callback(status)
+        else:
+            self.callbacks[pid] = callback
+
+    def reap(self) -> None:
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            cb = self.callbacks.pop(pid, None)
+            if cb is None:
+                self._early[pid] = status
+            else:
+                cb(status)
+
+    def close(self) -> None:
+        self.loop.remove_signal_handler(signal.SIGCHLD)
+
+
+_which_cache: dict[tuple[str, str], str | None] = {}
+
+
+def resolve(command: str, path: str | None) -> str | None:
+    """Find `command` on the job's PATH (not the broker's), cached."""
+    if "/" in command:
+        return command
+    key = (command, path or "")
+    if key not in _which_cache:
+        _which_cache[key] = shutil.which(command, path=path or os.defpath)
+    return _which_cache[key]
+
+
+def spawn(argv: list[str], env: dict[str, str], cwd: str | None,
+          stdin: int, stdout: int, stderr: int) -> int:
+    """posix_spawn `argv` in a new process group with the given fds; returns the pid.
+
+    Raises OSError (with the reason) if the program cannot be found or started.
+    """
+    exe = resolve(argv[0], env.get("PATH"))
+    if exe is None:
+        raise FileNotFoundError(2, "No such file or directory", argv[0])
+    actions = [(os.POSIX_SPAWN_DUP2, stdin, 0), (os.POSIX_SPAWN_DUP2, stdout, 1),
+               (os.POSIX_SPAWN_DUP2, stderr, 2)]
+    if not cwd:
+        return os.posix_spawn(exe, argv, env, file_actions=actions, setpgroup=0,
+                              setsigdef=_SIGDEF)
+    # posix_spawn has no chdir action before Python 3.13; the broker is one thread,
+    # so changing its directory around the spawn is safe and costs two syscalls.
+    here = os.getcwd()
+    os.chdir(cwd)
+    try:
+        return os.posix_spawn(exe, argv, env, file_actions=actions, setpgroup=0,
+                              setsigdef=_SIGDEF)
+    finally:
+        os.chdir(here)
+
+
+_SIGDEF = (signal.SIGINT, signal.SIGTERM, signal.SIGCHLD, signal.SIGPIPE, signal.SIGHUP)

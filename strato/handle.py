@@ -1,0 +1,224 @@
+"""Handles: a client's connection to an instance, sync (`Handle`) and asyncio
+(`AsyncHandle`).
+
+One ZeroMQ DEALER socket per handle; requests carry a tag, and responses are
+matched to their request by it, so many requests can be in flight at once (the
+bulk paths send a batch, then read the answers). ``STRATO_URI`` selects the
+instance when no URI is given.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import os
+import socket
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Iterator
+
+import zmq
+import zmq.asyncio
+
+from strato.core import proto
+from strato.core.errors import NoInstanceError, RPCError
+
+NO_INSTANCE = "no strato instance (STRATO_URI is not set); start one with 'strato start'"
+
+
+def resolve_uri(uri: str | None) -> str:
+    uri = uri or os.environ.get("STRATO_URI")
+    if not uri:
+        raise NoInstanceError(NO_INSTANCE)
+    return uri
+
+
+def check_alive(uri: str) -> None:
+    """Raise NoInstanceError unless a broker is listening at a local URI."""
+    if not uri.startswith("local://"):
+        return
+    path = uri[len("local://"):]
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        s.connect(path)
+    except FileNotFoundError:
+        raise NoInstanceError(f"no instance at {uri} (it is not running)") from None
+    except ConnectionRefusedError:
+        raise NoInstanceError(f"no instance at {uri} (it has stopped)") from None
+    except OSError as exc:
+        if exc.errno in (errno.EACCES, errno.EPERM):
+            raise NoInstanceError(f"cannot connect to {uri}: permission denied") from None
+        raise NoInstanceError(f"cannot connect to {uri}: {exc.strerror}") from None
+    finally:
+        s.close()
+
+
+def _raise(body: object, err: str) -> None:
+    raise RPCError(err, body if isinstance(body, str) else "EINVAL")
+
+
+class Handle:
+    """A synchronous connection to an instance."""
+
+    def __init__(self, uri: str | None = None) -> None:
+        self.uri = resolve_uri(uri)
+        check_alive(self.uri)
+        try:
+            endpoint = proto.uri_to_endpoint(self.uri)
+        except ValueError as exc:
+            raise NoInstanceError(str(exc)) from None
+        self._sock = zmq.Context.instance().socket(zmq.DEALER)
+        self._sock.setsockopt(zmq.LINGER, 0)
+        self._sock.setsockopt(zmq.SNDHWM, 0)
+        self._sock.setsockopt(zmq.RCVHWM, 0)
+        self._sock.connect(endpoint)
+        self._tag = 0
+        self._inbox: dict[int, deque] = {}
+
+    def close(self) -> None:
+        self._sock.close(0)
+
+    def __enter__(self) -> Handle:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def send(self, topic: str, body: object = None, stream: bool = False) -> int:
+        """Send a request without waiting; returns its tag for `recv`."""
+        self._tag += 1
+        tag = self._tag
+        self._inbox[tag] = deque()
+        self._sock.send(proto.request(topic, tag, body, proto.FLAG_STREAM if stream else 0))
+        return tag
+
+    def recv(self, tag: int, timeout: float | None = None) -> tuple[object, str | None, bool]:
+        """The next ``(body, error, more)`` for request `tag`, waiting if needed.
+
+        Raises TimeoutError if `timeout` seconds pass first.
+        """
+        box = self._inbox[tag]
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not box:
+            self._pump(deadline)
+        item = box.popleft()
+        if not item[2]:
+            del self._inbox[tag]
+        return item
+
+    def _pump(self, deadline: float | None = None) -> None:
+        sock = self._sock
+        while True:
+            wait = 1000
+            if deadline is not None:
+                wait = max(0, min(wait, int((deadline - time.monotonic()) * 1000) + 1))
+            if sock.poll(wait):
+                break
+            if deadline is not None and time.monotonic() >= deadline:
+                raise TimeoutError("timed out")
+            check_alive(self.uri)
+        while True:
+            try:
+                data = sock.recv(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            _, tag, body, err, more = proto.decode(data)
+            box = self._inbox.get(tag)
+            if box is not None:
+                box.append((body, err, more))
+
+    def rpc(self, topic: str, body: object = None) -> object:
+        """Call a service and return its response body; RPCError on error."""
+        rbody, err, _ = self.recv(self.send(topic, body))
+        if err is not None:
+            _raise(rbody, err)
+        return rbody
+
+    def rpc_stream(self, topic: str, body: object = None) -> Iterator[object]:
+        """Call a streaming service; yields each response until the last one."""
+        tag = self.send(topic, body, stream=True)
+        finished = False
+        try:
+            while True:
+                rbody, err, more = self.recv(tag)
+                if err is not None:
+                    finished = True
+                    _raise(rbody, err)
+                if not more:
+                    finished = True
+                    return
+                yield rbody
+        finally:
+            if not finished:
+                self._inbox.pop(tag, None)
+                self._sock.send(proto.request("broker.cancel", 0, tag))
+
+
+class AsyncHandle:
+    """An asyncio connection to an instance: ``await h.rpc(...)``."""
+
+    def __init__(self, uri: str | None = None) -> None:
+        self.uri = resolve_uri(uri)
+        check_alive(self.uri)
+        self._sock = zmq.asyncio.Context.instance().socket(zmq.DEALER)
+        self._sock.setsockopt(zmq.LINGER, 0)
+        self._sock.setsockopt(zmq.SNDHWM, 0)
+        self._sock.setsockopt(zmq.RCVHWM, 0)
+        self._sock.connect(proto.uri_to_endpoint(self.uri))
+        self._tag = 0
+        self._waiters: dict[int, asyncio.Queue] = {}
+        self._reader: asyncio.Task | None = None
+
+    def close(self) -> None:
+        if self._reader:
+            self._reader.cancel()
+        self._sock.close(0)
+
+    async def __aenter__(self) -> AsyncHandle:
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        self.close()
+
+    async def _read(self) -> None:
+        while True:
+            data = await self._sock.recv()
+            _, tag, body, err, more = proto.decode(data)
+            q = self._waiters.get(tag)
+            if q is not None:
+                q.put_nowait((body, err, more))
+
+    async def _send(self, topic: str, body: object, stream: bool) -> asyncio.Queue:
+        if self._reader is None:
+            self._reader = asyncio.get_running_loop().create_task(self._read())
+        self._tag += 1
+        q: asyncio.Queue = asyncio.Queue()
+        self._waiters[self._tag] = q
+        await self._sock.send(proto.request(topic, self._tag, body,
+                                            proto.FLAG_STREAM if stream else 0))
+        return q
+
+    async def rpc(self, topic: str, body: object = None) -> object:
+        tag = self._tag + 1
+        q = await self._send(topic, body, False)
+        try:
+            rbody, err, _ = await q.get()
+        finally:
+            self._waiters.pop(tag, None)
+        if err is not None:
+            _raise(rbody, err)
+        return rbody
+
+    async def rpc_stream(self, topic: str, body: object = None) -> AsyncIterator[object]:
+        tag = self._tag + 1
+        q = await self._send(topic, body, True)
+        try:
+            while True:
+                rbody, err, more = await q.get()
+                if err is not None:
+                    _raise(rbody, err)
+                if not more:
+                    return
+                yield rbody
+        finally:
+            self._waiters.pop(tag, None)
