@@ -36,7 +36,7 @@ def submission_options(fn):
                      help="VAR=VAL sets, -VAR removes, VAR copies (after the default copy)."),
         click.option("--env-remove", multiple=True, metavar="PATTERN"),
         click.option("--cwd", metavar="DIR", help="Working directory of the tasks."),
-        click.option("--output", metavar="TEMPLATE", help="stdout to a file (e.g. job-{{id}}.out)."),
+        click.option("--output", metavar="TEMPLATE", help="stdout to a file, e.g. job-{{id}}.out."),
         click.option("--error", metavar="TEMPLATE", help="stderr to a file."),
         click.option("--dry-run", is_flag=True, help="Print the jobspec; submit nothing."),
     ]

@@ -125,9 +125,6 @@ def list_jobs(h: Handle, states: int = ACTIVE, results: list[str] | None = None,
     return h.rpc("job-list.list", body)["jobs"]
 
 
-list = list_jobs  # noqa: A001 - Flux's name for this verb
-
-
 def info(h: Handle, jobid: int | str) -> dict:
     """The job's record plus its jobspec, R and eventlog."""
     return h.rpc("job-list.info", {"id": jobid})

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 
 import pytest
+
 from strato.jobspec import format_fsd, parse_fsd
 
 

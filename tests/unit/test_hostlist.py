@@ -7,6 +7,7 @@ Why: R, constraints and the CLI name nodes with hostlists; expansion must follow
 from __future__ import annotations
 
 import pytest
+
 from strato.jobspec.hostlist import compress_hostlist, expand_hostlist
 
 # The test vectors of RFC 29, as (hostlist, comma separated expansion).

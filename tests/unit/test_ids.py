@@ -4,6 +4,7 @@ import random
 import time
 
 import pytest
+
 from strato.core import ids
 
 # Encodings of the same ids in every form. The first five rows are the ones Flux checks

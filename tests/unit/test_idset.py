@@ -7,6 +7,7 @@ reject garbage and stay fast for large instances.
 from __future__ import annotations
 
 import pytest
+
 from strato.jobspec.idset import decode_idset, encode_idset
 
 

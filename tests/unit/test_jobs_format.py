@@ -14,6 +14,7 @@ import sys
 from datetime import datetime
 
 import pytest
+
 from strato.cli import jobs_format
 from strato.cli.jobs_format import (
     NAMED_FORMATS,

@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 import yaml
+
 from strato.jobspec import JobspecError, JobspecV1, summarize, validate_v1
 
 CONFORMANCE = Path(__file__).resolve().parents[2].parent / "shared" / "conformance"

@@ -1,0 +1,59 @@
+"""strato jobs: list jobs in Flux's formats (``-o FORMAT``, named formats, --json)."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+from strato.cli.common import handle
+
+ACTIVE = 0x3F
+ALL = 0x7F
+
+
+@click.command()
+@click.option("-a", "all_states", is_flag=True, help="All jobs, inactive ones too.")
+@click.option("-A", "all_users", is_flag=True, help="Jobs of every user.")
+@click.option("-f", "--filter", "filt", metavar="STATE|RESULT,...",
+              help="Only jobs in these states or with these results.")
+@click.option("-n", "--no-header", is_flag=True)
+@click.option("-c", "--count", type=click.IntRange(min=0), default=0,
+              help="At most this many jobs.")
+@click.option("--name", metavar="NAME", help="Only jobs with this name.")
+@click.option("-o", "--format", "fmt", default="default",
+              help="A format string or a named format (default, long, deps, ...).")
+@click.option("--json", "as_json", is_flag=True, help="Print the job records as JSON.")
+def jobs(all_states, all_users, filt, no_header, count, name, fmt, as_json) -> int:
+    """List jobs (active ones by default, newest first)."""
+    from strato.cli.jobs_format import NAMED_FORMATS, JobsFormatter, parse_filter
+
+    states, results = ALL if all_states else ACTIVE, set()
+    if filt:
+        try:
+            states, results = parse_filter(filt)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--filter") from None
+    formatter = None
+    if not as_json:
+        try:
+            formatter = JobsFormatter(NAMED_FORMATS.get(fmt, fmt))
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--format") from None
+    body = {"states": states, "max": count}
+    if results:
+        body["results"] = sorted(results)
+    if name:
+        body["name"] = name
+    records = handle().rpc("job-list.list", body)["jobs"]
+    if as_json:
+        click.echo(json.dumps({"jobs": records}))
+        return 0
+    formatter = formatter.filter_empty(records, no_header=no_header)
+    out = [] if no_header else [formatter.header()]
+    fmt_one = formatter.format
+    out.extend(fmt_one(r) for r in records)
+    if out:
+        sys.stdout.write("\n".join(out) + "\n")
+    return 0
