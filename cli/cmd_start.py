@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 
-@click.command(context_settings={"ignore_unknown_options": False})
+@click.command(context_settings={"allow_interspersed_args": False})
 @click.option("--config", "config_path", metavar="FILE", help="Instance config (TOML).")
 @click.option("-S", "--setattr", "overrides", multiple=True, metavar="KEY=VAL",
               help="Override a config key, e.g. -S exec.backend=sim.")

@@ -69,7 +69,8 @@ def make_plugin_manager(config: dict) -> pluggy.PluginManager:
     try:
         pm.check_pending()
     except pluggy.PluginValidationError as exc:
-        raise PluginError(f"plugin '{exc.plugin_name}': {exc}") from None
+        name = pm.get_name(exc.plugin) or str(exc.plugin)
+        raise PluginError(f"plugin '{name}': {exc}") from None
     return pm
 
 

@@ -1,0 +1,109 @@
+"""Shared fixtures: real instances in real processes, talked to over real sockets."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+CONFORMANCE = REPO.parent / "shared" / "conformance"
+STRATO = [sys.executable, "-m", "strato.cli.main"]
+
+# The initial program of a test instance: report the URI, then live until stdin closes.
+_HOLD = "import os, sys; print(os.environ['STRATO_URI'], flush=True); sys.stdin.read()"
+
+
+class Instance:
+    """A running ``strato start`` in a subprocess, and ways to talk to it."""
+
+    def __init__(self, tmp: Path, config: str | None = None, args: tuple = (),
+                 statedir: Path | None = None) -> None:
+        self.tmp = tmp
+        # Socket paths are limited to ~107 bytes: keep the rundir short.
+        self.rundir = Path(tempfile.mkdtemp(prefix="st-"))
+        cmd = [*STRATO, "start", "--rundir", str(self.rundir)]
+        if config is not None:
+            path = tmp / "config.toml"
+            path.write_text(config)
+            cmd += ["--config", str(path)]
+        if statedir is not None:
+            cmd += ["--statedir", str(statedir)]
+        cmd += [*args, sys.executable, "-c", _HOLD]
+        env = dict(os.environ)
+        env.pop("STRATO_URI", None)
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, text=True, env=env, cwd=tmp)
+        line = self.proc.stdout.readline().strip()
+        if not line:
+            err = self.proc.stderr.read()
+            raise RuntimeError(f"instance failed to start: {err}")
+        self.uri = line
+        self.env = dict(env, STRATO_URI=self.uri)
+
+    def strato(self, *args: str, check: bool = False, input: str | None = None,
+               timeout: float = 60, cwd: Path | None = None) -> subprocess.CompletedProcess:
+        """Run a strato CLI command against this instance."""
+        res = subprocess.run([*STRATO, *args], env=self.env, capture_output=True, text=True,
+                             timeout=timeout, input=input, cwd=cwd or self.tmp)
+        if check and res.returncode != 0:
+            raise AssertionError(f"strato {' '.join(args)} failed: {res.stderr}")
+        return res
+
+    def handle(self):
+        import strato
+
+        return strato.Handle(self.uri)
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.stdin.close()
+            self.proc.wait(timeout=30)
+        self.proc.stdout.close()
+        self.proc.stderr.close()
+        shutil.rmtree(self.rundir, ignore_errors=True)
+        return self.proc.returncode
+
+
+@pytest.fixture
+def make_instance(tmp_path):
+    """Factory: ``make_instance(config=TOML, args=(...), statedir=...)``."""
+    made = []
+
+    def make(config: str | None = None, args: tuple = (), statedir: Path | None = None,
+             sub: str | None = None) -> Instance:
+        d = tmp_path / (sub or f"i{len(made)}")
+        d.mkdir(exist_ok=True)
+        inst = Instance(d, config, args, statedir)
+        made.append(inst)
+        return inst
+
+    yield make
+    for inst in made:
+        if inst.proc.poll() is None:
+            inst.proc.kill()
+            inst.proc.wait()
+        inst.stop()
+
+
+@pytest.fixture
+def instance(make_instance):
+    """One instance over this machine's own resources."""
+    return make_instance()
+
+
+@pytest.fixture
+def sim_instance(make_instance):
+    """An instance of 16 virtual nodes x 4 cores whose jobs run simulated."""
+    return make_instance(config="""
+[exec]
+backend = "sim"
+[[resource.config]]
+hosts = "node[0-15]"
+cores = "0-3"
+""")

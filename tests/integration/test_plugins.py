@@ -1,0 +1,60 @@
+"""Plugins: a third-party plugin from its own directory changes behaviour."""
+
+from __future__ import annotations
+
+import textwrap
+
+PLUGIN = textwrap.dedent('''
+    """A site policy: refuse jobs whose name starts with 'bad'."""
+    from strato.core.hookspecs import hookimpl
+
+    ENDED = []
+
+    @hookimpl
+    def ingest_validate(jobspec, user):
+        name = jobspec["attributes"]["system"].get("job", {}).get("name", "")
+        if name.startswith("bad"):
+            raise ValueError(f"site policy: job name '{name}' is not allowed")
+
+    @hookimpl
+    def acct_job_end(job, usage):
+        ENDED.append(job.id)
+
+    @hookimpl
+    def core_register_services(register):
+        register("site.ended", lambda req: req.respond({"count": len(ENDED)}))
+''')
+
+
+def test_third_party_plugin_rejects_jobs_at_ingest(make_instance, tmp_path):
+    plugdir = tmp_path / "site-plugins"
+    plugdir.mkdir()
+    (plugdir / "site_policy.py").write_text(PLUGIN)
+    inst = make_instance(config=f"""
+[plugins]
+searchpath = ["{plugdir}"]
+load = ["site_policy"]
+""")
+    res = inst.strato("submit", "--job-name=bad-job", "true")
+    assert res.returncode == 1
+    assert res.stderr.strip() == "strato-submit: site policy: job name 'bad-job' is not allowed"
+    inst.strato("submit", "--wait", "--job-name=good", "true", check=True)
+    assert inst.handle().rpc("site.ended")["count"] == 1
+    listed = inst.strato("plugins", "list", check=True).stdout
+    assert "site_policy: acct_job_end, core_register_services, ingest_validate" in listed
+
+
+def test_plugin_with_misspelled_hook_stops_startup(make_instance, tmp_path):
+    bad = tmp_path / "typo.py"
+    bad.write_text("from strato.core.hookspecs import hookimpl\n"
+                   "@hookimpl\ndef ingest_validat(jobspec, user):\n    pass\n")
+    import pytest
+
+    with pytest.raises(RuntimeError, match="plugin 'typo'"):
+        make_instance(config=f'[plugins]\nsearchpath = ["{tmp_path}"]\nload = ["typo"]\n')
+
+
+def test_block_a_default_plugin(make_instance):
+    inst = make_instance(config='[plugins]\nblock = ["ingest-basic"]\n')
+    listed = inst.strato("plugins", "list", check=True).stdout
+    assert "ingest-basic" not in listed
