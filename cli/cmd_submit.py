@@ -102,7 +102,8 @@ def build_jobspec(command, o: dict) -> dict:
             env[rule] = os.environ[rule]
     try:
         js = JobspecV1.from_command(
-            list(command), num_tasks=1 if ntasks is None else ntasks, cores_per_task=o["cores_per_task"],
+            list(command), num_tasks=1 if ntasks is None else ntasks,
+            cores_per_task=o["cores_per_task"],
             gpus_per_task=o["gpus_per_task"], num_nodes=nodes, exclusive=exclusive,
             duration=duration if duration != float("inf") else 0.0,
             cwd=os.path.abspath(o["cwd"]) if o["cwd"] else os.getcwd(),

@@ -1,0 +1,194 @@
+"""Runs inside an instance (``strato start ... python tests/bench/_driver.py --out F MODE``)
+and writes what it measured to F as JSON. Not a benchmark by itself; the
+bench_*.py scripts start it.
+
+Modes:
+  throughput --count N [--cmd ARGV...]   submit_many + wait_all, timed with perf_counter
+  cli-throughput --count N               `strato submit --cc=1-N --quiet --wait CMD`, wall time
+  run-latency --reps R                   wall time of `strato run true` subprocesses
+  memory --count N                       broker VmRSS/VmHWM before and after N jobs
+  held --count N --chunk C --reps R      N held jobs, then `strato jobs -a > /dev/null`
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _common import STRATO, median, percentile  # noqa: E402
+
+import strato  # noqa: E402
+from strato import job  # noqa: E402
+
+
+def proc_mem(pid: int) -> dict:
+    """VmRSS and VmHWM of a process, in MiB."""
+    out = {}
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            key, _, rest = line.partition(":")
+            if key in ("VmRSS", "VmHWM"):
+                out[key] = int(rest.split()[0]) / 1024.0
+    return {"rss_mb": out.get("VmRSS"), "hwm_mb": out.get("VmHWM")}
+
+
+def broker_info(h) -> dict:
+    return h.rpc("broker.info")
+
+
+def jobspec(cmd: list[str]) -> dict:
+    return strato.JobspecV1.from_command(cmd).jobspec
+
+
+def summarize_results(results) -> dict:
+    counts: dict[str, int] = {}
+    for r in results:
+        counts[r.result] = counts.get(r.result, 0) + 1
+    return counts
+
+
+def do_throughput(args) -> dict:
+    h = strato.Handle()
+    js = jobspec(args.cmd or ["/bin/true"])
+    t0 = time.perf_counter()
+    ids = job.submit_many(h, js, args.count)
+    t1 = time.perf_counter()
+    results = job.wait_all(h, ids)
+    t2 = time.perf_counter()
+    info = broker_info(h)
+    return {
+        "count": args.count,
+        "cmd": args.cmd or ["/bin/true"],
+        "submit_s": t1 - t0,
+        "total_s": t2 - t0,
+        "jobs_per_s": args.count / (t2 - t0),
+        "results": summarize_results(results),
+        "n_results": len(results),
+        "broker_pid": info["pid"],
+        "broker_mem": proc_mem(info["pid"]),
+    }
+
+
+def do_cli_throughput(args) -> dict:
+    cmd = [STRATO, "submit", f"--cc=1-{args.count}", "--quiet", "--wait",
+           *(args.cmd or ["/bin/true"])]
+    t0 = time.perf_counter()
+    p = subprocess.run(cmd, capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    return {"count": args.count, "argv": cmd, "rc": p.returncode, "wall_s": wall,
+            "jobs_per_s": args.count / wall, "stderr": p.stderr[-500:]}
+
+
+def do_run_latency(args) -> dict:
+    times = []
+    rcs = set()
+    for i in range(args.warmup + args.reps):
+        t0 = time.perf_counter()
+        p = subprocess.run([STRATO, "run", "true"], stdout=subprocess.DEVNULL)
+        dt = time.perf_counter() - t0
+        rcs.add(p.returncode)
+        if i >= args.warmup:
+            times.append(dt)
+    return {"reps": args.reps, "warmup": args.warmup, "times_s": times,
+            "median_s": median(times), "p90_s": percentile(times, 90),
+            "min_s": min(times), "max_s": max(times), "returncodes": sorted(rcs)}
+
+
+def do_memory(args) -> dict:
+    h = strato.Handle()
+    pid = broker_info(h)["pid"]
+    before = proc_mem(pid)
+    js = jobspec(args.cmd or ["/bin/true"])
+    t0 = time.perf_counter()
+    ids = job.submit_many(h, js, args.count)
+    results = job.wait_all(h, ids)
+    dt = time.perf_counter() - t0
+    after = proc_mem(pid)
+    return {"count": args.count, "broker_pid": pid, "before": before, "after": after,
+            "total_s": dt, "jobs_per_s": args.count / dt, "results": summarize_results(results)}
+
+
+def do_held(args) -> dict:
+    h = strato.Handle()
+    pid = broker_info(h)["pid"]
+    before = proc_mem(pid)
+    js = jobspec(args.cmd or ["/bin/true"])
+    n_ids = 0
+    chunk_times = []
+    error = None
+    t0 = time.perf_counter()
+    try:
+        remaining = args.count
+        while remaining > 0:
+            c = min(args.chunk, remaining)
+            tc = time.perf_counter()
+            n_ids += len(job.submit_many(h, js, c, urgency=0))
+            chunk_times.append(time.perf_counter() - tc)
+            remaining -= c
+    except Exception as exc:  # record, do not hide: "accepted without error" is a figure
+        error = f"{type(exc).__name__}: {exc}"
+    submit_s = time.perf_counter() - t0
+    after_submit = proc_mem(pid)
+    info = broker_info(h)
+
+    jobs_times = []
+    rc = None
+    for _ in range(args.reps):
+        t1 = time.perf_counter()
+        with open(os.devnull, "w") as dn:
+            p = subprocess.run([STRATO, "jobs", "-a"], stdout=dn)
+        jobs_times.append(time.perf_counter() - t1)
+        rc = p.returncode
+    # one extra run to count the lines, not timed
+    p = subprocess.run([STRATO, "jobs", "-a"], capture_output=True, text=True)
+    lines = p.stdout.count("\n")
+    after_jobs = proc_mem(pid)
+    return {
+        "count": args.count, "chunk": args.chunk, "accepted": n_ids, "error": error,
+        "submit_s": submit_s, "submit_per_s": n_ids / submit_s if submit_s else None,
+        "chunk_times_s": chunk_times,
+        "broker_active_jobs": info.get("active"), "broker_jobs": info.get("jobs"),
+        "jobs_a_times_s": jobs_times, "jobs_a_median_s": median(jobs_times), "jobs_a_rc": rc,
+        "jobs_a_lines": lines,
+        "broker_pid": pid, "mem_before": before, "mem_after_submit": after_submit,
+        "mem_after_jobs": after_jobs,
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", required=True)
+    sub = ap.add_subparsers(dest="mode", required=True)
+    p = sub.add_parser("throughput")
+    p.add_argument("--count", type=int, default=1000)
+    p.add_argument("cmd", nargs="*")
+    p = sub.add_parser("cli-throughput")
+    p.add_argument("--count", type=int, default=1000)
+    p.add_argument("cmd", nargs="*")
+    p = sub.add_parser("run-latency")
+    p.add_argument("--reps", type=int, default=30)
+    p.add_argument("--warmup", type=int, default=1)
+    p = sub.add_parser("memory")
+    p.add_argument("--count", type=int, default=4000)
+    p.add_argument("cmd", nargs="*")
+    p = sub.add_parser("held")
+    p.add_argument("--count", type=int, default=100_000)
+    p.add_argument("--chunk", type=int, default=10_000)
+    p.add_argument("--reps", type=int, default=3)
+    p.add_argument("cmd", nargs="*")
+    args = ap.parse_args()
+    fn = {"throughput": do_throughput, "cli-throughput": do_cli_throughput,
+          "run-latency": do_run_latency, "memory": do_memory, "held": do_held}[args.mode]
+    res = fn(args)
+    res["mode"] = args.mode
+    with open(args.out, "w") as f:
+        json.dump(res, f)
+
+
+if __name__ == "__main__":
+    main()
