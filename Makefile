@@ -14,7 +14,7 @@ $(BIN)/strato: pyproject.toml
 	touch $@
 
 demo: $(BIN)/strato
-	$(BIN)/strato start examples/workflow.sh
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/strato start sh examples/workflow.sh
 
 test: $(BIN)/strato
 	$(BIN)/ruff check .

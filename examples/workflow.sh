@@ -1,0 +1,27 @@
+#!/bin/sh
+# A small workflow, run inside an instance by `make demo`:
+#   1. fan out: ten jobs each compute a square and write it to a file;
+#   2. fan in: one job waits for them (--dependency comes later; here `job status`)
+#      and sums the results;
+#   3. show those jobs and how they ended.
+# First, the Python API submits 100 jobs as one batch and waits on one stream.
+set -e
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+echo "== from Python, 100 jobs in one request"
+python3 "$(dirname "$0")/workflow.py"
+
+echo "== fan out: 10 jobs"
+ids=""
+for i in 1 2 3 4 5 6 7 8 9 10; do
+    ids="$ids $(strato submit --job-name="square-$i" --output="$work/square-$i.out" \
+        sh -c "echo \$(( $i * $i ))")"
+done
+strato job status $ids
+
+echo "== fan in: sum of squares"
+strato run --job-name=sum sh -c "cat $work/square-*.out | awk '{ s += \$1 } END { print s }'"
+
+echo "== jobs"
+strato jobs -a -c 11 -o "{id.f58:>12} {name:<10} {result:<10} {runtime!F:>8} {nodelist}"
