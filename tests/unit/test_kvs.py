@@ -1,0 +1,76 @@
+"""KVS: namespaces, atomic commits, watches, SQLite persistence."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+
+import pytest
+
+from strato.core.errors import RPCError, StateError
+from strato.core.kvs import KVS, KvsDir
+
+
+def test_put_get_dirs_and_namespaces():
+    k = KVS()
+    k.put("a.b.c", 1)
+    k.put("a.d", {"x": 1})
+    assert k.get("a.b.c") == 1
+    assert isinstance(k.lookup("a.b"), KvsDir)
+    assert k.get("a.d") == {"x": 1}
+    k.put("a.b", 5)  # a value replaces a directory
+    assert k.get("a.b") == 5
+    k.put("x", 1, ns="other")
+    assert k.get("x") is None and k.get("x", ns="other") == 1
+    with pytest.raises(RPCError, match="invalid key"):
+        k.put("a..b", 1)
+    with pytest.raises(RPCError, match="namespace"):
+        k.lookup("x", ns="missing")
+
+
+def test_commit_is_all_or_nothing():
+    k = KVS()
+    k.put("log", [1])
+    k.put("scalar", 3)
+    with pytest.raises(RPCError, match="cannot append"):
+        k.commit([["put", "new", 1], ["append", "scalar", 2]])
+    assert k.get("new") is None
+    k.commit([["put", "new", 1], ["append", "log", 2], ["unlink", "scalar", None]])
+    assert k.get("new") == 1 and k.get("log") == [1, 2] and k.get("scalar") is None
+
+
+def test_watch_sees_puts_and_appends_until_cancelled():
+    k = KVS()
+    seen = []
+    cancel = k.watch("w", lambda op, v: seen.append((op, list(v))))
+    k.put("w", [])
+    k.append("w", [1, 2])
+    cancel()
+    k.put("w", 9)
+    assert seen == [("put", []), ("append", [1, 2])]
+
+
+def test_persistence_batches_one_transaction_per_turn(tmp_path):
+    path = tmp_path / "content.sqlite"
+
+    async def work():
+        k = KVS(path)
+        for i in range(100):
+            k.put(f"job.{i}.eventlog", [{"name": "submit"}])
+            k.append(f"job.{i}.eventlog", [{"name": "clean"}])
+        await asyncio.sleep(0)
+        commits = k.commits
+        k.close()
+        return commits
+
+    assert asyncio.run(work()) == 1
+    k2 = KVS(path)
+    assert k2.get("job.42.eventlog") == [{"name": "submit"}, {"name": "clean"}]
+    assert len(sqlite3.connect(path).execute("SELECT * FROM kvs").fetchall()) == 100
+
+
+def test_corrupt_database_is_a_state_error(tmp_path):
+    path = tmp_path / "content.sqlite"
+    path.write_bytes(b"garbage" * 1000)
+    with pytest.raises(StateError, match="cannot use state database"):
+        KVS(path)
