@@ -14,6 +14,8 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 CONFORMANCE = REPO.parent / "shared" / "conformance"
 STRATO = [sys.executable, "-m", "strato.cli.main"]
+# Jobs and initial programs that call `strato` find the one installed with this Python.
+os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
 
 # The initial program of a test instance: report the URI, then live until stdin closes.
 _HOLD = "import os, sys; print(os.environ['STRATO_URI'], flush=True); sys.stdin.read()"

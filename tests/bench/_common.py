@@ -54,6 +54,8 @@ def machine_info() -> dict:
         "python": platform.python_version(),
         "platform": platform.platform(),
         "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        # other work on the machine skews every figure; keep a record of it
+        "loadavg_1_5_15": os.getloadavg(),
     }
 
 

@@ -27,13 +27,13 @@ from strato import job  # noqa: E402
 
 
 def proc_mem(pid: int) -> dict:
-    """VmRSS and VmHWM of a process, in MiB."""
+    """VmRSS and VmHWM of a process, in MB (10**6 bytes; /proc reports KiB)."""
     out = {}
     with open(f"/proc/{pid}/status") as f:
         for line in f:
             key, _, rest = line.partition(":")
             if key in ("VmRSS", "VmHWM"):
-                out[key] = int(rest.split()[0]) / 1024.0
+                out[key] = int(rest.split()[0]) * 1024 / 1e6
     return {"rss_mb": out.get("VmRSS"), "hwm_mb": out.get("VmHWM")}
 
 

@@ -39,9 +39,9 @@ def main(argv=None) -> dict:
          f"{res['submit_per_s']:.0f} job/s" if res["submit_per_s"] else ""),
         ("strato jobs -a > /dev/null (median of 3)", res["jobs_a_median_s"], "s",
          f"{res['jobs_a_lines']} lines, rc={res['jobs_a_rc']}"),
-        ("broker RSS after submit", res["mem_after_submit"]["rss_mb"], "MiB", ""),
-        ("broker RSS after jobs -a", res["mem_after_jobs"]["rss_mb"], "MiB",
-         f"peak {res['mem_after_jobs']['hwm_mb']:.0f} MiB"),
+        ("broker RSS after submit", res["mem_after_submit"]["rss_mb"], "MB", ""),
+        ("broker RSS after jobs -a", res["mem_after_jobs"]["rss_mb"], "MB",
+         f"peak {res['mem_after_jobs']['hwm_mb']:.0f} MB"),
     ], headers=("figure", "value", "unit", "note"))
     return res
 

@@ -33,10 +33,10 @@ def main(argv=None) -> dict:
     rows = []
     for key, label in (("default", "default R"), ("vnodes", "1024x32 virtual nodes")):
         d = res[key]
-        rows.append((f"broker RSS before jobs ({label})", d["before"]["rss_mb"], "MiB"))
+        rows.append((f"broker RSS before jobs ({label})", d["before"]["rss_mb"], "MB"))
         rows.append((f"broker RSS after {res['count']} sim jobs ({label})",
-                     d["after"]["rss_mb"], "MiB"))
-        rows.append((f"broker peak RSS (VmHWM) ({label})", d["after"]["hwm_mb"], "MiB"))
+                     d["after"]["rss_mb"], "MB"))
+        rows.append((f"broker peak RSS (VmHWM) ({label})", d["after"]["hwm_mb"], "MB"))
     print_table("broker memory", rows, headers=("figure", "value", "unit"))
     return res
 

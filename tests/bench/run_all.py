@@ -1,0 +1,137 @@
+"""Run every benchmark in sequence and print figure vs target (issue 3, "Speed").
+
+Each benchmark runs as its own subprocess (``python tests/bench/NAME.py``) and
+writes ``bench-results/NAME.json``; this script reads them back, prints a
+summary with this machine's limits and the flux-core v0.88 reference figures
+side by side, and writes ``bench-results/run_all.json``. ``make bench`` runs it.
+Exit status: 0 if every target is met, 1 otherwise.
+
+    python tests/bench/run_all.py [--only NAME ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _common import BENCH_DIR, PYTHON, REPO, RESULTS_DIR, print_table, write_results  # noqa: E402,E501
+
+BENCHES = ["machine_limits", "bench_throughput", "bench_latency", "bench_memory", "bench_held"]
+
+# flux-core v0.88 on the reference 2-core machines (issue 3, two measurements).
+FLUX = {
+    "real": "23-40 job/s",
+    "sim1000": "72-116 job/s",
+    "sim4000": "59-90 job/s",
+    "run": "149-240 ms",
+    "start": "0.9-1.7 s",
+    "rss": "640-1000 MB",
+}
+
+
+def load(name: str) -> dict | None:
+    path = RESULTS_DIR / f"{name}.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def summary(r: dict) -> list[dict]:
+    """Rows: figure, value, unit, machine limit, target, flux, ok."""
+    rows: list[dict] = []
+
+    def row(figure, value, unit, limit, target, flux, ok):
+        rows.append({"figure": figure, "value": value, "unit": unit, "limit": limit,
+                     "target": target, "flux": flux, "ok": bool(ok)})
+
+    ml, tp, lat, mem, held = (r.get(n) for n in BENCHES)
+    if ml:
+        row("bare spawn rate (machine_limits)", ml["spawn"]["best_per_s"], "proc/s",
+            f"asyncio {ml['spawn']['asyncio_per_s']:.0f}/s", "-", "-", True)
+        row("python -c pass", ml["startup"]["python_c_pass_s"] * 1000, "ms",
+            f"import zmq,msgspec {ml['startup']['python_import_zmq_msgspec_s'] * 1000:.0f} ms",
+            "-", "-", True)
+    if tp:
+        bare = tp["spawn"]["best_per_s"]
+        real = tp["real_1000"]
+        row("real exec 1000 x /bin/true", real["jobs_per_s"], "job/s",
+            f"bare spawn {bare:.0f}/s (same run)",
+            ">= 400 job/s", FLUX["real"],
+            real["jobs_per_s"] >= 400 and real["all_completed"])
+        row("real exec / bare spawn rate", real["ratio_to_bare_spawn"] * 100, "%",
+            f"asyncio-only: {real['ratio_to_asyncio_spawn'] * 100:.0f}%", ">= 40%", "-",
+            real["ratio_to_bare_spawn"] >= 0.40)
+        for n, target, key in ((1000, 2000, "sim1000"), (4000, 1500, "sim4000")):
+            for where, label in (("vnodes", "1024x32 vnodes"), ("default", "default R")):
+                c = tp[f"sim_{n}_{where}"]
+                row(f"sim exec {n} jobs ({label})", c["jobs_per_s"], "job/s", "-",
+                    f">= {target} job/s", FLUX[key],
+                    c["jobs_per_s"] >= target and c["all_completed"])
+    if lat:
+        st = lat["startup"]
+        row("strato run true (median)", lat["run_true"]["median_s"] * 1000, "ms",
+            f"python -c pass {st['python_c_pass_s'] * 1000:.0f} ms, "
+            f"+zmq/msgspec {st['python_import_zmq_msgspec_s'] * 1000:.0f} ms",
+            "<= 100 ms", FLUX["run"], lat["run_true"]["median_s"] <= 0.100)
+        row("strato start true (median)", lat["start_true"]["median_s"], "s",
+            f"python -c pass {st['python_c_pass_s']:.3f} s", "<= 0.4 s", FLUX["start"],
+            lat["start_true"]["median_s"] <= 0.4)
+        h = lat["help"]
+        row("strato --help imports zmq/networkx/lark",
+            ",".join(h["forbidden_imported"]) or "none", "",
+            f"wall {h['median_s'] * 1000:.0f} ms", "none", "-", h["ok"])
+    if mem:
+        worst = max(mem["default"]["after"]["rss_mb"], mem["vnodes"]["after"]["rss_mb"])
+        row("broker RSS after 4000 sim jobs", worst, "MB",
+            f"at start {mem['default']['before']['rss_mb']:.0f} MB", "<= 150 MB", FLUX["rss"],
+            worst <= 150)
+    if held:
+        row("100k held jobs accepted", f"{held['accepted']}/{held['count']}", "",
+            f"submit {held['submit_s']:.1f} s", "all, no error", "-",
+            held["accepted"] == held["count"] and not held["error"])
+        row("strato jobs -a on 100k jobs (median of 3)", held["jobs_a_median_s"], "s",
+            f"broker RSS {held['mem_after_jobs']['rss_mb']:.0f} MB", "< 2 s", "-",
+            held["jobs_a_median_s"] < 2.0 and held["jobs_a_rc"] == 0)
+    return rows
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--only", nargs="*", choices=BENCHES,
+                    help="run only these (the summary still reads every result file)")
+    args = ap.parse_args(argv)
+    t0 = time.perf_counter()
+    durations, failed = {}, []
+    for name in args.only or BENCHES:
+        # results of an earlier run must not pass for today's
+        (RESULTS_DIR / f"{name}.json").unlink(missing_ok=True)
+        tb = time.perf_counter()
+        p = subprocess.run([PYTHON, str(BENCH_DIR / f"{name}.py")], cwd=REPO)
+        durations[name] = time.perf_counter() - tb
+        if p.returncode != 0:
+            failed.append(name)
+            print(f"!! {name} failed (rc={p.returncode})", file=sys.stderr)
+    results = {n: load(n) for n in BENCHES}
+    rows = summary(results)
+    total = time.perf_counter() - t0
+    print_table(f"summary (total {total:.0f} s)", [
+        (r["figure"], r["value"], r["unit"], r["limit"], r["target"], r["flux"],
+         "ok" if r["ok"] else "MISSED")
+        for r in rows
+    ], headers=("figure", "strato", "unit", "machine limit / context", "target",
+                "flux-core 0.88", "status"))
+    missed = [r["figure"] for r in rows if not r["ok"]]
+    write_results("run_all", {"rows": rows, "missed": missed, "failed": failed,
+                              "durations_s": durations, "total_s": total})
+    if failed:
+        print(f"benchmarks that failed to run: {', '.join(failed)}")
+    print("all targets met" if not missed and not failed
+          else f"targets missed: {'; '.join(missed)}")
+    return 0 if not missed and not failed else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
