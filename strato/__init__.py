@@ -13,7 +13,7 @@ __version__ = "0.1.0"
 
 _LAZY = {
     "Handle": ("strato.handle", "Handle"),
-    "AsyncHandle": ("strato.handle", "AsyncHandle"),
+    "AsyncHandle": ("strato.async_handle", "AsyncHandle"),
     "JobspecV1": ("strato.jobspec.model", "JobspecV1"),
 }
 

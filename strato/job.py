@@ -8,9 +8,13 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from strato.core import ids
-from strato.handle import AsyncHandle, Handle
+from strato.handle import Handle
+
+if TYPE_CHECKING:
+    from strato.async_handle import AsyncHandle
 
 STATES = {"NEW": 1, "DEPEND": 2, "PRIORITY": 4, "SCHED": 8, "RUN": 16, "CLEANUP": 32,
           "INACTIVE": 64}

@@ -73,7 +73,7 @@ def print_table(title: str, rows: list[tuple], headers: tuple = ("figure", "valu
     widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
     print(f"\n== {title} ==")
     for n, r in enumerate(cells):
-        print("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
         if n == 0:
             print("  ".join("-" * w for w in widths))
     sys.stdout.flush()
@@ -89,8 +89,22 @@ def _fmt(c) -> str:
     return str(c)
 
 
+def cached_bytecode_env(prefix: str) -> dict:
+    """An environment in which Python caches bytecode under `prefix` (outside the repo).
+
+    Some sandboxes set PYTHONDONTWRITEBYTECODE=1, and an editable install has no
+    .pyc files, so every strato command recompiles strato's sources; this is what a
+    user with a normal set-up (bytecode cached after the first run) gets instead.
+    """
+    env = dict(os.environ)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    env["PYTHONPYCACHEPREFIX"] = prefix
+    return env
+
+
 def run_in_instance(driver_args: list[str], config_toml: str | None = None,
-                    overrides: list[str] = (), timeout: float = 600) -> dict:
+                    overrides: list[str] = (), timeout: float = 600,
+                    env: dict | None = None) -> dict:
     """Start a fresh instance running ``_driver.py driver_args`` and return its JSON.
 
     Also records the wall time of the whole ``strato start`` as ``instance_wall_s``.
@@ -106,7 +120,8 @@ def run_in_instance(driver_args: list[str], config_toml: str | None = None,
             cmd += ["-S", o]
         cmd += [PYTHON, DRIVER, "--out", str(out), *driver_args]
         t0 = time.perf_counter()
-        proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=timeout)
+        proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=timeout,
+                              env=env)
         wall = time.perf_counter() - t0
         if proc.returncode != 0 or not out.exists():
             raise RuntimeError(

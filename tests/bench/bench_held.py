@@ -35,7 +35,7 @@ def main(argv=None) -> dict:
     print_table("held jobs", [
         ("held jobs accepted", f"{res['accepted']} / {res['count']}", "",
          f"error: {res['error']}" if res["error"] else "no error"),
-        ("time to submit (chunks of %d)" % res["chunk"], res["submit_s"], "s",
+        (f"time to submit (chunks of {res['chunk']})", res["submit_s"], "s",
          f"{res['submit_per_s']:.0f} job/s" if res["submit_per_s"] else ""),
         ("strato jobs -a > /dev/null (median of 3)", res["jobs_a_median_s"], "s",
          f"{res['jobs_a_lines']} lines, rc={res['jobs_a_rc']}"),

@@ -1,0 +1,86 @@
+"""The asyncio flavour of a handle: ``await h.rpc(...)``, ``async for`` streams.
+
+Kept apart from `strato.handle` so that synchronous clients (every CLI command)
+never import asyncio or zmq.asyncio.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import zmq
+import zmq.asyncio
+
+from strato.core import proto
+from strato.handle import _raise, check_alive, resolve_uri
+
+
+class AsyncHandle:
+    """An asyncio connection to an instance: ``await h.rpc(...)``."""
+
+    def __init__(self, uri: str | None = None) -> None:
+        self.uri = resolve_uri(uri)
+        check_alive(self.uri)
+        self._sock = zmq.asyncio.Context.instance().socket(zmq.DEALER)
+        self._sock.setsockopt(zmq.LINGER, 0)
+        self._sock.setsockopt(zmq.SNDHWM, 0)
+        self._sock.setsockopt(zmq.RCVHWM, 0)
+        self._sock.connect(proto.uri_to_endpoint(self.uri))
+        self._tag = 0
+        self._waiters: dict[int, asyncio.Queue] = {}
+        self._reader: asyncio.Task | None = None
+
+    def close(self) -> None:
+        if self._reader:
+            self._reader.cancel()
+        self._sock.close(0)
+
+    async def __aenter__(self) -> AsyncHandle:
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        self.close()
+
+    async def _read(self) -> None:
+        while True:
+            data = await self._sock.recv()
+            _, tag, body, err, more = proto.decode(data)
+            q = self._waiters.get(tag)
+            if q is not None:
+                q.put_nowait((body, err, more))
+
+    async def _send(self, topic: str, body: object, stream: bool) -> asyncio.Queue:
+        if self._reader is None:
+            self._reader = asyncio.get_running_loop().create_task(self._read())
+        self._tag += 1
+        q: asyncio.Queue = asyncio.Queue()
+        self._waiters[self._tag] = q
+        await self._sock.send(proto.request(topic, self._tag, body,
+                                            proto.FLAG_STREAM if stream else 0))
+        return q
+
+    async def rpc(self, topic: str, body: object = None) -> object:
+        tag = self._tag + 1
+        q = await self._send(topic, body, False)
+        try:
+            rbody, err, _ = await q.get()
+        finally:
+            self._waiters.pop(tag, None)
+        if err is not None:
+            _raise(rbody, err)
+        return rbody
+
+    async def rpc_stream(self, topic: str, body: object = None) -> AsyncIterator[object]:
+        tag = self._tag + 1
+        q = await self._send(topic, body, True)
+        try:
+            while True:
+                rbody, err, more = await q.get()
+                if err is not None:
+                    _raise(rbody, err)
+                if not more:
+                    return
+                yield rbody
+        finally:
+            self._waiters.pop(tag, None)
