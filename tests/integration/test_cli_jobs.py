@@ -180,3 +180,31 @@ def test_kvs_commands(instance):
     instance.strato("kvs", "unlink", "a.b", check=True)
     res = instance.strato("kvs", "get", "a.b")
     assert res.returncode == 1 and "no such key" in res.stderr
+
+
+def test_every_job_id_form_is_accepted(instance):
+    jobid = instance.strato("submit", "--urgency=hold", "true", check=True).stdout.strip()
+    forms = dict(line.split() for line in
+                 instance.strato("job", "id", jobid, check=True).stdout.splitlines())
+    assert set(forms) == {"dec", "hex", "dothex", "kvs", "words", "f58"}
+    assert forms["f58"] == jobid
+    for text in forms.values():
+        ev = instance.strato("job", "eventlog", text, check=True).stdout
+        assert ev.split("\n")[0].split()[1] == "submit", text
+
+
+def test_run_streams_output_live(instance, tmp_path):
+    gate = tmp_path / "gate"
+    import subprocess
+
+    from conftest import STRATO
+
+    proc = subprocess.Popen([*STRATO, "run", "sh", "-c",
+                             f"echo first; while [ ! -e {gate} ]; do sleep 0.05; done; "
+                             "echo second"],
+                            env=instance.env, stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline() == "first\n"  # arrives while the job still runs
+    assert proc.poll() is None
+    gate.touch()
+    assert proc.stdout.read() == "second\n"
+    assert proc.wait(timeout=30) == 0

@@ -94,3 +94,9 @@ def test_handle_without_uri_fails_clearly(monkeypatch):
     monkeypatch.delenv("STRATO_URI", raising=False)
     with pytest.raises(NoInstanceError, match="strato start"):
         strato.Handle()
+
+
+def test_job_list_is_fluxs_name(instance):
+    h = strato.Handle(instance.uri)
+    jobid = job.submit(h, strato.JobspecV1.from_command(["true"]), urgency=0)
+    assert [r["id"] for r in job.list(h)] == [jobid]
