@@ -10,6 +10,7 @@ turn with every job that became ready since the last turn.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import logging
 import os
 import signal
@@ -71,6 +72,10 @@ class Job:
         return STATE_NAMES[self.state]
 
 
+def _order(job: Job) -> tuple[int, int]:
+    return (-job.priority, job.id)
+
+
 def job_name(jobspec: dict) -> str:
     """The job name: attributes.system.job.name, else the command's basename."""
     try:
@@ -94,8 +99,9 @@ class JobManager:
         self.hook = instance.pm.hook
         self.jobs: dict[int, Job] = {}
         self.active: dict[int, Job] = {}
-        self.pending: list[Job] = []  # SCHED jobs with priority > 0 and no allocation
-        self._pending_sorted = True
+        # SCHED jobs with priority > 0 and no allocation, kept in scheduling order
+        # (priority high to low, then submission order).
+        self.pending: list[Job] = []
         self._sched_scheduled = False
         self.fluid = ids.FluidGenerator(0, instance.fluid_epoch)
         self.submit_enabled = True
@@ -200,15 +206,21 @@ class JobManager:
         self._post(job, "priority", {"priority": job.priority},
                    SCHED if job.state == PRIORITY else 0)
         if job.state == SCHED and job.R is None:
-            queued = job.alloc_pending
-            if job.priority > 0 and not queued:
-                job.alloc_pending = True
-                self.pending.append(job)
-            elif job.priority == 0 and queued:
+            if job.alloc_pending:
                 job.alloc_pending = False
                 self.pending.remove(job)
-            self._pending_sorted = False
+            if job.priority > 0:
+                self._enqueue(job)
             self.request_schedule()
+
+    def _enqueue(self, job: Job) -> None:
+        """Insert into `pending` in order; a new job usually goes at the end."""
+        job.alloc_pending = True
+        pending = self.pending
+        if not pending or _order(job) > _order(pending[-1]):
+            pending.append(job)
+        else:
+            bisect.insort(pending, job, key=_order)
 
     # -- scheduling ----------------------------------------------------------------------
     def request_schedule(self) -> None:
@@ -221,9 +233,6 @@ class JobManager:
         self._sched_scheduled = False
         if not self.pending or not self.sched_started:
             return
-        if not self._pending_sorted:
-            self.pending.sort(key=lambda j: (-j.priority, j.id))
-            self._pending_sorted = True
         allocated, rejected = self.instance.scheduler.schedule(self.pending)
         if not allocated and not rejected:
             return
@@ -236,7 +245,15 @@ class JobManager:
             done.add(job.id)
             job.alloc_pending = False
             self.raise_exception(job, "alloc", 0, reason)
-        self.pending = [j for j in self.pending if j.id not in done]
+        # A queue policy usually settles a prefix of the queue: drop it in one step.
+        n = 0
+        pending = self.pending
+        while n < len(pending) and pending[n].id in done:
+            n += 1
+        if n == len(done):
+            del pending[:n]
+        else:
+            self.pending = [j for j in pending if j.id not in done]
 
     def _alloc(self, job: Job, R: dict) -> None:
         job.R = R
@@ -426,10 +443,8 @@ class JobManager:
             if state & (RUN | CLEANUP):
                 lost.append(job)
             elif state == SCHED and job.priority > 0:
-                job.alloc_pending = True
-                self.pending.append(job)
+                self._enqueue(job)
         self.jobs = dict(sorted(self.jobs.items()))
-        self._pending_sorted = False
         for job in lost:
             job.R = None
             ctx = {"type": "restart", "severity": 0, "userid": job.userid,

@@ -94,3 +94,17 @@ def test_restart_recovers_the_queue(make_instance, tmp_path):
     second.strato("job", "wait", held, check=True)
     newer = second.strato("submit", "true", check=True).stdout.strip()
     assert strato.job.id_parse(newer) > strato.job.id_parse(running)
+
+
+def test_priority_order_and_expedite(make_instance):
+    inst = make_instance(config='[exec]\nbackend = "sim"\nsim-duration = "0.01s"\n'
+                                '[[resource.config]]\nhosts = "solo"\ncores = "0"\n')
+    h = strato.Handle(inst.uri)
+    h.rpc("queue.control", {"action": "stop"})
+    js = strato.JobspecV1.from_command(["true"])
+    a, b, c, d = (job.submit(h, js, urgency=u) for u in (16, 16, 16, 20))
+    job.urgency(h, c, 31)
+    h.rpc("queue.control", {"action": "start"})
+    job.wait_all(h, [a, b, c, d])
+    started = sorted((job.info(h, i)["t_run"], i) for i in (a, b, c, d))
+    assert [i for _, i in started] == [c, d, a, b]
