@@ -11,74 +11,112 @@ import click
 from strato.cli.common import JOBID, handle
 from strato.core.errors import StratoError
 
-
 # -- queue ---------------------------------------------------------------------------------
+QUEUE_OPT = click.option("-q", "--queue", metavar="NAME", help="One queue (default: all).")
+
+
 @click.group()
 def queue() -> None:
-    """Control and inspect the queue."""
+    """Control and inspect the queues."""
+
+
+def _fsd(seconds: float) -> str:
+    from strato.jobspec.fsd import format_fsd
+
+    return format_fsd(seconds) if seconds else "inf"
 
 
 @queue.command("status")
-def queue_status() -> int:
-    """Show whether submission is enabled and scheduling is started."""
+@QUEUE_OPT
+def queue_status(queue) -> int:
+    """Show whether each queue takes submissions and is scheduling."""
     st = handle().rpc("queue.status")
-    if st["submit_enabled"]:
-        click.echo("Job submission is enabled")
-    else:
-        click.echo(f"Job submission is disabled: {st['submit_disable_reason']}")
-    if st["sched_started"]:
-        click.echo("Scheduling is started")
-    else:
-        reason = f": {st['stop_reason']}" if st["stop_reason"] else ""
-        click.echo(f"Scheduling is stopped{reason}")
-    counts = st["counts"]
-    click.echo(", ".join(f"{n} {s.lower()}" for s, n in sorted(counts.items()))
-               or "no active jobs")
+    for q in st["queues"]:
+        if queue and q["name"] != queue:
+            continue
+        who = f"{q['name']}: " if q["name"] else ""
+        if q["enabled"]:
+            click.echo(f"{who}Job submission is enabled")
+        else:
+            click.echo(f"{who}Job submission is disabled: {q['disable_reason']}")
+        if q["started"]:
+            click.echo(f"{who}Scheduling is started")
+        else:
+            reason = f": {q['stop_reason']}" if q["stop_reason"] else ""
+            click.echo(f"{who}Scheduling is stopped{reason}")
+    if queue and not any(q["name"] == queue for q in st["queues"]):
+        raise StratoError(f"queue '{queue}' does not exist")
     return 0
 
 
-def _control(action: str, reason: str = "") -> int:
-    handle().rpc("queue.control", {"action": action, "reason": reason})
+@queue.command("list")
+@click.option("-n", "--no-header", is_flag=True)
+def queue_list(no_header) -> int:
+    """One line per queue: enabled, started, time default and limit, size limits."""
+    st = handle().rpc("queue.status")
+    if not no_header:
+        click.echo(f"{'QUEUE':<12} {'EN':>2} {'ST':>2} {'TDEFAULT':>8} {'TLIMIT':>8} "
+                   f"{'NNODES':>6} {'NCORES':>6} {'NGPUS':>6}")
+    for q in st["queues"]:
+        name = (q["name"] or "-") + ("*" if q["name"] and q["name"] == st["default"] else "")
+        mx = q["max"]
+        cells = [str(mx.get(k, "-")) if mx.get(k, -1) >= 0 else "-"
+                 for k in ("nnodes", "ncores", "ngpus")]
+        click.echo(f"{name:<12} {'✔' if q['enabled'] else '✗':>2} "
+                   f"{'✔' if q['started'] else '✗':>2} {_fsd(q['duration_default']):>8} "
+                   f"{_fsd(q['duration_limit']):>8} {cells[0]:>6} {cells[1]:>6} {cells[2]:>6}")
+    return 0
+
+
+def _control(action: str, queue: str | None, reason: tuple = ()) -> int:
+    handle().rpc("queue.control", {"action": action, "queue": queue,
+                                   "reason": " ".join(reason)})
     return 0
 
 
 @queue.command("stop")
+@QUEUE_OPT
 @click.argument("reason", nargs=-1)
-def queue_stop(reason) -> int:
+def queue_stop(queue, reason) -> int:
     """Stop scheduling (jobs can still be submitted)."""
-    return _control("stop", " ".join(reason))
+    return _control("stop", queue, reason)
 
 
 @queue.command("start")
-def queue_start() -> int:
+@QUEUE_OPT
+def queue_start(queue) -> int:
     """Start scheduling."""
-    return _control("start")
+    return _control("start", queue)
 
 
 @queue.command("disable")
+@QUEUE_OPT
 @click.argument("reason", nargs=-1)
-def queue_disable(reason) -> int:
+def queue_disable(queue, reason) -> int:
     """Disable job submission."""
-    return _control("disable", " ".join(reason))
+    return _control("disable", queue, reason)
 
 
 @queue.command("enable")
-def queue_enable() -> int:
+@QUEUE_OPT
+def queue_enable(queue) -> int:
     """Enable job submission."""
-    return _control("enable")
+    return _control("enable", queue)
 
 
 @queue.command("drain")
-def queue_drain() -> int:
+@QUEUE_OPT
+def queue_drain(queue) -> int:
     """Wait until no job is active."""
-    handle().rpc("queue.wait", {"what": "empty"})
+    handle().rpc("queue.wait", {"what": "empty", "queue": queue})
     return 0
 
 
 @queue.command("idle")
-def queue_idle() -> int:
+@QUEUE_OPT
+def queue_idle(queue) -> int:
     """Wait until no job is running."""
-    handle().rpc("queue.wait", {"what": "idle"})
+    handle().rpc("queue.wait", {"what": "idle", "queue": queue})
     return 0
 
 

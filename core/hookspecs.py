@@ -100,6 +100,26 @@ def job_priority(job):
     """
 
 
+@hookspec
+def job_register_dependency_schemes(register):
+    """Add RFC 26 dependency schemes (``afterok``, ``singleton``, ...).
+
+    :param register: ``register(scheme, handler)``. The handler has two methods:
+
+        ``check(dep, jobs)`` is called at submission for each dependency of the
+        scheme (``dep`` is ``{"scheme", "value"}``, ``jobs`` the `JobManager`);
+        raise ``ValueError`` to reject the job with that message.
+
+        ``add(dependency)`` is called when the job enters DEPEND; the
+        `strato.core.dependencies.Dependency` it gets has ``job``, ``dep`` and
+        ``jobs``, and the handler calls ``dependency.resolve()`` once it is
+        satisfied or ``dependency.fail(note)`` if it never can be (the job then
+        ends with a ``dependency`` exception), now or later.
+
+    A jobspec naming a scheme nobody registered is rejected at submission.
+    """
+
+
 # ---------------------------------------------------------------------------------------
 # sched: scheduling
 # ---------------------------------------------------------------------------------------

@@ -21,9 +21,10 @@ from pathlib import Path
 from strato.core import job_services
 from strato.core.broker import Broker
 from strato.core.errors import ConfigError, PluginError, RPCError
-from strato.core.jobmanager import INACTIVE, JobManager
+from strato.core.jobmanager import ACTIVE, INACTIVE, RUNNING, JobManager
 from strato.core.kvs import KVS
 from strato.core.plugins import describe, make_plugin_manager
+from strato.core.queues import Queues
 from strato.core.resource import instance_R
 from strato.jobspec.hostlist import expand_hostlist
 from strato.jobspec.idset import decode_idset, encode_idset
@@ -82,6 +83,7 @@ class Instance:
             raise ConfigError(f"unknown scheduler '{name}' (have: {', '.join(sorted(schedulers))})")
         self.scheduler = schedulers[name](self, self.config.get(name, {}))
         self.scheduler.set_resources(self.nodes)
+        self.queues = Queues(self.config)
         self.backend_factories = _registry(hook.exec_register_backends, "exec backend")
         self.backends: dict = {}
         self.jobs = JobManager(self)
@@ -200,42 +202,63 @@ class Instance:
         req.respond({"ranks": encode_idset(ranks)})
 
     def _queue_status(self, req) -> None:
-        j = self.jobs
-        counts: dict[str, int] = {}
-        for job in j.active.values():
-            counts[job.state_name] = counts.get(job.state_name, 0) + 1
-        req.respond({"submit_enabled": j.submit_enabled,
-                     "submit_disable_reason": j.submit_disable_reason,
-                     "sched_started": j.sched_started, "stop_reason": j.stop_reason,
-                     "counts": counts, "inactive": j.counts["inactive"]})
+        """Each queue: enabled/started with reasons, limits, and job counts by state."""
+        counts: dict[str, dict[str, int]] = {}
+        for job in self.jobs.active.values():
+            c = counts.setdefault(job.summary["queue"], {})
+            c[job.state_name] = c.get(job.state_name, 0) + 1
+        out = []
+        for q in self.queues.named(None):
+            out.append({"name": q.name, "enabled": q.enabled,
+                        "disable_reason": q.disable_reason, "started": q.started,
+                        "stop_reason": q.stop_reason, "requires": q.requires,
+                        "duration_default": q.defaults.get("duration",
+                                                           self.queues.defaults.get("duration",
+                                                                                    0.0)),
+                        "duration_limit": q.limits.duration,
+                        "max": q.limits.max, "counts": counts.get(q.name, {})})
+        req.respond({"queues": out, "default": self.queues.default,
+                     "inactive": self.jobs.counts["inactive"]})
 
     def _queue_control(self, req) -> None:
         body = req.body or {}
         action = body.get("action")
         reason = body.get("reason", "")
-        j = self.jobs
-        if action == "enable":
-            j.submit_enabled, j.submit_disable_reason = True, ""
-        elif action == "disable":
-            j.submit_enabled, j.submit_disable_reason = False, reason or "disabled by user"
-        elif action == "start":
-            j.sched_started, j.stop_reason = True, ""
-            j.request_schedule()
-        elif action == "stop":
-            j.sched_started, j.stop_reason = False, reason
-        else:
-            raise RPCError(f"unknown queue action '{action}'")
+        targets = self.queues.named(body.get("queue"))
+        for q in targets:
+            if action == "enable":
+                q.enabled, q.disable_reason = True, ""
+            elif action == "disable":
+                q.enabled, q.disable_reason = False, reason or "disabled by administrator"
+            elif action == "start":
+                q.started, q.stop_reason = True, ""
+            elif action == "stop":
+                q.started, q.stop_reason = False, reason
+            else:
+                raise RPCError(f"unknown queue action '{action}'")
+        if action == "start":
+            self.jobs.request_schedule()
         req.respond()
 
     def _queue_wait(self, req) -> None:
-        """{what: idle|empty}: answer when no job runs (idle) or none is active (empty)."""
-        what = (req.body or {}).get("what")
-        if what == "idle":
-            self.jobs.on_idle(lambda: req.respond())
-        elif what == "empty":
-            self.jobs.on_empty(lambda: req.respond())
-        else:
+        """{what: idle|empty, queue?}: answer once no job of the queue(s) runs (idle)
+        or none is active (empty)."""
+        body = req.body or {}
+        what = body.get("what")
+        if what not in ("idle", "empty"):
             raise RPCError(f"unknown wait '{what}'")
+        names = {q.name for q in self.queues.named(body.get("queue"))}
+        mask = RUNNING if what == "idle" else ACTIVE
+        jobs = self.jobs
+
+        def check(_job=None) -> None:
+            for job in jobs.active.values():
+                if job.state & mask and job.summary["queue"] in names:
+                    jobs.watch_state(job, INACTIVE, check)
+                    return
+            req.respond()
+
+        check()
 
     # -- shutdown --------------------------------------------------------------------------
     def shutdown(self) -> None:

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import json
 import logging
 import os
 import signal
 import time
 from collections.abc import Callable
 
-from strato.core import ids
+from strato.core import dependencies, ids
 from strato.core.errors import RPCError
 
 log = logging.getLogger("strato.job-manager")
@@ -38,7 +39,7 @@ class Job:
     __slots__ = ("id", "userid", "urgency", "priority", "state", "jobspec", "flags", "eventlog",
                  "kvsdir", "t_submit", "t_run", "t_cleanup", "t_inactive", "R", "name",
                  "summary", "result", "status", "exception", "backend", "waiters", "exec_data",
-                 "alloc_pending", "expiration")
+                 "alloc_pending", "expiration", "deps_left", "state_watchers")
 
     def __init__(self, jobid: int, userid: int, urgency: int, jobspec: dict, flags: int,
                  summary: dict) -> None:
@@ -66,10 +67,20 @@ class Job:
         self.exec_data = None
         self.alloc_pending = False
         self.expiration = 0.0
+        self.deps_left = 0
+        self.state_watchers: list | None = None
 
     @property
     def state_name(self) -> str:
         return STATE_NAMES[self.state]
+
+
+def _result_of(job: Job) -> str:
+    """RFC 21 result of an ended job: an exception's type decides, else the status."""
+    exc = job.exception
+    if exc is not None and exc["severity"] == 0:
+        return {"cancel": "CANCELED", "timeout": "TIMEOUT"}.get(exc["type"], "FAILED")
+    return "FAILED" if job.status else "COMPLETED"
 
 
 def _order(job: Job) -> tuple[int, int]:
@@ -104,17 +115,18 @@ class JobManager:
         self.pending: list[Job] = []
         self._sched_scheduled = False
         self.fluid = ids.FluidGenerator(0, instance.fluid_epoch)
-        self.submit_enabled = True
-        self.submit_disable_reason = ""
-        self.sched_started = True
-        self.stop_reason = ""
-        self._idle_waiters: list[Callable[[], None]] = []
-        self._empty_waiters: list[Callable[[], None]] = []
+        self.queues = instance.queues
         self._state_hook = self.hook.job_state_change
         self._has_state_hook = bool(self._state_hook.get_hookimpls())
         self.counts = {"submitted": 0, "inactive": 0}
         self.kill_timeout = float(instance.config.get("exec", {}).get("kill-timeout", 5.0))
         self.default_backend = instance.config.get("exec", {}).get("backend", "local")
+        self.dep_schemes: dict = {}
+
+        def register(scheme: str, handler) -> None:
+            self.dep_schemes[scheme] = handler
+
+        self.hook.job_register_dependency_schemes(register=register)
 
     # -- eventlog and states -----------------------------------------------------------
     def _post(self, job: Job, name: str, context: dict | None = None,
@@ -141,6 +153,22 @@ class JobManager:
                 self._state_hook(job=job, old=STATE_NAMES[old], new=STATE_NAMES[state])
             except Exception:
                 log.exception("job_state_change hook failed")
+        if job.state_watchers:
+            fire = [w for w in job.state_watchers if w[0] & state]
+            if fire:
+                job.state_watchers = [w for w in job.state_watchers if not w[0] & state]
+                for _, cb in fire:
+                    cb(job)
+
+    def watch_state(self, job: Job, mask: int, cb: Callable[[Job], None]) -> None:
+        """Call ``cb(job)`` once, when `job` enters one of the states in `mask`
+        (at once if it is in one now)."""
+        if job.state & mask:
+            cb(job)
+        elif job.state_watchers is None:
+            job.state_watchers = [(mask, cb)]
+        else:
+            job.state_watchers.append((mask, cb))
 
     # -- submission --------------------------------------------------------------------
     def ingest(self, jobspec: dict, userid: int) -> dict:
@@ -152,13 +180,38 @@ class JobManager:
             self.hook.ingest_validate(jobspec=jobspec, user=userid)
         except Exception as exc:
             raise RPCError(str(exc) or exc.__class__.__name__) from None
-        return self.instance.summarize(jobspec)
+        dependencies.check(jobspec, self.dep_schemes, self)
+        summary = self.summarize(jobspec)
+        queue = self.queues.of(jobspec)
+        if not queue.enabled:
+            what = f"queue {queue.name}" if queue.name else "job submission"
+            raise RPCError(f"{what} is disabled: {queue.disable_reason}")
+        return summary
+
+    def summarize(self, jobspec: dict) -> dict:
+        """What the scheduler needs of a valid jobspec: counts, queue and constraint."""
+        summary = self.instance.summarize(jobspec)
+        queue = self.queues.of(jobspec)
+        summary["queue"] = queue.name
+        constraint = jobspec["attributes"]["system"].get("constraints")
+        if queue.requires:
+            need = {"properties": list(queue.requires)}
+            constraint = {"and": [constraint, need]} if constraint else need
+        summary["constraint"] = None
+        summary["constraint_key"] = ""
+        if constraint:
+            from strato.jobspec.constraints import compile_constraint
+
+            try:
+                summary["constraint"] = compile_constraint(constraint)
+            except ValueError as exc:
+                raise RPCError(f"attributes.system.constraints: {exc}") from None
+            summary["constraint_key"] = json.dumps(constraint, sort_keys=True)
+        return summary
 
     def submit(self, jobspecs: list[dict], userid: int, urgency: int = URGENCY_DEFAULT,
                flags: int = 0) -> list[int]:
         """Validate every jobspec, then create the jobs; all or nothing."""
-        if not self.submit_enabled:
-            raise RPCError(f"job submission is disabled: {self.submit_disable_reason}")
         if not isinstance(urgency, int) or not 0 <= urgency <= 31:
             raise RPCError("urgency must be an integer from 0 to 31")
         summaries = []
@@ -197,8 +250,33 @@ class JobManager:
         if self._has_state_hook:
             self._set_state(job, NEW, now)
         self._set_state(job, DEPEND, now)
-        self._post(job, "depend", None, PRIORITY)
-        self._reprioritize(job)
+        deps = dependencies.dependencies_of(job.jobspec)
+        if not deps:
+            self._post(job, "depend", None, PRIORITY)
+            self._reprioritize(job)
+            return
+        job.deps_left = len(deps)
+        for dep in deps:
+            self._post(job, "dependency-add", {"description": dependencies.describe(dep)})
+        for dep in deps:
+            if job.state != DEPEND:
+                break
+            self.dep_schemes[dep["scheme"]].add(dependencies.Dependency(job, dep, self))
+
+    def dependency_resolved(self, d: dependencies.Dependency) -> None:
+        job = d.job
+        if job.state != DEPEND:
+            return
+        self._post(job, "dependency-remove", {"description": dependencies.describe(d.dep)})
+        job.deps_left -= 1
+        if job.deps_left == 0:
+            self._post(job, "depend", None, PRIORITY)
+            self._reprioritize(job)
+
+    def dependency_failed(self, d: dependencies.Dependency, note: str) -> None:
+        if d.job.state == DEPEND:
+            self.raise_exception(d.job, "dependency", 0,
+                                 f"{dependencies.describe(d.dep)}: {note}")
 
     def _reprioritize(self, job: Job) -> None:
         prio = self.hook.job_priority(job=job)
@@ -231,9 +309,17 @@ class JobManager:
 
     def _schedule(self) -> None:
         self._sched_scheduled = False
-        if not self.pending or not self.sched_started:
+        if not self.pending:
             return
-        allocated, rejected = self.instance.scheduler.schedule(self.pending)
+        queues = self.queues.named(None)
+        if all(q.started for q in queues):
+            candidates = self.pending
+        else:
+            stopped = {q.name for q in queues if not q.started}
+            candidates = [j for j in self.pending if j.summary["queue"] not in stopped]
+            if not candidates:
+                return
+        allocated, rejected = self.instance.scheduler.schedule(candidates)
         if not allocated and not rejected:
             return
         done = set()
@@ -278,13 +364,7 @@ class JobManager:
         self._clean(job)
 
     def _clean(self, job: Job) -> None:
-        exc = job.exception
-        if exc is not None and exc["severity"] == 0:
-            job.result = {"cancel": "CANCELED", "timeout": "TIMEOUT"}.get(exc["type"], "FAILED")
-        elif job.status:
-            job.result = "FAILED"
-        else:
-            job.result = "COMPLETED"
+        job.result = _result_of(job)
         self._post(job, "clean", None, INACTIVE)
         del self.active[job.id]
         self.counts["inactive"] += 1
@@ -293,17 +373,6 @@ class JobManager:
             for cb in job.waiters:
                 cb(job)
             job.waiters = None
-        if self._idle_waiters and not self._running_count():
-            for cb in self._idle_waiters:
-                cb()
-            self._idle_waiters.clear()
-        if self._empty_waiters and not self.active:
-            for cb in self._empty_waiters:
-                cb()
-            self._empty_waiters.clear()
-
-    def _running_count(self) -> int:
-        return sum(1 for j in self.active.values() if j.state & RUNNING)
 
     # -- exceptions, cancel, urgency --------------------------------------------------------
     def raise_exception(self, job: Job, etype: str, severity: int, note: str = "",
@@ -365,18 +434,6 @@ class JobManager:
         else:
             job.waiters.append(cb)
 
-    def on_idle(self, cb: Callable[[], None]) -> None:
-        if self._running_count():
-            self._idle_waiters.append(cb)
-        else:
-            cb()
-
-    def on_empty(self, cb: Callable[[], None]) -> None:
-        if self.active:
-            self._empty_waiters.append(cb)
-        else:
-            cb()
-
     # -- restart -------------------------------------------------------------------------
     def recover(self) -> None:
         """Rebuild the jobs of a restarted instance from their eventlogs in the KVS.
@@ -397,23 +454,27 @@ class JobManager:
                         if isinstance(d, KvsDir) and "eventlog" in d and "jobspec" in d:
                             found.append((ids.parse(f"job.{ka}.{kb}.{kc}.{kd}"), d))
         lost = []
+        waiting: list[tuple[Job, list]] = []
         for jobid, d in found:
             eventlog = d["eventlog"]
             submit = eventlog[0]
             ctx = submit.get("context", {})
             js = d["jobspec"]
             try:
-                summary = self.instance.summarize(js)
+                summary = self.summarize(js)
             except Exception:
-                continue
+                continue  # no longer valid here (its queue is gone): nothing to recover
             job = Job(jobid, ctx.get("userid", 0), ctx.get("urgency", 16), js,
                       ctx.get("flags", 0), summary)
             job.eventlog = eventlog
             job.t_submit = submit["timestamp"]
-            state = NEW
+            state = DEPEND
+            removed = set()
             for e in eventlog:
                 name, ectx = e["name"], e.get("context", {})
-                if name == "priority":
+                if name == "dependency-remove":
+                    removed.add(ectx.get("description"))
+                elif name == "priority":
                     job.priority = ectx.get("priority", 0)
                     state = SCHED if state < SCHED else state
                 elif name == "urgency":
@@ -431,12 +492,7 @@ class JobManager:
             job.state = state
             self.jobs[jobid] = job
             if state == INACTIVE:
-                exc = job.exception
-                if exc is not None:
-                    job.result = {"cancel": "CANCELED", "timeout": "TIMEOUT"}.get(
-                        exc["type"], "FAILED")
-                else:
-                    job.result = "FAILED" if job.status else "COMPLETED"
+                job.result = _result_of(job)
                 self.counts["inactive"] += 1
                 continue
             self.active[jobid] = job
@@ -444,7 +500,23 @@ class JobManager:
                 lost.append(job)
             elif state == SCHED and job.priority > 0:
                 self._enqueue(job)
+            elif state == DEPEND:
+                deps = [dep for dep in dependencies.dependencies_of(js)
+                        if dependencies.describe(dep) not in removed]
+                waiting.append((job, deps))
         self.jobs = dict(sorted(self.jobs.items()))
+        for job, deps in waiting:  # every job is known again: targets can be found
+            job.deps_left = len(deps)
+            if not deps:
+                self._post(job, "depend", None, PRIORITY)
+                self._reprioritize(job)
+            for dep in deps:
+                handler = self.dep_schemes.get(dep["scheme"])
+                if handler is None:
+                    self.raise_exception(job, "dependency", 0,
+                                         f"scheme {dep['scheme']} is no longer loaded")
+                    break
+                handler.add(dependencies.Dependency(job, dep, self))
         for job in lost:
             job.R = None
             ctx = {"type": "restart", "severity": 0, "userid": job.userid,

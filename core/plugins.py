@@ -21,10 +21,15 @@ from strato.core.errors import PluginError
 
 DEFAULT_PLUGINS = (
     "ingest-basic",
+    "ingest-defaults",
+    "ingest-limits",
     "job-priority-default",
     "sched-simple",
     "exec-local",
     "exec-sim",
+    "dependency-after",
+    "dependency-singleton",
+    "dependency-begin-time",
 )
 
 

@@ -18,6 +18,8 @@ The rules are those of RFC 25 with flux-core's reading of them where the RFC is 
 - ``tasks`` has exactly one task: a non-empty list of strings as ``command``, ``slot``
   naming the slot label, ``count`` with exactly one of ``per_slot`` or ``total``, an
   integer >= 1 (``per_resource`` is not version 1);
+- that ``slot`` names the slot's label is checked last, after ``attributes``, so that a
+  jobspec broken in one of those ways as well is reported for that;
 - ``attributes`` holds only ``system`` (required) and ``user`` (a mapping);
   ``attributes.system.duration`` is required, a number >= 0 (0 means unlimited); the
   other well-known system keys are type checked when present, unknown ones are allowed.
@@ -147,7 +149,8 @@ def _check_resources(resources: object) -> str:
     return _check_slot(slot, "resources[0].with[0]")
 
 
-def _check_tasks(tasks: object, label: str) -> None:
+def _check_tasks(tasks: object) -> str:
+    """Validate the tasks section; return the slot label its task names."""
     if not isinstance(tasks, list) or len(tasks) != 1:
         raise _fail("tasks", "must be a list with exactly one entry")
     task = tasks[0]
@@ -167,8 +170,6 @@ def _check_tasks(tasks: object, label: str) -> None:
     slot = task["slot"]
     if not isinstance(slot, str):
         raise _fail("tasks[0].slot", "must be a string")
-    if slot != label:
-        raise _fail("tasks[0].slot", f"must name the slot label {label!r}")
     count = task["count"]
     if not isinstance(count, Mapping) or len(count) != 1:
         raise _fail("tasks[0].count", "must be a mapping with exactly one of per_slot or total")
@@ -181,6 +182,7 @@ def _check_tasks(tasks: object, label: str) -> None:
         raise _fail("tasks[0].attributes", "must be a mapping")
     if "distribution" in task and not isinstance(task["distribution"], str):
         raise _fail("tasks[0].distribution", "must be a string")
+    return slot
 
 
 def _check_constraint(obj: object, path: str) -> None:
@@ -270,8 +272,12 @@ def validate_v1(js: object) -> None:
     if not _is_int(version) or version != 1:
         raise _fail("version", "must be 1")
     label = _check_resources(js["resources"])
-    _check_tasks(js["tasks"], label)
+    slot = _check_tasks(js["tasks"])
     _check_attributes(js["attributes"])
+    # The cross-reference comes last: a jobspec with a wrong label *and* a missing
+    # duration (flux-core's invalid_v1/duration_missing.yaml) reports the duration.
+    if slot != label:
+        raise _fail("tasks[0].slot", f"must name the slot label {label!r}")
 
 
 def summarize(js: Mapping[str, Any]) -> dict[str, Any]:

@@ -6,6 +6,6 @@ from strato.core.hookspecs import hookimpl
 from strato.jobspec.model import validate_v1
 
 
-@hookimpl
+@hookimpl(tryfirst=True)
 def ingest_validate(jobspec, user):
     validate_v1(jobspec)
