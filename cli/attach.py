@@ -12,8 +12,19 @@ from collections.abc import Iterator
 from strato.core.ids import f58
 
 
-def attach_stream(h, jobid: int, stream: Iterator[dict], prog: str) -> int:
-    """Consume an events stream (with output); returns the job's exit code."""
+def _label(rank: str, data: str) -> str:
+    lines = data.split("\n")
+    last = lines.pop()
+    out = "".join(f"{rank}: {ln}\n" for ln in lines)
+    return out + (f"{rank}: {last}" if last else "")
+
+
+def attach_stream(h, jobid: int, stream: Iterator[dict], prog: str,
+                  label: bool = False) -> int:
+    """Consume an events stream (with output); returns the job's exit code.
+
+    With `label`, each output line is prefixed with its task rank (--label-io).
+    """
     out, err = sys.stdout, sys.stderr
     status = None
     exception = None
@@ -27,7 +38,8 @@ def attach_stream(h, jobid: int, stream: Iterator[dict], prog: str) -> int:
                     if name == "data":
                         ctx = entry["context"]
                         f = out if ctx["stream"] == "stdout" else err
-                        f.write(ctx.get("data", ""))
+                        data = ctx.get("data", "")
+                        f.write(_label(ctx["rank"], data) if label else data)
                         f.flush()
                 elif name == "finish":
                     status = entry["context"]["status"]

@@ -37,14 +37,16 @@ def job() -> None:
 
 
 @job.command()
+@click.option("-l", "--label-io", is_flag=True, help="Prefix lines with the task rank.")
 @click.argument("jobid", type=JOBID)
-def attach(jobid) -> int:
+def attach(label_io, jobid) -> int:
     """Print a job's output (live if it runs) and exit with its exit code."""
     from strato.cli.attach import attach_stream
     from strato.job import event_watch
 
     h = handle()
-    return attach_stream(h, jobid, event_watch(h, jobid, output=True), "strato-job")
+    return attach_stream(h, jobid, event_watch(h, jobid, output=True), "strato-job",
+                         label_io)
 
 
 @job.command()
@@ -161,7 +163,7 @@ def info(jobid, key) -> int:
 def urgency(jobid, value) -> int:
     """Set a pending job's urgency (0-31, hold, default, expedite)."""
     from strato import job as jobapi
-    from strato.cli.cmd_submit import parse_urgency
+    from strato.cli.submitopts import parse_urgency
 
     jobapi.urgency(handle(), jobid, parse_urgency(value))
     return 0

@@ -9,8 +9,10 @@ from __future__ import annotations
 import os
 
 from strato.core import ids
+from strato.core.dependencies import dependencies_of, describe
 from strato.core.errors import RPCError
 from strato.core.jobmanager import INACTIVE, STATE_NAMES, Job, JobManager
+from strato.core.jobmanager import PENDING as PENDING_STATES
 
 
 def job_record(job: Job) -> dict:
@@ -23,6 +25,12 @@ def job_record(job: Job) -> dict:
            "t_submit": job.t_submit, "t_run": job.t_run, "t_cleanup": job.t_cleanup,
            "t_inactive": job.t_inactive, "result": job.result, "waitstatus": job.status,
            "success": job.result == "COMPLETED" if job.result else None}
+    if s.get("queue"):
+        rec["queue"] = s["queue"]
+    if job.cc is not None:
+        rec["cc"] = job.cc
+    if job.state & PENDING_STATES and job.deps_left:
+        rec["dependencies"] = [describe(d) for d in dependencies_of(job.jobspec)]
     if job.R is not None:
         ex = job.R["execution"]
         rec["ranks"] = ",".join(e["rank"] for e in ex["R_lite"])
@@ -51,7 +59,8 @@ def register(broker, jobs: JobManager, kvs) -> None:
             if not isinstance(count, int) or count < 1:
                 raise RPCError("count must be a positive integer")
             jobspecs = [body.get("jobspec")] * count
-        new = jobs.submit(jobspecs, uid, body.get("urgency", 16), body.get("flags", 0))
+        new = jobs.submit(jobspecs, uid, body.get("urgency", 16), body.get("flags", 0),
+                          body.get("cc"))
         if body.get("watch") and req.streaming:
             req.send({"ids": new})
             _stream_events(req, jobs.jobs[new[0]], kvs, bool(body.get("output")))
@@ -130,8 +139,14 @@ def register(broker, jobs: JobManager, kvs) -> None:
         req.respond({"old_urgency": old})
 
     def list_jobs(req) -> None:
-        """{states: mask, results: [...], ids: [...], name, max}."""
+        """{states: mask, results: [...], ids: [...], name, queue, userid, since, max}.
+
+        ``since``: only jobs active at or after that time (inactive ones that ended
+        earlier are left out)."""
         body = req.body or {}
+        queue = body.get("queue")
+        userid = body.get("userid")
+        since = body.get("since") or 0.0
         mask = body.get("states", 0x7F)
         results = body.get("results")
         if body.get("ids"):
@@ -147,6 +162,12 @@ def register(broker, jobs: JobManager, kvs) -> None:
             if results and job.result not in results:
                 continue
             if name and job.name != name:
+                continue
+            if queue is not None and job.summary.get("queue") != queue:
+                continue
+            if userid is not None and job.userid != userid:
+                continue
+            if since and job.state == INACTIVE and job.t_inactive < since:
                 continue
             out.append(job_record(job))
             if limit and len(out) >= limit:

@@ -39,7 +39,7 @@ class Job:
     __slots__ = ("id", "userid", "urgency", "priority", "state", "jobspec", "flags", "eventlog",
                  "kvsdir", "t_submit", "t_run", "t_cleanup", "t_inactive", "R", "name",
                  "summary", "result", "status", "exception", "backend", "waiters", "exec_data",
-                 "alloc_pending", "expiration", "deps_left", "state_watchers")
+                 "alloc_pending", "expiration", "deps_left", "state_watchers", "cc")
 
     def __init__(self, jobid: int, userid: int, urgency: int, jobspec: dict, flags: int,
                  summary: dict) -> None:
@@ -69,6 +69,7 @@ class Job:
         self.expiration = 0.0
         self.deps_left = 0
         self.state_watchers: list | None = None
+        self.cc: int | None = None  # this copy's index under --cc
 
     @property
     def state_name(self) -> str:
@@ -210,8 +211,15 @@ class JobManager:
         return summary
 
     def submit(self, jobspecs: list[dict], userid: int, urgency: int = URGENCY_DEFAULT,
-               flags: int = 0) -> list[int]:
-        """Validate every jobspec, then create the jobs; all or nothing."""
+               flags: int = 0, cc: list[int] | None = None) -> list[int]:
+        """Validate every jobspec, then create the jobs; all or nothing.
+
+        `cc` gives each job its copy index (``--cc``), seen by the shell as
+        ``STRATO_JOB_CC`` and ``{{cc}}`` in output templates.
+        """
+        if cc is not None and (len(cc) != len(jobspecs)
+                               or not all(isinstance(c, int) for c in cc)):
+            raise RPCError("cc must be a list of integers, one per job")
         if not isinstance(urgency, int) or not 0 <= urgency <= 31:
             raise RPCError("urgency must be an integer from 0 to 31")
         summaries = []
@@ -229,8 +237,10 @@ class JobManager:
             summaries.append(s)
         out = []
         now = time.time()
-        for js, summary in zip(jobspecs, summaries, strict=True):
+        for i, (js, summary) in enumerate(zip(jobspecs, summaries, strict=True)):
             job = Job(self.fluid.next(), userid, urgency, js, flags, summary)
+            if cc is not None:
+                job.cc = cc[i]
             self._create(job, now)
             out.append(job.id)
         self.counts["submitted"] += len(out)
@@ -242,9 +252,10 @@ class JobManager:
         job.t_submit = now
         self.kvs.put_quiet(job.kvsdir + ".jobspec", job.jobspec)
         ev = job.eventlog
-        ev.append({"timestamp": now, "name": "submit",
-                   "context": {"userid": job.userid, "urgency": job.urgency,
-                               "flags": job.flags, "version": 1}})
+        ctx = {"userid": job.userid, "urgency": job.urgency, "flags": job.flags, "version": 1}
+        if job.cc is not None:
+            ctx["cc"] = job.cc
+        ev.append({"timestamp": now, "name": "submit", "context": ctx})
         ev.append({"timestamp": now, "name": "validate"})
         self.kvs.put_quiet(job.kvsdir + ".eventlog", ev)
         if self._has_state_hook:
@@ -468,6 +479,7 @@ class JobManager:
                       ctx.get("flags", 0), summary)
             job.eventlog = eventlog
             job.t_submit = submit["timestamp"]
+            job.cc = ctx.get("cc")
             state = DEPEND
             removed = set()
             for e in eventlog:

@@ -8,15 +8,18 @@ jobspecs check their output against it.  As in ``model``, validation is a plain 
 over dicts and lists that stops at the first problem with one line ``PATH: reason``,
 e.g. ``resources[0].with[0].count: min must be >= 1``.
 
-The rules are RFC 14's text (and its JSON schema where the text is silent), with
-flux-core's reading where the two differ:
+The rules are RFC 14's text, its JSON schema where the text is silent (the schema
+still ties ``max`` to ``operator``/``operand``, which the text no longer does), and
+flux-core's reading where the RFC is loose:
 
 - the top level has exactly ``version`` (an integer >= 1), ``resources``, ``tasks`` and
   ``attributes``;
 - ``resources`` is a non-empty list of vertices; a vertex has a non-empty string
   ``type`` and a ``count``, and may have ``unit``, ``label``, ``id`` (strings),
   ``exclusive`` (boolean) and ``with`` (a non-empty list of vertices); nothing else.
-  A ``slot`` must have a ``label`` and a ``with``; labels are unique in a jobspec;
+  A ``slot`` must have a ``label`` and a ``with``.  RFC 14 asks for unique labels, but
+  that is not enforced: Fluxion's own inputs give sibling slots one label
+  (``flexible/test003.yaml``) and flux-core does not check it either;
 - a ``count`` is an integer >= 1, an RFC 22 idset of allowed counts (``"4,9,16"``), an
   RFC 45 range string (``"2+"``, ``"2-32:2:*"``) or a mapping ``{min, max, operator,
   operand}``: ``min`` >= 1 is required, ``max`` (optional, default infinite) >= ``min``,
@@ -27,11 +30,12 @@ flux-core's reading where the two differ:
   >= 1) or ``per_resource`` (``{type, count}``); optional ``distribution`` (string) and
   ``attributes`` (mapping).  Whether ``slot`` names an existing label is *not* checked,
   as flux-core's corpus (``valid/basic_v1.yaml``) has a task naming an absent label;
-- ``attributes`` is a mapping with at most ``system`` and ``user``, each a mapping.
-  Known system keys are type checked (``duration``, ``preemptible-after``, ``cwd``,
-  ``queue``, ``bank``, ``project``, ``environment``, ``job``, ``shell``, ``files``,
-  ``dependencies`` per RFC 26, ``constraints`` per RFC 31); other keys are free and
-  ``duration`` is optional (RFC 25 makes it required, not RFC 14).
+- ``attributes`` is a mapping (not null, though the schema allows it: flux-core rejects
+  it) with at most ``system`` and ``user``, each a mapping.  Known system keys are type
+  checked (``duration``, ``preemptible-after``, ``cwd``, ``queue``, ``bank``,
+  ``project``, ``environment``, ``job``, ``shell``, ``files``, ``dependencies`` per
+  RFC 26, ``constraints`` per RFC 31); other keys are free and ``duration`` is
+  optional (RFC 25 makes it required, not RFC 14).
 
 :func:`load_jobspec` parses the text of a jobspec (YAML, hence also JSON) into a dict
 with one-line errors; ``yaml`` is imported only when it is called.
@@ -205,32 +209,21 @@ def _check_count(vertex: Mapping[Any, Any], path: str) -> None:
 
 
 class _Walk:
-    """State of one walk over the resource graph: labels seen, vertices validated.
+    """State of one walk over the resource graph: the vertices already validated.
 
     A vertex object that occurs again (a YAML alias) is not walked again, so that a
-    small document of nested aliases cannot make validation exponential; its labels
-    are counted again, so a repeated slot is still a duplicate label.
+    small document of nested aliases cannot make validation take exponential time.
     """
 
     def __init__(self) -> None:
-        self.labels: dict[str, str] = {}  # label -> path of its vertex
-        self.done: dict[int, tuple[Mapping[Any, Any], list[str]]] = {}
+        self.done: dict[int, Mapping[Any, Any]] = {}
 
-    def add_label(self, label: str, path: str) -> None:
-        first = self.labels.get(label)
-        if first is not None:
-            raise _fail(f"{path}.label", f"duplicate label {label!r} (also at {first})")
-        self.labels[label] = path
-
-    def vertex(self, vertex: object, path: str, depth: int) -> list[str]:
-        """Validate ``vertex`` and everything under it; return the labels in it."""
+    def vertex(self, vertex: object, path: str, depth: int) -> None:
+        """Validate ``vertex`` and everything under it."""
         if not isinstance(vertex, Mapping):
             raise _fail(path, f"must be a mapping, not {_type_name(vertex)}")
-        seen = self.done.get(id(vertex))
-        if seen is not None and seen[0] is vertex:
-            for label in seen[1]:
-                self.add_label(label, path)
-            return seen[1]
+        if self.done.get(id(vertex)) is vertex:
+            return
         if depth > _MAX_DEPTH:
             raise _fail(path, f"resources are nested more than {_MAX_DEPTH} levels deep")
         _check_keys(vertex, _VERTEX_KEYS, path)
@@ -247,7 +240,6 @@ class _Walk:
                 raise _fail(f"{path}.{key}", f"must be a string, not {_type_name(vertex[key])}")
         if "exclusive" in vertex and not isinstance(vertex["exclusive"], bool):
             raise _fail(f"{path}.exclusive", "must be a boolean (true or false)")
-        labels: list[str] = []
         if vtype == "slot":
             if "label" not in vertex:
                 raise _fail(f"{path}.label", "is required for a slot")
@@ -255,17 +247,13 @@ class _Walk:
                 raise _fail(f"{path}.label", "must not be empty")
             if "with" not in vertex:
                 raise _fail(f"{path}.with", "is required for a slot")
-        if "label" in vertex:
-            self.add_label(vertex["label"], path)
-            labels.append(vertex["label"])
         if "with" in vertex:
             children = vertex["with"]
             if not isinstance(children, list) or not children:
                 raise _fail(f"{path}.with", "must be a non-empty list of resource vertices")
             for i, child in enumerate(children):
-                labels.extend(self.vertex(child, f"{path}.with[{i}]", depth + 1))
-        self.done[id(vertex)] = (vertex, labels)
-        return labels
+                self.vertex(child, f"{path}.with[{i}]", depth + 1)
+        self.done[id(vertex)] = vertex
 
 
 def _check_resources(resources: object) -> None:
@@ -368,6 +356,8 @@ def _check_constraint(obj: object, path: str, depth: int = 0) -> None:
         for i, value in enumerate(values):
             if op in _CONSTRAINT_NESTED:
                 _check_constraint(value, f"{path}.{op}[{i}]", depth + 1)
+            elif op == "ranks" and _is_int(value) and value >= 0:
+                continue  # a single rank; Fluxion takes these as well as idset strings
             elif op in _CONSTRAINT_STRINGS and not isinstance(value, str):
                 raise _fail(f"{path}.{op}[{i}]", f"must be a string, not {_type_name(value)}")
 
@@ -468,14 +458,33 @@ def validate_canonical(js: object) -> None:
 # -- reading -------------------------------------------------------------------------------
 
 
-def _yaml_reason(exc: Exception) -> str:
+def _yaml_reason(exc: Exception, text: str) -> str:
     """``<short reason> at line N`` from a PyYAML error, on one line."""
-    problem = getattr(exc, "problem", None) or getattr(exc, "reason", None)
-    reason = " ".join(str(problem if problem else exc).split())
+    character = getattr(exc, "character", None)
+    position = getattr(exc, "position", None)
+    if isinstance(position, int) and character is not None:  # a ReaderError
+        code = ord(character) if isinstance(character, str) else int(character)
+        line = text.count("\n", 0, position) + 1
+        return f"unacceptable character #x{code:04x} at line {line}"
+    problem = getattr(exc, "problem", None)
+    context = getattr(exc, "context", None)
+    if problem and context and problem.startswith("but "):
+        problem = f"{context}, {problem}"  # "expected a single document ..., but found ..."
+    reason = " ".join(str(problem or exc).split())
     mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
     if mark is not None:
         reason += f" at line {mark.line + 1}"
     return reason
+
+
+def _decode(data: bytes, name: str) -> str:
+    """Text of a jobspec file: UTF-8 (a BOM is allowed), or UTF-16 with a BOM."""
+    encoding = "utf-16" if data.startswith((b"\xff\xfe", b"\xfe\xff")) else "utf-8-sig"
+    try:
+        return data.decode(encoding)
+    except UnicodeDecodeError as exc:
+        what = "UTF-16" if encoding == "utf-16" else "UTF-8"
+        raise JobspecError(f"{name}: invalid YAML: not {what} text (byte {exc.start})") from None
 
 
 def load_jobspec(text: str | bytes, name: str = "<stdin>") -> dict[str, Any]:
@@ -487,10 +496,12 @@ def load_jobspec(text: str | bytes, name: str = "<stdin>") -> dict[str, Any]:
     """
     import yaml  # here, so that importing strato.jobspec stays light
 
+    if isinstance(text, (bytes, bytearray)):
+        text = _decode(bytes(text), name)
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise JobspecError(f"{name}: invalid YAML: {_yaml_reason(exc)}") from None
+        raise JobspecError(f"{name}: invalid YAML: {_yaml_reason(exc, text)}") from None
     except RecursionError:
         raise JobspecError(f"{name}: invalid YAML: nested too deeply") from None
     if data is None:

@@ -94,7 +94,7 @@ def _get_parser() -> Any:
     if _parser is None:
         from lark import Lark
 
-        _parser = Lark(_GRAMMAR, parser="lalr", maybe_placeholders=False)
+        _parser = Lark(_GRAMMAR, parser="lalr", lexer="basic", maybe_placeholders=False)
     return _parser
 
 
@@ -135,7 +135,7 @@ def parse_constraint(text: str) -> dict:
     except UnexpectedInput as exc:  # UnexpectedEOF and anything else lark may add
         raise _error(text, "syntax error", getattr(exc, "pos_in_stream", None) or 0) from None
     try:
-        return _build(tree.children[0], text, 0)
+        return _build(tree.children[0], 0)
     except _TermError as exc:
         raise _error(text, exc.problem, exc.offset) from None
 
@@ -144,7 +144,7 @@ def _error(text: str, problem: str, offset: int) -> ValueError:
     return ValueError(f"invalid constraint {text!r}: {problem} at column {offset + 1}")
 
 
-def _build(node: Any, text: str, depth: int) -> dict:
+def _build(node: Any, depth: int) -> dict:
     """Turn the lark tree into simplified RFC 31 JSON."""
     if depth > _MAX_DEPTH:
         raise _TermError("expression nested too deeply", 0)
@@ -155,9 +155,9 @@ def _build(node: Any, text: str, depth: int) -> dict:
         tok = node.children[1]
         return {"not": [_term(str(tok), tok.start_pos)]}
     if kind == "negate":
-        return {"not": [_build(node.children[1], text, depth + 1)]}
+        return {"not": [_build(node.children[1], depth + 1)]}
     parts = [
-        _build(c, text, depth + 1)
+        _build(c, depth + 1)
         for c in node.children
         if hasattr(c, "data") or c.type == "TERM"  # skip the AND / OR tokens
     ]

@@ -7,7 +7,9 @@ from each.  So validation is a plain walk over dicts and lists (no jsonschema) t
 stops at the first problem with a one-line message naming where it is, e.g.
 ``resources[0].with[0].count: must be an integer >= 1``.
 
-The rules are those of RFC 25 with flux-core's reading of them where the RFC is loose:
+Canonical jobspecs (RFC 14, any version) are checked by ``strato.jobspec.canonical``.
+The rules here are those of RFC 25 with flux-core's reading of them where the RFC is
+loose:
 
 - the top level has exactly ``version`` (== 1), ``resources``, ``tasks``, ``attributes``;
 - ``resources`` has exactly one vertex, and the graph is one of ``slot>core``,
@@ -18,11 +20,12 @@ The rules are those of RFC 25 with flux-core's reading of them where the RFC is 
 - ``tasks`` has exactly one task: a non-empty list of strings as ``command``, ``slot``
   naming the slot label, ``count`` with exactly one of ``per_slot`` or ``total``, an
   integer >= 1 (``per_resource`` is not version 1);
-- that ``slot`` names the slot's label is checked last, after ``attributes``, so that a
-  jobspec broken in one of those ways as well is reported for that;
 - ``attributes`` holds only ``system`` (required) and ``user`` (a mapping);
   ``attributes.system.duration`` is required, a number >= 0 (0 means unlimited); the
-  other well-known system keys are type checked when present, unknown ones are allowed.
+  other well-known system keys are type checked when present, unknown ones are allowed;
+- that the task's ``slot`` names the slot label is checked last, after ``attributes``,
+  so that a jobspec that is also broken elsewhere is reported for that (flux-core's
+  ``invalid_v1/duration_missing.yaml`` names an absent label *and* lacks a duration).
 """
 
 from __future__ import annotations

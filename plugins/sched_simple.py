@@ -1,9 +1,10 @@
 """sched-simple: first-fit scheduling of nodes, cores and gpus, first come first served.
 
-Jobs are considered in priority order; the first job that does not fit now blocks
-the ones behind it (fcfs), and a job that could never fit, even on an empty
-instance, is rejected at once with an ``alloc`` exception. Drained nodes get no
-new jobs. Each node keeps sorted lists of its free core and gpu ids, and a hint to
+Jobs are considered in priority order; the first job of a queue that does not
+fit now blocks the ones behind it in that queue (fcfs per queue), and a job that
+could never fit, even on an empty instance, is rejected at once with an
+``alloc`` exception. A job's constraint (``--requires``, and its queue's
+``requires``) limits it to the nodes it matches. Drained nodes get no new jobs. Each node keeps sorted lists of its free core and gpu ids, and a hint to
 the first node with a free core keeps first fit cheap on thousands of nodes.
 """
 
@@ -49,16 +50,18 @@ class SimpleScheduler:
     @staticmethod
     def _key(s: dict) -> tuple:
         return (s["nnodes"], s["nslots"], s["cores_per_slot"], s["gpus_per_slot"],
-                s["exclusive"])
+                s["exclusive"], s.get("constraint_key", ""))
 
     def _why_unsatisfiable(self, s: dict) -> str | None:
         """Why the request could not fit even on the whole, idle instance (None: it can)."""
         key = self._key(s)
         if key in self._satisfiable:
             return self._satisfiable[key]
-        nnodes, nslots, cps, gps, excl = key
+        nnodes, nslots, cps, gps, _excl, _ckey = key
+        match = s.get("constraint")
+        nodes = [n for n in self.nodes if match is None or match(n.node)]
         fits = [min(len(n.node.cores) // cps if cps else nslots,
-                    len(n.node.gpus) // gps if gps else nslots) for n in self.nodes]
+                    len(n.node.gpus) // gps if gps else nslots) for n in nodes]
         if nnodes is None:
             ok = sum(fits) >= nslots
         else:
@@ -66,13 +69,14 @@ class SimpleScheduler:
             ok = sum(1 for f in fits if f >= per) >= nnodes
         why = None
         if not ok:
-            ncores = sum(len(n.node.cores) for n in self.nodes)
-            ngpus = sum(len(n.node.gpus) for n in self.nodes)
+            ncores = sum(len(n.node.cores) for n in nodes)
+            ngpus = sum(len(n.node.gpus) for n in nodes)
             why = (f"unsatisfiable request: {nslots} slot(s) of {cps} core(s)"
                    + (f" and {gps} gpu(s)" if gps else "")
                    + (f" on {nnodes} node(s)" if nnodes else "")
-                   + f"; the instance has {len(self.nodes)} node(s), {ncores} core(s),"
-                   f" {ngpus} gpu(s)")
+                   + ("; the constraint matches" if match is not None else
+                      "; the instance has")
+                   + f" {len(nodes)} node(s), {ncores} core(s), {ngpus} gpu(s)")
         self._satisfiable[key] = why
         return why
 
@@ -80,11 +84,12 @@ class SimpleScheduler:
         nnodes, nslots, cps, gps = s["nnodes"], s["nslots"], s["cores_per_slot"], \
             s["gpus_per_slot"]
         picks = []
+        match = s.get("constraint")
         if nnodes is None:
             remaining = nslots
             for i in range(self._hint, len(self.nodes)):
                 ns = self.nodes[i]
-                if ns.drained or not ns.free_cores:
+                if ns.drained or not ns.free_cores or (match is not None and not match(ns.node)):
                     continue
                 k = len(ns.free_cores) // cps if cps else remaining
                 if gps:
@@ -103,7 +108,7 @@ class SimpleScheduler:
             excl = s["exclusive"]
             for i in range(self._hint, len(self.nodes)):
                 ns = self.nodes[i]
-                if ns.drained:
+                if ns.drained or (match is not None and not match(ns.node)):
                     continue
                 if excl:
                     if ns.idle() and len(ns.free_cores) >= per * cps \
@@ -127,18 +132,26 @@ class SimpleScheduler:
         return taken
 
     def schedule(self, pending: list) -> tuple[list, list]:
-        """Allocate pending jobs in order until one does not fit (fcfs)."""
+        """Allocate pending jobs in order; a job that does not fit blocks its queue."""
         allocated, rejected = [], []
         now = time.time()
+        nqueues = len(self.instance.queues.named(None)) if self.instance is not None else 1
+        blocked: set[str] = set()
         for job in pending:
             s = job.summary
+            queue = s.get("queue", "")
+            if queue in blocked:
+                continue
             taken = self._try_alloc(s)
             if taken is None:
                 why = self._why_unsatisfiable(s)
                 if why is not None:
                     rejected.append((job, why))
                     continue
-                break
+                blocked.add(queue)
+                if len(blocked) >= nqueues:
+                    break
+                continue
             self.allocs[job.id] = taken
             duration = s["duration"]
             R = make_R([(ns.node.rank, ns.node.hostname, cores, gpus)

@@ -16,6 +16,30 @@ from strato.core import ids
 from strato.jobspec.idset import decode_idset
 
 
+def _labelled(rank: int, data: bytes) -> bytes:
+    """Prefix every line of `data` with ``RANK: `` (--label-io)."""
+    prefix = f"{rank}: ".encode()
+    lines = data.split(b"\n")
+    tail = lines.pop() if not data.endswith(b"\n") else None
+    if tail is None:
+        lines.pop()
+    out = b"".join(prefix + ln + b"\n" for ln in lines)
+    return out + (prefix + tail if tail else b"")
+
+
+def _rlimits(options: dict) -> list[tuple[int, int]]:
+    """``-o rlimit``/``--rlimit`` as (RLIMIT_x, soft) pairs; ValueError on a bad one."""
+    import resource
+
+    out = []
+    for name, value in (options.get("rlimit") or {}).items():
+        res = getattr(resource, f"RLIMIT_{str(name).upper()}", None)
+        if res is None or isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"invalid rlimit {name}={value}")
+        out.append((res, resource.RLIM_INFINITY if value < 0 else value))
+    return out
+
+
 class Task:
     """One task of a job: what to run and, once run, its pid and wait status."""
 
@@ -73,7 +97,10 @@ def render_template(template: str, job) -> str:
         tag = "{{" + key + "}}"
         if tag in out:
             out = out.replace(tag, ids.encode(job.id, form))
-    return out.replace("{{name}}", job.name)
+    out = out.replace("{{name}}", job.name)
+    if "{{cc}}" in out:
+        out = out.replace("{{cc}}", "" if job.cc is None else str(job.cc))
+    return out
 
 
 class JobShell:
@@ -93,6 +120,9 @@ class JobShell:
         self.env: dict[str, str] = {}
         self._output_started = False
         self._timer: asyncio.TimerHandle | None = None
+        self.label = False
+        self.sinks: dict[str, int | None] = {}
+        self.rlimits: list[tuple[int, int]] = []
 
     # -- output --------------------------------------------------------------------------
     def _output_key(self) -> str:
@@ -114,8 +144,10 @@ class JobShell:
             kvs.append(self._output_key(), [entry])
 
     def _open_files(self) -> tuple[int | None, int | None]:
+        """File descriptors for --output/--error (None: output goes to the KVS)."""
         shell_opts = self.system.get("shell", {}).get("options", {})
         out = shell_opts.get("output", {})
+        self.label = bool(out.get("label"))
         cwd = self.system.get("cwd") or os.getcwd()
 
         def open_tmpl(spec: dict | None) -> int | None:
@@ -130,6 +162,14 @@ class JobShell:
         ferr = open_tmpl(out.get("stderr")) if out.get("stderr") else fout
         return fout, ferr
 
+    def _open_input(self) -> int | None:
+        spec = self.system.get("shell", {}).get("options", {}).get("input", {}).get("stdin")
+        if not spec or not spec.get("path"):
+            return None
+        cwd = self.system.get("cwd") or os.getcwd()
+        return os.open(os.path.join(cwd, render_template(spec["path"], self.job)),
+                       os.O_RDONLY | os.O_CLOEXEC)
+
     # -- running -------------------------------------------------------------------------
     async def run(self) -> int:
         """Spawn every task and return the job's wait status when all have exited."""
@@ -143,6 +183,8 @@ class JobShell:
         base = dict(self.system.get("environment") or os.environ)
         base.update({"STRATO_URI": inst.uri, "STRATO_JOB_ID": ids.f58(job.id),
                      "STRATO_JOB_SIZE": str(len(layout)), "STRATO_JOB_NNODES": str(nnodes)})
+        if job.cc is not None:
+            base["STRATO_JOB_CC"] = str(job.cc)
         self.env = base
         self.tasks = [Task(i, lid, nrank, argv) for i, (nrank, lid) in enumerate(layout)]
         self.host.hook.shell_init(shell=self)
@@ -150,9 +192,23 @@ class JobShell:
             fout, ferr = self._open_files()
         except OSError as exc:
             return self._fail_all(f"cannot open output file: {exc.strerror}: {exc.filename}")
+        try:
+            fin = self._open_input()
+        except OSError as exc:
+            return self._fail_all(f"cannot open input file: {exc.strerror}: {exc.filename}")
+        if self.label:
+            # Labelled lines are written by the shell, so tasks get pipes, not the files.
+            self.sinks = {"stdout": fout, "stderr": ferr}
+            spawn_out = spawn_err = None
+        else:
+            spawn_out, spawn_err = fout, ferr
+        try:
+            self.rlimits = _rlimits(self.system.get("shell", {}).get("options", {}))
+        except ValueError as exc:
+            return self._fail_all(str(exc))
         self.remaining = len(self.tasks)
         cwd = self.system.get("cwd")
-        devnull = self.host.devnull
+        devnull = self.host.devnull if fin is None else fin
         try:
             for task in self.tasks:
                 env = dict(base)
@@ -163,10 +219,13 @@ class JobShell:
                 if self.killed:
                     self._task_exited(task, 15)
                     continue
-                self._spawn(task, cwd, devnull, fout, ferr)
+                self._spawn(task, cwd, devnull, spawn_out, spawn_err)
         finally:
-            for fd in {fout, ferr} - {None}:
-                os.close(fd)
+            if not self.label:
+                for fd in {fout, ferr} - {None}:
+                    os.close(fd)
+            if fin is not None:
+                os.close(fin)
         inst.jobs.exec_started(job)
         duration = job.summary["duration"]
         if duration > 0:
@@ -174,6 +233,8 @@ class JobShell:
         status = await self.done
         if self._timer:
             self._timer.cancel()
+        for fd in set(self.sinks.values()) - {None}:
+            os.close(fd)
         self.host.hook.shell_exit(shell=self)
         return status
 
@@ -195,7 +256,7 @@ class JobShell:
         try:
             task.pid = self.host.spawn(task.argv, task.env, cwd, devnull,
                                        fout if out_w is None else out_w,
-                                       ferr if err_w is None else err_w)
+                                       ferr if err_w is None else err_w, self.rlimits)
         except OSError as exc:
             for _, fd in pipes:
                 os.close(fd)
@@ -221,7 +282,11 @@ class JobShell:
         except BlockingIOError:
             return
         if data:
-            self.write_output(stream, task.rank, data.decode("utf-8", "replace"))
+            sink = self.sinks.get(stream)
+            if sink is not None:
+                os.write(sink, _labelled(task.rank, data))
+            else:
+                self.write_output(stream, task.rank, data.decode("utf-8", "replace"))
             return
         self.host.loop.remove_reader(fd)
         os.close(fd)

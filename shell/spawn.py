@@ -64,11 +64,14 @@ def resolve(command: str, path: str | None) -> str | None:
 
 
 def spawn(argv: list[str], env: dict[str, str], cwd: str | None,
-          stdin: int, stdout: int, stderr: int) -> int:
+          stdin: int, stdout: int, stderr: int, rlimits: list[tuple[int, int]] = ()) -> int:
     """posix_spawn `argv` in a new process group with the given fds; returns the pid.
 
-    Raises OSError (with the reason) if the program cannot be found or started.
+    `rlimits` are (RLIMIT_x, soft limit) pairs the child starts with. Raises
+    OSError (with the reason) if the program cannot be found or started.
     """
+    if rlimits:
+        return _with_rlimits(rlimits, spawn, argv, env, cwd, stdin, stdout, stderr)
     exe = resolve(argv[0], env.get("PATH"))
     if exe is None:
         raise FileNotFoundError(2, "No such file or directory", argv[0])
@@ -86,6 +89,30 @@ def spawn(argv: list[str], env: dict[str, str], cwd: str | None,
                               setsigdef=_SIGDEF)
     finally:
         os.chdir(here)
+
+
+def _with_rlimits(rlimits, fn, *args) -> int:
+    """Run `fn` with this process's soft limits set as given, then restore them.
+
+    posix_spawn has no rlimit action and a child inherits its parent's limits; the
+    broker is one thread, so a set-spawn-restore window affects no one else.
+    """
+    import resource
+
+    saved = []
+    try:
+        for res, soft in rlimits:
+            old = resource.getrlimit(res)
+            hard = old[1]
+            if hard != resource.RLIM_INFINITY and (soft == resource.RLIM_INFINITY
+                                                   or soft > hard):
+                raise OSError(1, f"soft limit above the hard limit {hard}")
+            resource.setrlimit(res, (soft, hard))
+            saved.append((res, old))
+        return fn(*args)
+    finally:
+        for res, old in reversed(saved):
+            resource.setrlimit(res, old)
 
 
 _SIGDEF = (signal.SIGINT, signal.SIGTERM, signal.SIGCHLD, signal.SIGPIPE, signal.SIGHUP)

@@ -409,9 +409,7 @@ def test_compile_is_fast_on_many_nodes() -> None:
         hits = sum(1 for n in nodes if match(n))
     elapsed = time.perf_counter() - start
     expected = sum(
-        1
-        for i in range(4096)
-        if (i % 4 == 0 or i % 3) and not (i < 100) and not (200 <= i < 300)
+        1 for i in range(4096) if (i % 4 == 0 or i % 3) and not (i < 100) and not (200 <= i < 300)
     )
     assert hits == expected
     assert elapsed < 2.0  # ~40k evaluations; a few tens of ms in practice
