@@ -228,3 +228,38 @@ def id(text) -> int:  # noqa: A001 - the Flux verb
     for form in FORMS:
         sys.stdout.write(f"{form:>7} {encode(jobid, form)}\n")
     return 0
+
+
+@job.command("submit")
+@click.option("--urgency", default="16", metavar="N", help="0-31, or hold/default/expedite.")
+@click.option("--flags", metavar="LIST", help="Comma-separated: waitable, debug.")
+@click.argument("file", default="-")
+def job_submit(urgency, flags, file) -> int:
+    """Submit a jobspec file (YAML or JSON; '-' for stdin) as it is."""
+    from strato import job as jobapi
+    from strato.cli.submitopts import parse_flags, parse_urgency
+    from strato.core.ids import f58
+    from strato.jobspec.canonical import load_jobspec
+    from strato.jobspec.model import JobspecError
+
+    try:
+        text = sys.stdin.read() if file == "-" else open(file).read()
+    except OSError as exc:
+        raise StratoError(f"cannot read {file}: {exc.strerror}") from None
+    try:
+        js = load_jobspec(text, "stdin" if file == "-" else file)
+    except JobspecError as exc:
+        raise StratoError(str(exc)) from None
+    jobid = jobapi.submit(handle(), js, urgency=parse_urgency(urgency),
+                          flags=parse_flags(flags))
+    click.echo(f58(jobid))
+    return 0
+
+
+def _attach_validate() -> None:
+    from strato.cli.cmd_validate import validate
+
+    job.add_command(validate, "validate")
+
+
+_attach_validate()

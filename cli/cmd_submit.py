@@ -25,20 +25,33 @@ from strato.core.errors import StratoError
 
 def submit_and_follow(js: dict, o: dict) -> int:
     """Submit `js` (as often as --cc/--bcc say) and do --wait/--watch/--progress."""
-    urgency = parse_urgency(o["urgency"])
-    flags = parse_flags(o["flags"])
     cc, count = cc_ids(o)
     if o["dry_run"]:
         click.echo(json.dumps(js))
         return 0
+    body = {"jobspec": js, "count": count}
+    if cc is not None:
+        body["cc"] = cc
+    return _send_and_follow(body, o)
+
+
+def submit_many_jobspecs(jobspecs: list[dict], o: dict, cc: list[int] | None,
+                         count: int) -> int:
+    """Submit different jobspecs in one request (each `count` times, for --cc)."""
+    body: dict = {"jobspecs": [js for js in jobspecs for _ in range(count)]}
+    if cc is not None:
+        body["cc"] = cc * len(jobspecs)
+    return _send_and_follow(body, o)
+
+
+def _send_and_follow(body: dict, o: dict) -> int:
+    body["urgency"] = parse_urgency(o["urgency"])
+    body["flags"] = parse_flags(o["flags"])
     from strato import job as jobapi
     from strato.core.ids import f58
     from strato.handle import Handle
 
     h = Handle()
-    body = {"jobspec": js, "count": count, "urgency": urgency, "flags": flags}
-    if cc is not None:
-        body["cc"] = cc
     jobids = h.rpc("job-manager.submit", body)["ids"]
     if not o["quiet"]:
         sys.stdout.write("".join(f58(i) + "\n" for i in jobids))

@@ -17,6 +17,8 @@ COMMANDS = {
     "start": ("cmd_start", "start", "Start an instance and run a command in it."),
     "run": ("cmd_submit", "run", "Run a job interactively and wait for it."),
     "submit": ("cmd_submit", "submit", "Submit a job (or many with --cc) and print its id."),
+    "batch": ("cmd_batch", "batch", "Submit a batch script (with #STRATO: directives)."),
+    "bulksubmit": ("cmd_bulksubmit", "bulksubmit", "Submit a job per input (::: lists, stdin)."),
     "cancel": ("cmd_job", "cancel", "Cancel jobs."),
     "job": ("cmd_job", "job", "Inspect and control one job."),
     "jobs": ("cmd_jobs", "jobs", "List jobs."),

@@ -69,14 +69,15 @@ _DEP_SCOPES = ("user", "global")
 _MAX_DEPTH = 100  # resource graphs are a few levels deep; this guards the recursion
 
 # RFC 45: min-max:operand:operator or min+:operand:operator, where ":operator" or
-# ":operand:operator" may be left out, optionally in square brackets.  No leading zeros.
+# ":operand:operator" may be left out, optionally in square brackets.  No leading zeros
+# (and at most 18 digits, which also keeps int() away from its 4300-digit limit).
 _RANGE_RE = re.compile(
-    r"(?P<open>\[)?(?P<min>[1-9][0-9]*)(?:(?P<plus>\+)|-(?P<max>[1-9][0-9]*))"
-    r"(?::(?P<operand>[1-9][0-9]*)(?::(?P<operator>[-+*^/]))?)?(?P<close>\])?"
+    r"(?P<open>\[)?(?P<min>[1-9][0-9]{0,17})(?:(?P<plus>\+)|-(?P<max>[1-9][0-9]{0,17}))"
+    r"(?::(?P<operand>[1-9][0-9]{0,17})(?::(?P<operator>[-+*^/]))?)?(?P<close>\])?"
 )
 # RFC 22: ascending ids or lo-hi ranges separated by commas, optionally in brackets.
 # Counts are positive, so 0 is not an allowed element here.
-_IDSET_ELEMENT_RE = re.compile(r"(?P<lo>[1-9][0-9]*)(?:-(?P<hi>[1-9][0-9]*))?")
+_IDSET_ELEMENT_RE = re.compile(r"(?P<lo>[1-9][0-9]{0,17})(?:-(?P<hi>[1-9][0-9]{0,17}))?")
 
 
 def _fail(path: str, reason: str) -> JobspecError:
@@ -504,6 +505,9 @@ def load_jobspec(text: str | bytes, name: str = "<stdin>") -> dict[str, Any]:
         raise JobspecError(f"{name}: invalid YAML: {_yaml_reason(exc, text)}") from None
     except RecursionError:
         raise JobspecError(f"{name}: invalid YAML: nested too deeply") from None
+    except (ValueError, OverflowError) as exc:  # a scalar PyYAML cannot build: 4300+ digits,
+        reason = " ".join(str(exc).split())  # a timestamp with month 13, ...
+        raise JobspecError(f"{name}: invalid YAML: {reason}") from None
     if data is None:
         raise JobspecError(f"{name}: empty document (a jobspec is a mapping)")
     if not isinstance(data, dict):

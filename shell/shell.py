@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import time
 
 from strato.core import ids
@@ -123,6 +124,7 @@ class JobShell:
         self.label = False
         self.sinks: dict[str, int | None] = {}
         self.rlimits: list[tuple[int, int]] = []
+        self.tmpdir: str | None = None
 
     # -- output --------------------------------------------------------------------------
     def _output_key(self) -> str:
@@ -186,6 +188,10 @@ class JobShell:
         if job.cc is not None:
             base["STRATO_JOB_CC"] = str(job.cc)
         self.env = base
+        try:
+            argv = self._materialize(argv)
+        except OSError as exc:
+            return self._fail_all(f"cannot write job files: {exc.strerror}")
         self.tasks = [Task(i, lid, nrank, argv) for i, (nrank, lid) in enumerate(layout)]
         self.host.hook.shell_init(shell=self)
         try:
@@ -235,8 +241,29 @@ class JobShell:
             self._timer.cancel()
         for fd in set(self.sinks.values()) - {None}:
             os.close(fd)
+        if self.tmpdir is not None:
+            shutil.rmtree(self.tmpdir, ignore_errors=True)
         self.host.hook.shell_exit(shell=self)
         return status
+
+    def _materialize(self, argv: list[str]) -> list[str]:
+        """Write ``attributes.system.files`` (e.g. a batch script) into the job's
+        temporary directory and put its path where the command says ``{{tmpdir}}``."""
+        files = self.system.get("files") or {}
+        if not files and not any("{{tmpdir}}" in a for a in argv):
+            return argv
+        self.tmpdir = os.path.join(self.host.instance.rundir, f"jobtmp-{ids.f58(self.jobid)}")
+        os.makedirs(self.tmpdir, mode=0o700, exist_ok=True)
+        for name, spec in files.items():
+            if "/" in name or name in (".", ".."):
+                raise OSError(22, f"invalid file name {name!r}")
+            path = os.path.join(self.tmpdir, name)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC,
+                         int(spec.get("mode", 0o600)) & 0o777)
+            with os.fdopen(fd, "w") as f:
+                f.write(spec.get("data", ""))
+        self.env["STRATO_JOB_TMPDIR"] = self.tmpdir
+        return [a.replace("{{tmpdir}}", self.tmpdir) for a in argv]
 
     def _fail_all(self, message: str) -> int:
         self.write_output("stderr", 0, f"strato-shell: {message}\n")

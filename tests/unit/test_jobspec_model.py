@@ -74,11 +74,24 @@ def test_corpora_present() -> None:
     assert VALID_V1, f"no spec_25 corpus under {CONFORMANCE}"
 
 
+# Words in an invalid_v1 file name, and what the error must then name.
+_V1_NAME_WORDS = (
+    ("duration", "attributes.system.duration"),
+    ("version", "version"),
+    ("_count", ".count"),
+    ("with", "with"),
+    ("type", ".type"),
+)
+
+
 @pytest.mark.parametrize("path", INVALID_V1, ids=lambda p: p.stem)
 def test_invalid_v1_corpus_rejected(path: Path) -> None:
     message = error_of(load(path))
     path_part, _, reason = message.partition(": ")
     assert path_part and reason
+    for word, field in _V1_NAME_WORDS:
+        if word in path.stem:
+            assert field in message, f"{path.name}: {message}"
 
 
 @pytest.mark.parametrize("path", VALID_V1, ids=lambda p: f"{p.parent.name}/{p.stem}")
@@ -379,6 +392,16 @@ def test_slot_at_top_without_gpu() -> None:
     js["resources"] = [copy.deepcopy(js["resources"][0]["with"][0])]
     js["resources"][0]["with"] = [{"type": "core", "count": 1}]
     validate_v1(js)
+
+
+def test_slot_label_checked_after_attributes() -> None:
+    # As flux-core's invalid_v1/duration_missing.yaml: a wrong label and no duration.
+    js = base()
+    js["tasks"][0]["slot"] = "foo"
+    del js["attributes"]["system"]["duration"]
+    assert error_of(js) == "attributes.system.duration: is required"
+    js["attributes"]["system"]["duration"] = 0
+    assert error_of(js) == "tasks[0].slot: must name the slot label 'default'"
 
 
 def test_gpu_only_slot_rejected() -> None:
