@@ -120,7 +120,7 @@ def parse_dependency(text: str) -> dict:
         except ValueError as exc:
             raise bad(f"invalid dependency '{text}': {exc}", "--dependency") from None
     if scheme == "begin-time":
-        return {"scheme": scheme, "value": parse_begin_time(value)}
+        return {"scheme": scheme, "value": repr(parse_begin_time(value))}
     return {"scheme": scheme, "value": value}
 
 
@@ -254,7 +254,7 @@ def apply_options(js, o: dict) -> None:
             raise bad(str(exc), "--requires") from None
     deps = [parse_dependency(d) for d in o["dependency"]]
     if o["begin_time"]:
-        deps.append({"scheme": "begin-time", "value": parse_begin_time(o["begin_time"])})
+        deps.append({"scheme": "begin-time", "value": repr(parse_begin_time(o["begin_time"]))})
     if deps:
         js.setattr("system.dependencies", deps)
     for opt in o["setopt"]:

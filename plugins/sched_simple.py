@@ -4,8 +4,9 @@ Jobs are considered in priority order; the first job of a queue that does not
 fit now blocks the ones behind it in that queue (fcfs per queue), and a job that
 could never fit, even on an empty instance, is rejected at once with an
 ``alloc`` exception. A job's constraint (``--requires``, and its queue's
-``requires``) limits it to the nodes it matches. Drained nodes get no new jobs. Each node keeps sorted lists of its free core and gpu ids, and a hint to
-the first node with a free core keeps first fit cheap on thousands of nodes.
+``requires``) limits it to the nodes it matches. Drained nodes get no new jobs.
+Each node keeps sorted lists of its free core and gpu ids, and a hint to the first
+node with a free core keeps first fit cheap on thousands of nodes.
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ CONFORMANCE = Path(__file__).resolve().parents[2].parent / "shared" / "conforman
 JOBSPEC = CONFORMANCE / "jobspec"
 # Until `validate` is attached to `strato job`, run its module directly; then this becomes
 # [sys.executable, "-m", "strato.cli.main", "job", "validate"].
-VALIDATE = [sys.executable, "-m", "strato.cli.cmd_validate"]
+VALIDATE = [sys.executable, "-m", "strato.cli.main", "job", "validate"]
 
 V1_JOBSPEC = """\
 version: 1
