@@ -59,7 +59,7 @@ class BatchCommand(click.Command):
 
 
 def batch_jobspec(script_text: str, args: tuple, o: dict) -> dict:
-    """The jobspec of a batch job: its slots, and one task that runs the script."""
+    """The jobspec of a batch job from the shared options (see JobspecV1)."""
     import os
 
     from strato.cli.submitopts import _duration, _environment
@@ -70,16 +70,14 @@ def batch_jobspec(script_text: str, args: tuple, o: dict) -> dict:
     if nodes is not None and nslots is None:
         nslots, exclusive = nodes, True
     try:
-        js = JobspecV1.from_command(
-            ["{{tmpdir}}/script", *args], num_tasks=nslots or 1,
-            cores_per_task=o["cores_per_task"], gpus_per_task=o["gpus_per_task"],
+        js = JobspecV1.from_batch_command(
+            script_text, args, num_slots=1 if nslots is None else nslots,
+            cores_per_slot=o["cores_per_task"], gpus_per_slot=o["gpus_per_task"],
             num_nodes=nodes, exclusive=exclusive, duration=_duration(o),
             cwd=os.path.abspath(o["cwd"]) if o["cwd"] else os.getcwd(),
             environment=_environment(o), name=o["job_name"] or "batch")
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from None
-    js.jobspec["tasks"][0]["count"] = {"total": 1}
-    js.setattr("system.files", {"script": {"data": script_text, "mode": 0o700}})
     if not o["output"]:
         o = dict(o, output="strato-{{id}}.out")
     apply_options(js, o)

@@ -22,11 +22,16 @@ ALL = 0x7F
 @click.option("-c", "--count", type=click.IntRange(min=0), default=0,
               help="At most this many jobs.")
 @click.option("--name", metavar="NAME", help="Only jobs with this name.")
+@click.option("-u", "--user", metavar="USER", help="Jobs of USER (name or uid, or 'all').")
+@click.option("-q", "--queue", metavar="QUEUE", help="Only jobs of this queue.")
+@click.option("--since", metavar="WHEN",
+              help="Only jobs active since WHEN (-FSD ago, @EPOCH or ISO 8601).")
 @click.option("-o", "--format", "fmt", default="default",
               help="A format string or a named format (default, long, deps, ...).")
 @click.option("--json", "as_json", is_flag=True, help="Print the job records as JSON.")
-def jobs(all_states, all_users, filt, no_header, count, name, fmt, as_json) -> int:
-    """List jobs (active ones by default, newest first)."""
+def jobs(all_states, all_users, filt, no_header, count, name, user, queue, since, fmt,
+         as_json) -> int:
+    """List jobs (active ones by default, newest first; your own unless -A)."""
     from strato.cli.jobs_format import NAMED_FORMATS, JobsFormatter, parse_filter
 
     states, results = ALL if all_states else ACTIVE, set()
@@ -42,6 +47,15 @@ def jobs(all_states, all_users, filt, no_header, count, name, fmt, as_json) -> i
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="--format") from None
     body = {"states": states, "max": count}
+    uid = _userid(user, all_users)
+    if uid is not None:
+        body["userid"] = uid
+    if queue:
+        body["queue"] = queue
+    if since:
+        body["since"] = _since(since)
+        if not filt:
+            body["states"] = ALL
     if results:
         body["results"] = sorted(results)
     if name:
@@ -57,3 +71,36 @@ def jobs(all_states, all_users, filt, no_header, count, name, fmt, as_json) -> i
     if out:
         sys.stdout.write("\n".join(out) + "\n")
     return 0
+
+
+def _userid(user: str | None, all_users: bool) -> int | None:
+    import os
+    import pwd
+
+    if all_users or user == "all":
+        return None
+    if user is None:
+        return os.getuid()
+    if user.isdigit():
+        return int(user)
+    try:
+        return pwd.getpwnam(user).pw_uid
+    except KeyError:
+        raise click.BadParameter(f"unknown user '{user}'", param_hint="--user") from None
+
+
+def _since(text: str) -> float:
+    import datetime
+    import time
+
+    from strato.jobspec.fsd import parse_fsd
+
+    try:
+        if text.startswith("@"):
+            return float(text[1:])
+        if text.startswith("-"):
+            return time.time() - parse_fsd(text[1:])
+        return datetime.datetime.fromisoformat(text).timestamp()
+    except ValueError:
+        raise click.BadParameter(f"invalid time '{text}' (use -FSD, @EPOCH or ISO 8601)",
+                                 param_hint="--since") from None

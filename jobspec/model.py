@@ -437,6 +437,62 @@ class JobspecV1:
         return cls(jobspec)
 
     @classmethod
+    def from_batch_command(
+        cls,
+        script: str,
+        args: list[str] | tuple[str, ...] = (),
+        num_slots: int = 1,
+        cores_per_slot: int = 1,
+        gpus_per_slot: int | None = None,
+        num_nodes: int | None = None,
+        exclusive: bool = False,
+        duration: float | str = 0.0,
+        cwd: str | None = None,
+        environment: dict[str, str] | None = None,
+        name: str = "batch",
+    ) -> JobspecV1:
+        """The jobspec ``strato batch`` submits: slots as ``-n/-c/-g/-N`` ask, the
+        script itself in ``attributes.system.files.script``, and one task that runs
+        it from the job's temporary directory (``{{tmpdir}}/script ARGS...``)."""
+        if not isinstance(script, str):
+            raise ValueError("script must be a string")
+        js = cls.from_command(["{{tmpdir}}/script", *args], num_tasks=num_slots,
+                              cores_per_task=cores_per_slot, gpus_per_task=gpus_per_slot,
+                              num_nodes=num_nodes, exclusive=exclusive, duration=duration,
+                              cwd=cwd, environment=environment, name=name)
+        js.jobspec["tasks"][0]["count"] = {"total": 1}
+        js.setattr("system.files", {"script": {"data": script, "mode": 0o700}})
+        return js
+
+    @classmethod
+    def from_nest_command(
+        cls,
+        command: list[str],
+        num_slots: int = 1,
+        cores_per_slot: int = 1,
+        gpus_per_slot: int | None = None,
+        num_nodes: int | None = None,
+        exclusive: bool = False,
+        duration: float | str = 0.0,
+        cwd: str | None = None,
+        environment: dict[str, str] | None = None,
+        name: str | None = None,
+    ) -> JobspecV1:
+        """A job that is a nested strato instance: ``strato start COMMAND`` once per
+        allocated node (once in all without ``num_nodes``), owning the slots."""
+        if not command or not all(isinstance(a, str) for a in command):
+            raise ValueError("command must be a non-empty list of strings")
+        if num_nodes is not None and _is_int(num_nodes) and num_slots < num_nodes:
+            num_slots = num_nodes  # at least one slot per node, as with -N alone
+        js = cls.from_command(["strato", "start", *command], num_tasks=num_slots,
+                              cores_per_task=cores_per_slot, gpus_per_task=gpus_per_slot,
+                              num_nodes=num_nodes, exclusive=exclusive, duration=duration,
+                              cwd=cwd, environment=environment,
+                              name=name or os.path.basename(command[0]))
+        js.jobspec["tasks"][0]["count"] = {"total": num_nodes or 1}
+        return js
+
+    @classmethod
     def from_json(cls, text: str | bytes) -> JobspecV1:
         """Decode a JSON jobspec and validate it (JobspecError if it is not valid)."""
         try:

@@ -315,3 +315,24 @@ def test_job_submit_file(instance, tmp_path):
     assert instance.strato("job", "attach", jobid, check=True).stdout == "from-file\n"
     res = instance.strato("job", "submit", "-", input="version: 1\n")
     assert res.returncode == 1 and len(res.stderr.strip().splitlines()) == 1
+
+
+def test_jobs_filters_user_queue_since(make_instance):
+    inst = make_instance(config=QUEUES)
+    inst.strato("submit", "--wait", "--job-name=old", "true", check=True)
+    mark = time.time()
+    inst.strato("submit", "--wait", "-q", "debug", "--job-name=new", "true", check=True)
+    names = inst.strato("jobs", "-a", "-n", "-o", "{name}", f"--since=@{mark}", check=True)
+    assert names.stdout.split() == ["new"]
+    assert inst.strato("jobs", "-n", "-o", "{name}", "--since=-1h",
+                       check=True).stdout.split() == ["new", "old"]
+    q = inst.strato("jobs", "-a", "-n", "-q", "batch", "-o", "{name}", check=True)
+    assert q.stdout.split() == ["old"]
+    assert inst.strato("jobs", "-a", "-n", "-u", "4242", check=True).stdout == ""
+    assert len(inst.strato("jobs", "-a", "-n", "-A", check=True).stdout.split("\n")) == 3
+    res = inst.strato("jobs", "--since=sometime")
+    assert res.returncode == 2 and "invalid time" in res.stderr
+    res = inst.strato("jobs", "-u", "no-such-user-xyz")
+    assert res.returncode == 2 and "unknown user" in res.stderr
+    res = inst.strato("jobs", "--filter=sideways")
+    assert res.returncode == 2 and "sideways" in res.stderr
