@@ -1,4 +1,4 @@
-"""Run every benchmark in sequence and print figure vs target (issue 3, "Speed").
+"""Run every benchmark in sequence and print figure vs target (issues 3 and 4).
 
 Each benchmark runs as its own subprocess (``python tests/bench/NAME.py``) and
 writes ``bench-results/NAME.json``; this script reads them back, prints a
@@ -21,7 +21,8 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _common import BENCH_DIR, PYTHON, REPO, RESULTS_DIR, print_table, write_results  # noqa: E402,E501
 
-BENCHES = ["machine_limits", "bench_throughput", "bench_latency", "bench_memory", "bench_held"]
+BENCHES = ["machine_limits", "bench_throughput", "bench_latency", "bench_memory", "bench_held",
+           "bench_submit"]
 
 # flux-core v0.88 on the reference 2-core machines (issue 3, two measurements).
 FLUX = {
@@ -47,7 +48,7 @@ def summary(r: dict) -> list[dict]:
         rows.append({"figure": figure, "value": value, "unit": unit, "limit": limit,
                      "target": target, "flux": flux, "ok": bool(ok)})
 
-    ml, tp, lat, mem, held = (r.get(n) for n in BENCHES)
+    ml, tp, lat, mem, held = (r.get(n) for n in BENCHES[:5])
     if ml:
         row("bare spawn rate (machine_limits)", ml["spawn"]["best_per_s"], "proc/s",
             f"asyncio {ml['spawn']['asyncio_per_s']:.0f}/s", "-", "-", True)
@@ -95,6 +96,14 @@ def summary(r: dict) -> list[dict]:
         row("strato jobs -a on 100k jobs (median of 3)", held["jobs_a_median_s"], "s",
             f"broker RSS {held['mem_after_jobs']['rss_mb']:.0f} MB", "< 2 s", "-",
             held["jobs_a_median_s"] < 2.0 and held["jobs_a_rc"] == 0)
+    sub = r.get("bench_submit")
+    if sub:
+        ok = sub["queued"] == sub["expected_queued"]
+        row(f"submit --cc=1-{sub['n']} (queue stopped)", sub["cc_jps"], "job/s",
+            f"python -c pass {sub['python_pass_ms']:.0f} ms", "> 3000 job/s", "~1000 job/s",
+            ok and sub["cc_jps"] > 3000)
+        row(f"bulksubmit, {sub['n']} inputs", sub["bulk_jps"], "job/s", "-", "> 3000 job/s",
+            "~1000 job/s", ok and sub["bulk_jps"] > 3000)
     return rows
 
 
