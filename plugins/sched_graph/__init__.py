@@ -1,0 +1,20 @@
+"""sched-graph: a Fluxion-class resource graph and matcher.
+
+What lives here:
+
+- ``graph``      the resource graph (typed vertices, edges in named subsystems),
+                 compact per-vertex child lists for the hot path, networkx export;
+- ``timeline``   small time-indexed availability tables used per vertex until the
+                 shared planner library is wired in;
+- ``grug``, ``jgf``, ``rv1exec``  readers that build a graph from GRUG recipes, JSON Graph
+                 Format documents and RFC 20 R;
+- ``jobspec``    the resource-request view of an RFC 14 jobspec the matcher needs
+                 (counts with min/max/operator/operand, exclusivity, slots, constraints);
+- ``scoring``, ``policies``  per-visit evaluation records and the match policies
+                 (first, low, high, lonode, hinode, lonodex, hinodex, firstnodex,
+                 locality, variation);
+- ``traverser``  the depth-first-and-up matcher: select, update (allocate/reserve),
+                 cancel, partial cancel, status marking, find;
+- ``writers``    simple, pretty_simple, jgf, rv1, rv1_nosched output;
+- ``resource_query``  a session that speaks Fluxion's ``resource-query`` command language.
+"""
