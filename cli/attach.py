@@ -12,11 +12,25 @@ from collections.abc import Iterator
 from strato.core.ids import f58
 
 
-def _label(rank: str, data: str) -> str:
-    lines = data.split("\n")
-    last = lines.pop()
-    out = "".join(f"{rank}: {ln}\n" for ln in lines)
-    return out + (f"{rank}: {last}" if last else "")
+class _Labeler:
+    """Prefix output lines with their task rank. A partial line waits for its end
+    (or the end of the job), so lines of different tasks never interleave."""
+
+    def __init__(self) -> None:
+        self.partial: dict[tuple[str, str], str] = {}
+
+    def __call__(self, stream: str, rank: str, data: str) -> str:
+        key = (stream, rank)
+        data = self.partial.pop(key, "") + data
+        cut = data.rfind("\n") + 1
+        if cut < len(data):
+            self.partial[key] = data[cut:]
+        return "".join(f"{rank}: {ln}\n" for ln in data[:cut].splitlines())
+
+    def rest(self, stream: str) -> str:
+        """Whatever partial lines remain on `stream`, labelled, at the end."""
+        keys = sorted(k for k in self.partial if k[0] == stream)
+        return "".join(f"{k[1]}: {self.partial.pop(k)}\n" for k in keys)
 
 
 def attach_stream(h, jobid: int, stream: Iterator[dict], prog: str,
@@ -26,6 +40,7 @@ def attach_stream(h, jobid: int, stream: Iterator[dict], prog: str,
     With `label`, each output line is prefixed with its task rank (--label-io).
     """
     out, err = sys.stdout, sys.stderr
+    labeler = _Labeler()
     status = None
     exception = None
     canceled = False
@@ -39,7 +54,7 @@ def attach_stream(h, jobid: int, stream: Iterator[dict], prog: str,
                         ctx = entry["context"]
                         f = out if ctx["stream"] == "stdout" else err
                         data = ctx.get("data", "")
-                        f.write(_label(ctx["rank"], data) if label else data)
+                        f.write(labeler(ctx["stream"], ctx["rank"], data) if label else data)
                         f.flush()
                 elif name == "finish":
                     status = entry["context"]["status"]
@@ -60,6 +75,10 @@ def attach_stream(h, jobid: int, stream: Iterator[dict], prog: str,
             from strato.job import event_watch
 
             stream = event_watch(h, jobid, output=False)
+    if label:
+        out.write(labeler.rest("stdout"))
+        err.write(labeler.rest("stderr"))
+        out.flush()
     if exception is not None:
         err.write(f"{prog}: job {f58(jobid)}: {exception['type']}: {exception['note']}\n")
     if status is None:

@@ -262,9 +262,10 @@ class Instance:
 
     # -- shutdown --------------------------------------------------------------------------
     def shutdown(self) -> None:
-        for job in list(self.jobs.active.values()):
-            if job.state != INACTIVE and job.R is not None:
-                self.kill_exec(job, signal.SIGKILL)
+        for backend in self.backends.values():
+            stop = getattr(backend, "shutdown", None)
+            if stop is not None:
+                stop()
         self.broker.close()
         self.kvs.close()
 

@@ -24,6 +24,9 @@ class LocalExec:
     def kill(self, job, signum: int) -> None:
         self.host.kill(job, signum)
 
+    def shutdown(self) -> None:
+        self.host.kill_all()
+
 
 @hookimpl
 def exec_register_backends(register):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import signal
 
 from strato.shell.shell import JobShell
 from strato.shell.spawn import Reaper, spawn
@@ -47,6 +48,11 @@ class ShellHost:
             status = 1 << 8
         self.shells.pop(job.id, None)
         self.instance.jobs.exec_finished(job, status)
+
+    def kill_all(self) -> None:
+        """SIGKILL every task of every job (the instance is shutting down)."""
+        for shell in list(self.shells.values()):
+            shell.kill(signal.SIGKILL)
 
     def kill(self, job, signum: int) -> None:
         shell = self.shells.get(job.id)

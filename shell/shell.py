@@ -9,6 +9,7 @@ the job's wait status (the largest of its tasks') when the last task has exited.
 from __future__ import annotations
 
 import asyncio
+import codecs
 import os
 import shutil
 import time
@@ -17,15 +18,30 @@ from strato.core import ids
 from strato.jobspec.idset import decode_idset
 
 
-def _labelled(rank: int, data: bytes) -> bytes:
-    """Prefix every line of `data` with ``RANK: `` (--label-io)."""
-    prefix = f"{rank}: ".encode()
-    lines = data.split(b"\n")
-    tail = lines.pop() if not data.endswith(b"\n") else None
-    if tail is None:
-        lines.pop()
-    out = b"".join(prefix + ln + b"\n" for ln in lines)
-    return out + (prefix + tail if tail else b"")
+class _Reader:
+    """One output stream of one task: decodes UTF-8 across reads and, for
+    --label-io, holds a partial line until its end so labels start lines."""
+
+    __slots__ = ("stream", "fd", "decoder", "partial")
+
+    def __init__(self, stream: str, fd: int) -> None:
+        self.stream = stream
+        self.fd = fd
+        self.decoder = codecs.getincrementaldecoder("utf-8")("replace")
+        self.partial = b""
+
+    def labelled(self, rank: int, data: bytes, final: bool = False) -> bytes:
+        """Complete lines of `data` (all of it if `final`) prefixed with ``RANK: ``."""
+        data = self.partial + data
+        if final:
+            self.partial = b""
+            if data and not data.endswith(b"\n"):
+                data += b"\n"
+        else:
+            cut = data.rfind(b"\n") + 1
+            data, self.partial = data[:cut], data[cut:]
+        prefix = f"{rank}: ".encode()
+        return b"".join(prefix + ln + b"\n" for ln in data.split(b"\n")[:-1])
 
 
 def _rlimits(options: dict) -> list[tuple[int, int]]:
@@ -44,7 +60,8 @@ def _rlimits(options: dict) -> list[tuple[int, int]]:
 class Task:
     """One task of a job: what to run and, once run, its pid and wait status."""
 
-    __slots__ = ("rank", "local_id", "node_rank", "argv", "env", "pid", "status", "open")
+    __slots__ = ("rank", "local_id", "node_rank", "argv", "env", "pid", "pgid", "status",
+                 "open")
 
     def __init__(self, rank: int, local_id: int, node_rank: int, argv: list[str]) -> None:
         self.rank = rank
@@ -53,6 +70,7 @@ class Task:
         self.argv = argv
         self.env: dict[str, str] = {}
         self.pid = 0
+        self.pgid = 0  # the task's own process group (its pid at spawn)
         self.status: int | None = None
         self.open = 0  # output pipes still open plus one for the process itself
 
@@ -182,7 +200,8 @@ class JobShell:
         argv = [str(a) for a in job.jobspec["tasks"][0]["command"]]
         layout = task_layout(job)
         nnodes = len({r for r, _ in layout})
-        base = dict(self.system.get("environment") or os.environ)
+        env = self.system.get("environment")
+        base = dict(os.environ if env is None else env)
         base.update({"STRATO_URI": inst.uri, "STRATO_JOB_ID": ids.f58(job.id),
                      "STRATO_JOB_SIZE": str(len(layout)), "STRATO_JOB_NNODES": str(nnodes)})
         if job.cc is not None:
@@ -274,11 +293,15 @@ class JobShell:
                ferr: int | None) -> None:
         pipes = []
         out_w = err_w = None
+        # Only the shell's end is non-blocking: the task must see ordinary blocking
+        # stdout/stderr, or its writes fail with EAGAIN once a pipe fills up.
         if fout is None:
-            out_r, out_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
+            out_r, out_w = os.pipe2(os.O_CLOEXEC)
+            os.set_blocking(out_r, False)
             pipes.append(("stdout", out_r))
         if ferr is None:
-            err_r, err_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
+            err_r, err_w = os.pipe2(os.O_CLOEXEC)
+            os.set_blocking(err_r, False)
             pipes.append(("stderr", err_r))
         try:
             task.pid = self.host.spawn(task.argv, task.env, cwd, devnull,
@@ -297,27 +320,32 @@ class JobShell:
             for fd in (out_w, err_w):
                 if fd is not None:
                     os.close(fd)
+        task.pgid = task.pid
         task.open = 1 + len(pipes)
         loop = self.host.loop
         for stream, fd in pipes:
-            loop.add_reader(fd, self._read, task, stream, fd)
+            loop.add_reader(fd, self._read, task, _Reader(stream, fd))
         self.host.reaper.watch(task.pid, lambda status, t=task: self._task_exited(t, status))
 
-    def _read(self, task: Task, stream: str, fd: int) -> None:
+    def _read(self, task: Task, reader: _Reader) -> None:
         try:
-            data = os.read(fd, 65536)
+            data = os.read(reader.fd, 65536)
         except BlockingIOError:
             return
-        if data:
-            sink = self.sinks.get(stream)
-            if sink is not None:
-                os.write(sink, _labelled(task.rank, data))
-            else:
-                self.write_output(stream, task.rank, data.decode("utf-8", "replace"))
-            return
-        self.host.loop.remove_reader(fd)
-        os.close(fd)
-        self._close_one(task)
+        eof = not data
+        sink = self.sinks.get(reader.stream)
+        if sink is not None:
+            out = reader.labelled(task.rank, data, final=eof)
+            if out:
+                os.write(sink, out)
+        else:
+            text = reader.decoder.decode(data, final=eof)
+            if text:
+                self.write_output(reader.stream, task.rank, text)
+        if eof:
+            self.host.loop.remove_reader(reader.fd)
+            os.close(reader.fd)
+            self._close_one(task)
 
     def _task_exited(self, task: Task, status: int) -> None:
         task.status = status
@@ -344,11 +372,12 @@ class JobShell:
                                                 "resource allocation expired")
 
     def kill(self, signum: int) -> None:
-        """Signal every running task's process group."""
+        """Signal the process group of every task not yet done, including tasks whose
+        main process has exited while a background child still holds its output."""
         self.killed = True
         for task in self.tasks:
-            if task.pid > 0 and task.status is None:
+            if task.pgid and (task.status is None or task.open):
                 try:
-                    os.killpg(task.pid, signum)
+                    os.killpg(task.pgid, signum)
                 except ProcessLookupError:
                     pass

@@ -58,9 +58,13 @@ def resolve(command: str, path: str | None) -> str | None:
     if "/" in command:
         return command
     key = (command, path or "")
-    if key not in _which_cache:
-        _which_cache[key] = shutil.which(command, path=path or os.defpath)
-    return _which_cache[key]
+    found = _which_cache.get(key)
+    if found is None or not os.access(found, os.X_OK):
+        # misses are not cached: a program installed later is found then
+        found = shutil.which(command, path=path or os.defpath)
+        if found is not None and os.path.isabs(found):
+            _which_cache[key] = found
+    return found
 
 
 def spawn(argv: list[str], env: dict[str, str], cwd: str | None,

@@ -208,3 +208,36 @@ def test_run_streams_output_live(instance, tmp_path):
     gate.touch()
     assert proc.stdout.read() == "second\n"
     assert proc.wait(timeout=30) == 0
+
+
+def test_large_output_is_not_lost(instance):
+    code = "import sys; sys.stdout.write('a' * 1_000_000); sys.stderr.write('é' * 100_000)"
+    import sys
+
+    res = instance.strato("run", sys.executable, "-c", code)
+    assert res.returncode == 0, res.stderr[-300:]
+    assert res.stdout == "a" * 1_000_000
+    assert res.stderr == "é" * 100_000  # multi-byte characters split across reads survive
+
+
+def test_cancel_ends_a_job_whose_child_holds_its_output(instance):
+    jobid = instance.strato("submit", "sh", "-c", "sleep 300 & exit 0", check=True).stdout
+    jobid = jobid.strip()
+    instance.strato("job", "wait-event", "-t", "20", jobid, "start", check=True)
+    instance.strato("cancel", jobid, check=True)
+    res = instance.strato("job", "wait-event", "-t", "20", jobid, "clean")
+    assert res.returncode == 0, res.stderr
+
+
+def test_empty_environment_stays_empty(instance):
+    res = instance.strato("run", "--env=-*", "/usr/bin/env", check=True)
+    assert all(line.startswith("STRATO_") for line in res.stdout.splitlines())
+
+
+def test_label_io_labels_lines_not_chunks(instance, tmp_path):
+    script = 'printf x; sleep 0.2; printf "y\\n"'
+    res = instance.strato("run", "-n2", "-l", "sh", "-c", script, check=True)
+    assert sorted(res.stdout.splitlines()) == ["0: xy", "1: xy"]
+    instance.strato("run", "-n2", "-l", "--output=lab.txt", "--cwd", str(tmp_path), "sh", "-c",
+                    script, check=True)
+    assert sorted((tmp_path / "lab.txt").read_text().splitlines()) == ["0: xy", "1: xy"]
