@@ -25,9 +25,15 @@ def cancel(all_jobs, message, jobids) -> int:
         raise click.UsageError("no job ids given (use --all to cancel every active job)")
     h = handle()
     if all_jobs:
-        jobids = [r["id"] for r in jobapi.list_jobs(h, states=jobapi.ACTIVE)]
-    if jobids:
-        h.rpc("job-manager.cancel", {"ids": list(jobids), "note": message})
+        # one at a time: a job that ends meanwhile is not an error
+        for r in jobapi.list_jobs(h, states=jobapi.ACTIVE):
+            try:
+                h.rpc("job-manager.cancel", {"ids": [r["id"]], "note": message})
+            except StratoError as exc:
+                if "inactive" not in str(exc):
+                    raise
+        return 0
+    h.rpc("job-manager.cancel", {"ids": list(jobids), "note": message})
     return 0
 
 

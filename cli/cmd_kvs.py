@@ -7,6 +7,7 @@ import json
 import click
 
 from strato.cli.common import handle
+from strato.core.errors import StratoError
 
 
 def _show(value: object) -> str:
@@ -96,10 +97,21 @@ def dir_(namespace, key) -> int:
 
 @kvs.command()
 @click.option("-N", "--namespace", default="primary")
+@click.option("-f", "--force", is_flag=True, help="No error for a key that does not exist.")
 @click.argument("keys", nargs=-1, required=True)
-def unlink(namespace, keys) -> int:
-    """Remove keys."""
+def unlink(namespace, force, keys) -> int:
+    """Remove keys (and what lies below them)."""
     from strato import kvs as api
 
-    api.commit(handle(), [("unlink", k, None) for k in keys], namespace)
+    h = handle()
+    if not force:
+        for k in keys:
+            parent, _, name = k.rpartition(".")
+            try:
+                present = name in api.ls(h, parent or ".", namespace)
+            except StratoError:
+                present = False
+            if not present:
+                raise StratoError(f"{k}: no such key")
+    api.commit(h, [("unlink", k, None) for k in keys], namespace)
     return 0

@@ -44,7 +44,7 @@ class Request:
 
     def send(self, body: object) -> None:
         """Send one intermediate response of a streaming request."""
-        if self.done:
+        if self.done or not self.streaming:
             return
         if self.local is not None:
             self.local.put_nowait((body, None, True))
@@ -146,7 +146,9 @@ class Broker:
         except Exception:  # malformed message from a client: drop it
             log.warning("dropped malformed message")
             return
-        if kind != proto.REQ:
+        if kind != proto.REQ or not isinstance(topic, str) or not isinstance(tag, int) \
+                or not isinstance(flags, int) or len(frames) != 2:
+            log.warning("dropped malformed request")
             return
         ident = frames[0]
         streaming = bool(flags & proto.FLAG_STREAM)

@@ -18,9 +18,11 @@ import tempfile
 import time
 from pathlib import Path
 
+import zmq
+
 from strato.core import job_services
 from strato.core.broker import Broker
-from strato.core.errors import ConfigError, PluginError, RPCError
+from strato.core.errors import ConfigError, PluginError, RPCError, StateError
 from strato.core.jobmanager import ACTIVE, INACTIVE, RUNNING, JobManager
 from strato.core.kvs import KVS
 from strato.core.plugins import describe, make_plugin_manager
@@ -66,7 +68,11 @@ class Instance:
         self.reaper = Reaper(loop)
         statefile = None
         if self.statedir is not None:
-            self.statedir.mkdir(parents=True, exist_ok=True)
+            try:
+                self.statedir.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StateError(f"cannot use statedir {self.statedir}: {exc.strerror}") \
+                    from None
             statefile = self.statedir / "content.sqlite"
         self.kvs = KVS(statefile)
         epoch = self.kvs.get("instance.fluid-epoch")
@@ -89,7 +95,8 @@ class Instance:
         self.jobs = JobManager(self)
         if self.jobs.default_backend not in self.backend_factories:
             raise ConfigError(f"unknown exec backend '{self.jobs.default_backend}'")
-        self.backend(self.jobs.default_backend)
+        for backend in self.backend_factories:  # bad backend config fails startup, not a job
+            self.backend(backend)
         self.broker = Broker()
         self.kvs.register_services(self.broker)
         job_services.register(self.broker, self.jobs, self.kvs)
@@ -279,7 +286,14 @@ def _spawn_initial(argv: list[str], env: dict[str, str]) -> int:
 
 async def _serve(inst: Instance, command: list[str]) -> int:
     inst.setup()
-    inst.broker.bind(f"ipc://{inst.rundir}/local")
+    sock = f"{inst.rundir}/local"
+    if len(sock.encode()) > 107:
+        raise ConfigError(f"rundir {inst.rundir} is too long: a socket path has at most"
+                          " 107 bytes")
+    try:
+        inst.broker.bind(f"ipc://{sock}")
+    except zmq.ZMQError as exc:
+        raise ConfigError(f"cannot listen on {inst.rundir}/local: {exc}") from None
     loop = asyncio.get_running_loop()
     env = dict(os.environ)
     env["STRATO_URI"] = inst.uri
@@ -314,8 +328,11 @@ def run_instance(config: dict, command: list[str], statedir: str | None = None,
         rdir = Path(tempfile.mkdtemp(prefix="strato-"))
     else:
         rdir = Path(rundir).resolve()
-        rdir.mkdir(parents=True, exist_ok=True)
-    os.chmod(rdir, 0o700)
+        try:
+            rdir.mkdir(parents=True, exist_ok=True)
+            os.chmod(rdir, 0o700)
+        except OSError as exc:
+            raise ConfigError(f"cannot use rundir {rdir}: {exc.strerror}") from None
     try:
         inst = Instance(config, rdir, Path(statedir).resolve() if statedir else None)
         code = asyncio.run(_serve(inst, command))

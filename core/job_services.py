@@ -90,7 +90,7 @@ def register(broker, jobs: JobManager, kvs) -> None:
             left[0] -= 1
             if left[0] == 0:
                 req.respond({"results": batch[:]})
-            elif len(batch) == 1:
+            elif len(batch) == 1 and req.streaming:
                 # Send what ended this turn in one message at the end of the turn.
                 import asyncio
 
@@ -159,7 +159,7 @@ def register(broker, jobs: JobManager, kvs) -> None:
         for job in reversed(list(src)):
             if not job.state & mask:
                 continue
-            if results and job.result not in results:
+            if results and job.state == INACTIVE and job.result not in results:
                 continue
             if name and job.name != name:
                 continue

@@ -19,7 +19,8 @@ import time
 from collections.abc import Callable
 
 from strato.core import dependencies, ids
-from strato.core.errors import RPCError
+from strato.core.errors import ConfigError, RPCError
+from strato.jobspec.fsd import parse_fsd
 
 log = logging.getLogger("strato.job-manager")
 
@@ -120,7 +121,11 @@ class JobManager:
         self._state_hook = self.hook.job_state_change
         self._has_state_hook = bool(self._state_hook.get_hookimpls())
         self.counts = {"submitted": 0, "inactive": 0}
-        self.kill_timeout = float(instance.config.get("exec", {}).get("kill-timeout", 5.0))
+        try:
+            self.kill_timeout = parse_fsd(str(instance.config.get("exec", {})
+                                              .get("kill-timeout", 5.0)))
+        except ValueError as exc:
+            raise ConfigError(f"exec.kill-timeout: {exc}") from None
         self.default_backend = instance.config.get("exec", {}).get("backend", "local")
         self.dep_schemes: dict = {}
 
@@ -183,6 +188,11 @@ class JobManager:
             raise RPCError(str(exc) or exc.__class__.__name__) from None
         dependencies.check(jobspec, self.dep_schemes, self)
         summary = self.summarize(jobspec)
+        feasibility = getattr(self.instance.scheduler, "feasibility", None)
+        if feasibility is not None:
+            why = feasibility(summary)
+            if why is not None:
+                raise RPCError(why)
         queue = self.queues.of(jobspec)
         if not queue.enabled:
             what = f"queue {queue.name}" if queue.name else "job submission"
@@ -333,15 +343,7 @@ class JobManager:
         allocated, rejected = self.instance.scheduler.schedule(candidates)
         if not allocated and not rejected:
             return
-        done = set()
-        for job, R in allocated:
-            done.add(job.id)
-            job.alloc_pending = False
-            self._alloc(job, R)
-        for job, reason in rejected:
-            done.add(job.id)
-            job.alloc_pending = False
-            self.raise_exception(job, "alloc", 0, reason)
+        done = {job.id for job, _ in allocated} | {job.id for job, _ in rejected}
         # A queue policy usually settles a prefix of the queue: drop it in one step.
         n = 0
         pending = self.pending
@@ -351,12 +353,28 @@ class JobManager:
             del pending[:n]
         else:
             self.pending = [j for j in pending if j.id not in done]
+        # The queue is settled before anything is started, so a failure below
+        # cannot leave a started job in it.
+        for job, R in allocated:
+            job.alloc_pending = False
+            self._alloc(job, R)
+        for job, reason in rejected:
+            job.alloc_pending = False
+            self.raise_exception(job, "alloc", 0, reason)
 
     def _alloc(self, job: Job, R: dict) -> None:
         job.R = R
         self.kvs.put_quiet(job.kvsdir + ".R", R)
         self._post(job, "alloc", None, RUN)
-        self.instance.start_exec(job)
+        try:
+            self.instance.start_exec(job)
+        except Exception as exc:  # a backend bug must not wedge the queue behind it
+            log.exception("exec failed to start job %s", ids.f58(job.id))
+            ctx = {"type": "exec", "severity": 0, "userid": job.userid,
+                   "note": f"exec failed to start: {exc}"}
+            job.exception = ctx
+            self._post(job, "exception", ctx)
+            self.exec_finished(job, 1 << 8)
 
     # -- exec callbacks --------------------------------------------------------------------
     def exec_started(self, job: Job) -> None:
@@ -433,7 +451,8 @@ class JobManager:
         old = job.urgency
         job.urgency = urgency
         self._post(job, "urgency", {"userid": userid, "urgency": urgency})
-        self._reprioritize(job)
+        if job.state & (PRIORITY | SCHED):
+            self._reprioritize(job)  # a job still in DEPEND gets its priority later
         return old
 
     # -- waiting ---------------------------------------------------------------------------
@@ -486,9 +505,11 @@ class JobManager:
                 name, ectx = e["name"], e.get("context", {})
                 if name == "dependency-remove":
                     removed.add(ectx.get("description"))
+                elif name == "depend":
+                    state = PRIORITY
                 elif name == "priority":
                     job.priority = ectx.get("priority", 0)
-                    state = SCHED if state < SCHED else state
+                    state = SCHED if state == PRIORITY else state
                 elif name == "urgency":
                     job.urgency = ectx.get("urgency", job.urgency)
                 elif name == "alloc":
@@ -512,6 +533,8 @@ class JobManager:
                 lost.append(job)
             elif state == SCHED and job.priority > 0:
                 self._enqueue(job)
+            elif state == PRIORITY:
+                waiting.append((job, []))
             elif state == DEPEND:
                 deps = [dep for dep in dependencies.dependencies_of(js)
                         if dependencies.describe(dep) not in removed]
@@ -519,6 +542,9 @@ class JobManager:
         self.jobs = dict(sorted(self.jobs.items()))
         for job, deps in waiting:  # every job is known again: targets can be found
             job.deps_left = len(deps)
+            if job.state == PRIORITY:
+                self._reprioritize(job)
+                continue
             if not deps:
                 self._post(job, "depend", None, PRIORITY)
                 self._reprioritize(job)

@@ -28,12 +28,19 @@ class KvsDir(dict):
 
 
 class KVS:
-    """The store of one instance (see module docstring)."""
+    """The store of one instance (see module docstring).
+
+    Storage layout: table ``kvs`` holds whole values; table ``log`` holds entries
+    appended to list values (eventlogs, output) since the value was last written
+    whole, so appending to a long eventlog writes one row, not the whole list.
+    """
 
     def __init__(self, statefile: Path | None = None) -> None:
         self.namespaces: dict[str, KvsDir] = {PRIMARY: KvsDir()}
         self.watchers: dict[tuple[str, str], list[Watcher]] = {}
-        self._dirty: dict[tuple[str, str], bool] = {}  # (ns, key) -> True put / False unlink
+        self._puts: set[tuple[str, str]] = set()  # write the whole value
+        self._dels: set[tuple[str, str]] = set()  # delete the key and its subtree first
+        self._appends: dict[tuple[str, str], int] = {}  # entries appended since
         self._flush_pending = False
         self._db: sqlite3.Connection | None = None
         self.commits = 0
@@ -46,13 +53,18 @@ class KVS:
             db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
-            db.execute(
-                "CREATE TABLE IF NOT EXISTS kvs (ns TEXT, key TEXT, value BLOB,"
-                " PRIMARY KEY (ns, key)) WITHOUT ROWID"
-            )
-            rows = db.execute("SELECT ns, key, value FROM kvs").fetchall()
-            for ns, key, value in rows:
+            db.execute("CREATE TABLE IF NOT EXISTS kvs (ns TEXT, key TEXT, value BLOB,"
+                       " PRIMARY KEY (ns, key)) WITHOUT ROWID")
+            db.execute("CREATE TABLE IF NOT EXISTS log (ns TEXT, key TEXT, seq INTEGER,"
+                       " entry BLOB, PRIMARY KEY (ns, key, seq)) WITHOUT ROWID")
+            for ns, key, value in db.execute("SELECT ns, key, value FROM kvs"):
                 self._set(ns, key, proto.decode(value))
+            for ns, key, entry in db.execute("SELECT ns, key, entry FROM log"
+                                             " ORDER BY ns, key, seq"):
+                value = self.get(key, ns)
+                if not isinstance(value, list):
+                    raise ValueError(f"log entries for {key}, which is not a list")
+                value.append(proto.decode(entry))
         except (sqlite3.DatabaseError, ValueError, TypeError) as exc:
             raise StateError(f"cannot use state database {path}: {exc}") from None
         self._db = db
@@ -63,34 +75,69 @@ class KVS:
             self._db.close()
             self._db = None
 
-    def _mark(self, ns: str, key: str, present: bool) -> None:
-        if self._db is None:
-            return
-        self._dirty[(ns, key)] = present
+    def _schedule_flush(self) -> None:
         if not self._flush_pending:
             self._flush_pending = True
             asyncio.get_running_loop().call_soon(self.flush)
 
-    def flush(self) -> None:
-        """Write every key changed since the last flush in one transaction."""
-        self._flush_pending = False
-        if self._db is None or not self._dirty:
+    def _mark(self, ns: str, key: str, present: bool, replaced_dir: bool = False) -> None:
+        """Record a whole write (present) or a removal of `key` for the next flush."""
+        if self._db is None:
             return
-        puts = []
-        dels = []
-        for (ns, key), present in self._dirty.items():
-            if present:
-                puts.append((ns, key, proto.encode(self.get(key, ns))))
-            else:
-                dels.append((ns, key))
-        self._dirty.clear()
+        k = (ns, key)
+        self._appends.pop(k, None)
+        if present:
+            self._puts.add(k)
+            if replaced_dir:
+                self._dels.add(k)
+        else:
+            self._puts.discard(k)
+            self._dels.add(k)
+        self._schedule_flush()
+
+    def _mark_append(self, ns: str, key: str, count: int) -> None:
+        if self._db is None:
+            return
+        k = (ns, key)
+        if k not in self._puts:
+            self._appends[k] = self._appends.get(k, 0) + count
+        self._schedule_flush()
+
+    def flush(self) -> None:
+        """Write every change since the last flush in one transaction."""
+        self._flush_pending = False
         db = self._db
+        if db is None or not (self._puts or self._dels or self._appends):
+            return
+        # a key's subtree is [key + ".", key + "/"): "/" sorts right after "."
+        dels = [(ns, key, key + ".", key + "/") for ns, key in self._dels]
+        puts, logs = [], []
+        for ns, key in self._puts:
+            try:
+                value = self.lookup(key, ns)
+            except (KeyError, RPCError):
+                continue  # replaced by a directory or gone again within this turn
+            if not isinstance(value, KvsDir):
+                puts.append((ns, key, proto.encode(value)))
+        for (ns, key), count in self._appends.items():
+            value = self.get(key, ns)
+            if isinstance(value, list):
+                first = len(value) - count
+                logs.extend((ns, key, first + i, proto.encode(e))
+                            for i, e in enumerate(value[first:]))
+        self._puts.clear()
+        self._dels.clear()
+        self._appends.clear()
         db.execute("BEGIN")
         if dels:
-            db.executemany("DELETE FROM kvs WHERE ns = ? AND key = ?", dels)
-            db.executemany("DELETE FROM kvs WHERE ns = ? AND key LIKE ? || '.%'", dels)
+            for table in ("kvs", "log"):
+                db.executemany(f"DELETE FROM {table} WHERE ns = ?1 AND (key = ?2 OR"
+                               f" (key >= ?3 AND key < ?4))", dels)
         if puts:
+            db.executemany("DELETE FROM log WHERE ns = ? AND key = ?", [p[:2] for p in puts])
             db.executemany("INSERT OR REPLACE INTO kvs VALUES (?, ?, ?)", puts)
+        if logs:
+            db.executemany("INSERT OR REPLACE INTO log VALUES (?, ?, ?, ?)", logs)
         db.execute("COMMIT")
         self.commits += 1
 
@@ -110,15 +157,23 @@ class KVS:
             raise RPCError(f"invalid key '{key}'")
         return parts
 
-    def _set(self, ns: str, key: str, value: object) -> None:
+    def _set(self, ns: str, key: str, value: object) -> bool:
+        """Store `value` at `key`; returns True if that replaced something stored
+        below it or above it (a directory by a value or a value by a directory)."""
         parts = self._split(key)
         d = self._root(ns, create=True)
-        for p in parts[:-1]:
+        replaced = False
+        for i, p in enumerate(parts[:-1]):
             nxt = d.get(p)
             if not isinstance(nxt, KvsDir):
+                if nxt is not None or p in d:
+                    self._mark(ns, ".".join(parts[: i + 1]), False)  # a value became a dir
+                    replaced = True
                 nxt = d[p] = KvsDir()
             d = nxt
+        replaced = replaced or isinstance(d.get(parts[-1]), KvsDir)
         d[parts[-1]] = value
+        return replaced
 
     def lookup(self, key: str, ns: str = PRIMARY) -> object:
         """Return the value or directory at `key`; KeyError if absent."""
@@ -139,14 +194,12 @@ class KVS:
 
     # -- updates ---------------------------------------------------------------------
     def put(self, key: str, value: object, ns: str = PRIMARY) -> None:
-        self._set(ns, key, value)
-        self._mark(ns, key, True)
+        self._mark(ns, key, True, self._set(ns, key, value))
         self._notify(ns, key, "put", value)
 
     def put_quiet(self, key: str, value: object, ns: str = PRIMARY) -> None:
         """Store a value nobody can be watching yet (a new job's key): no notify."""
-        self._set(ns, key, value)
-        self._mark(ns, key, True)
+        self._mark(ns, key, True, self._set(ns, key, value))
 
     def notify_append(self, key: str, value: list, entries: tuple,
                       ns: str = PRIMARY) -> None:
@@ -155,7 +208,7 @@ class KVS:
         The job manager keeps each eventlog list and appends to it directly; this
         marks it for the next flush and feeds the watchers, without a key lookup.
         """
-        self._mark(ns, key, True)
+        self._mark_append(ns, key, len(entries))
         lst = self.watchers.get((ns, key))
         if lst:
             for cb in list(lst):
@@ -167,11 +220,11 @@ class KVS:
         value = self.get(key, ns)
         if value is None:
             value = []
-            self._set(ns, key, value)
+            self._mark(ns, key, True, self._set(ns, key, value))
         elif not isinstance(value, list):
             raise RPCError(f"{key}: cannot append to a value that is not a list")
         value.extend(entries)
-        self._mark(ns, key, True)
+        self._mark_append(ns, key, len(entries))
         self._notify(ns, key, "append", entries)
 
     def unlink(self, key: str, ns: str = PRIMARY) -> None:
@@ -181,23 +234,39 @@ class KVS:
             if not isinstance(d, KvsDir) or p not in d:
                 return
             d = d[p]
-        if isinstance(d, KvsDir) and d.pop(parts[-1], None) is not None:
+        if isinstance(d, KvsDir) and parts[-1] in d:
+            del d[parts[-1]]
             self._mark(ns, key, False)
             self._notify(ns, key, "unlink", None)
 
     def commit(self, ops: list, ns: str = PRIMARY) -> None:
-        """Apply a list of ``[op, key, value]`` atomically: all are checked first."""
+        """Apply a list of ``[op, key, value]`` atomically: every operation is checked,
+        in order and against the effect of the ones before it, before any is applied."""
+        if not isinstance(ops, list):
+            raise RPCError("ops must be a list")
+        is_list: dict[str, bool | None] = {}  # key -> holds a list (None: absent)
         for op in ops:
             if not (isinstance(op, (list, tuple)) and len(op) == 3):
                 raise RPCError("malformed commit operation")
-            kind, key, _ = op
+            kind, key, value = op
+            if not isinstance(key, str):
+                raise RPCError("commit keys must be strings")
             self._split(key)
-            if kind not in ("put", "append", "unlink"):
-                raise RPCError(f"unknown commit operation '{kind}'")
-            if kind == "append":
-                cur = self.get(key, ns)
-                if cur is not None and not isinstance(cur, list):
+            if kind == "put":
+                is_list[key] = isinstance(value, list)
+            elif kind == "unlink":
+                is_list[key] = None
+            elif kind == "append":
+                if key in is_list:
+                    ok = is_list[key] is not False
+                else:
+                    cur = self.get(key, ns)
+                    ok = cur is None or isinstance(cur, list)
+                if not ok:
                     raise RPCError(f"{key}: cannot append to a value that is not a list")
+                is_list[key] = True
+            else:
+                raise RPCError(f"unknown commit operation '{kind}'")
         for kind, key, value in ops:
             if kind == "put":
                 self.put(key, value, ns)
@@ -262,7 +331,10 @@ class KVS:
         req.respond()
 
     def _svc_ns_create(self, req) -> None:
-        self._root(req.body["namespace"], create=True)
+        name = (req.body or {}).get("namespace")
+        if not isinstance(name, str) or not name:
+            raise RPCError("namespace-create needs a namespace name")
+        self._root(name, create=True)
         req.respond()
 
     def _svc_watch(self, req) -> None:

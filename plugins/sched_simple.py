@@ -53,6 +53,10 @@ class SimpleScheduler:
         return (s["nnodes"], s["nslots"], s["cores_per_slot"], s["gpus_per_slot"],
                 s["exclusive"], s.get("constraint_key", ""))
 
+    def feasibility(self, s: dict) -> str | None:
+        """Checked at submission: why this request can never run here (None: it can)."""
+        return self._why_unsatisfiable(s)
+
     def _why_unsatisfiable(self, s: dict) -> str | None:
         """Why the request could not fit even on the whole, idle instance (None: it can)."""
         key = self._key(s)

@@ -13,6 +13,7 @@ import zmq
 import zmq.asyncio
 
 from strato.core import proto
+from strato.core.errors import NoInstanceError
 from strato.handle import _raise, check_alive, resolve_uri
 
 
@@ -26,7 +27,11 @@ class AsyncHandle:
         self._sock.setsockopt(zmq.LINGER, 0)
         self._sock.setsockopt(zmq.SNDHWM, 0)
         self._sock.setsockopt(zmq.RCVHWM, 0)
-        self._sock.connect(proto.uri_to_endpoint(self.uri))
+        try:
+            self._sock.connect(proto.uri_to_endpoint(self.uri))
+        except ValueError as exc:
+            self._sock.close(0)
+            raise NoInstanceError(str(exc)) from None
         self._tag = 0
         self._waiters: dict[int, asyncio.Queue] = {}
         self._reader: asyncio.Task | None = None
@@ -43,12 +48,25 @@ class AsyncHandle:
         self.close()
 
     async def _read(self) -> None:
-        while True:
-            data = await self._sock.recv()
-            _, tag, body, err, more = proto.decode(data)
-            q = self._waiters.get(tag)
-            if q is not None:
-                q.put_nowait((body, err, more))
+        """Deliver responses by tag; if the broker dies, fail every waiter."""
+        try:
+            while True:
+                if not await self._sock.poll(1000):
+                    if self._waiters:
+                        check_alive(self.uri)
+                    continue
+                data = await self._sock.recv()
+                _, tag, body, err, more = proto.decode(data)
+                q = self._waiters.get(tag)
+                if q is not None:
+                    q.put_nowait((body, err, more))
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            failure = exc if isinstance(exc, NoInstanceError) else \
+                NoInstanceError(f"connection to {self.uri} failed: {exc}")
+            for q in self._waiters.values():
+                q.put_nowait(failure)
 
     async def _send(self, topic: str, body: object, stream: bool) -> asyncio.Queue:
         if self._reader is None:
@@ -64,9 +82,12 @@ class AsyncHandle:
         tag = self._tag + 1
         q = await self._send(topic, body, False)
         try:
-            rbody, err, _ = await q.get()
+            item = await q.get()
         finally:
             self._waiters.pop(tag, None)
+        if isinstance(item, Exception):
+            raise item
+        rbody, err, _ = item
         if err is not None:
             _raise(rbody, err)
         return rbody
@@ -74,13 +95,22 @@ class AsyncHandle:
     async def rpc_stream(self, topic: str, body: object = None) -> AsyncIterator[object]:
         tag = self._tag + 1
         q = await self._send(topic, body, True)
+        finished = False
         try:
             while True:
-                rbody, err, more = await q.get()
+                item = await q.get()
+                if isinstance(item, Exception):
+                    finished = True
+                    raise item
+                rbody, err, more = item
                 if err is not None:
+                    finished = True
                     _raise(rbody, err)
                 if not more:
+                    finished = True
                     return
                 yield rbody
         finally:
             self._waiters.pop(tag, None)
+            if not finished:  # left early: tell the broker to drop the stream
+                self._sock.send(proto.request("broker.cancel", 0, tag))

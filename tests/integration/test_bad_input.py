@@ -141,3 +141,23 @@ def test_help_does_not_import_heavy_modules():
             "print(bad)")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert res.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_start_rejects_unusable_dirs_and_values(tmp_path):
+    long_dir = tmp_path / ("x" * 120)
+    for args, message in (
+        (["--statedir", "/proc/nope"], "cannot use statedir"),
+        (["--rundir", "/proc/x"], "cannot use rundir"),
+        (["--rundir", str(long_dir)], "too long"),
+        (["-S", "exec.kill-timeout=abc"], "exec.kill-timeout: invalid duration"),
+        (["-S", "exec.sim-duration=abc"], "exec.sim-duration: invalid duration"),
+    ):
+        res = run_outside("start", *args, "true", tmp=tmp_path)
+        assert res.returncode == 1, args
+        assert message in one_line(res), args
+
+
+def test_unsatisfiable_is_rejected_at_submission(instance):
+    res = instance.strato("submit", "-N", "2", "true")
+    assert res.returncode == 1 and "unsatisfiable" in one_line(res)
+    assert instance.strato("jobs", "-a", "-n", check=True).stdout == ""

@@ -241,3 +241,15 @@ def test_label_io_labels_lines_not_chunks(instance, tmp_path):
     instance.strato("run", "-n2", "-l", "--output=lab.txt", "--cwd", str(tmp_path), "sh", "-c",
                     script, check=True)
     assert sorted((tmp_path / "lab.txt").read_text().splitlines()) == ["0: xy", "1: xy"]
+
+
+def test_filter_combines_states_and_results(instance):
+    instance.strato("submit", "--wait", "false")
+    running = instance.strato("submit", "sleep", "300", check=True).stdout.strip()
+    instance.strato("job", "wait-event", "-t", "20", running, "start", check=True)
+    out = instance.strato("jobs", "-n", "--filter=running,failed", "-o", "{name}", check=True)
+    assert sorted(out.stdout.split()) == ["false", "sleep"]
+    instance.strato("cancel", "--all", check=True)
+    res = instance.strato("kvs", "unlink", "no.such.key")
+    assert res.returncode == 1 and "no such key" in res.stderr
+    instance.strato("kvs", "unlink", "-f", "no.such.key", check=True)

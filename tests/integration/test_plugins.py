@@ -58,3 +58,30 @@ def test_block_a_default_plugin(make_instance):
     inst = make_instance(config='[plugins]\nblock = ["ingest-basic"]\n')
     listed = inst.strato("plugins", "list", check=True).stdout
     assert "ingest-basic" not in listed
+
+
+def test_a_backend_that_fails_to_start_does_not_wedge_the_queue(make_instance, tmp_path):
+    (tmp_path / "flaky_exec.py").write_text(textwrap.dedent('''
+        from strato.core.hookspecs import hookimpl
+
+        class Flaky:
+            def __init__(self, instance, config):
+                self.instance = instance
+            def start(self, job):
+                if job.name == "boom":
+                    raise RuntimeError("no such cluster")
+                self.instance.jobs.exec_started(job)
+                self.instance.jobs.exec_finished(job, 0)
+            def kill(self, job, signum):
+                pass
+
+        @hookimpl
+        def exec_register_backends(register):
+            register("flaky", Flaky)
+    '''))
+    inst = make_instance(config=f'[plugins]\nsearchpath = ["{tmp_path}"]\n'
+                                'load = ["flaky_exec"]\n[exec]\nbackend = "flaky"\n')
+    res = inst.strato("run", "--job-name=boom", "true")
+    assert res.returncode == 1 and "exec failed to start: no such cluster" in res.stderr
+    inst.strato("run", "true", check=True)  # the next job runs
+    assert "free" in inst.strato("resource", "list", check=True).stdout

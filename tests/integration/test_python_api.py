@@ -100,3 +100,20 @@ def test_job_list_is_fluxs_name(instance):
     h = strato.Handle(instance.uri)
     jobid = job.submit(h, strato.JobspecV1.from_command(["true"]), urgency=0)
     assert [r["id"] for r in job.list(h)] == [jobid]
+
+
+def test_async_handle_notices_a_dead_broker(make_instance):
+    from strato.core.errors import NoInstanceError
+
+    inst = make_instance()
+
+    async def main():
+        async with strato.AsyncHandle(inst.uri) as h:
+            js = strato.JobspecV1.from_command(["sleep", "300"])
+            js.setattr("system.exec.test.run_duration", 300)  # simulated: no orphan left
+            jobid = await job.submit_async(h, js)
+            inst.proc.kill()  # the broker dies without answering
+            with pytest.raises(NoInstanceError):
+                await asyncio.wait_for(job.wait_async(h, jobid), 30)
+
+    asyncio.run(main())

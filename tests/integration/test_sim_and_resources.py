@@ -108,3 +108,19 @@ def test_priority_order_and_expedite(make_instance):
     job.wait_all(h, [a, b, c, d])
     started = sorted((job.info(h, i)["t_run"], i) for i in (a, b, c, d))
     assert [i for _, i in started] == [c, d, a, b]
+
+
+def test_urgency_change_in_depend_survives_restart(make_instance, tmp_path):
+    state = tmp_path / "state"
+    first = make_instance(statedir=state, sub="a")
+    a = first.strato("submit", "sleep", "300", check=True).stdout.strip()
+    first.strato("job", "wait-event", "-t", "20", a, "start", check=True)
+    b = first.strato("submit", f"--dependency=afterok:{a}", "true", check=True).stdout.strip()
+    first.strato("job", "urgency", b, "20", check=True)
+    assert "DEPEND" in first.strato("jobs", "-o", "{state}", check=True).stdout
+    first.stop()
+    second = make_instance(statedir=state, sub="b")
+    res = second.strato("job", "wait", b)
+    assert res.returncode == 1  # a ended with a restart exception: b can never run
+    out = second.strato("job", "eventlog", b, check=True).stdout
+    assert "alloc" not in out and "dependency" in out

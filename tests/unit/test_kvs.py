@@ -74,3 +74,67 @@ def test_corrupt_database_is_a_state_error(tmp_path):
     path.write_bytes(b"garbage" * 1000)
     with pytest.raises(StateError, match="cannot use state database"):
         KVS(path)
+
+
+def _reload(path):
+    k = KVS(path)
+    k.close()
+    return k
+
+
+def test_persistence_follows_dirs_replaced_by_values_and_back(tmp_path):
+    path = tmp_path / "c.sqlite"
+
+    async def turn(k, fn):
+        fn(k)
+        await asyncio.sleep(0)
+
+    async def work():
+        k = KVS(path)
+        await turn(k, lambda k: k.put("a.b", 1))
+        await turn(k, lambda k: k.put("a", 2))          # a directory becomes a value
+        await turn(k, lambda k: k.put("v", 1))
+        await turn(k, lambda k: k.put("v.w", 3))        # a value becomes a directory
+        await turn(k, lambda k: (k.put("x.y", 1), k.put("x", 5)))  # both in one turn
+        await turn(k, lambda k: k.put("n", None))
+        await turn(k, lambda k: k.unlink("n"))
+        await turn(k, lambda k: k.put("a_b.c", 1))
+        await turn(k, lambda k: k.unlink("axb"))        # no LIKE wildcards
+        k.close()
+
+    asyncio.run(work())
+    k = _reload(path)
+    assert k.get("a") == 2 and k.get("v.w") == 3 and k.get("x") == 5
+    assert "n" not in k.lookup(".") and k.get("a_b.c") == 1
+
+
+def test_appends_are_stored_incrementally(tmp_path):
+    path = tmp_path / "c.sqlite"
+
+    async def work():
+        k = KVS(path)
+        k.put("log", [0])
+        for i in range(1, 50):
+            await asyncio.sleep(0)
+            k.append("log", [i])
+        await asyncio.sleep(0)
+        rows = sqlite3.connect(path).execute("SELECT COUNT(*) FROM log").fetchone()[0]
+        k.put("log", ["reset"])
+        await asyncio.sleep(0)
+        k.append("log", ["after"])
+        k.close()
+        return rows
+
+    assert asyncio.run(work()) == 49
+    assert _reload(path).get("log") == ["reset", "after"]
+
+
+def test_commit_checks_each_operation_against_the_ones_before():
+    k = KVS()
+    with pytest.raises(RPCError, match="cannot append"):
+        k.commit([["put", "k", "str"], ["append", "k", "x"]])
+    assert k.get("k") is None
+    k.commit([["put", "k", []], ["append", "k", "x"], ["unlink", "j", None]])
+    assert k.get("k") == ["x"]
+    with pytest.raises(RPCError, match="keys must be strings"):
+        k.commit([["put", 3, 1]])
