@@ -135,6 +135,36 @@ def sched_register_schedulers(register):
     """
 
 
+@hookspec
+def sched_register_match_policies(register):
+    """Add match policies that ``sched-graph`` can choose with ``match-policy = NAME``.
+
+    :param register: ``register(name, factory)``; ``factory()`` returns a
+        `strato.plugins.sched_graph.policies.MatchPolicy`: the scores it gives
+        vertices during the depth-first search decide which resources are chosen.
+    """
+
+
+@hookspec
+def sched_register_prune_filters(register):
+    """Add resource types that ``prune-filters`` may name (``ALL:core,ALL:gpu``).
+
+    :param register: ``register(resource_type)``; sched-graph then keeps an
+        aggregate of that type per subtree and skips subtrees that lack enough.
+    """
+
+
+@hookspec
+def sched_register_queue_policies(register):
+    """Add queue policies that ``sched-graph`` can choose with ``queue-policy = NAME``.
+
+    :param register: ``register(name, factory)``; ``factory(config)`` returns an
+        object with ``reservation_depth`` (how many blocked jobs get a reservation
+        each cycle: 0 for fcfs, 1 for easy, unlimited for conservative) and
+        ``blocks`` (whether a blocked job stops the cycle, as in fcfs).
+    """
+
+
 # ---------------------------------------------------------------------------------------
 # exec: running an allocated job
 # ---------------------------------------------------------------------------------------
