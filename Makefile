@@ -14,7 +14,7 @@ $(BIN)/strato: pyproject.toml
 	touch $@
 
 demo: $(BIN)/strato
-	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/strato start sh examples/workflow.sh
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/strato start --config examples/demo.toml sh examples/workflow.sh
 
 test: $(BIN)/strato
 	$(BIN)/ruff check .

@@ -3,7 +3,8 @@
 #   1. fan out: ten jobs each compute a square and write it to a file;
 #   2. fan in: one job waits for them (--dependency comes later; here `job status`)
 #      and sums the results;
-#   3. show those jobs and how they ended.
+#   3. a batch job (examples/pipeline.sh) that runs three jobs of its own;
+#   4. show those jobs, where they ran and how they ended.
 # First, the Python API submits 100 jobs as one batch and waits on one stream.
 set -e
 work=$(mktemp -d)
@@ -23,5 +24,11 @@ strato job status $ids
 echo "== fan in: sum of squares"
 strato run --job-name=sum sh -c "cat $work/square-*.out | awk '{ s += \$1 } END { print s }'"
 
+echo "== a batch job that runs its own jobs"
+out="$work/pipeline.out"
+pid=$(strato batch --output="$out" "$(dirname "$0")/pipeline.sh")
+strato job wait "$pid"
+cat "$out"
+
 echo "== jobs"
-strato jobs -a -c 11 -o "{id.f58:>12} {name:<10} {result:<10} {runtime!F:>8} {nodelist}"
+strato jobs -a -c 15 -o "{id.f58:>12} {name:<10} {result:<10} {runtime!F:>8} {nodelist}"
