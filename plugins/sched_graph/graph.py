@@ -1,0 +1,178 @@
+"""The resource graph: typed vertices, edges in named subsystems, lookup indexes.
+
+Vertices live in a list indexed by ``uniq_id`` and each keeps its out-edges in
+insertion order, which is the order the matcher walks them. Per-vertex scheduling
+state (availability timelines, job tags, subtree filters) sits on the vertex so the
+hot path touches only plain attributes. ``to_networkx`` gives a networkx view for
+inspection and tooling.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .timeline import INT64_MAX, MultiTimeline, Timeline
+
+X_CHECKER_NJOBS = 0x40000000
+CONTAINMENT = "containment"
+UINT64_MAX = 2**64 - 1
+
+
+class TypeOrder:
+    """Resource types ordered as Fluxion interns them (built-ins first, then first seen).
+
+    Fluxion's sets and maps keyed by resource type iterate in interning order; a few
+    outputs (the order of subtree filter types) depend on it.
+    """
+
+    BUILTIN = ("", "cluster", "core", "socket", "gpu", "node", "rack", "slot", "xor_slot",
+               "ssd", "storage_node")
+
+    def __init__(self) -> None:
+        self.rank: dict[str, int] = {t: i for i, t in enumerate(self.BUILTIN)}
+
+    def key(self, t: str) -> int:
+        r = self.rank.get(t)
+        if r is None:
+            r = self.rank[t] = len(self.rank)
+        return r
+
+    def sort(self, types) -> list[str]:
+        return sorted(types, key=self.key)
+
+
+class Edge:
+    """A directed edge of one subsystem, with the matcher's per-traversal marks."""
+
+    __slots__ = ("source", "target", "subsystem", "needs", "exclusive", "seq", "weight")
+
+    def __init__(self, source: int, target: int, subsystem: str) -> None:
+        self.source = source
+        self.target = target
+        self.subsystem = subsystem
+        self.needs = 0
+        self.exclusive = 0
+        self.seq = 0
+        self.weight = UINT64_MAX
+
+    def mark(self, needs: int, exclusive: int, seq: int) -> None:
+        self.needs = needs
+        self.exclusive = exclusive
+        self.seq = seq
+
+
+class Vertex:
+    """One resource pool (a core, a node, 16 GB of memory, ...) and its schedule."""
+
+    __slots__ = (
+        "index", "uniq_id", "type", "basename", "name", "id", "rank", "size", "unit", "properties",
+        "paths", "status", "member_of", "out", "in_", "plans", "x_checker", "allocations",
+        "reservations", "tags", "x_spans", "job2span", "subplans", "colors", "ephemeral",
+        "removed",
+    )
+
+    def __init__(self, index: int, type_: str, basename: str, name: str, id_: int,
+                 rank: int, size: int, unit: str = "", uniq_id: int | None = None) -> None:
+        self.index = index  # position in ResourceGraph.vertices
+        self.uniq_id = index if uniq_id is None else uniq_id
+        self.type = type_
+        self.basename = basename
+        self.name = name
+        self.id = id_
+        self.rank = rank
+        self.size = size
+        self.unit = unit
+        self.properties: dict[str, str] = {}
+        self.paths: dict[str, str] = {}
+        self.status = "up"
+        self.member_of: dict[str, str] = {}
+        self.out: list[Edge] = []
+        self.in_: list[Edge] = []
+        self.plans = Timeline(size, 0, INT64_MAX)
+        self.x_checker = Timeline(X_CHECKER_NJOBS, 0, INT64_MAX)
+        self.allocations: dict[int, int] = {}
+        self.reservations: dict[int, int] = {}
+        self.tags: dict[int, int] = {}
+        self.x_spans: dict[int, int] = {}
+        self.job2span: dict[int, int] = {}
+        self.subplans: dict[str, MultiTimeline] = {}
+        self.colors: dict[str, int] = {}
+        self.ephemeral: dict[str, str] = {}
+        self.removed = False
+
+
+class ResourceGraph:
+    """Vertices, edges, subsystem roots and the lookup indexes Fluxion keeps."""
+
+    def __init__(self) -> None:
+        self.vertices: list[Vertex] = []
+        self.roots: dict[str, int] = {}
+        self.by_path: dict[str, list[int]] = {}
+        self.by_type: dict[str, list[int]] = {}
+        self.by_name: dict[str, list[int]] = {}
+        self.by_rank: dict[int, list[int]] = {}
+        # vertex index -> {(weight, child uniq_id): edge}; walked highest key first by `first`
+        self.by_outedges: dict[int, dict[tuple[int, int], Edge]] = {}
+        self.types = TypeOrder()
+        self.nodes_up = 0
+        self.graph_start = 0
+        self.graph_end = 3153600000  # Fluxion's 100-year default horizon
+
+    # -- building -----------------------------------------------------------------
+    def add_vertex(self, type_: str, basename: str, name: str, id_: int, rank: int,
+                   size: int, unit: str = "", uniq_id: int | None = None) -> Vertex:
+        v = Vertex(len(self.vertices), type_, basename, name, id_, rank, size, unit, uniq_id)
+        if type_ not in self.types.rank:
+            self.types.key(type_)
+        self.vertices.append(v)
+        return v
+
+    def index_vertex(self, v: Vertex, subsystem: str) -> None:
+        self.by_path.setdefault(v.paths[subsystem], []).append(v.index)
+        self.by_type.setdefault(v.type, []).append(v.index)
+        self.by_name.setdefault(v.name, []).append(v.index)
+        self.by_rank.setdefault(v.rank, []).append(v.index)
+
+    def add_edge(self, src: Vertex, tgt: Vertex, subsystem: str, fresh: bool = False) -> Edge:
+        """Add src -> tgt (or return the existing edge); ``fresh``: tgt is brand new."""
+        if not fresh:
+            for e in src.out:
+                if e.target == tgt.index:
+                    e.subsystem = subsystem
+                    return e
+        e = Edge(src.index, tgt.index, subsystem)
+        src.out.append(e)
+        tgt.in_.append(e)
+        self.by_outedges.setdefault(src.index, {})[(e.weight, tgt.uniq_id)] = e
+        return e
+
+    def parent_edge(self, v: Vertex, subsystem: str) -> Edge | None:
+        for e in v.in_:
+            if e.subsystem == subsystem:
+                return e
+        return None
+
+    def initialize_node_stats(self) -> None:
+        self.nodes_up = sum(1 for i in self.by_type.get("node", [])
+                            if self.vertices[i].status == "up")
+
+    def live_vertices(self):
+        return (v for v in self.vertices if not v.removed)
+
+    def num_edges(self) -> int:
+        return sum(len(v.out) for v in self.vertices)
+
+    # -- inspection ---------------------------------------------------------------
+    def to_networkx(self) -> Any:
+        """A networkx MultiDiGraph view (vertex attributes, edge subsystem keys)."""
+        import networkx as nx
+
+        g = nx.MultiDiGraph()
+        for v in self.live_vertices():
+            g.add_node(v.index, uniq_id=v.uniq_id, type=v.type, basename=v.basename,
+                       name=v.name, id=v.id, rank=v.rank, size=v.size, unit=v.unit,
+                       paths=dict(v.paths), properties=dict(v.properties), status=v.status)
+        for v in self.live_vertices():
+            for e in v.out:
+                g.add_edge(e.source, e.target, key=e.subsystem, subsystem=e.subsystem)
+        return g

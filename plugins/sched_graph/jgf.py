@@ -1,0 +1,174 @@
+"""JGF reader: build (or grow) a resource graph from JSON Graph Format.
+
+Vertices are taken in document order; a vertex whose path already exists with the
+same rank is reused (so ``attach`` can grow a graph), and an edge is added only when
+it touches a newly added vertex. Defaults follow Fluxion: ``uniq_id`` from the JGF
+node id, ``id`` from the uniq id (or a node name's numeric suffix), ``basename`` from
+the type, ``size`` 1.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+from .graph import ResourceGraph, Vertex
+
+
+class JgfError(Exception):
+    """The document is not a usable JGF graph."""
+
+
+def _fetch(text: str) -> tuple[dict, list, list]:
+    try:
+        doc = json.loads(text)
+    except ValueError as exc:
+        raise JgfError(f"json_loads: {exc}") from exc
+    graph = doc.get("graph") if isinstance(doc, dict) else None
+    if not isinstance(graph, dict):
+        raise JgfError("fetch_jgf: JGF does not contain a graph")
+    nodes = graph.get("nodes")
+    edges = graph.get("edges")
+    if nodes is None or edges is None:
+        raise JgfError("fetch_jgf: JGF does not contain nodes or edges")
+    return doc, nodes, edges
+
+
+def vertex_fields(node: dict) -> dict:
+    """Fluxion's view of one JGF node, with its defaults applied."""
+    if not isinstance(node, dict) or "id" not in node or "metadata" not in node:
+        raise JgfError("fill_fetcher: error unpacking a vertex")
+    md = node["metadata"]
+    if "type" not in md or "paths" not in md:
+        raise JgfError("fill_fetcher: error unpacking a vertex")
+    vid = str(node["id"])
+    uniq_id = md.get("uniq_id")
+    if uniq_id is None:
+        try:
+            uniq_id = int(vid)
+        except ValueError as exc:
+            raise JgfError(f"apply_defaults: bad vertex id {vid}") from exc
+    name = md.get("name")
+    id_ = md.get("id")
+    if id_ is None:
+        id_ = uniq_id
+        if md["type"] == "node" and name is not None:
+            m = re.search(r"(\d+)$", name)
+            if m:
+                id_ = int(m.group(1))
+    basename = md.get("basename") or md["type"]
+    return {
+        "vid": vid, "type": md["type"], "basename": basename,
+        "name": name if name is not None else f"{basename}{id_}", "id": id_,
+        "uniq_id": uniq_id, "rank": md.get("rank", -1), "size": md.get("size", 1),
+        "unit": md.get("unit") or "", "exclusive": bool(md.get("exclusive", False)),
+        "status": md.get("status", 0), "paths": dict(md["paths"]),
+        "properties": dict(md.get("properties") or {}),
+    }
+
+
+def _find_existing(g: ResourceGraph, f: dict) -> Vertex | None:
+    for path in sorted(f["paths"].values()):
+        for idx in g.by_path.get(path, []):
+            v = g.vertices[idx]
+            if v.rank == f["rank"] and not v.removed:
+                return v
+    return None
+
+
+def load_jgf(text: str, graph: ResourceGraph | None = None, allowlist: str = "") -> ResourceGraph:
+    """Build a graph from JGF text, or add the new part of it to ``graph``."""
+    g = graph if graph is not None else ResourceGraph()
+    _, nodes, edges = _fetch(text)
+    vmap: dict[str, Vertex] = {}
+    added: set[str] = set()
+    for node in nodes:
+        f = vertex_fields(node)
+        v = _find_existing(g, f)
+        if v is None:
+            if f["vid"] in vmap:
+                raise JgfError(f"add_vtx: found duplicate JGF node id for {f['vid']}.")
+            v = g.add_vertex(f["type"], f["basename"], f["name"], f["id"], f["rank"],
+                             f["size"], f["unit"], f["uniq_id"])
+            v.properties = f["properties"]
+            v.paths = dict(sorted(f["paths"].items()))
+            if f["status"] not in (0, "up"):
+                v.status = "down"
+            for sub, path in v.paths.items():
+                v.member_of[sub] = "*"
+                if path.count("/") == 1:
+                    if sub in g.roots:
+                        raise JgfError(f"add_graph_metadata: failed to add root metadata for "
+                                       f"{sub} subsystem. Possible duplicate root.")
+                    g.roots[sub] = v.index
+                g.by_path.setdefault(path, []).append(v.index)
+            g.by_type.setdefault(v.type, []).append(v.index)
+            g.by_name.setdefault(v.name, []).append(v.index)
+            g.by_rank.setdefault(v.rank, []).append(v.index)
+            added.add(f["vid"])
+        vmap[f["vid"]] = v
+    for e in edges:
+        try:
+            src, tgt = str(e["source"]), str(e["target"])
+        except (KeyError, TypeError) as exc:
+            raise JgfError("unpack_edge: encountered a malformed edge.") from exc
+        if src not in vmap or tgt not in vmap:
+            raise JgfError(f"unpack_edge: source and/or target vertex not found{src} -> {tgt}.")
+        sub = (e.get("metadata") or {}).get("subsystem", "containment")
+        if src in added or tgt in added:
+            g.add_edge(vmap[src], vmap[tgt], sub)
+    return g
+
+
+def jgf_partial_cancel(trav, jobid: int, text: str) -> tuple[int, bool]:
+    """Release the vertices of ``jobid`` listed in a JGF document (Fluxion's JGF reader).
+
+    Each listed vertex must exist and carry the job; its spans are removed and the
+    freed amounts, per rank and type, are then taken off its ancestors' filters.
+    """
+    from .traverser import partial_cancel
+
+    g = trav.g
+    dom = trav.dom
+    trav.total_preorder = trav.total_postorder = 0
+    if jobid <= 0:
+        raise JgfError("partial_cancel: invalid jobid")
+    _, nodes, _ = _fetch(text)
+    counts: dict[int, dict[str, int]] = {}
+    roots: dict[int, object] = {}
+    best: dict[int, int] = {}
+    for node in nodes:
+        f = vertex_fields(node)
+        v = None
+        for path in f["paths"].values():
+            found = [g.vertices[i] for i in g.by_path.get(path, [])
+                     if g.vertices[i].rank == f["rank"]]
+            if not found:
+                trav.err += (f"exist: inconsistent input vertex: nonexistent path ({path}) "
+                             f"{f['vid']}.\n")
+                return -1, False
+            v = found[0]
+        if v is None:
+            continue
+        if jobid in v.job2span:
+            sp = v.subplans.get(dom)
+            if sp is not None:
+                sp.rem_span(v.job2span.pop(jobid))
+        if jobid not in v.x_spans:
+            trav.err += f"cancel_vtx: can't find x_checker span for job {jobid} in {v.name}.\n"
+            return -1, False
+        v.tags.pop(jobid, None)
+        v.x_checker.rem_span(v.x_spans.pop(jobid))
+        if jobid not in v.allocations:
+            trav.err += f"cancel_vtx: can't find allocation span for job {jobid} in {v.name}.\n"
+            return -1, False
+        span = v.allocations.pop(jobid)
+        amount = v.plans.span_amount(span)
+        v.plans.rem_span(span)
+        c = counts.setdefault(v.rank, {})
+        c[v.type] = c.get(v.type, 0) + amount
+        plen = len(v.paths.get(dom, ""))
+        if plen < best.get(v.rank, 2**32):
+            best[v.rank] = plen
+            roots[v.rank] = v
+    return partial_cancel(trav, jobid, sorted(counts), counts, roots)  # type: ignore[arg-type]

@@ -1,0 +1,258 @@
+"""The part of an RFC 14 jobspec the graph matcher needs, parsed the way Fluxion does.
+
+A resource request is a tree of ``Request`` (type, count with min/max/operator/
+operand, exclusivity as true/false/unspecified, label, children). ``user_data`` is
+filled by the matcher with the aggregate counts a subtree needs (for pruning).
+RFC 31 constraints (properties, hostlist, ranks, and/or/not) are evaluated against
+node vertices.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+import yaml
+
+UINT_MAX = 2**32 - 1
+
+
+class JobspecError(Exception):
+    """The jobspec is malformed; the message is what resource-query prints."""
+
+
+@dataclass
+class Request:
+    type: str
+    min: int
+    max: int = UINT_MAX
+    oper: str = "+"
+    operand: int = 1
+    exclusive: bool | None = None
+    label: str = ""
+    with_: list[Request] = field(default_factory=list)
+    user_data: dict[str, int] = field(default_factory=dict)
+
+
+class Constraint:
+    """An RFC 31 constraint tree evaluated against a vertex."""
+
+    def __init__(self, op: str, values: list) -> None:
+        self.op = op
+        self.values = values
+
+    def match(self, v) -> bool:
+        if self.op == "properties":
+            for prop in self.values:
+                neg = prop.startswith("^")
+                found = (prop[1:] if neg else prop) in v.properties
+                if found == neg:
+                    return False
+            return True
+        if self.op == "hostlist":
+            from strato.jobspec.hostlist import expand_hostlist
+
+            return any(v.name in expand_hostlist(h) for h in self.values)
+        if self.op == "ranks":
+            from strato.jobspec.idset import decode_idset
+
+            return any(v.rank in decode_idset(r) for r in self.values)
+        if self.op == "and":
+            return all(c.match(v) for c in self.values)
+        if self.op == "or":
+            return any(c.match(v) for c in self.values)
+        if self.op == "not":
+            return not all(c.match(v) for c in self.values)
+        return True
+
+
+def parse_constraint(obj) -> Constraint:
+    if not isinstance(obj, dict):
+        raise JobspecError("constraint is not a mapping")
+    if len(obj) > 1:
+        raise JobspecError("constraint map may not contain > 1 operation")
+    if not obj:
+        return Constraint("and", [])
+    op, value = next(iter(obj.items()))
+    if not isinstance(value, list):
+        raise JobspecError(f"{op} operator value must be an array")
+    if op in ("properties", "hostlist", "ranks"):
+        return Constraint(op, [str(x) for x in value])
+    if op in ("and", "or", "not"):
+        return Constraint(op, [parse_constraint(x) for x in value])
+    raise JobspecError(f"unknown constraint operator: {op}")
+
+
+@dataclass
+class Jobspec:
+    resources: list[Request]
+    duration: float = 0.0
+    queue: str = ""
+    constraint: Constraint | None = None
+
+
+def _uint(value, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise JobspecError(f"Value of \"{what}\" must be a scalar")
+    try:
+        return int(value)
+    except ValueError as exc:
+        raise JobspecError("bad conversion") from exc
+
+
+def _parse_count(req: Request, c) -> None:
+    if not isinstance(c, dict):
+        if isinstance(c, list):
+            raise JobspecError("count is not a mapping")
+        req.min = req.max = _uint(c, "count")
+        return
+    if "min" not in c:
+        raise JobspecError('Key "min" missing from count')
+    extra = [k for k in ("max", "operator", "operand") if k in c]
+    if extra:
+        if len(extra) != 3:
+            raise JobspecError(
+                'All or none of "max", "operator", and "operand" must be specified')
+        req.max = _uint(c["max"], "max")
+        req.oper = str(c["operator"])[:1]
+        req.operand = int(c["operand"])
+    req.min = _uint(c["min"], "min")
+    if req.min < 1:
+        raise JobspecError('"min" must be greater than zero')
+    if "max" in c and req.max < req.min:
+        raise JobspecError('"max" must be greater than or equal to "min"')
+    if req.oper == "+":
+        if req.operand < 1:
+            raise JobspecError("\"operand\" must be greater than zero for addition '+'")
+    elif req.oper == "*":
+        if req.operand < 2:
+            raise JobspecError("\"operand\" must be greater than one for multiplication '*'")
+    elif req.oper == "^":
+        if req.operand < 2:
+            raise JobspecError("\"operand\" must be greater than one for exponentiation '^'")
+        if req.min < 2:
+            raise JobspecError("\"min\" must be greater than one for exponentiation '^'")
+    else:
+        raise JobspecError("Invalid count operator")
+
+
+def _parse_resource(node) -> Request:
+    if not isinstance(node, dict):
+        raise JobspecError("resource is not a mapping")
+    if "type" not in node:
+        raise JobspecError('Key "type" missing from resource')
+    if "count" not in node:
+        raise JobspecError('Key "count" missing from resource')
+    req = Request(type=str(node["type"]), min=1)
+    _parse_count(req, node["count"])
+    known = {"type", "count", "unit", "exclusive", "with", "label", "id"}
+    if "exclusive" in node:
+        val = node["exclusive"]
+        val = {True: "true", False: "false"}.get(val, val)
+        if val == "false":
+            req.exclusive = False
+        elif val == "true":
+            req.exclusive = True
+        else:
+            raise JobspecError('Value of "exclusive" must be either "true" or "false"')
+    if "with" in node:
+        if not isinstance(node["with"], list):
+            raise JobspecError('"resources" is not a sequence')
+        req.with_ = [_parse_resource(r) for r in node["with"]]
+    if "label" in node:
+        req.label = str(node["label"])
+    elif req.type == "slot":
+        raise JobspecError("All slots must be labeled")
+    if any(k not in known for k in node):
+        raise JobspecError("Unrecognized key in resource mapping")
+    return req
+
+
+def parse_jobspec(text: str) -> Jobspec:
+    """Parse jobspec text (YAML or JSON) into the matcher's view of it."""
+    try:
+        top = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        try:
+            top = json.loads(text)
+        except ValueError:
+            raise JobspecError(str(exc).replace("\n", " ")) from exc
+    if not isinstance(top, dict):
+        raise JobspecError("Top level of jobspec is not a mapping")
+    for key, name in (("version", "version"), ("resources", "resource"), ("tasks", "tasks"),
+                      ("attributes", "attributes")):
+        if key not in top:
+            raise JobspecError(f'Missing key "{name}" in top level mapping')
+    if len(top) != 4:
+        raise JobspecError("Top mapping in jobspec must have exactly four entries")
+    try:
+        version = int(top["version"])
+    except (TypeError, ValueError) as exc:
+        raise JobspecError('"version" must be an unsigned integer') from exc
+    if version < 1 or version > 9999:
+        raise JobspecError('Only jobspec "version" 1-9999 is supported')
+    js = Jobspec(resources=[])
+    attrs = top["attributes"]
+    if attrs is not None:
+        if not isinstance(attrs, dict):
+            raise JobspecError('"attributes" is not a map')
+        for k, v in attrs.items():
+            if k == "system":
+                for sk, sv in (v or {}).items():
+                    if sk == "duration":
+                        js.duration = float(sv)
+                    elif sk == "queue":
+                        js.queue = str(sv)
+                    elif sk == "constraints":
+                        js.constraint = parse_constraint(sv)
+            elif k != "user":
+                raise JobspecError('Unknown key in "attributes"')
+    if not isinstance(top["resources"], list):
+        raise JobspecError('"resources" is not a sequence')
+    js.resources = [_parse_resource(r) for r in top["resources"]]
+    tasks = top["tasks"]
+    if not isinstance(tasks, list):
+        raise JobspecError('"tasks" is not a sequence')
+    for t in tasks:
+        if not isinstance(t, dict):
+            raise JobspecError("task is not a mapping")
+        if "command" not in t:
+            raise JobspecError('Key "command" missing from task')
+        if not isinstance(t["command"], list):
+            raise JobspecError('"command" value must be a sequence')
+        if "slot" not in t:
+            raise JobspecError('Key "slot" missing from task')
+    return js
+
+
+def calc_count(r: Request, qc: int) -> int:
+    """How many of ``r`` to take when ``qc`` qualify (0: the request can't be met)."""
+    if r.min > r.max or r.min > qc:
+        return 0
+    cur = r.min
+    count = 0
+    if r.oper == "+":
+        count = qc if qc < r.max else r.max
+        rng = count - cur
+        count -= rng % r.operand
+    elif r.oper == "*":
+        if r.operand == 1:
+            count = cur
+        else:
+            while cur <= qc and cur <= r.max:
+                count = cur
+                cur *= r.operand
+    elif r.oper == "^":
+        if r.operand < 2 or cur == 1:
+            count = cur
+        else:
+            while cur <= qc and cur <= r.max:
+                base = cur
+                count = cur
+                for _ in range(1, r.operand):
+                    cur *= base
+    return count
+
+
+def calc_effective_max(r: Request) -> int:
+    return calc_count(r, UINT_MAX)

@@ -1,0 +1,251 @@
+"""Match policies: how a vertex scores its candidates and which ones it keeps.
+
+Each policy is a small object with Fluxion's callbacks: ``dom_discover_vtx`` on the
+way down, ``dom_finish_vtx`` after a vertex's children were evaluated (choose the best
+k children of each requested type and score the vertex), ``dom_finish_slot`` and
+``dom_finish_graph`` at slot and root level. Named policies are shorthands for option
+strings (``hinodex`` = ``policy=high node_centric=true node_exclusive=true``).
+"""
+
+from __future__ import annotations
+
+from .jobspec import calc_count, calc_effective_max
+from .scoring import MATCH_MET, MATCH_UNMET, Scoring, greater, less
+
+INT64_MAX = 2**63 - 1
+
+POLICIES = {
+    "first": "policy=high node_centric=true stop_on_1_matches=true",
+    "firstnodex": "policy=high node_centric=true node_exclusive=true stop_on_1_matches=true",
+    "high": "policy=high",
+    "low": "policy=low",
+    "lonode": "policy=low node_centric=true",
+    "hinode": "policy=high node_centric=true",
+    "lonodex": "policy=low node_centric=true node_exclusive=true",
+    "hinodex": "policy=high node_centric=true node_exclusive=true",
+    "locality": "",
+    "variation": "",
+}
+
+OPTIONS = ("policy", "node_centric", "stop_on_1_matches", "node_exclusive")
+
+
+class PolicyError(ValueError):
+    """Unknown policy name or malformed option string."""
+
+
+def parse_options(text: str) -> dict[str, bool]:
+    out: dict[str, bool] = {}
+    for opt in text.split(" "):
+        key, _, value = opt.partition("=")
+        if key not in OPTIONS:
+            raise PolicyError(f"invalid policy option: {key}")
+        if key == "policy":
+            if value not in ("high", "low"):
+                raise PolicyError("policy key within custom policy accepts only low or high")
+            out.setdefault(value, True)
+        elif value in ("true", "false"):
+            out.setdefault(key, value == "true")
+        else:
+            raise PolicyError(f"Policy option {key} requires true or false, got {value}")
+    return out
+
+
+class MatchPolicy:
+    """Base policy: counts traversal levels, keeps everything (Fluxion's dfu_match_cb_t)."""
+
+    name = "base"
+    stop_on_k_matches = 0
+
+    def __init__(self) -> None:
+        self.x_types: set[str] = set()
+
+    def dom_discover_vtx(self, v) -> int:
+        return 0
+
+    def dom_finish_vtx(self, v, s: str, resources, dfu: Scoring) -> int:
+        return 0
+
+    def dom_finish_slot(self, s: str, dfu: Scoring) -> int:
+        return 0
+
+    def dom_finish_graph(self, s: str, resources, dfu: Scoring) -> int:
+        return 0
+
+
+def _finish_children(v, s: str, resources, dfu: Scoring, comp) -> int:
+    score = MATCH_MET
+    for r in resources:
+        if r.type != v.type:
+            continue
+        for c in r.with_:
+            count = calc_count(c, dfu.qualified_count(s, c.type))
+            if count == 0:
+                score = MATCH_UNMET
+                break
+            dfu.choose_accum_best_k(s, c.type, count, comp)
+    return score
+
+
+class MultilevelId(MatchPolicy):
+    """low/high id first, optionally scored by the containing node's id (``*node*``)."""
+
+    def __init__(self, high: bool) -> None:
+        super().__init__()
+        self.comp = greater if high else less
+        self.factors: dict[str, tuple[int, int]] = {}  # type -> (add_by, multiply_by)
+        self.factor_value: dict[str, int] = {}
+        self.scores = 0
+
+    def add_score_factor(self, type_: str, add_by: int, multiply_by: int) -> None:
+        self.factors[type_] = (add_by, multiply_by)
+
+    def dom_discover_vtx(self, v) -> int:
+        f = self.factors.get(v.type)
+        if f is not None:
+            if v.id < -1:
+                return -1
+            add_by, mul = f
+            tie = abs(v.uniq_id % mul - 1)
+            self.factor_value[v.type] = (v.id + 1 + add_by) * mul + tie
+            self.scores += self.factor_value[v.type]
+        return 0
+
+    def dom_finish_vtx(self, v, s, resources, dfu) -> int:
+        score = _finish_children(v, s, resources, dfu, self.comp)
+        if v.type in self.factors:
+            self.scores -= self.factor_value.get(v.type, 0)
+        dfu.overall_score = (score + self.scores + v.id + 1) if score == MATCH_MET else score
+        return 0 if score == MATCH_MET else -1
+
+    def dom_finish_slot(self, s, dfu) -> int:
+        for t in dfu.resrc_types(s):
+            dfu.choose_accum_all(s, t, self.comp)
+        return 0
+
+    def dom_finish_graph(self, s, resources, dfu) -> int:
+        score = MATCH_MET
+        for r in resources:
+            count = calc_count(r, dfu.qualified_count(s, r.type))
+            if count == 0:
+                score = MATCH_UNMET
+                break
+            dfu.choose_accum_best_k(s, r.type, count, self.comp)
+        dfu.overall_score = score
+        self.scores = 0
+        return 0 if score == MATCH_MET else -1
+
+
+class Locality(MatchPolicy):
+    """Prefer children whose scores form the highest contiguous run (Fluxion ``locality``)."""
+
+    name = "locality"
+
+    def dom_finish_vtx(self, v, s, resources, dfu) -> int:
+        score = _finish_children(v, s, resources, dfu, greater)
+        dfu.overall_score = (score + v.id + 1) if score == MATCH_MET else score
+        return 0 if score == MATCH_MET else -1
+
+    def dom_finish_slot(self, s, dfu) -> int:
+        for t in dfu.resrc_types(s):
+            dfu.choose_accum_all(s, t)
+        return 0
+
+    def dom_finish_graph(self, s, resources, dfu) -> int:
+        score = MATCH_MET
+        for r in resources:
+            count = calc_count(r, dfu.qualified_count(s, r.type))
+            if count == 0:
+                score = MATCH_UNMET
+                break
+            ev = dfu.evals(s, r.type)
+            runs = _interval_starts(g.score for g in ev.groups)
+
+            def comp(a, b, runs=runs):
+                return runs[a.score] > runs[b.score]
+
+            dfu.choose_accum_best_k(s, r.type, count, comp)
+        dfu.overall_score = score
+        return 0 if score == MATCH_MET else -1
+
+
+def _interval_starts(scores) -> dict[int, int]:
+    """Map each score to the lower end of the run of consecutive scores it is in."""
+    vals = sorted(set(scores))
+    out: dict[int, int] = {}
+    start = None
+    prev = None
+    for x in vals:
+        if prev is None or x != prev + 1:
+            start = x
+        out[x] = start
+        prev = x
+    return out
+
+
+class VarAware(MatchPolicy):
+    """Prefer resources of the best ``perf_class`` property (Fluxion ``variation``)."""
+
+    name = "variation"
+
+    def dom_finish_vtx(self, v, s, resources, dfu) -> int:
+        score = _finish_children(v, s, resources, dfu, less)
+        perf = 9999
+        if score == MATCH_MET:
+            try:
+                perf = int(v.properties["perf_class"])
+            except (KeyError, ValueError):
+                perf = 9999
+            if perf < 0 or perf > 9999:
+                perf = 9999
+        dfu.overall_score = (score + perf) if score == MATCH_MET else score
+        return 0 if score == MATCH_MET else -1
+
+    def dom_finish_slot(self, s, dfu) -> int:
+        for t in dfu.resrc_types(s):
+            dfu.choose_accum_all(s, t)
+        return 0
+
+    def dom_finish_graph(self, s, resources, dfu) -> int:
+        score = MATCH_MET
+        for r in resources:
+            count = calc_count(r, dfu.qualified_count(s, r.type))
+            if count == 0:
+                score = MATCH_UNMET
+                break
+            dfu.choose_accum_best_k(s, r.type, count, less)
+        dfu.overall_score = score
+        return 0 if score == MATCH_MET else -1
+
+
+def known_policy(name: str) -> bool:
+    if name in POLICIES:
+        return True
+    try:
+        parse_options(name)
+    except (PolicyError, IndexError):
+        return False
+    return True
+
+
+def create_policy(name: str) -> MatchPolicy:
+    """Build a policy from a name or an option string; raises PolicyError."""
+    if name == "locality":
+        return Locality()
+    if name == "variation":
+        return VarAware()
+    opts = parse_options(POLICIES.get(name, name))
+    if not (opts.get("high") or opts.get("low")):
+        raise PolicyError(f"unknown match policy: {name}")
+    p = MultilevelId(high=bool(opts.get("high")))
+    p.name = name
+    if opts.get("node_centric"):
+        p.add_score_factor("node", 1, 10000)
+    if opts.get("node_exclusive"):
+        p.x_types.add("node")
+    if opts.get("stop_on_1_matches"):
+        p.stop_on_k_matches = 1
+    return p
+
+
+__all__ = ["MatchPolicy", "create_policy", "known_policy", "calc_effective_max", "INT64_MAX"]

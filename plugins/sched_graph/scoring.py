@@ -1,0 +1,240 @@
+"""Evaluation records of one vertex visit: edge groups scored per subsystem and type.
+
+A child that matched adds an *edge group* (score, count, the edge to it) under its
+resource type; a vertex that asks for k children of a type sorts the groups with the
+policy's comparison and keeps the best k. Sorting reproduces libstdc++'s unstable
+``std::sort`` exactly, because Fluxion's choice among equal scores depends on it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+MATCH_UNMET = 0
+MATCH_MET = 1
+
+
+class EvalEdge:
+    __slots__ = ("count", "needs", "exclusive", "edge")
+
+    def __init__(self, count: int, needs: int, exclusive: int, edge=None) -> None:
+        self.count = count
+        self.needs = needs
+        self.exclusive = exclusive
+        self.edge = edge
+
+
+class EGroup:
+    __slots__ = ("score", "count", "needs", "exclusive", "root", "edges")
+
+    def __init__(self, score: int = -1, count: int = 0, needs: int = 0, exclusive: int = 0,
+                 root: bool = False) -> None:
+        self.score = score
+        self.count = count
+        self.needs = needs
+        self.exclusive = exclusive
+        self.root = root
+        self.edges: list[EvalEdge] = []
+
+
+Less = Callable[[EGroup, EGroup], bool]
+
+
+def greater(a: EGroup, b: EGroup) -> bool:
+    return a.score > b.score
+
+
+def less(a: EGroup, b: EGroup) -> bool:
+    return a.score < b.score
+
+
+# -- libstdc++ std::sort ------------------------------------------------------------
+_THRESHOLD = 16
+
+
+def _insertion_sort(a: list, lo: int, hi: int, comp: Less) -> None:
+    for i in range(lo + 1, hi):
+        val = a[i]
+        if comp(val, a[lo]):
+            a[lo + 1:i + 1] = a[lo:i]
+            a[lo] = val
+        else:
+            j = i
+            while comp(val, a[j - 1]):
+                a[j] = a[j - 1]
+                j -= 1
+            a[j] = val
+
+
+def _unguarded_insertion_sort(a: list, lo: int, hi: int, comp: Less) -> None:
+    for i in range(lo, hi):
+        val = a[i]
+        j = i
+        while comp(val, a[j - 1]):
+            a[j] = a[j - 1]
+            j -= 1
+        a[j] = val
+
+
+def _move_median_to_first(a: list, result: int, x: int, y: int, z: int, comp: Less) -> None:
+    if comp(a[x], a[y]):
+        if comp(a[y], a[z]):
+            a[result], a[y] = a[y], a[result]
+        elif comp(a[x], a[z]):
+            a[result], a[z] = a[z], a[result]
+        else:
+            a[result], a[x] = a[x], a[result]
+    elif comp(a[x], a[z]):
+        a[result], a[x] = a[x], a[result]
+    elif comp(a[y], a[z]):
+        a[result], a[z] = a[z], a[result]
+    else:
+        a[result], a[y] = a[y], a[result]
+
+
+def _unguarded_partition(a: list, first: int, last: int, pivot: int, comp: Less) -> int:
+    while True:
+        while comp(a[first], a[pivot]):
+            first += 1
+        last -= 1
+        while comp(a[pivot], a[last]):
+            last -= 1
+        if not first < last:
+            return first
+        a[first], a[last] = a[last], a[first]
+        first += 1
+
+
+def _heap_sort(a: list, lo: int, hi: int, comp: Less) -> None:
+    import functools
+
+    a[lo:hi] = sorted(a[lo:hi], key=functools.cmp_to_key(
+        lambda x, y: -1 if comp(x, y) else (1 if comp(y, x) else 0)))
+
+
+def _introsort_loop(a: list, lo: int, hi: int, depth: int, comp: Less) -> None:
+    while hi - lo > _THRESHOLD:
+        if depth == 0:
+            _heap_sort(a, lo, hi, comp)
+            return
+        depth -= 1
+        mid = lo + (hi - lo) // 2
+        _move_median_to_first(a, lo, lo + 1, mid, hi - 1, comp)
+        cut = _unguarded_partition(a, lo + 1, hi, lo, comp)
+        _introsort_loop(a, cut, hi, depth, comp)
+        hi = cut
+
+
+def std_sort(a: list, comp: Less) -> None:
+    """Sort ``a`` in place exactly as libstdc++'s std::sort would."""
+    n = len(a)
+    if n < 2:
+        return
+    _introsort_loop(a, 0, n, 2 * (n.bit_length() - 1), comp)
+    if n > _THRESHOLD:
+        _insertion_sort(a, 0, _THRESHOLD, comp)
+        _unguarded_insertion_sort(a, _THRESHOLD, n, comp)
+    else:
+        _insertion_sort(a, 0, n, comp)
+
+
+class Evals:
+    """The edge groups of one resource type seen under a vertex."""
+
+    __slots__ = ("groups", "cutline", "qual_count", "total_count", "best_k", "best_i", "_it")
+
+    def __init__(self) -> None:
+        self.groups: list[EGroup] = []
+        self.cutline = 0
+        self.qual_count = 0
+        self.total_count = 0
+        self.best_k = 0
+        self.best_i = 0
+        self._it = -1  # -1: reset
+
+    def add(self, eg: EGroup) -> None:
+        self.total_count += eg.count
+        if eg.score > self.cutline:
+            self.qual_count += eg.count
+        self.groups.append(eg)
+
+    def merge(self, o: Evals) -> None:
+        self.qual_count += o.qual_count
+        self.total_count += o.total_count
+        self.groups.extend(o.groups)
+
+    def choose_best_k(self, k: int, comp: Less) -> bool:
+        if k == 0 or k > self.qual_count:
+            return False
+        std_sort(self.groups, comp)
+        i = 0
+        left = k
+        while left > 0:
+            g = self.groups[i]
+            g.needs = left if left <= g.count else g.count
+            left -= g.count
+            i += 1
+        self.best_k = k
+        self.best_i = i
+        return True
+
+    def iter_next(self) -> EGroup | None:
+        if self._it == -1:
+            self._it = 0
+        elif self._it < len(self.groups):
+            self._it += 1
+        return self.groups[self._it] if self._it < len(self.groups) else None
+
+    def iter_reset(self) -> None:
+        self._it = -1
+
+
+class Scoring:
+    """Per-visit scoring table: subsystem -> resource type -> Evals."""
+
+    __slots__ = ("ssys", "hier_constrain_now", "overall_score", "avail", "order")
+
+    def __init__(self, order) -> None:
+        self.ssys: dict[str, dict[str, Evals]] = {}
+        self.hier_constrain_now = False
+        self.overall_score = -1
+        self.avail = 0
+        self.order = order  # TypeOrder, for Fluxion's type iteration order
+
+    def evals(self, s: str, t: str) -> Evals:
+        m = self.ssys.get(s)
+        if m is None:
+            m = self.ssys[s] = {}
+        ev = m.get(t)
+        if ev is None:
+            ev = m[t] = Evals()
+        return ev
+
+    def add(self, s: str, t: str, eg: EGroup) -> None:
+        self.evals(s, t).add(eg)
+
+    def qualified_count(self, s: str, t: str) -> int:
+        return self.evals(s, t).qual_count
+
+    def total_count(self, s: str, t: str) -> int:
+        return self.evals(s, t).total_count
+
+    def is_contained(self, s: str, t: str) -> bool:
+        return t in self.ssys.get(s, {})
+
+    def resrc_types(self, s: str) -> list[str]:
+        return self.order.sort(self.ssys.get(s, {}).keys())
+
+    def merge(self, o: Scoring) -> None:
+        for s, tmap in o.ssys.items():
+            for t, ev in tmap.items():
+                self.evals(s, t).merge(ev)
+
+    def choose_accum_best_k(self, s: str, t: str, k: int, comp: Less = greater) -> None:
+        if self.evals(s, t).choose_best_k(k, comp):
+            self.hier_constrain_now = True
+
+    def choose_accum_all(self, s: str, t: str, comp: Less = greater) -> None:
+        ev = self.evals(s, t)
+        if ev.choose_best_k(ev.qual_count, comp):
+            self.hier_constrain_now = True

@@ -1,0 +1,893 @@
+"""Depth-first-and-up matcher over the dominant subsystem (Fluxion's DFU traverser).
+
+``select`` walks the containment tree from the root with the jobspec's resource
+request, prunes subtrees (status, constraints, availability, exclusivity, subtree
+aggregate filters), scores candidates with the match policy and marks the chosen
+edges with the current sequence number. ``update`` then walks only marked edges,
+books the spans (allocation or reservation) and emits the selected vertices to the
+writer, children first. ``remove`` undoes a job. The control flow mirrors Fluxion's
+closely on purpose: which vertex wins a tie is part of the observable behaviour.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .graph import X_CHECKER_NJOBS, Edge, ResourceGraph, Vertex
+from .jobspec import Jobspec, Request, calc_count, calc_effective_max
+from .policies import MatchPolicy
+from .scoring import MATCH_MET, MATCH_UNMET, EGroup, EvalEdge, Scoring
+from .timeline import MultiTimeline
+
+EBUSY, ENODEV, EINVAL, ENOENT, ERANGE = "EBUSY", "ENODEV", "EINVAL", "ENOENT", "ERANGE"
+
+AT_ALLOC, AT_ALLOC_ORELSE_RESERVE, AT_SATISFIABILITY, AT_NO_ALLOC = range(4)
+NONE_MATCH, PRISTINE_NONE_MATCH, RESOURCE_MATCH, SLOT_MATCH = range(4)
+ANY = "*"
+
+
+@dataclass
+class JobMeta:
+    alloc_type: int = AT_ALLOC
+    jobid: int = -1
+    at: int = -1
+    now: int = -1
+    duration: int = 43200
+    constraint: object = None
+    queue: str = ""
+
+
+class PruneSpec:
+    """Which resource types are tracked in aggregate under which vertex types."""
+
+    def __init__(self, order) -> None:
+        self.order = order
+        self.by_anchor: dict[str, set[str]] = {}
+        self.total: set[str] = set()
+
+    def set_spec(self, spec: str) -> None:
+        for pair in spec.split(","):
+            if ":" not in pair:
+                raise ValueError(f"bad prune filter: {pair}")
+            h, _, low = pair.partition(":")
+            h = "".join(h.split())
+            low = "".join(low.split())
+            if not h or not low:
+                raise ValueError(f"bad prune filter: {pair}")
+            self.set(ANY if h == "ALL" else h, low)
+
+    def set(self, anchor: str, ptype: str) -> None:
+        if anchor == ANY:
+            for s in self.by_anchor.values():
+                s.discard(ptype)
+            self.by_anchor.setdefault(ANY, set()).add(ptype)
+        elif ANY in self.by_anchor:
+            if ptype not in self.by_anchor[ANY]:
+                self.by_anchor.setdefault(anchor, set()).add(ptype)
+        else:
+            self.by_anchor.setdefault(anchor, set()).add(ptype)
+        self.total.add(ptype)
+
+    def is_pruning_type(self, t: str) -> bool:
+        return t in self.total
+
+    def my_types(self, anchor: str) -> list[str]:
+        out = self.order.sort(self.by_anchor.get(anchor, ()))
+        if anchor != ANY and ANY in self.by_anchor:
+            out += [t for t in self.order.sort(self.by_anchor[ANY]) if t != anchor]
+        return out
+
+
+class Traverser:
+    """Matcher state for one graph, policy and set of subsystems."""
+
+    def __init__(self, graph: ResourceGraph, policy: MatchPolicy, subsystems: list[str],
+                 prune_filters: str = "ALL:core,ALL:node") -> None:
+        self.g = graph
+        self.policy = policy
+        self.subsystems = subsystems
+        self.dom = subsystems[0]
+        self.prune = PruneSpec(graph.types)
+        if prune_filters:
+            self.prune.set_spec(prune_filters)
+        self.seq = 0
+        self.color_base = 0
+        self.preorder = 0
+        self.postorder = 0
+        self.total_preorder = 0
+        self.total_postorder = 0
+        self.trav_level = 0
+        self.err = ""
+        self.errno = ""
+        self.rt_needs = 0
+        self.rt_excl = 0
+        self.rt_seq = 0
+
+    # -- colors ------------------------------------------------------------------
+    def reset_color(self) -> None:
+        self.color_base += 3
+
+    def tick(self) -> None:
+        self.seq += 1
+        self.reset_color()
+
+    def _gray(self) -> int:
+        return self.color_base + 1
+
+    def _black(self) -> int:
+        return self.color_base + 2
+
+    def stop_explore(self, e: Edge, s: str) -> bool:
+        c = self.g.vertices[e.target].colors.get(s)
+        return c is not None and c > self.color_base
+
+    # -- pruning filter priming --------------------------------------------------
+    def accum_if(self, t: str, count: int, accum: dict[str, int]) -> None:
+        if self.prune.is_pruning_type(t):
+            accum[t] = accum.get(t, 0) + count
+
+    def initialize(self) -> None:
+        self.reset_color()
+        for s in self.subsystems:
+            if s not in self.g.roots:
+                raise ValueError(f"subsystem {s} has no root")
+            self.prime(s, self.g.vertices[self.g.roots[s]], {})
+        self.g.initialize_node_stats()
+
+    def prime(self, s: str, u: Vertex, to_parent: dict[str, int]) -> None:
+        u.colors[s] = self._gray()
+        self.accum_if(u.type, u.size, to_parent)
+        if not u.out:
+            if not self.prune.is_pruning_type(u.type):
+                self.prune.set("cluster", u.type)
+                self.accum_if(u.type, u.size, to_parent)
+            u.colors[s] = self._black()
+            return
+        dfv: dict[str, int] = {}
+        for e in u.out:
+            if e.subsystem != s or self.stop_explore(e, s):
+                continue
+            self.prime(s, self.g.vertices[e.target], dfv)
+        for t, n in dfv.items():
+            self.accum_if(t, n, to_parent)
+        types = self.prune.my_types(u.type)
+        if types:
+            avail = [dfv.get(t, 0) for t in types]
+            sp = u.subplans.get(s)
+            if sp is not None:
+                sp.update_totals(avail, types)
+            else:
+                u.subplans[s] = MultiTimeline(avail, types, u.plans.base, u.plans.duration)
+        u.colors[s] = self._black()
+
+    def prime_jobspec(self, resources: list[Request], to_parent: dict[str, int]) -> None:
+        for r in resources:
+            if r.exclusive is True:
+                self.policy.x_types.add(r.type)
+            self.accum_if(r.type, r.min, to_parent)
+            r.user_data = {}
+            self.prime_jobspec(r.with_, r.user_data)
+            for t, n in r.user_data.items():
+                self.accum_if(t, r.min * n, to_parent)
+
+    @staticmethod
+    def relevant(sp: MultiTimeline, lookup: dict[str, int]) -> list[int]:
+        return [lookup.get(t, 0) for t in sp.types]
+
+    # -- pruning -----------------------------------------------------------------
+    def by_excl(self, meta: JobMeta, u: Vertex, excl: bool, r: Request) -> int:
+        if excl and r.exclusive is False:
+            self.errno = EINVAL
+            self.err += f"by_excl: exclusivity conflicts at jobspec={r.label} : vertex={u.name}"
+            return -1
+        if excl or r.exclusive is True:
+            if (meta.at == meta.now and meta.alloc_type in (AT_ALLOC, AT_NO_ALLOC)
+                    and u.allocations):
+                self.errno = EBUSY
+                return -1
+            if u.x_checker.avail_during(meta.at, meta.duration) < X_CHECKER_NJOBS:
+                self.errno = EBUSY
+                return -1
+        return 0
+
+    def by_subplan(self, meta: JobMeta, s: str, u: Vertex, r: Request) -> int:
+        sp = u.subplans.get(s)
+        if sp is None or not r.user_data:
+            return 0
+        if not sp.avail_during(meta.at, meta.duration, self.relevant(sp, r.user_data)):
+            self.errno = EBUSY
+            return -1
+        return 0
+
+    def prune_vertex(self, meta: JobMeta, excl: bool, s: str, u: Vertex,
+                     resources: list[Request]) -> int:
+        if meta.alloc_type != AT_SATISFIABILITY and u.status != "up":
+            self.errno = EBUSY
+            return -1
+        if (meta.constraint is not None and u.type in ("node", "storage_node")
+                and not meta.constraint.match(u)):
+            self.errno = EBUSY
+            return -1
+        if u.plans.avail_during(meta.at, meta.duration) == 0:
+            self.errno = EBUSY
+            return -1
+        for r in resources:
+            if u.type != r.type and r.type != "slot":
+                continue
+            if r.type != "slot" and self.by_excl(meta, u, excl, r) == -1:
+                return -1
+            if self.by_subplan(meta, s, u, r) == -1:
+                return -1
+        return 0
+
+    # -- matching ----------------------------------------------------------------
+    def exclusivity(self, resources: list[Request], u: Vertex) -> bool:
+        x = False
+        for r in resources:
+            if r.type == u.type and r.exclusive is True:
+                x = True
+        return x
+
+    def test(self, u: Vertex, resources: list[Request], pristine: bool):
+        """Which request applies at ``u``: (next requests, nslots, match kind, pristine)."""
+        matched = False
+        slot_res = None
+        match_res = None
+        nslots = 0
+        for r in resources:
+            if u.type == r.type:
+                if matched:
+                    self.err += (f"test: siblings in jobspec request same resource type : "
+                                 f"{u.type}.\n")
+                    return resources, nslots, NONE_MATCH, pristine
+                match_res = r
+                for c in r.with_:
+                    if c.type == "slot":
+                        slot_res = c
+                        nslots = calc_effective_max(c)
+                matched = True
+            elif r.type == "slot":
+                if matched:
+                    self.err += (f"test: siblings in jobspec request same resource type : "
+                                 f"{u.type}.\n")
+                    return resources, nslots, NONE_MATCH, pristine
+                slot_res = r
+                nslots = calc_effective_max(r)
+                matched = True
+        if slot_res is not None and self.slot_match(u, slot_res):
+            return slot_res.with_, nslots, SLOT_MATCH, False
+        if match_res is not None:
+            return match_res.with_, nslots, RESOURCE_MATCH, False
+        return resources, nslots, (PRISTINE_NONE_MATCH if pristine else NONE_MATCH), pristine
+
+    def slot_match(self, u: Vertex, slot: Request) -> bool:
+        verts = self.g.vertices
+        for c in slot.with_:
+            if not any(verts[e.target].type == c.type for e in u.out):
+                return False
+        return True
+
+    def explore(self, meta, u, s, resources, pristine, excl, dfu, multiplier=1) -> int:
+        if self.policy.stop_on_k_matches:
+            return self.explore_dynamically(meta, u, s, resources, pristine, excl, dfu,
+                                            multiplier)
+        rc2 = -1
+        verts = self.g.vertices
+        for e in u.out:
+            if e.subsystem != s or self.stop_explore(e, s):
+                continue
+            tgt = verts[e.target]
+            ok, x_out = self.visit(meta, tgt, s, resources, pristine, excl, dfu)
+            if ok:
+                count = dfu.avail
+                eg = EGroup(dfu.overall_score, count, 0, x_out, False)
+                eg.edges.append(EvalEdge(count, count, x_out, e))
+                dfu.add(s, tgt.type, eg)
+                rc2 = 0
+        return rc2
+
+    def explore_dynamically(self, meta, u, s, resources, pristine, excl, dfu,
+                            multiplier) -> int:
+        rc2 = -1
+        outedges = self.g.by_outedges.get(u.index)
+        if outedges is None:
+            return -1
+        sat_types: set[str] = set()
+        # per type: [per_share, prev_total, accum, shares]
+        tallies = {r.type: [calc_effective_max(r), 0, 0, 0] for r in resources}
+        verts = self.g.vertices
+        for key in sorted(outedges, reverse=True):
+            e = outedges[key]
+            if e.subsystem != s or self.stop_explore(e, s):
+                continue
+            tgt = verts[e.target]
+            if tgt.type in sat_types:
+                continue
+            ok, x_out = self.visit(meta, tgt, s, resources, pristine, excl, dfu)
+            if not ok:
+                continue
+            count = dfu.avail
+            eg = EGroup(dfu.overall_score, count, 0, x_out, False)
+            eg.edges.append(EvalEdge(count, count, x_out, e))
+            dfu.add(s, tgt.type, eg)
+            for t, tl in tallies.items():
+                total = dfu.total_count(s, t)
+                if total <= tl[1]:
+                    continue
+                tl[2] += total - tl[1]
+                tl[1] = total
+                if tl[0] > 0 and tl[2] >= tl[0]:
+                    tl[3] += 1
+                    tl[2] = 0
+            for r in resources:
+                tl = tallies[r.type]
+                if tl[0] == 0 or tl[3] >= multiplier:
+                    sat_types.add(r.type)
+            rc2 = 0
+            if all(tallies[r.type][0] == 0 or tallies[r.type][3] >= multiplier
+                   for r in resources):
+                break
+        return rc2
+
+    def visit(self, meta, tgt, s, resources, pristine, excl, dfu) -> tuple[bool, bool]:
+        if s == self.dom:
+            return self.dom_dfv(meta, tgt, resources, pristine, excl, dfu)
+        return self.aux_upv(meta, tgt, s, resources, pristine, excl, dfu)
+
+    def aux_upv(self, meta, u, s, resources, pristine, excl, to_parent) -> tuple[bool, bool]:
+        upv = Scoring(self.g.types)
+        if self.prune_vertex(meta, excl, s, u, resources) == -1:
+            return False, excl
+        if u.index != self.g.roots.get(s):
+            self.explore(meta, u, s, resources, pristine, excl, upv)
+        if u.plans.avail_during(meta.at, meta.duration) == 0:
+            return False, excl
+        return self.resolve(upv, to_parent) == 0, excl
+
+    def dom_exp(self, meta, u, resources, pristine, excl, dfu) -> int:
+        rc = -1
+        for s in self.subsystems:
+            rc = self.explore(meta, u, s, resources, pristine, excl, dfu)
+        return rc
+
+    def cnt_slot(self, slot_shape: list[Request], dfu_slot: Scoring) -> int:
+        qual = 2**32 - 1
+        for el in slot_shape:
+            ev = dfu_slot.evals(self.dom, el.type)
+            count = calc_count(el, ev.qual_count)
+            shares = 0
+            if count != 0:
+                accum = 0
+                ev.iter_reset()
+                while (g := ev.iter_next()) is not None:
+                    accum += g.edges[0].count
+                    if accum >= count:
+                        shares += 1
+                        accum = 0
+            fit = 0 if count == 0 else shares
+            qual = min(qual, fit)
+            ev.iter_reset()
+        return qual
+
+    def dom_slot(self, meta, u, slot_shape, nslots, pristine, dfu) -> int:
+        dfu_slot = Scoring(self.g.types)
+        dom = self.dom
+        if self.explore(meta, u, dom, slot_shape, pristine, True, dfu_slot, nslots) != 0:
+            return -1
+        if self.policy.dom_finish_slot(dom, dfu_slot) != 0:
+            return -1
+        qual = self.cnt_slot(slot_shape, dfu_slot)
+        groups = []
+        for _ in range(qual):
+            grp = EGroup()
+            score = MATCH_MET
+            for el in slot_shape:
+                ev = dfu_slot.evals(dom, el.type)
+                count = calc_count(el, ev.qual_count)
+                j = 0
+                while j < count:
+                    g = ev.iter_next()
+                    if g is None:
+                        self.err += "dom_slot: not enough slots.\n"
+                        return -1
+                    e0 = g.edges[0]
+                    grp.edges.append(EvalEdge(e0.count, e0.count, 1, e0.edge))
+                    score += g.score
+                    j += e0.count
+            grp.score = score
+            grp.count = 1
+            grp.exclusive = 1
+            groups.append(grp)
+        for grp in groups:
+            dfu.add(dom, "slot", grp)
+        return 0 if qual else -1
+
+    def dom_dfv(self, meta, u, resources, pristine, excl, to_parent) -> tuple[bool, bool]:
+        x_in = excl or self.exclusivity(resources, u)
+        nxt, nslots, kind, check_pres = self.test(u, resources, pristine)
+        self.preorder += 1
+        if kind == NONE_MATCH:
+            self.errno = EBUSY
+            return False, excl
+        dom = self.dom
+        if (self.prune_vertex(meta, x_in, dom, u, resources) == -1
+                or self.policy.dom_discover_vtx(u) != 0):
+            return False, excl
+        u.colors[dom] = self._gray()
+        dfu = Scoring(self.g.types)
+        if kind == SLOT_MATCH:
+            self.dom_slot(meta, u, nxt, nslots, check_pres, dfu)
+        else:
+            self.dom_exp(meta, u, nxt, check_pres, x_in, dfu)
+        u.colors[dom] = self._black()
+        avail = u.plans.avail_during(meta.at, meta.duration)
+        if avail == 0:
+            self.errno = EBUSY
+            return False, x_in
+        if self.policy.dom_finish_vtx(u, dom, resources, dfu) != 0:
+            self.errno = EBUSY
+            return False, x_in
+        if self.resolve(dfu, to_parent) != 0:
+            return False, x_in
+        to_parent.avail = avail
+        to_parent.overall_score = dfu.overall_score
+        for r in resources:
+            if r.type == u.type and r.label:
+                u.ephemeral = {"label": r.label, "_seq": str(self.seq)}
+        self.postorder += 1
+        return True, x_in
+
+    def resolve(self, dfu: Scoring, to_parent: Scoring) -> int:
+        rc = 0
+        if dfu.overall_score > MATCH_UNMET:
+            if dfu.hier_constrain_now:
+                for s in self.subsystems:
+                    rc += self.enforce(s, dfu)
+            else:
+                to_parent.merge(dfu)
+        return rc
+
+    def enforce(self, s: str, dfu: Scoring, unconstrained: bool = False) -> int:
+        verts = self.g.vertices
+        for t in dfu.resrc_types(s):
+            ev = dfu.evals(s, t)
+            if not ev.best_k:
+                continue
+            for i in range(ev.best_i):
+                eg = ev.groups[i]
+                if eg.root:
+                    continue
+                for ee in eg.edges:
+                    ee.edge.mark(ee.needs, ee.exclusive, self.seq)
+                    if unconstrained and s == self.dom:
+                        parent_v = verts[ee.edge.source]
+                        while (pe := self.g.parent_edge(parent_v, s)) is not None:
+                            if pe.seq == self.seq:
+                                break
+                            parent_v = verts[pe.source]
+                            tgt = verts[pe.target]
+                            constrained = True
+                            if dfu.is_contained(s, tgt.type) and not dfu.evals(s, tgt.type).best_k:
+                                constrained = False
+                            if constrained:
+                                continue
+                            pe.mark(tgt.size, 0, self.seq)
+        return 0
+
+    def resolve_graph(self, root: Vertex, resources, dfu: Scoring) -> int | None:
+        """Root-level choice; returns how many of the root are needed, None on failure."""
+        if self.policy.dom_finish_graph(self.dom, resources, dfu) != 0:
+            return None
+        needs = 1
+        for r in resources:
+            if r.type == root.type:
+                count = calc_count(r, dfu.avail)
+                if count == 0:
+                    return None
+                needs = count
+        for s in self.subsystems:
+            for t in dfu.resrc_types(s):
+                if dfu.qualified_count(s, t) == 0:
+                    return None
+        for s in self.subsystems:
+            self.enforce(s, dfu, True)
+        return needs
+
+    def select(self, resources: list[Request], root: Vertex, meta: JobMeta, excl: bool) -> int:
+        dfu = Scoring(self.g.types)
+        self.tick()
+        self.preorder = 0
+        self.postorder = 0
+        ok, x_in = self.dom_dfv(meta, root, resources, True, excl, dfu)
+        if not ok:
+            return -1
+        eg = EGroup(dfu.overall_score, dfu.avail, 0, excl, True)
+        eg.edges.append(EvalEdge(dfu.avail, dfu.avail, excl))
+        dfu.add(self.dom, root.type, eg)
+        needs = self.resolve_graph(root, resources, dfu)
+        rc = 0
+        if needs is None:
+            self.errno = ENODEV
+            needs = 0
+            rc = -1
+        self.rt_needs, self.rt_excl, self.rt_seq = needs, int(x_in), self.seq
+        return rc
+
+    # -- scheduling loop ---------------------------------------------------------
+    def root(self) -> Vertex:
+        return self.g.vertices[self.g.roots[self.dom]]
+
+    def _far_future(self, meta: JobMeta) -> int:
+        sp = self.root().subplans[self.dom]
+        return sp.base + sp.duration - meta.duration - 1
+
+    def request_feasible(self, meta: JobMeta, op: str, dfv: dict[str, int]) -> int:
+        target = dfv.get("node", 0)
+        checking_sat = op in ("allocate_with_satisfiability", "satisfiability")
+        g = self.g
+        if meta.constraint is None and target <= g.nodes_up:
+            return 0
+        fail = EBUSY if op in ("allocate", "allocate_orelse_reserve", "without_allocating",
+                               "without_allocating_future") else (ENODEV if checking_sat else "")
+        if target > g.nodes_up and fail:
+            self.errno = fail
+            return -1
+        nodes = g.by_type.get("node")
+        if not nodes:
+            return 0
+        t = meta.at if op in ("allocate", "without_allocating") else g.graph_end - 1
+        feasible = 0
+        for vid in nodes:
+            n = g.vertices[vid]
+            if ((meta.constraint is None or meta.constraint.match(n))
+                    and (checking_sat or n.status == "up")
+                    and n.plans.avail_during(t, meta.duration) == 1):
+                feasible += 1
+                if feasible >= target:
+                    break
+        if feasible < target and fail:
+            self.errno = fail
+            return -1
+        return 0
+
+    def sat_select(self, js: Jobspec, meta: JobMeta, x: bool) -> int:
+        meta.alloc_type = AT_SATISFIABILITY
+        meta.at = self._far_future(meta)
+        rc = self.select(js.resources, self.root(), meta, x)
+        if rc < 0 and self.errno in (EBUSY, ERANGE):
+            self.errno = ENODEV
+        return rc
+
+    def schedule(self, js: Jobspec, meta: JobMeta, x: bool, op: str,
+                 dfv: dict[str, int]) -> int:
+        if self.request_feasible(meta, op, dfv) < 0:
+            return -1
+        root = self.root()
+        rc = self.select(js.resources, root, meta, x)
+        self.total_preorder, self.total_postorder = self.preorder, self.postorder
+        if rc == 0:
+            return 0
+        if op == "allocate_with_satisfiability":
+            self.errno = EBUSY
+            if self.sat_select(js, meta, x) < 0:
+                self.reset_color()
+            self.total_preorder += self.preorder
+            self.total_postorder += self.postorder
+        elif op in ("allocate_orelse_reserve", "without_allocating_future"):
+            if op == "allocate_orelse_reserve":
+                meta.alloc_type = AT_ALLOC_ORELSE_RESERVE
+            sp = root.subplans[self.dom]
+            agg = self.relevant(sp, dfv)
+            try:
+                for t in sp.times_from(meta.at + 1, meta.duration, agg):
+                    meta.at = t
+                    rc = self.select(js.resources, root, meta, x)
+                    self.total_preorder += self.preorder
+                    self.total_postorder += self.postorder
+                    if rc == 0:
+                        break
+                else:
+                    self.errno = ENOENT
+            except ValueError:
+                self.errno = ERANGE
+            if rc < 0 and self.errno in (ENOENT, ERANGE):
+                self.errno = EBUSY
+                if self.sat_select(js, meta, x) < 0:
+                    self.reset_color()
+                meta.at = -1
+        else:
+            self.errno = EBUSY
+        return rc
+
+    def run(self, js: Jobspec, writer, op: str, jobid: int, at: int) -> tuple[int, int]:
+        """Match ``js``; returns (rc, scheduled time). Selected vertices go to ``writer``."""
+        self.err = ""
+        self.errno = ""
+        root = self.root()
+        x = self.exclusivity(js.resources, root)
+        saved_x = set(self.policy.x_types)
+        dfv: dict[str, int] = {}
+        self.prime_jobspec(js.resources, dfv)
+        g_duration = self.g.graph_end - self.g.graph_start
+        if js.duration < 0 or js.duration > g_duration:
+            self.errno = EINVAL
+            return -1, at
+        duration = g_duration if js.duration == 0 else -int(-js.duration // 1)
+        meta = JobMeta(AT_ALLOC, jobid, at, at, duration, js.constraint, js.queue)
+        if op in ("without_allocating", "without_allocating_future"):
+            meta.alloc_type = AT_NO_ALLOC
+        if op == "satisfiability":
+            self.preorder = self.postorder = 0
+            rc = self.sat_select(js, meta, x)
+            self.total_preorder, self.total_postorder = self.preorder, self.postorder
+            self.reset_color()
+        else:
+            rc = self.schedule(js, meta, x, op, dfv)
+            if rc == 0:
+                at = meta.at
+                if at == self.g.graph_end or at < 0 or at > self.g.graph_end:
+                    self.errno = EBUSY if at == self.g.graph_end else EINVAL
+                    self.policy.x_types = saved_x
+                    return -1, at
+                if at + meta.duration > self.g.graph_end:
+                    meta.duration = self.g.graph_end - at
+                rc = self.update(root, writer, meta)
+        self.policy.x_types = saved_x
+        return rc, at
+
+    # -- update: book and emit -----------------------------------------------------
+    def update(self, root: Vertex, writer, meta: JobMeta) -> int:
+        if self.rt_seq != self.seq:
+            self.errno = EINVAL
+            self.err += "update: resource state wasn't properly set up for update.\n"
+            return -1
+        self.reset_color()
+        emit_shadow = root.type in self.policy.x_types
+        self.trav_level = 0
+        n = self.upd_dfv(root, writer, self.rt_needs, bool(self.rt_excl), meta, True, {},
+                         emit_shadow, False)
+        if n > 0:
+            writer.emit_tm(meta.at, meta.at + meta.duration)
+            return 0
+        return -1
+
+    def upd_dfv(self, u: Vertex, w, needs: int, excl: bool, meta: JobMeta, full: bool,
+                to_parent: dict[str, int], emit_shadow: bool, excl_parent: bool) -> int:
+        n_plans = 0
+        dfu: dict[str, int] = {}
+        dom = self.dom
+        mod = emit_shadow or u.type in self.policy.x_types
+        excl = excl or mod
+        self.trav_level += 1
+        u.colors[dom] = self._gray()
+        verts = self.g.vertices
+        for s in self.subsystems:
+            for e in u.out:
+                if e.subsystem != s or self.stop_explore(e, s):
+                    continue
+                if e.seq != self.seq and not mod:
+                    continue
+                tgt = verts[e.target]
+                x = bool(e.exclusive) or mod
+                c_needs = tgt.size if mod else e.needs
+                n_sub = 0
+                if s == dom:
+                    n_sub = self.upd_dfv(tgt, w, c_needs, x, meta, full, dfu, mod, excl)
+                if n_sub > 0:
+                    if self.policy.stop_on_k_matches > 0:
+                        self.upd_by_outedges(s, meta, u, e)
+                    w.emit_edge(self.g, e, excl)
+                    n_plans += n_sub
+        u.colors[dom] = self._black()
+        return self.upd_sched(u, w, needs, excl, n_plans, meta, full, dfu, to_parent,
+                              excl_parent)
+
+    def upd_by_outedges(self, s: str, meta: JobMeta, u: Vertex, e: Edge) -> None:
+        tgt = self.g.vertices[e.target]
+        sp = tgt.subplans.get(s)
+        if sp is None or not sp.types:
+            return
+        avail = sp.avail_at(meta.now, len(sp.types) - 1)
+        if avail == 0 and sp.span_size() == 0:
+            return
+        m = self.g.by_outedges[u.index]
+        m.pop((e.weight, tgt.uniq_id), None)
+        e.weight = 0 if avail == -1 else avail
+        m[(e.weight, tgt.uniq_id)] = e
+
+    def upd_sched(self, u: Vertex, w, needs: int, excl: bool, n: int, meta: JobMeta,
+                  full: bool, dfu: dict[str, int], to_parent: dict[str, int],
+                  excl_parent: bool) -> int:
+        if meta.alloc_type == AT_NO_ALLOC:
+            if excl:
+                n += 1
+        else:
+            if excl:
+                n += 1
+                if full:
+                    span = u.plans.add_span(meta.at, meta.duration, needs)
+                    if meta.alloc_type == AT_ALLOC:
+                        u.allocations[meta.jobid] = span
+                    elif meta.alloc_type == AT_ALLOC_ORELSE_RESERVE:
+                        u.reservations[meta.jobid] = span
+            if n > 0:
+                u.tags[meta.jobid] = meta.jobid
+                u.x_spans[meta.jobid] = u.x_checker.add_span(meta.at, meta.duration, 1)
+                sp = u.subplans.get(self.dom)
+                if sp is not None and dfu:
+                    u.job2span[meta.jobid] = sp.add_span(meta.at, meta.duration,
+                                                         self.relevant(sp, dfu))
+                if excl:
+                    self.accum_if(u.type, u.size, to_parent)
+                else:
+                    self.accum_if(u.type, u.size - needs, to_parent)
+                for t, c in dfu.items():
+                    self.accum_if(t, c, to_parent)
+        if n > 0:
+            w.emit_vertex(self.g, u, self.level(), needs, excl, excl_parent)
+        self.trav_level -= 1
+        return n
+
+    def level(self) -> str:
+        return "      " + "---" * self.trav_level
+
+    # -- removal -------------------------------------------------------------------
+    def remove(self, jobid: int) -> int:
+        self.err = ""
+        self.preorder = 0
+        self.postorder = 0
+        root = self.root()
+        self.reset_color()
+        if jobid in root.tags:
+            rc = self.mod_dfv(root, jobid)
+        else:
+            rc = self.mod_exv(jobid)
+        self.total_preorder, self.total_postorder = self.preorder, self.postorder
+        return rc
+
+    def mod_dfv(self, u: Vertex, jobid: int) -> int:
+        self.preorder += 1
+        dom = self.dom
+        u.colors[dom] = self._gray()
+        if jobid not in u.tags:
+            return 0
+        del u.tags[jobid]
+        span = u.x_spans.pop(jobid, None)
+        if span is not None:
+            u.x_checker.rem_span(span)
+        sp = u.subplans.get(dom)
+        if sp is not None and jobid in u.job2span:
+            sp.rem_span(u.job2span.pop(jobid))
+        self._mod_plan(u, jobid)
+        rc = 0
+        verts = self.g.vertices
+        for s in self.subsystems:
+            for e in u.out:
+                if e.subsystem != s or self.stop_explore(e, s):
+                    continue
+                if s == dom:
+                    rc += self.mod_dfv(verts[e.target], jobid)
+        u.colors[dom] = self._black()
+        self.postorder += 1
+        return rc
+
+    @staticmethod
+    def _mod_plan(u: Vertex, jobid: int) -> None:
+        if jobid in u.allocations:
+            u.plans.rem_span(u.allocations.pop(jobid))
+        elif jobid in u.reservations:
+            u.plans.rem_span(u.reservations.pop(jobid))
+
+    def mod_exv(self, jobid: int) -> int:
+        for v in self.g.vertices:
+            self._mod_plan(v, jobid)
+        return 0
+
+    # -- status ----------------------------------------------------------------------
+    def subtree(self, v: Vertex, out: set[int]) -> None:
+        for e in v.out:
+            if e.subsystem == self.dom and e.target not in out:
+                out.add(e.target)
+                self.subtree(self.g.vertices[e.target], out)
+
+    def mark(self, path: str, status: str) -> int:
+        vids = self.g.by_path.get(path)
+        if vids is None:
+            self.err += f"mark: could not find subtree path ({path}) in resource graph.\n"
+            return -1
+        vset: set[int] = set()
+        for vid in vids:
+            v = self.g.vertices[vid]
+            if v.status != status:
+                v.status = status
+                vset.add(vid)
+                self.subtree(v, vset)
+        for vid in sorted(vset):
+            v = self.g.vertices[vid]
+            if v.type == "node":
+                self.g.nodes_up += v.size if status == "up" else -v.size
+        return 0
+
+
+def partial_cancel(trav: Traverser, jobid: int, ranks: list[int],
+                   rank_counts: dict[int, dict[str, int]] | None = None,
+                   rank_roots: dict[int, Vertex] | None = None) -> tuple[int, bool]:
+    """Release the part of ``jobid`` on ``ranks``; returns (rc, fully released).
+
+    Without ``rank_counts`` (rv1exec), every tagged vertex of each rank is released
+    here; with them (JGF, already released by the reader) only the ancestors' subtree
+    filters are reduced.
+    """
+    g = trav.g
+    dom = trav.dom
+    trav.err = ""
+    trav.preorder = trav.postorder = 0
+    trav.total_preorder = trav.total_postorder = 0
+    trav.tick()
+    counts: dict[int, dict[str, int]] = rank_counts if rank_counts is not None else {}
+    roots: dict[int, Vertex] = rank_roots if rank_roots is not None else {}
+    if rank_counts is None:
+        for rank in ranks:
+            vids = g.by_rank.get(rank)
+            if vids is None:
+                trav.err += f"remove: {rank} not found in by_rank map.\n"
+                return -1, False
+            best = 2**32
+            for vid in vids:
+                v = g.vertices[vid]
+                if jobid in v.tags:
+                    del v.tags[jobid]
+                    span = v.x_spans.pop(jobid, None)
+                    if span is not None:
+                        v.x_checker.rem_span(span)
+                    sp = v.subplans.get(dom)
+                    if sp is not None and jobid in v.job2span:
+                        sp.rem_span(v.job2span.pop(jobid))
+                    if jobid in v.allocations:
+                        span = v.allocations.pop(jobid)
+                        amount = v.plans.span_amount(span)
+                        v.plans.rem_span(span)
+                        c = counts.setdefault(v.rank, {})
+                        c[v.type] = c.get(v.type, 0) + amount
+                    elif jobid in v.reservations:
+                        v.plans.rem_span(v.reservations.pop(jobid))
+                path = v.paths.get(dom, "")
+                if len(path) < best:
+                    best = len(path)
+                    roots[rank] = v
+    if not roots:
+        trav.err += "remove: rank_to_root is empty.\n"
+        return -1, False
+    parent_counts: dict[int, dict[str, int]] = {}
+    order: list[int] = []
+    for rank, sub_root in roots.items():
+        if rank not in counts:
+            trav.err += f"remove: {rank} not found in rank_to_counts.\n"
+            return -1, False
+        cur = sub_root
+        while (pe := g.parent_edge(cur, dom)) is not None:
+            parent = g.vertices[pe.source]
+            if parent.index not in parent_counts:
+                order.append(parent.index)
+            pc = parent_counts.setdefault(parent.index, {})
+            for t, n in counts[rank].items():
+                pc[t] = pc.get(t, 0) + n
+            cur = parent
+    root = trav.root()
+    if jobid not in root.tags:
+        trav.mod_exv(jobid)
+        return 0, False
+    for idx in order:
+        v = g.vertices[idx]
+        sp = v.subplans.get(dom)
+        if sp is None or jobid not in v.job2span or jobid not in v.tags:
+            continue
+        if sp.reduce_span(v.job2span[jobid], parent_counts[idx]):
+            del v.job2span[jobid]
+            v.tags.pop(jobid, None)
+        span = v.x_spans.pop(jobid, None)
+        if span is not None:
+            v.x_checker.rem_span(span)
+        if jobid not in v.allocations and jobid in v.reservations:
+            v.plans.rem_span(v.reservations.pop(jobid))
+    return 0, jobid not in root.tags
