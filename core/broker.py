@@ -106,7 +106,7 @@ class Broker:
         self._sock = sock
         self._loop = asyncio.get_running_loop()
         self._fd = sock.getsockopt(zmq.FD)
-        self._loop.add_reader(self._fd, self._on_readable)
+        self._loop.add_reader(self._fd, self._request_drain)
 
     def close(self) -> None:
         if self._sock is not None:
@@ -123,22 +123,37 @@ class Broker:
             log.debug("send to client failed: %s", exc)
         # ZMQ_FD is edge-triggered and a send can consume the edge of a message that
         # arrived meanwhile: look at the socket again at the end of this turn.
+        self._request_drain()
+
+    def _request_drain(self) -> None:
         if not self._check_scheduled:
             self._check_scheduled = True
-            self._loop.call_soon(self._on_readable)
+            self._loop.call_soon(self._drain)
 
-    def _on_readable(self) -> None:
-        """Read every message queued on the socket (called by the loop on its FD)."""
+    def _drain(self) -> None:
+        """Read the messages queued on the socket, then handle them.
+
+        Reading only ever happens here, as a callback queued behind whatever the
+        previous batch deferred to the end of its turn (a scheduling pass, a KVS
+        flush): so a request a client sends after reading an answer always sees
+        the work that answer's request deferred. Everything queued is read first
+        and only then dispatched, for the same reason. If anything was read, look
+        again afterwards (ZMQ_FD is edge-triggered).
+        """
         self._check_scheduled = False
         sock = self._sock
-        while sock is not None and sock.getsockopt(zmq.EVENTS) & zmq.POLLIN:
-            for _ in range(256):
-                try:
-                    frames = sock.recv_multipart(flags=zmq.NOBLOCK)
-                except zmq.Again:
-                    break
-                self._dispatch_frames(frames)
-            sock = self._sock
+        if sock is None:
+            return
+        batch = []
+        while len(batch) < 1024:
+            try:
+                batch.append(sock.recv_multipart(flags=zmq.NOBLOCK))
+            except zmq.Again:
+                break
+        for frames in batch:
+            self._dispatch_frames(frames)
+        if batch and self._sock is not None:
+            self._request_drain()
 
     def _dispatch_frames(self, frames: list[bytes]) -> None:
         try:

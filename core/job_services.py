@@ -29,6 +29,8 @@ def job_record(job: Job) -> dict:
         rec["queue"] = s["queue"]
     if job.cc is not None:
         rec["cc"] = job.cc
+    if job.annotations:
+        rec["annotations"] = job.annotations
     if job.state & PENDING_STATES and job.deps_left:
         rec["dependencies"] = [describe(d) for d in dependencies_of(job.jobspec)]
     if job.R is not None:

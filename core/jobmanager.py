@@ -40,7 +40,8 @@ class Job:
     __slots__ = ("id", "userid", "urgency", "priority", "state", "jobspec", "flags", "eventlog",
                  "kvsdir", "t_submit", "t_run", "t_cleanup", "t_inactive", "R", "name",
                  "summary", "result", "status", "exception", "backend", "waiters", "exec_data",
-                 "alloc_pending", "expiration", "deps_left", "state_watchers", "cc")
+                 "alloc_pending", "expiration", "deps_left", "state_watchers", "cc",
+                 "annotations")
 
     def __init__(self, jobid: int, userid: int, urgency: int, jobspec: dict, flags: int,
                  summary: dict) -> None:
@@ -71,6 +72,7 @@ class Job:
         self.deps_left = 0
         self.state_watchers: list | None = None
         self.cc: int | None = None  # this copy's index under --cc
+        self.annotations: dict | None = None  # set by the scheduler (RFC 27)
 
     @property
     def state_name(self) -> str:
@@ -190,7 +192,7 @@ class JobManager:
         summary = self.summarize(jobspec)
         feasibility = getattr(self.instance.scheduler, "feasibility", None)
         if feasibility is not None:
-            why = feasibility(summary)
+            why = feasibility(summary, jobspec)
             if why is not None:
                 raise RPCError(why)
         queue = self.queues.of(jobspec)
@@ -364,6 +366,7 @@ class JobManager:
 
     def _alloc(self, job: Job, R: dict) -> None:
         job.R = R
+        job.annotations = None
         self.kvs.put_quiet(job.kvsdir + ".R", R)
         self._post(job, "alloc", None, RUN)
         try:

@@ -63,7 +63,11 @@ def make_plugin_manager(config: dict) -> pluggy.PluginManager:
     blocked = set(pconf.get("block", []))
     names = [n for n in DEFAULT_PLUGINS if n not in blocked]
     names += [n for n in pconf.get("load", []) if n not in names and n not in blocked]
+    sched = config.get("sched", {}).get("plugin") if isinstance(config.get("sched"), dict) \
+        else None
     builtins = builtin_plugins()
+    if isinstance(sched, str) and sched in builtins and sched not in names:
+        names.append(sched)  # the chosen scheduler's plugin is loaded on demand
     searchpath = [str(Path(p).resolve()) for p in pconf.get("searchpath", [])]
     for name in names:
         try:

@@ -53,7 +53,7 @@ class SimpleScheduler:
         return (s["nnodes"], s["nslots"], s["cores_per_slot"], s["gpus_per_slot"],
                 s["exclusive"], s.get("constraint_key", ""))
 
-    def feasibility(self, s: dict) -> str | None:
+    def feasibility(self, s: dict, jobspec: dict | None = None) -> str | None:
         """Checked at submission: why this request can never run here (None: it can)."""
         return self._why_unsatisfiable(s)
 

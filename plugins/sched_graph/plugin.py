@@ -1,0 +1,257 @@
+"""The ``sched-graph`` plugin: graph scheduling for an instance.
+
+Chosen with ``[sched] plugin = "sched-graph"`` and configured in its own table::
+
+    [sched-graph]
+    match-policy = "lonode"                 # any registered match policy
+    prune-filters = "ALL:core,ALL:node"
+    queue-policy = "easy"                   # fcfs, easy, conservative, hybrid
+    reservation-depth = 8                   # hybrid only
+    queue-depth = 32                        # pending jobs considered per cycle
+
+The instance's R becomes a resource graph; each cycle the pending jobs are
+matched in order by the traverser (depth-first search under the match policy).
+Jobs that do not fit now get a reservation in the planners (as many as the queue
+policy's depth allows) so that later jobs backfill only around them; the
+reservations are recomputed every cycle and shown as ``t_estimate`` annotations.
+Match policies and queue policies are registered through hooks, so a plugin can
+add its own (see docs/plugins.md).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+from strato.core.errors import ConfigError
+from strato.core.hookspecs import hookimpl
+from strato.jobspec.idset import decode_idset
+
+from .jobspec import JobspecError, parse_jobspec
+from .policies import MatchPolicy, create_policy
+from .rv1exec import load_rv1exec
+from .traverser import ENODEV, ENOENT, Traverser
+from .writers import create_writer
+
+BUILTIN_POLICIES = ("first", "low", "high", "lonode", "hinode", "lonodex", "hinodex",
+                    "firstnodex", "locality", "variation")
+UNLIMITED = 1 << 30
+
+
+class QueuePolicy:
+    """How many blocked jobs get a reservation per cycle, and whether one blocks."""
+
+    def __init__(self, name: str, reservation_depth: int, blocks: bool) -> None:
+        self.name = name
+        self.reservation_depth = reservation_depth
+        self.blocks = blocks
+
+
+def _queue_policies() -> dict:
+    def hybrid(config: dict) -> QueuePolicy:
+        depth = config.get("reservation-depth", 64)
+        if isinstance(depth, bool) or not isinstance(depth, int) or depth < 0:
+            raise ConfigError("sched-graph.reservation-depth must be an integer >= 0")
+        return QueuePolicy("hybrid", depth, False)
+
+    return {
+        "fcfs": lambda config: QueuePolicy("fcfs", 0, True),
+        "easy": lambda config: QueuePolicy("easy", 1, False),
+        "conservative": lambda config: QueuePolicy("conservative", UNLIMITED, False),
+        "hybrid": hybrid,
+    }
+
+
+def _registry(hook) -> dict:
+    found: dict = {}
+    hook(register=lambda name, factory: found.setdefault(name, factory))
+    return found
+
+
+class GraphScheduler:
+    """The scheduler object an instance drives (see module docstring)."""
+
+    name = "sched-graph"
+
+    def __init__(self, instance, config: dict) -> None:
+        self.instance = instance
+        hook = instance.pm.hook
+        policies = _registry(hook.sched_register_match_policies)
+        self.policy_name = str(config.get("match-policy", "first"))
+        if self.policy_name not in policies:
+            raise ConfigError(f"sched-graph: unknown match-policy '{self.policy_name}' "
+                              f"(have: {', '.join(sorted(policies))})")
+        self.policy_factory = policies[self.policy_name]
+        self.prune_filters = str(config.get("prune-filters", "ALL:core,ALL:node"))
+        known = set(_registry_types(hook.sched_register_prune_filters))
+        for spec in filter(None, self.prune_filters.split(",")):
+            anchor, _, rtype = spec.partition(":")
+            if not rtype or rtype not in known:
+                raise ConfigError(f"sched-graph: invalid prune filter '{spec}' "
+                                  f"(types: {', '.join(sorted(known))})")
+        queue_policies = _registry(hook.sched_register_queue_policies)
+        qname = str(config.get("queue-policy", "fcfs"))
+        if qname not in queue_policies:
+            raise ConfigError(f"sched-graph: unknown queue-policy '{qname}' "
+                              f"(have: {', '.join(sorted(queue_policies))})")
+        self.queue_policy = queue_policies[qname](config)
+        depth = config.get("queue-depth", 32)
+        if isinstance(depth, bool) or not isinstance(depth, int) or depth < 1:
+            raise ConfigError("sched-graph.queue-depth must be an integer >= 1")
+        self.queue_depth = depth
+        self.reserved: dict[int, object] = {}  # jobid -> job with a reservation
+        self.allocs: dict[int, dict[int, tuple[int, int]]] = {}  # jobid -> rank -> cores, gpus
+        self._specs: dict[int, tuple[dict, object]] = {}
+
+    # -- resources ---------------------------------------------------------------------
+    def set_resources(self, nodes) -> None:
+        self.nodes = {n.rank: n for n in nodes}
+        self.drained: set[int] = set()
+        self.graph = load_rv1exec(json.dumps(self.instance.R))
+        policy = self.policy_factory()
+        if not isinstance(policy, MatchPolicy):
+            raise ConfigError(f"sched-graph: match policy '{self.policy_name}' is not a "
+                              "MatchPolicy")
+        try:
+            self.trav = Traverser(self.graph, policy, ["containment"], self.prune_filters)
+            self.trav.initialize()
+        except ValueError as exc:
+            raise ConfigError(f"sched-graph: {exc}") from None
+        self.node_paths = {v.rank: v.paths["containment"] for v in self.graph.vertices
+                           if v.type == "node"}
+
+    def _jobspec(self, jobspec: dict):
+        """The traverser's form of a jobspec, parsed once per distinct jobspec object."""
+        key = id(jobspec)
+        hit = self._specs.get(key)
+        if hit is not None and hit[0] is jobspec:
+            return hit[1]
+        js = parse_jobspec(json.dumps(jobspec))
+        if len(self._specs) > 4096:
+            self._specs.clear()
+        self._specs[key] = (jobspec, js)
+        return js
+
+    # -- scheduling --------------------------------------------------------------------
+    def feasibility(self, summary: dict, jobspec: dict | None = None) -> str | None:
+        """Why the request can never be satisfied here (None if it can)."""
+        if jobspec is None:
+            return None
+        try:
+            js = self._jobspec(jobspec)
+        except JobspecError as exc:
+            return f"sched-graph cannot match this jobspec: {exc}"
+        rc, _ = self.trav.run(js, create_writer("simple"), "satisfiability", 0,
+                              int(time.time()))
+        return None if rc == 0 else "unsatisfiable request"
+
+    def schedule(self, pending: list) -> tuple[list, list]:
+        now = int(time.time())
+        for jobid, job in self.reserved.items():  # reservations are redone each cycle
+            self.trav.remove(jobid)
+            job.annotations = None
+        self.reserved.clear()
+        allocated, rejected = [], []
+        qp = self.queue_policy
+        reservations = 0
+        for job in pending[: self.queue_depth]:
+            try:
+                js = self._jobspec(job.jobspec)
+            except JobspecError as exc:
+                rejected.append((job, f"sched-graph cannot match this jobspec: {exc}"))
+                continue
+            reserve = reservations < qp.reservation_depth
+            op = "allocate_orelse_reserve" if reserve else "allocate"
+            writer = create_writer("rv1_nosched")
+            rc, at = self.trav.run(js, writer, op, job.id, now)
+            if rc == 0 and at <= now:
+                R = json.loads(writer.emit())
+                self._account(job.id, R)
+                allocated.append((job, R))
+            elif rc == 0:
+                self.reserved[job.id] = job
+                job.annotations = {"sched": {"t_estimate": float(at)}}
+                reservations += 1
+            elif self.trav.errno in (ENODEV, ENOENT):
+                rejected.append((job, "unsatisfiable request"))
+            elif qp.blocks:
+                break
+        return allocated, rejected
+
+    def _account(self, jobid: int, R: dict) -> None:
+        used: dict[int, tuple[int, int]] = {}
+        for entry in R["execution"]["R_lite"]:
+            children = entry.get("children", {})
+            nc = len(decode_idset(children.get("core", "")))
+            ng = len(decode_idset(children.get("gpu", "")))
+            for rank in decode_idset(entry["rank"]):
+                used[rank] = (nc, ng)
+        self.allocs[jobid] = used
+
+    def free(self, job) -> None:
+        if self.allocs.pop(job.id, None) is not None:
+            self.trav.remove(job.id)
+
+    # -- status and drain ----------------------------------------------------------------
+    def drain(self, ranks: list[int], drained: bool) -> None:
+        for r in ranks:
+            path = self.node_paths.get(r)
+            if path is not None:
+                self.trav.mark(path, "down" if drained else "up")
+            (self.drained.add if drained else self.drained.discard)(r)
+
+    def resource_status(self) -> dict:
+        used: dict[int, list[int]] = {}
+        for alloc in self.allocs.values():
+            for rank, (nc, ng) in alloc.items():
+                u = used.setdefault(rank, [0, 0])
+                u[0] += nc
+                u[1] += ng
+        from strato.jobspec.hostlist import compress_hostlist
+
+        rows = {k: {"ranks": [], "hosts": [], "ncores": 0, "ngpus": 0}
+                for k in ("free", "allocated", "down")}
+        for rank, node in sorted(self.nodes.items()):
+            uc, ug = used.get(rank, (0, 0))
+            free_state = "down" if rank in self.drained else "free"
+            for state, nc, ng in ((free_state, len(node.cores) - uc, len(node.gpus) - ug),
+                                  ("allocated", uc, ug)):
+                if nc or ng:
+                    row = rows[state]
+                    row["ranks"].append(rank)
+                    row["hosts"].append(node.hostname)
+                    row["ncores"] += nc
+                    row["ngpus"] += ng
+        for row in rows.values():
+            row["nnodes"] = len(row["ranks"])
+            row["nodelist"] = compress_hostlist(row.pop("hosts"))
+        return rows
+
+
+def _registry_types(hook) -> list[str]:
+    found: list[str] = []
+    hook(register=found.append)
+    return found
+
+
+@hookimpl
+def sched_register_schedulers(register):
+    register("sched-graph", GraphScheduler)
+
+
+@hookimpl
+def sched_register_match_policies(register):
+    for name in BUILTIN_POLICIES:
+        register(name, lambda name=name: create_policy(name))
+
+
+@hookimpl
+def sched_register_prune_filters(register):
+    for rtype in ("cluster", "rack", "node", "socket", "core", "gpu", "memory", "storage"):
+        register(rtype)
+
+
+@hookimpl
+def sched_register_queue_policies(register):
+    for name, factory in _queue_policies().items():
+        register(name, factory)
