@@ -120,16 +120,25 @@ class GraphScheduler:
         self.node_paths = {v.rank: v.paths["containment"] for v in self.graph.vertices
                            if v.type == "node"}
 
-    def _jobspec(self, jobspec: dict):
-        """The traverser's form of a jobspec, parsed once per distinct jobspec object."""
+    def _jobspec(self, jobspec: dict, queue: str = ""):
+        """The traverser's form of a jobspec, parsed once per distinct jobspec object,
+        with the constraint of its queue's ``requires`` added."""
+        orig = jobspec
         key = id(jobspec)
         hit = self._specs.get(key)
-        if hit is not None and hit[0] is jobspec:
+        if hit is not None and hit[0] is orig:
             return hit[1]
+        q = self.instance.queues.queues.get(queue) if queue else None
+        if q is not None and q.requires:
+            system = jobspec["attributes"]["system"]
+            need = {"properties": list(q.requires)}
+            have = system.get("constraints")
+            jobspec = {**jobspec, "attributes": {**jobspec["attributes"], "system": {
+                **system, "constraints": {"and": [have, need]} if have else need}}}
         js = parse_jobspec(json.dumps(jobspec))
         if len(self._specs) > 4096:
             self._specs.clear()
-        self._specs[key] = (jobspec, js)
+        self._specs[key] = (orig, js)
         return js
 
     # -- scheduling --------------------------------------------------------------------
@@ -138,7 +147,7 @@ class GraphScheduler:
         if jobspec is None:
             return None
         try:
-            js = self._jobspec(jobspec)
+            js = self._jobspec(jobspec, summary.get("queue", ""))
         except JobspecError as exc:
             return f"sched-graph cannot match this jobspec: {exc}"
         rc, _ = self.trav.run(js, create_writer("simple"), "satisfiability", 0,
@@ -156,7 +165,7 @@ class GraphScheduler:
         reservations = 0
         for job in pending[: self.queue_depth]:
             try:
-                js = self._jobspec(job.jobspec)
+                js = self._jobspec(job.jobspec, job.summary.get("queue", ""))
             except JobspecError as exc:
                 rejected.append((job, f"sched-graph cannot match this jobspec: {exc}"))
                 continue

@@ -150,3 +150,39 @@ def test_bad_sched_graph_config(make_instance):
                            ({"queue_depth": 0}, "queue-depth")):
         with pytest.raises(RuntimeError, match=message):
             graph_instance(make_instance, **table)
+
+
+def test_constraints_and_queue_requires(make_instance):
+    inst = make_instance(config="""
+[sched]
+plugin = "sched-graph"
+[sched-graph]
+match-policy = "lonode"
+[exec]
+backend = "sim"
+sim-duration = 100
+[[resource.config]]
+hosts = "node[0-1]"
+cores = "0-3"
+properties = ["batch"]
+[[resource.config]]
+hosts = "node[2-3]"
+cores = "0-3"
+properties = ["debug"]
+[queues.batch]
+requires = ["batch"]
+[queues.debug]
+requires = ["debug"]
+[policy.jobspec.defaults.system]
+queue = "batch"
+""")
+    h = strato.Handle(inst.uri)
+    d = inst.strato("submit", "-q", "debug", "true", check=True).stdout.strip()
+    b = inst.strato("submit", "true", check=True).stdout.strip()
+    r = inst.strato("submit", "-q", "debug", "--requires=host:node3", "true",
+                    check=True).stdout.strip()
+    assert job.info(h, d)["nodelist"] == "node2"
+    assert job.info(h, b)["nodelist"] == "node0"
+    assert job.info(h, r)["nodelist"] == "node3"
+    res = inst.strato("submit", "-q", "debug", "--requires=host:node0", "true")
+    assert res.returncode == 1 and "unsatisfiable" in res.stderr
