@@ -4,8 +4,8 @@ What lives here:
 
 - ``graph``      the resource graph (typed vertices, edges in named subsystems),
                  compact per-vertex child lists for the hot path, networkx export;
-- ``timeline``   small time-indexed availability tables used per vertex until the
-                 shared planner library is wired in;
+- ``planner``    time-indexed availability (Fluxion's planner and planner_multi), used
+                 per vertex and for the subtree aggregate filters;
 - ``grug``, ``jgf``, ``rv1exec``  readers that build a graph from GRUG recipes, JSON Graph
                  Format documents and RFC 20 R;
 - ``jobspec``    the resource-request view of an RFC 14 jobspec the matcher needs

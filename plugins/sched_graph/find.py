@@ -177,15 +177,15 @@ def run_find(rq, criteria: str) -> tuple[int, str, str]:
                     emit = False
                 else:
                     agdata = {}
-                    for i, t in enumerate(sp.types):
-                        total = sp.total_at(i)
+                    for t in sp.resource_types:
+                        total = sp.total(t)
                         if jobid == 0:
-                            free = sp.avail_at(now, i)
+                            free = sp.avail_at(now, t)
                             if free == total:
-                                free = sp.avail_at(0, i)
+                                free = sp.avail_at(0, t)
                             used = total - free
                         elif jobid in v.job2span:
-                            used = sp.span_planned(v.job2span[jobid], i)
+                            used = sp.span(v.job2span[jobid]).requests[t]
                         else:
                             emit = False
                             break
@@ -200,5 +200,7 @@ def run_find(rq, criteria: str) -> tuple[int, str, str]:
 
     root = g.vertices[g.roots[dom]]
     visit(root, False, False, False)
+    if hasattr(writer, "agfilter"):
+        writer.agfilter = None
     text = writer.emit()
     return 0, text, ""

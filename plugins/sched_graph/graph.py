@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .timeline import INT64_MAX, MultiTimeline, Timeline
+from .planner import INT64_MAX, MultiPlanner, Planner
 
 X_CHECKER_NJOBS = 0x40000000
 CONTAINMENT = "containment"
@@ -88,14 +88,14 @@ class Vertex:
         self.member_of: dict[str, str] = {}
         self.out: list[Edge] = []
         self.in_: list[Edge] = []
-        self.plans = Timeline(size, 0, INT64_MAX)
-        self.x_checker = Timeline(X_CHECKER_NJOBS, 0, INT64_MAX)
+        self.plans = Planner(size, 0, INT64_MAX, type_)
+        self.x_checker = Planner(X_CHECKER_NJOBS, 0, INT64_MAX)
         self.allocations: dict[int, int] = {}
         self.reservations: dict[int, int] = {}
         self.tags: dict[int, int] = {}
         self.x_spans: dict[int, int] = {}
         self.job2span: dict[int, int] = {}
-        self.subplans: dict[str, MultiTimeline] = {}
+        self.subplans: dict[str, MultiPlanner] = {}
         self.colors: dict[str, int] = {}
         self.ephemeral: dict[str, str] = {}
         self.removed = False
@@ -151,6 +151,36 @@ class ResourceGraph:
             if e.subsystem == subsystem:
                 return e
         return None
+
+    def detach_vertex(self, v: Vertex) -> None:
+        """Drop ``v`` from the graph (Fluxion's ``clear_vertex`` + ``remove_graph_metadata``).
+
+        Every edge into or out of ``v`` goes, with its out-edge index entries; ``v``
+        leaves the path, type, name and rank indexes (a path's whole entry goes, as
+        in Fluxion) but keeps its slot in ``vertices``, marked ``removed``.
+        """
+        verts = self.vertices
+        for e in v.out:
+            verts[e.target].in_.remove(e)
+        for e in v.in_:
+            src = verts[e.source]
+            src.out.remove(e)
+            m = self.by_outedges.get(src.index)
+            if m is not None:
+                for key, edge in list(m.items()):
+                    if edge is e:
+                        del m[key]
+        v.out = []
+        v.in_ = []
+        self.by_outedges.pop(v.index, None)
+        for path in v.paths.values():
+            self.by_path.pop(path, None)
+        for index, key in ((self.by_type, v.type), (self.by_name, v.name),
+                           (self.by_rank, v.rank)):
+            lst = index.get(key)
+            if lst is not None and v.index in lst:
+                lst.remove(v.index)
+        v.removed = True
 
     def initialize_node_stats(self) -> None:
         self.nodes_up = sum(1 for i in self.by_type.get("node", [])

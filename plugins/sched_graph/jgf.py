@@ -88,8 +88,9 @@ def load_jgf(text: str, graph: ResourceGraph | None = None, allowlist: str = "")
         if v is None:
             if f["vid"] in vmap:
                 raise JgfError(f"add_vtx: found duplicate JGF node id for {f['vid']}.")
+            # Fluxion's JGF reader parses "unit" but never stores it on the vertex.
             v = g.add_vertex(f["type"], f["basename"], f["name"], f["id"], f["rank"],
-                             f["size"], f["unit"], f["uniq_id"])
+                             f["size"], "", f["uniq_id"])
             v.properties = f["properties"]
             v.paths = dict(sorted(f["paths"].items()))
             if f["status"] not in (0, "up"):
@@ -163,7 +164,7 @@ def jgf_partial_cancel(trav, jobid: int, text: str) -> tuple[int, bool]:
             trav.err += f"cancel_vtx: can't find allocation span for job {jobid} in {v.name}.\n"
             return -1, False
         span = v.allocations.pop(jobid)
-        amount = v.plans.span_amount(span)
+        amount = v.plans.span(span).request
         v.plans.rem_span(span)
         c = counts.setdefault(v.rank, {})
         c[v.type] = c.get(v.type, 0) + amount
@@ -172,3 +173,106 @@ def jgf_partial_cancel(trav, jobid: int, text: str) -> tuple[int, bool]:
             best[v.rank] = plen
             roots[v.rank] = v
     return partial_cancel(trav, jobid, sorted(counts), counts, roots)  # type: ignore[arg-type]
+
+
+def _find_vtx(g: ResourceGraph, f: dict) -> Vertex:
+    """The graph vertex a JGF node of an ``update`` names (all its paths must agree)."""
+    v = None
+    for path in f["paths"].values():
+        found = [g.vertices[i] for i in g.by_path.get(path, []) if g.vertices[i].rank == f["rank"]]
+        if not found:
+            raise JgfError(f"exist: inconsistent input vertex: nonexistent path ({path}) "
+                           f"{f['vid']}.")
+        if v is None:
+            v = found[0]
+        elif v is not found[0]:
+            raise JgfError(f"find_vtx: inconsistent input vertex for {path} (id={f['vid']}).")
+    if v is None or (v.type, v.basename, v.size, v.rank, v.id, v.name, v.paths) != (
+            f["type"], f["basename"], f["size"], f["rank"], f["id"], f["name"],
+            dict(sorted(f["paths"].items()))):
+        raise JgfError(f"find_vtx: inconsistent input vertex for {f['vid']}.")
+    return v
+
+
+def jgf_update(trav, text: str, jobid: int, at: int, duration: int,
+               shorthand: bool = False) -> None:
+    """Record an existing allocation described by a JGF R (Fluxion's JGF ``update``).
+
+    Exclusive vertices get a span of their whole size; the edges the R lists are
+    marked for the traverser's update walk, and the root's virtual edge when the R
+    names the root of a subsystem. Raises JgfError (after undoing the spans added).
+    """
+    g = trav.g
+    doc, nodes, edges = _fetch(text)
+    skip_ranks: set[int] | None = None
+    if isinstance(doc, dict) and doc.get("free_ranks") is not None:
+        from strato.jobspec.idset import decode_idset
+
+        skip_ranks = set(decode_idset(str(doc["free_ranks"]).replace('"', "")))
+    vmap: dict[str, list] = {}  # vid -> [vertex, needs, exclusive, root subsystems]
+    added: list[Vertex] = []
+
+    def book(v: Vertex, f: dict) -> None:
+        if f["exclusive"]:
+            added.append(v)
+            v.allocations[jobid] = v.plans.add_span(at, duration, v.size)
+        elif v.plans.avail_resources_during(at, duration) < v.size:
+            raise JgfError(f"update_vtx_plan: {v.name} is unavailable.")
+
+    extra_edges: list[tuple[Vertex, Vertex]] = []
+    try:
+        for node in nodes:
+            f = vertex_fields(node)
+            if f["vid"] in vmap:
+                raise JgfError(f"find_vtx: found duplicate JGF node id for {f['vid']}.")
+            v = _find_vtx(g, f)
+            if skip_ranks and f["rank"] in skip_ranks:
+                continue
+            roots = [s for s, p in v.paths.items() if p.count("/") == 1]
+            vmap[f["vid"]] = [v, f["size"], f["exclusive"], roots]
+            book(v, f)
+            if shorthand and f["exclusive"]:
+                stack = [v]
+                while stack:
+                    u = stack.pop(0)
+                    for e in u.out:
+                        if e.subsystem != "containment":
+                            continue
+                        c = g.vertices[e.target]
+                        extra_edges.append((u, c))
+                        book(c, {"exclusive": True})
+                        stack.append(c)
+    except (JgfError, ValueError) as exc:
+        for v in added:
+            span = v.allocations.pop(jobid, None)
+            if span is not None:
+                v.plans.rem_span(span)
+        raise JgfError(str(exc)) from exc
+
+    def mark_root(entry: list) -> None:
+        for s in entry[3]:
+            if s == trav.dom:
+                trav.rt_needs, trav.rt_excl, trav.rt_seq = entry[1], int(entry[2]), trav.seq
+        entry[3] = []
+
+    def mark_edge(src: Vertex, tgt: Vertex, needs: int, excl: bool) -> None:
+        for e in src.out:
+            if e.target == tgt.index:
+                e.mark(needs, int(excl), trav.seq)
+                return
+        raise JgfError(f"update_tgt_edge: JGF edge from {src.uniq_id} to {tgt.uniq_id} "
+                       "not found in resource graph.")
+
+    for e in edges:
+        try:
+            src, tgt = str(e["source"]), str(e["target"])
+        except (KeyError, TypeError) as exc:
+            raise JgfError("unpack_edge: encountered a malformed edge.") from exc
+        if src not in vmap or tgt not in vmap:
+            if skip_ranks is not None:
+                continue
+            raise JgfError(f"unpack_edge: source and/or target vertex not found{src} -> {tgt}.")
+        mark_root(vmap[src])
+        mark_edge(vmap[src][0], vmap[tgt][0], vmap[tgt][1], vmap[tgt][2])
+    for u, c in extra_edges:
+        mark_edge(u, c, c.size, True)

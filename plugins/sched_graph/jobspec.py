@@ -66,6 +66,23 @@ class Constraint:
         return True
 
 
+_BAD_PROPERTY_CHARS = frozenset("!&'\"^`|()")
+
+
+def _is_scalar(v) -> bool:
+    """A YAML scalar as yaml-cpp sees it (null, sequences and mappings are not)."""
+    return isinstance(v, str | int | float | bool)
+
+
+def _scalar_text(v) -> str:
+    """``as<std::string>()`` of a scalar node (YAML booleans read back as written)."""
+    if not _is_scalar(v):
+        raise JobspecError("bad conversion")
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    return str(v)
+
+
 def parse_constraint(obj) -> Constraint:
     if not isinstance(obj, dict):
         raise JobspecError("constraint is not a mapping")
@@ -76,8 +93,29 @@ def parse_constraint(obj) -> Constraint:
     op, value = next(iter(obj.items()))
     if not isinstance(value, list):
         raise JobspecError(f"{op} operator value must be an array")
-    if op in ("properties", "hostlist", "ranks"):
-        return Constraint(op, [str(x) for x in value])
+    if op == "properties":
+        for prop in value:
+            if not isinstance(prop, str):
+                raise JobspecError("non-string property specified")
+            if any(ch in _BAD_PROPERTY_CHARS for ch in prop.removeprefix("^")):
+                raise JobspecError(f"{prop} is invalid")
+        return Constraint(op, list(value))
+    if op in ("hostlist", "ranks"):
+        vals = [_scalar_text(x) for x in value]
+        for x in vals:
+            try:
+                if op == "hostlist":
+                    from strato.jobspec.hostlist import expand_hostlist
+
+                    expand_hostlist(x)
+                else:
+                    from strato.jobspec.idset import decode_idset
+
+                    decode_idset(x)
+            except ValueError as exc:
+                kind = "hostlist" if op == "hostlist" else "idset"
+                raise JobspecError(f"Invalid {kind} `{x}'") from exc
+        return Constraint(op, vals)
     if op in ("and", "or", "not"):
         return Constraint(op, [parse_constraint(x) for x in value])
     raise JobspecError(f"unknown constraint operator: {op}")
@@ -92,8 +130,10 @@ class Jobspec:
 
 
 def _uint(value, what: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | str):
+    if not _is_scalar(value):
         raise JobspecError(f"Value of \"{what}\" must be a scalar")
+    if isinstance(value, bool) or isinstance(value, float):
+        raise JobspecError("bad conversion")
     try:
         return int(value)
     except ValueError as exc:
@@ -102,20 +142,28 @@ def _uint(value, what: str) -> int:
 
 def _parse_count(req: Request, c) -> None:
     if not isinstance(c, dict):
-        if isinstance(c, list):
+        if not _is_scalar(c):
             raise JobspecError("count is not a mapping")
         req.min = req.max = _uint(c, "count")
         return
     if "min" not in c:
         raise JobspecError('Key "min" missing from count')
+    if not _is_scalar(c["min"]):
+        raise JobspecError('Value of "min" must be a scalar')
     extra = [k for k in ("max", "operator", "operand") if k in c]
     if extra:
         if len(extra) != 3:
             raise JobspecError(
                 'All or none of "max", "operator", and "operand" must be specified')
+        for k in ("max", "operator", "operand"):
+            if not _is_scalar(c[k]):
+                raise JobspecError(f'Value of "{k}" must be a scalar')
         req.max = _uint(c["max"], "max")
-        req.oper = str(c["operator"])[:1]
-        req.operand = int(c["operand"])
+        oper = _scalar_text(c["operator"])
+        if len(oper) != 1:
+            raise JobspecError("bad conversion")
+        req.oper = oper
+        req.operand = _uint(c["operand"], "operand")
     req.min = _uint(c["min"], "min")
     if req.min < 1:
         raise JobspecError('"min" must be greater than zero')
@@ -136,19 +184,29 @@ def _parse_count(req: Request, c) -> None:
         raise JobspecError("Invalid count operator")
 
 
-def _parse_resource(node) -> Request:
+def _parse_resource(node, known_types=None) -> Request:
     if not isinstance(node, dict):
         raise JobspecError("resource is not a mapping")
     if "type" not in node:
         raise JobspecError('Key "type" missing from resource')
+    if not _is_scalar(node["type"]):
+        raise JobspecError('Value of "type" must be a scalar')
+    rtype = _scalar_text(node["type"])
+    if known_types is not None and rtype not in known_types:
+        # Fluxion interns resource types; once the graph is loaded, a type that is
+        # neither built in nor in the graph can't be interned.
+        raise JobspecError('Value of "type" must be a resource type known to fluxion')
     if "count" not in node:
         raise JobspecError('Key "count" missing from resource')
-    req = Request(type=str(node["type"]), min=1)
+    req = Request(type=rtype, min=1)
     _parse_count(req, node["count"])
     known = {"type", "count", "unit", "exclusive", "with", "label", "id"}
+    if "unit" in node and not _is_scalar(node["unit"]):
+        raise JobspecError('Value of "unit" must be a scalar')
     if "exclusive" in node:
-        val = node["exclusive"]
-        val = {True: "true", False: "false"}.get(val, val)
+        if not _is_scalar(node["exclusive"]):
+            raise JobspecError('Value of "exclusive" must be a scalar')
+        val = _scalar_text(node["exclusive"])
         if val == "false":
             req.exclusive = False
         elif val == "true":
@@ -158,18 +216,35 @@ def _parse_resource(node) -> Request:
     if "with" in node:
         if not isinstance(node["with"], list):
             raise JobspecError('"resources" is not a sequence')
-        req.with_ = [_parse_resource(r) for r in node["with"]]
+        req.with_ = [_parse_resource(r, known_types) for r in node["with"]]
     if "label" in node:
-        req.label = str(node["label"])
+        if not _is_scalar(node["label"]):
+            raise JobspecError('Value of "label" must be a scalar')
+        req.label = _scalar_text(node["label"])
     elif req.type == "slot":
         raise JobspecError("All slots must be labeled")
+    if "id" in node and not _is_scalar(node["id"]):
+        raise JobspecError('Value of "id" must be a scalar')
     if any(k not in known for k in node):
         raise JobspecError("Unrecognized key in resource mapping")
     return req
 
 
-def parse_jobspec(text: str) -> Jobspec:
-    """Parse jobspec text (YAML or JSON) into the matcher's view of it."""
+def parse_jobspec(text: str, known_types=None) -> Jobspec:
+    """Parse jobspec text (YAML or JSON) into the matcher's view of it.
+
+    ``known_types`` (a container of type names), when given, rejects resource types
+    outside it, as Fluxion does once its graph is loaded.
+    """
+    try:
+        return _parse_jobspec(text, known_types)
+    except (TypeError, ValueError, AttributeError) as exc:
+        if isinstance(exc, JobspecError):
+            raise
+        raise JobspecError("bad conversion") from exc
+
+
+def _parse_jobspec(text: str, known_types) -> Jobspec:
     try:
         top = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -209,7 +284,7 @@ def parse_jobspec(text: str) -> Jobspec:
                 raise JobspecError('Unknown key in "attributes"')
     if not isinstance(top["resources"], list):
         raise JobspecError('"resources" is not a sequence')
-    js.resources = [_parse_resource(r) for r in top["resources"]]
+    js.resources = [_parse_resource(r, known_types) for r in top["resources"]]
     tasks = top["tasks"]
     if not isinstance(tasks, list):
         raise JobspecError('"tasks" is not a sequence')
@@ -222,6 +297,19 @@ def parse_jobspec(text: str) -> Jobspec:
             raise JobspecError('"command" value must be a sequence')
         if "slot" not in t:
             raise JobspecError('Key "slot" missing from task')
+        if not _is_scalar(t["slot"]):
+            raise JobspecError('Value of task "slot" must be a YAML scalar')
+        if "count" in t:
+            if not isinstance(t["count"], dict):
+                raise JobspecError('"count" in task is not a mapping')
+            if len(t["count"]) != 1:
+                raise JobspecError('"count" in task must have exactly one entry')
+        if "distribution" in t and not _is_scalar(t["distribution"]):
+            raise JobspecError('Value of task "distribution" must be a YAML scalar')
+        if "attributes" in t and not isinstance(t["attributes"], dict):
+            raise JobspecError('"attributes" in task is not a mapping')
+        if len(t) < 3 or len(t) > 5:
+            raise JobspecError("impossible number of entries in task mapping")
     return js
 
 

@@ -513,9 +513,18 @@ class Planner(_Timeline):
 
     def avail_resources_during(self, at: int, duration: int) -> int:
         """Fewest units free at any time of ``[at, at + duration)`` (inside the horizon)."""
-        at, duration = self._check_window(at, duration, "avail_resources_during")
         times = self._times
         used = self._used
+        if not (
+            type(at) is int
+            and type(duration) is int
+            and duration > 0
+            and at >= self._base
+            and at + duration <= self._end
+        ):
+            at, duration = self._check_window(at, duration, "avail_resources_during")
+        elif len(times) == 1:
+            return self._total - used[0]
         i = bisect_right(times, at) - 1
         j = bisect_left(times, at + duration, i + 1)
         return self._total - (used[i] if j == i + 1 else max(used[i:j]))
@@ -624,7 +633,7 @@ class MultiPlanner(_Timeline):
     paths, sequences of amounts in :attr:`resource_types` order.
     """
 
-    __slots__ = ("_types", "_index", "_totals", "_used")
+    __slots__ = ("_types", "_index", "_totals", "_used", "_stale")
 
     def __init__(
         self,
@@ -646,6 +655,9 @@ class MultiPlanner(_Timeline):
                 raise PlannerError(f"multi-planner: total of {rtype} must be >= 0, not {total}")
             self._totals.append(total)
         self._used: list[list[int]] = [[0] for _ in self._types]
+        # Per type, point time -> (search key - units free) for points whose search key
+        # went stale when the total changed (see :meth:`update`).  Empty normally.
+        self._stale: list[dict[int, int]] = [{} for _ in self._types]
 
     # -- properties ----------------------------------------------------------------
     @property
@@ -675,6 +687,7 @@ class MultiPlanner(_Timeline):
         new._spans = {sid: [s, e, list(a)] for sid, (s, e, a) in self._spans.items()}
         new._next_id, new._version = self._next_id, 0
         new._types, new._index, new._totals = self._types, self._index, list(self._totals)
+        new._stale = [dict(d) for d in self._stale]
         return new
 
     def _type_index(self, resource_type: str, op: str) -> int:
@@ -767,6 +780,8 @@ class MultiPlanner(_Timeline):
                     used[i] += amount
                 else:
                     used[i:j] = [u + amount for u in used[i:j]]
+        if self._stale_any():
+            self._refresh(i, j)
         sid = self._next_id
         self._next_id = sid + 1
         self._spans[sid] = [start, end, vec]
@@ -789,8 +804,29 @@ class MultiPlanner(_Timeline):
         start, end, vec = self._lookup(span_id, "rem_span")
         del self._spans[span_id]
         i, j = self._subtract(start, end, vec)
+        stale = self._stale_any()
+        if stale:
+            self._refresh(i, j)
         self._drop_points(start, end, i, j, self._used)
+        if stale and end not in self._refs:
+            for d in self._stale:
+                d.pop(end, None)
         self._version += 1
+
+    # -- stale search keys (Fluxion's min-time tree after a total changes) -----------
+    def _stale_any(self) -> bool:
+        for d in self._stale:
+            if d:
+                return True
+        return False
+
+    def _refresh(self, i: int, j: int) -> None:
+        """Points ``i .. j-1`` were touched by a span change: their keys are current."""
+        times = self._times
+        for d in self._stale:
+            if d:
+                for t in times[i:j]:
+                    d.pop(t, None)
 
     def reduce_span(self, span_id: int, requests: Mapping[str, int] | Sequence[int]) -> bool:
         """Release part of a span (partial cancel); True if the span is now gone.
@@ -814,7 +850,9 @@ class MultiPlanner(_Timeline):
             self.rem_span(span_id)
             return True
         if any(vec):
-            self._subtract(rec[0], rec[1], vec)
+            i, j = self._subtract(rec[0], rec[1], vec)
+            if self._stale_any():
+                self._refresh(i, j)
             rec[2] = [h - a for h, a in zip(held, vec, strict=True)]
             self._version += 1
         return False
@@ -828,8 +866,65 @@ class MultiPlanner(_Timeline):
         """Remove every span (span ids keep increasing)."""
         self._times = [self._base]
         self._used = [[0] for _ in self._types]
+        self._stale = [{} for _ in self._types]
         self._refs = {self._base: 1}
         self._spans.clear()
+        self._version += 1
+
+    def update(self, totals: Mapping[str, int]) -> None:
+        """Re-type and re-size the planner in place (Fluxion's ``planner_multi_update``).
+
+        ``totals`` gives the new types in their new order.  A type already planned keeps
+        its spans and takes the new total, which may fall below what is held (Fluxion
+        clamps; here the type is simply over-committed until spans go).  A new type
+        starts with nothing held; a type left out is dropped with its amounts.
+
+        As in Fluxion, the earliest-fit search of the first type (``points_only``)
+        keeps ranking the existing points by what was free *before* the change, until
+        a later span change touches them; plain availability queries see the new
+        totals at once.
+        """
+        if not isinstance(totals, Mapping) or not totals:
+            raise PlannerError("update: totals must be a non-empty mapping of type to total")
+        new_types = tuple(totals)
+        npoints = len(self._times)
+        old_index = self._index
+        used: list[list[int]] = []
+        stale: list[dict[int, int]] = []
+        tot: list[int] = []
+        for rtype in new_types:
+            if not isinstance(rtype, str):
+                raise PlannerError("update: resource types must be strings")
+            total = _int(totals[rtype], f"total of {rtype}", "update")
+            if total < 0:
+                raise PlannerError(f"update: total of {rtype} must be >= 0, not {total}")
+            k = old_index.get(rtype)
+            if k is None:
+                used.append([0] * npoints)
+                stale.append({})
+            else:
+                u = self._used[k]
+                d = self._stale[k]
+                old_total = self._totals[k]
+                if total != old_total:
+                    # Fluxion clamps what is free at 0 (never more held than exists),
+                    # and its search keys keep what was free before the change.
+                    new_u = [min(x, total) for x in u] if max(u) > total else u
+                    for t, x, nx in zip(self._times, u, new_u, strict=True):
+                        d[t] = d.get(t, 0) + (old_total - x) - (total - nx)
+                    u = new_u
+                used.append(u)
+                stale.append(d)
+            tot.append(total)
+        remap = [old_index.get(t) for t in new_types]
+        for rec in self._spans.values():
+            vec = rec[2]
+            rec[2] = [0 if k is None else vec[k] for k in remap]
+        self._types = new_types
+        self._index = {t: i for i, t in enumerate(new_types)}
+        self._totals = tot
+        self._used = used
+        self._stale = [{t: o for t, o in d.items() if o} for d in stale]
         self._version += 1
 
     def update_total(self, resource_type: str, new_total: int) -> None:
@@ -934,6 +1029,13 @@ class MultiPlanner(_Timeline):
         version = self._version
         times = self._times
         n = len(times)
+        stale = self._stale[0] if points_only and self._stale[0] else None
+        if stale is not None:
+            # Fluxion finds candidates of the first type through keys that may be stale.
+            used0, need0, total0 = self._used[0], vec[0], self._totals[0]
+
+            def key_short(k: int, t: int) -> bool:
+                return total0 - used0[k] + stale.get(t, 0) < need0
         k, start = self._first_candidate(on_or_after, points_only)
         good = k
         while k < n:
@@ -968,6 +1070,9 @@ class MultiPlanner(_Timeline):
                     start = None
                     continue
                 good = j
+            if stale is not None and start is None and key_short(k, t):
+                k += 1
+                continue
             yield t
             if self._version != version:
                 raise RuntimeError("planner changed during avail_times iteration")

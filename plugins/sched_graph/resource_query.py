@@ -17,7 +17,7 @@ from typing import TextIO
 from .graph import ResourceGraph
 from .jobspec import JobspecError, parse_jobspec
 from .policies import PolicyError, create_policy
-from .traverser import ENODEV, ENOENT, Traverser
+from .traverser import ENODEV, ENOENT
 from .writers import create_writer
 
 SEP = "INFO: ============================="
@@ -95,8 +95,13 @@ class ResourceQuery:
         subs = SUBSYSTEMS.get(self.opts.subsystems) or SUBSYSTEMS.get(self.opts.subsystems.upper())
         if subs is None:
             raise SessionError(f"unknown subsystems: {self.opts.subsystems}")
+        from .flexible import TRAVERSERS
+
+        trav_cls = TRAVERSERS.get(self.opts.traverser_policy)
+        if trav_cls is None:
+            raise SessionError(f"unknown traverser policy: {self.opts.traverser_policy}")
         try:
-            self.trav = Traverser(self.graph, policy, subs, self.opts.prune_filters)
+            self.trav = trav_cls(self.graph, policy, subs, self.opts.prune_filters)
             self.trav.initialize()
         except ValueError as exc:
             raise SessionError(f"can't initialize traverser: {exc}") from exc
@@ -151,7 +156,7 @@ class ResourceQuery:
         counted = op not in ("satisfiability", "without_allocating",
                              "without_allocating_future")
         try:
-            js = parse_jobspec(text)
+            js = parse_jobspec(text, known_types=self.graph.types.rank)
         except JobspecError as exc:
             errmsg = f"match_allocate: ERROR: Jobspec error for {self.jobid_counter}: {exc}\n"
             js = None
@@ -301,6 +306,132 @@ class ResourceQuery:
                            f"\"{self.trav.total_preorder}\"\n"
                            f"INFO: PARTIAL CANCEL POSTORDER COUNT="
                            f"\"{self.trav.total_postorder}\"\n{SEP}\n")
+
+    def cmd_update(self, args: list[str]) -> None:
+        """``update allocate|reserve READER FILE JOBID AT DURATION``: record an R."""
+        if len(args) != 7:
+            self.err("ERROR: malformed command\n")
+            return
+        subcmd, reader, fn = args[1], args[2], args[3]
+        if subcmd not in ("allocate", "reserve"):
+            self.err(f"ERROR: unknown subcmd {subcmd}\n")
+            return
+        if reader not in ("jgf", "rv1exec", "jgf_shorthand"):
+            self.err(f"ERROR: unsupported reader {reader}\n")
+            return
+        try:
+            with open(self.path(fn)) as f:
+                text = f.read()
+        except OSError:
+            self.err(f"ERROR: can't open {fn}\n")
+            return
+        jobid = _strtoll(args[4])
+        if jobid in self.allocations or jobid in self.reservations:
+            self.err("ERROR: existing Jobid \n")
+            return
+        at = _strtoll(args[5])
+        duration = _strtoll(args[6])
+        if at < 0 or duration == 0:
+            self.err(f"ERROR: invalid time ({at}, {duration})\n")
+            return
+        trav = self.trav
+        if reader == "rv1exec":
+            from .rv1exec import rv1exec_update
+
+            def book() -> None:
+                rv1exec_update(trav, text, jobid, at, duration)
+        else:
+            from .jgf import jgf_update
+
+            def book() -> None:
+                jgf_update(trav, text, jobid, at, duration, reader == "jgf_shorthand")
+        start = time.perf_counter()
+        rc = trav.run_update(book, self.writer, jobid, at, duration)
+        if rc != 0:
+            self.err("ERROR: traverser run () returned error \n")
+            if trav.err:
+                self.err(f"ERROR: {trav.err}")
+        self.out.write(self.writer.emit())
+        elapse = time.perf_counter() - start
+        self.jobid_counter = jobid
+        self.print_schedule(jobid, fn, rc == 0, True, at, True, elapse)
+        if rc == 0:
+            (self.allocations if at == 0 else self.reservations)[jobid] = jobid
+        self.jobid_counter += 1
+
+    def cmd_attach(self, args: list[str]) -> None:
+        """``attach FILE``: grow the graph by a JGF subgraph, then re-prime the filters."""
+        from .jgf import JgfError, load_jgf
+
+        if len(args) != 2:
+            self.err("ERROR: malformed command\n")
+            return
+        try:
+            with open(self.path(args[1])) as f:
+                text = f.read()
+        except OSError:
+            self.err(f"ERROR: can't open {args[1]}\n")
+            return
+        try:
+            load_jgf(text, graph=self.graph)
+            msg = ""
+        except JgfError as exc:
+            msg = f"add_subgraph: ERROR: reader returned error: {exc}\n"
+        if not msg:
+            try:
+                self.trav.initialize(node_stats=False)
+            except ValueError as exc:
+                msg = (f"add_subgraph: ERROR: reinitializing traverser after adding "
+                       f"subgraph. {exc}\n")
+        if msg:
+            self.err("ERROR: can't attach JGF subgraph \n"
+                     "ERROR: add_subgraph: ERROR: add subgraph error: Invalid argument\n"
+                     f"{msg}\n\n")
+
+    def cmd_remove(self, args: list[str]) -> None:
+        """``remove PATH true`` or ``remove IDSET false``: shrink the graph."""
+        if len(args) != 3:
+            self.err("ERROR: malformed command\n")
+            return
+        target, is_path = args[1], args[2]
+        trav = self.trav
+        if is_path == "true":
+            if trav.remove_subgraph_path(target) != 0:
+                self.err("ERROR: can't remove subgraph \n"
+                         "ERROR: remove_subgraph: ERROR: remove_subgraph error: "
+                         "Invalid argument\n"
+                         f"remove_subgraph: ERROR: traverser returned error: {trav.err}\n\n")
+                return
+            try:
+                trav.initialize(node_stats=False)
+            except ValueError as exc:
+                self.err("ERROR: can't remove subgraph \n"
+                         "ERROR: remove_subgraph: ERROR: remove_subgraph error: "
+                         "Invalid argument\n"
+                         "remove_subgraph: ERROR: reinitialize traverser after subgraph "
+                         f"removal. {exc}\n\n")
+            return
+        if is_path != "false":
+            self.err("ERROR: invalid path boolean input \n")
+            return
+        from strato.jobspec.idset import decode_idset
+
+        try:
+            ranks = sorted(decode_idset(target.strip("[]")))
+        except ValueError:
+            self.err("ERROR: failed to decode ranks.\n")
+            return
+        if trav.remove_ranks(ranks) != 0:
+            self.err(f"ERROR: can't partial cancel subgraph \nERROR: {trav.err}")
+            return
+        if trav.remove_subgraph_ranks(ranks) != 0:
+            self.err(f"ERROR: can't remove subgraph \nERROR: {trav.err}")
+            return
+        try:
+            trav.initialize(node_stats=False)
+        except ValueError as exc:
+            self.err("ERROR: failed to update counts after partial cancel and remove \n"
+                     f"ERROR: {exc}\n")
 
     def cmd_set_property(self, args: list[str]) -> None:
         if len(args) != 3:
@@ -477,6 +608,13 @@ def load_graph(path: str, fmt: str, allowlist: str = "") -> ResourceGraph:
         from .rv1exec import load_rv1exec
 
         return load_rv1exec(text)
+    if fmt == "hwloc":
+        from .hwloc import HwlocError, load_hwloc
+
+        try:
+            return load_hwloc(text, allowlist=allowlist)
+        except HwlocError as exc:
+            raise SessionError(f"{exc}\nERROR: error generating resources") from exc
     raise SessionError(f"unsupported load format: {fmt}")
 
 

@@ -77,3 +77,83 @@ def load_rv1exec(text: str) -> ResourceGraph:
                     g.index_vertex(v, "containment")
                     g.add_edge(node, v, "containment", fresh=True)
     return g
+
+
+def rv1exec_update(trav, text: str, jobid: int, at: int, duration: int) -> None:
+    """Record an existing allocation described by an RV1 R (Fluxion's rv1exec ``update``).
+
+    Every listed child of a rank gets a span of its size; the rank's node vertex
+    gets one too once all its children are taken. The edges from the cluster to the
+    nodes and from the nodes to their children are marked for the traverser's update
+    walk, and the cluster is shared. Raises Rv1Error after undoing the spans added.
+    """
+    g = trav.g
+    try:
+        r = parse_r(text)
+        ex = r["execution"]
+        rlite = ex["R_lite"]
+        nodelist = ex["nodelist"]
+    except (Rv1Error, KeyError, TypeError) as exc:
+        raise Rv1Error(f"unpack_internal: {exc}") from exc
+    hosts: list[str] = []
+    for h in nodelist:
+        hosts += expand_hostlist(h)
+    all_ranks = sorted({rk for e in rlite for rk in decode_idset(e["rank"])})
+    rmap = {rk: i for i, rk in enumerate(all_ranks)}
+    dom = "containment"
+    if dom not in g.roots:
+        raise Rv1Error("unpack_rlite: no containment root")
+    root = g.vertices[g.roots[dom]]
+    if dom == trav.dom:
+        trav.rt_needs, trav.rt_excl, trav.rt_seq = root.size, 0, trav.seq
+    updated: dict[int, list] = {}
+
+    def find(parent, id_: int, type_: str, name: str, rank: int):
+        path = parent.paths.get(dom, "") + "/" + name
+        for vid in g.by_path.get(path, []):
+            v = g.vertices[vid]
+            if v.rank == rank and v.id == id_ and v.size == 1 and v.type == type_:
+                return v
+        raise Rv1Error(f"add_or_update: couldn't find vertex in graph for {name}.")
+
+    def mark_edge(src, dst) -> None:
+        for e in src.out:
+            if e.target == dst.index:
+                e.mark(dst.size, 1, trav.seq)
+                return
+        raise Rv1Error("update_edges: rv1exec edge not found in resource graph.")
+
+    def book(v, rank: int) -> None:
+        if v.plans.avail_resources_during(at, duration) < v.size:
+            raise Rv1Error(f"update_vertex: {v.name} is unavailable.")
+        if v.type == "node":
+            return
+        v.allocations[jobid] = v.plans.add_span(at, duration, v.size)
+        updated.setdefault(rank, []).append(v)
+
+    try:
+        for entry in rlite:
+            for rank in decode_idset(entry["rank"]):
+                host = hosts[rmap[rank]]
+                m = re.search(r"(\d+)$", host)
+                node = find(root, int(m.group(1)) if m else -1, "node", host, rank)
+                book(node, rank)
+                mark_edge(root, node)
+                for ctype, ids in entry.get("children", {}).items():
+                    for cid in decode_idset(ids):
+                        child = find(node, cid, ctype, f"{ctype}{cid}", rank)
+                        book(child, rank)
+                        mark_edge(node, child)
+                done = updated.get(rank)
+                if done is None:
+                    raise Rv1Error("update_exclusivity: rank not found in agfilters map.")
+                if len(done) == len(g.by_rank.get(rank, [])) - 1:
+                    node.allocations[jobid] = node.plans.add_span(at, duration, node.size)
+                    done.append(node)
+    except (Rv1Error, ValueError, KeyError, IndexError) as exc:
+        for vs in updated.values():
+            for v in vs:
+                span = v.allocations.pop(jobid, None)
+                if span is not None:
+                    v.plans.rem_span(span)
+        raise Rv1Error(str(exc)) from exc

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 
 from .graph import X_CHECKER_NJOBS, Edge, ResourceGraph, Vertex
 from .jobspec import Jobspec, Request, calc_count, calc_effective_max
+from .planner import MultiPlanner
 from .policies import MatchPolicy
 from .scoring import MATCH_MET, MATCH_UNMET, EGroup, EvalEdge, Scoring
-from .timeline import MultiTimeline
 
 EBUSY, ENODEV, EINVAL, ENOENT, ERANGE = "EBUSY", "ENODEV", "EINVAL", "ENOENT", "ERANGE"
 
@@ -126,13 +126,19 @@ class Traverser:
         if self.prune.is_pruning_type(t):
             accum[t] = accum.get(t, 0) + count
 
-    def initialize(self) -> None:
+    def initialize(self, node_stats: bool = True) -> None:
+        """Prime the subtree filters; ``node_stats=False`` on re-initialization.
+
+        Fluxion counts the nodes that are up only when a graph is loaded, so after
+        ``attach`` or ``remove`` re-primes the filters the count is left as it was.
+        """
         self.reset_color()
         for s in self.subsystems:
             if s not in self.g.roots:
                 raise ValueError(f"subsystem {s} has no root")
             self.prime(s, self.g.vertices[self.g.roots[s]], {})
-        self.g.initialize_node_stats()
+        if node_stats:
+            self.g.initialize_node_stats()
 
     def prime(self, s: str, u: Vertex, to_parent: dict[str, int]) -> None:
         u.colors[s] = self._gray()
@@ -154,10 +160,11 @@ class Traverser:
         if types:
             avail = [dfv.get(t, 0) for t in types]
             sp = u.subplans.get(s)
+            totals = dict(zip(types, avail, strict=True))
             if sp is not None:
-                sp.update_totals(avail, types)
+                sp.update(totals)
             else:
-                u.subplans[s] = MultiTimeline(avail, types, u.plans.base, u.plans.duration)
+                u.subplans[s] = MultiPlanner(totals, u.plans.base_time, u.plans.horizon)
         u.colors[s] = self._black()
 
     def prime_jobspec(self, resources: list[Request], to_parent: dict[str, int]) -> None:
@@ -171,8 +178,8 @@ class Traverser:
                 self.accum_if(t, r.min * n, to_parent)
 
     @staticmethod
-    def relevant(sp: MultiTimeline, lookup: dict[str, int]) -> list[int]:
-        return [lookup.get(t, 0) for t in sp.types]
+    def relevant(sp: MultiPlanner, lookup: dict[str, int]) -> list[int]:
+        return [lookup.get(t, 0) for t in sp.resource_types]
 
     # -- pruning -----------------------------------------------------------------
     def by_excl(self, meta: JobMeta, u: Vertex, excl: bool, r: Request) -> int:
@@ -185,7 +192,7 @@ class Traverser:
                     and u.allocations):
                 self.errno = EBUSY
                 return -1
-            if u.x_checker.avail_during(meta.at, meta.duration) < X_CHECKER_NJOBS:
+            if not u.x_checker.avail_during(meta.at, meta.duration, X_CHECKER_NJOBS):
                 self.errno = EBUSY
                 return -1
         return 0
@@ -208,9 +215,13 @@ class Traverser:
                 and not meta.constraint.match(u)):
             self.errno = EBUSY
             return -1
-        if u.plans.avail_during(meta.at, meta.duration) == 0:
+        if u.plans.avail_resources_during(meta.at, meta.duration) == 0:
             self.errno = EBUSY
             return -1
+        return self.prune_resources(meta, excl, s, u, resources)
+
+    def prune_resources(self, meta: JobMeta, excl: bool, s: str, u: Vertex,
+                        resources: list[Request]) -> int:
         for r in resources:
             if u.type != r.type and r.type != "slot":
                 continue
@@ -340,7 +351,7 @@ class Traverser:
             return False, excl
         if u.index != self.g.roots.get(s):
             self.explore(meta, u, s, resources, pristine, excl, upv)
-        if u.plans.avail_during(meta.at, meta.duration) == 0:
+        if u.plans.avail_resources_during(meta.at, meta.duration) == 0:
             return False, excl
         return self.resolve(upv, to_parent) == 0, excl
 
@@ -420,7 +431,7 @@ class Traverser:
         else:
             self.dom_exp(meta, u, nxt, check_pres, x_in, dfu)
         u.colors[dom] = self._black()
-        avail = u.plans.avail_during(meta.at, meta.duration)
+        avail = u.plans.avail_resources_during(meta.at, meta.duration)
         if avail == 0:
             self.errno = EBUSY
             return False, x_in
@@ -519,7 +530,7 @@ class Traverser:
 
     def _far_future(self, meta: JobMeta) -> int:
         sp = self.root().subplans[self.dom]
-        return sp.base + sp.duration - meta.duration - 1
+        return sp.end - meta.duration - 1
 
     def request_feasible(self, meta: JobMeta, op: str, dfv: dict[str, int]) -> int:
         target = dfv.get("node", 0)
@@ -541,7 +552,7 @@ class Traverser:
             n = g.vertices[vid]
             if ((meta.constraint is None or meta.constraint.match(n))
                     and (checking_sat or n.status == "up")
-                    and n.plans.avail_during(t, meta.duration) == 1):
+                    and n.plans.avail_resources_during(t, meta.duration) == 1):
                 feasible += 1
                 if feasible >= target:
                     break
@@ -578,18 +589,16 @@ class Traverser:
                 meta.alloc_type = AT_ALLOC_ORELSE_RESERVE
             sp = root.subplans[self.dom]
             agg = self.relevant(sp, dfv)
-            try:
-                for t in sp.times_from(meta.at + 1, meta.duration, agg):
-                    meta.at = t
-                    rc = self.select(js.resources, root, meta, x)
-                    self.total_preorder += self.preorder
-                    self.total_postorder += self.postorder
-                    if rc == 0:
-                        break
-                else:
-                    self.errno = ENOENT
-            except ValueError:
-                self.errno = ERANGE
+            # Fluxion's planner_multi_avail_time_first/_next: change points only.
+            for t in sp.avail_times(meta.at + 1, meta.duration, agg, points_only=True):
+                meta.at = t
+                rc = self.select(js.resources, root, meta, x)
+                self.total_preorder += self.preorder
+                self.total_postorder += self.postorder
+                if rc == 0:
+                    break
+            else:
+                self.errno = ENOENT
             if rc < 0 and self.errno in (ENOENT, ERANGE):
                 self.errno = EBUSY
                 if self.sat_select(js, meta, x) < 0:
@@ -685,10 +694,10 @@ class Traverser:
     def upd_by_outedges(self, s: str, meta: JobMeta, u: Vertex, e: Edge) -> None:
         tgt = self.g.vertices[e.target]
         sp = tgt.subplans.get(s)
-        if sp is None or not sp.types:
+        if sp is None or not sp.resource_types:
             return
-        avail = sp.avail_at(meta.now, len(sp.types) - 1)
-        if avail == 0 and sp.span_size() == 0:
+        avail = sp.avail_at(meta.now, sp.resource_types[-1])
+        if avail == 0 and sp.spans == 0:
             return
         m = self.g.by_outedges[u.index]
         m.pop((e.weight, tgt.uniq_id), None)
@@ -783,6 +792,167 @@ class Traverser:
             self._mod_plan(v, jobid)
         return 0
 
+    # -- update: record an allocation from its R ------------------------------------------
+    def run_update(self, book, writer, jobid: int, at: int, duration: int) -> int:
+        """Record an existing allocation (Fluxion's ``run`` from an R string).
+
+        ``book()`` is the reader's part: it adds the vertices' spans and marks the
+        R's edges (and the root's virtual edge) with the new sequence number, raising
+        ValueError on error. The update walk then books the filters and emits the R.
+        """
+        self.err = ""
+        self.errno = ""
+        self.tick()
+        try:
+            book()
+        except ValueError as exc:
+            self.err += f"{exc}\n"
+            return -1
+        if self.rt_seq != self.seq:
+            return 0  # the R came from another dominant subsystem
+        self.reset_color()
+        root = self.root()
+        meta = JobMeta(AT_ALLOC, jobid, at, at, duration)
+        self.trav_level = 0
+        n = self.upd_dfv(root, writer, self.rt_needs, bool(self.rt_excl), meta, False, {},
+                         root.type in self.policy.x_types, False)
+        if n > 0:
+            writer.emit_tm(at, at + duration)
+            return 0
+        return -1
+
+    # -- graph shrinking (resource-query ``remove``) ------------------------------------
+    def _rank_root(self, vids: list[int]) -> Vertex | None:
+        best = None
+        for vid in vids:
+            v = self.g.vertices[vid]
+            if best is None or len(v.paths.get(self.dom, "")) < len(best.paths.get(self.dom, "")):
+                best = v
+        return best
+
+    def _detach_subgraphs(self, roots: list[Vertex], vids: set[int]) -> int:
+        for r in roots:
+            if self.g.parent_edge(r, self.dom) is None:
+                return -1
+        for vid in sorted(vids):
+            self.g.detach_vertex(self.g.vertices[vid])
+        return 0
+
+    def remove_subgraph_path(self, path: str) -> int:
+        """Drop the subtree at ``path`` (the last vertex with that path) from the graph."""
+        self.err = ""
+        vids = self.g.by_path.get(path)
+        if not vids:
+            return -1
+        root = self.g.vertices[vids[-1]]
+        out = {root.index}
+        self.subtree(root, out)
+        return self._detach_subgraphs([root], out)
+
+    def remove_subgraph_ranks(self, ranks: list[int]) -> int:
+        """Drop every vertex of ``ranks`` from the graph."""
+        self.err = ""
+        roots: list[Vertex] = []
+        out: set[int] = set()
+        for rank in ranks:
+            vids = self.g.by_rank.get(rank)
+            if vids is None:
+                continue
+            out.update(vids)
+            r = self._rank_root(vids)
+            if r is None:
+                return -1
+            roots.append(r)
+        return self._detach_subgraphs(roots, out)
+
+    def clear_vertex(self, v: Vertex, counts: dict[str, int]) -> None:
+        """Forget every job on ``v``, adding what its allocations held to ``counts``."""
+        total = 0
+        for span in v.allocations.values():
+            total += v.plans.span(span).request
+        counts[v.type] = counts.get(v.type, 0) + total
+        v.plans.clear()
+        sp = v.subplans.get(self.dom)
+        if sp is not None:
+            sp.clear()
+        v.tags.clear()
+        v.x_spans.clear()
+        v.job2span.clear()
+        v.allocations.clear()
+        v.reservations.clear()
+
+    def cancel_partial_vertex(self, v: Vertex, jobid: int, counts: dict[str, int]) -> int:
+        """Take ``counts`` of ``jobid`` off the subtree filter of an ancestor ``v``."""
+        sp = v.subplans.get(self.dom)
+        if sp is not None and jobid in v.job2span and jobid in v.tags:
+            try:
+                removed = sp.reduce_span(v.job2span[jobid], counts)
+            except ValueError as exc:
+                self.err += (f"mod_agfilter: planner_multi_reduce_span returned -1.\n"
+                             f"{v.name} {exc}.\n")
+                return -1
+            if removed:
+                del v.job2span[jobid]
+                v.tags.pop(jobid, None)
+            span = v.x_spans.pop(jobid, None)
+            if span is not None:
+                v.x_checker.rem_span(span)
+        if jobid not in v.allocations and jobid in v.reservations:
+            v.plans.rem_span(v.reservations.pop(jobid))
+            self.err += ("mod_plan: traverser tried to remove schedule and span after "
+                         f"vtx_cancel during partial cancel:\n{v.name} Success.\n")
+            return -1
+        return 0
+
+    def remove_ranks(self, ranks: list[int]) -> int:
+        """Release every job's hold on the vertices of ``ranks`` (before removing them).
+
+        As Fluxion: each vertex of a rank is cleared, and what the rank's allocations
+        held is taken off the subtree filters of its ancestors for every job found
+        on the rank.
+        """
+        self.err = ""
+        self.preorder = self.postorder = 0
+        g = self.g
+        jobids: list[int] = []
+        rank_counts: dict[int, dict[str, int]] = {}
+        rank_roots: dict[int, Vertex] = {}
+        for rank in ranks:
+            vids = g.by_rank.get(rank)
+            if vids is None:
+                self.err += f"remove: {rank} not found in by_rank map.\n"
+                return -1
+            counts = rank_counts.setdefault(rank, {})
+            for vid in vids:
+                v = g.vertices[vid]
+                for j in v.tags:
+                    if j not in jobids:
+                        jobids.append(j)
+                self.clear_vertex(v, counts)
+            r = self._rank_root(vids)
+            if r is not None:
+                rank_roots[rank] = r
+        if not jobids:
+            return 0
+        parent_counts: dict[int, dict[int, dict[str, int]]] = {}
+        for rank, r in rank_roots.items():
+            cur = r
+            while (pe := g.parent_edge(cur, self.dom)) is not None:
+                per_job = parent_counts.setdefault(pe.source, {})
+                for j in jobids:
+                    c = per_job.setdefault(j, {})
+                    for t, n in rank_counts[rank].items():
+                        c[t] = c.get(t, 0) + n
+                cur = g.vertices[pe.source]
+        rc = 0
+        for vid, per_job in parent_counts.items():
+            for j, c in per_job.items():
+                rc = self.cancel_partial_vertex(g.vertices[vid], j, c)
+                if rc != 0:
+                    self.err += f"remove: {g.vertices[vid].name}: cancel_vertex failed.\n"
+                    return rc
+        return rc
+
     # -- status ----------------------------------------------------------------------
     def subtree(self, v: Vertex, out: set[int]) -> None:
         for e in v.out:
@@ -845,7 +1015,7 @@ def partial_cancel(trav: Traverser, jobid: int, ranks: list[int],
                         sp.rem_span(v.job2span.pop(jobid))
                     if jobid in v.allocations:
                         span = v.allocations.pop(jobid)
-                        amount = v.plans.span_amount(span)
+                        amount = v.plans.span(span).request
                         v.plans.rem_span(span)
                         c = counts.setdefault(v.rank, {})
                         c[v.type] = c.get(v.type, 0) + amount

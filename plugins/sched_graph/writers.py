@@ -87,12 +87,14 @@ class JgfWriter(Writer):
         self.edges: list[dict] = []
         self.seq: int | None = None
         self.shorthand = shorthand
+        self.agfilter: dict | None = None  # set by ``find agfilter=t`` per vertex
 
     def emit_vertex(self, g, v, prefix, needs, exclusive, excl_parent) -> None:
         if self.shorthand and excl_parent:
             return
         self.nodes.append({"id": str(v.uniq_id),
-                           "metadata": vertex_metadata(v, needs, exclusive, self.seq)})
+                           "metadata": vertex_metadata(v, needs, exclusive, self.seq,
+                                                       self.agfilter)})
 
     def emit_edge(self, g, e, excl_parent) -> None:
         if self.shorthand and excl_parent:
@@ -122,15 +124,23 @@ class Rv1Writer(Writer):
         self.ranks: dict[int, dict[str, list[int]]] = {}
         self.hosts: dict[int, str] = {}
         self.tm: tuple[int, int] | None = None
+        # rank-less cores/gpus (hwloc graphs) go to the node emitted after them
+        self.pending: dict[str, list[int]] = {}
 
     def emit_vertex(self, g, v, prefix, needs, exclusive, excl_parent) -> None:
         if self.jgf is not None:
             self.jgf.emit_vertex(g, v, prefix, needs, exclusive, excl_parent)
         if v.type == "node":
             self.hosts[v.rank] = v.name
-            self.ranks.setdefault(v.rank, {})
-        elif exclusive and v.rank >= 0 and v.type in ("core", "gpu"):
-            self.ranks.setdefault(v.rank, {}).setdefault(v.type, []).append(v.id)
+            children = self.ranks.setdefault(v.rank, {})
+            for t, ids in self.pending.items():
+                children.setdefault(t, []).extend(ids)
+            self.pending = {}
+        elif exclusive and v.type in ("core", "gpu"):
+            if v.rank >= 0:
+                self.ranks.setdefault(v.rank, {}).setdefault(v.type, []).append(v.id)
+            else:
+                self.pending.setdefault(v.type, []).append(v.id)
 
     def emit_edge(self, g, e, excl_parent) -> None:
         if self.jgf is not None:
@@ -145,15 +155,15 @@ class Rv1Writer(Writer):
 
         if not self.ranks and self.tm is None:
             return ""
-        groups: list[list] = []  # [ranks, children] with identical children merged
+        # As Fluxion: ranks with the same children are merged, and the groups are
+        # ordered by their children's JSON text.
+        groups: dict[str, tuple[list[int], dict]] = {}
         for rank in sorted(self.ranks):
             ch = {t: encode_idset(ids) for t, ids in sorted(
                 self.ranks[rank].items(), key=lambda kv: ("core", "gpu").index(kv[0]))}
-            if groups and groups[-1][1] == ch:
-                groups[-1][0].append(rank)
-            else:
-                groups.append([[rank], ch])
-        rlite = [{"rank": encode_idset(r), "children": ch} for r, ch in groups]
+            groups.setdefault(dumps(ch), ([], ch))[0].append(rank)
+        rlite = [{"rank": encode_idset(r), "children": ch}
+                 for _, (r, ch) in sorted(groups.items())]
         start, end = self.tm or (0, 0)
         execution = {"R_lite": rlite,
                      "nodelist": [compress_hostlist(self.hosts[r] for r in sorted(self.hosts))],
@@ -164,7 +174,7 @@ class Rv1Writer(Writer):
             self.jgf.nodes, self.jgf.edges = [], []
             if gr is not None:
                 o["scheduling"] = gr
-        self.ranks, self.hosts, self.tm = {}, {}, None
+        self.ranks, self.hosts, self.tm, self.pending = {}, {}, None, {}
         return dumps(o) + "\n"
 
 

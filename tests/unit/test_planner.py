@@ -438,6 +438,45 @@ def test_multi_planner_zero_span_and_elastic_total():
     assert m.spans == 0 and m.avail_resources_at(25) == {"core": 8, "node": 1}
 
 
+def test_multi_planner_update_retypes_and_keeps_spans():
+    """``update`` is Fluxion's planner_multi_update: re-type and re-size in place."""
+    m = MultiPlanner({"core": 4, "node": 1}, horizon=100)
+    s = m.add_span(0, 10, {"core": 4, "node": 1})
+    m.update({"gpu": 2, "core": 8})  # new type first, node dropped, core grown
+    assert m.resource_types == ("gpu", "core") and m.totals == {"gpu": 2, "core": 8}
+    assert m.span(s).requests == {"gpu": 0, "core": 4}
+    assert m.avail_at(5, "core") == 4 and m.avail_at(5, "gpu") == 2
+    # Shrinking below what is held clamps what is free at 0, as Fluxion does.
+    m.update({"gpu": 2, "core": 2})
+    assert m.avail_at(5, "core") == 0
+    m.rem_span(s)
+    assert m.avail_at(5, "core") == 2 + 2  # Fluxion over-releases the same way
+    with pytest.raises(PlannerError) as e:
+        m.update({})
+    assert "non-empty" in one_line_error(e)
+
+
+def test_multi_planner_update_keeps_stale_search_keys():
+    """After a total grows, Fluxion's earliest-fit search still ranks existing points
+    by what was free before, until a span change touches them (t3028 elastic/009)."""
+    m = MultiPlanner({"core": 36, "node": 1})
+    m.add_span(0, 3600, {"core": 36, "node": 1})
+    m.add_span(3600, 3600, {"core": 36, "node": 1})
+    m.update({"core": 72, "node": 2})
+    assert m.avail_during(3600, 3600, {"core": 36, "node": 1})  # plain queries see it
+    got = list(m.avail_times(1, 3600, {"core": 36, "node": 1}, points_only=True))
+    assert got == [7200]  # point 3600 keeps its old key (0 cores free)
+    assert m.avail_time_first(1, 3600, {"core": 36, "node": 1}) == 1  # not points_only
+    # A span over the point refreshes its key.
+    t = m.add_span(3600, 10, {"core": 0, "node": 0})
+    m.rem_span(t)
+    assert list(m.avail_times(1, 3600, {"core": 36, "node": 1}, points_only=True)) == [
+        3600, 7200]
+    c = m.copy()
+    c.clear()
+    assert list(c.avail_times(0, 10, {"core": 1}, points_only=True)) == [0]
+
+
 @pytest.mark.parametrize(
     "call, words",
     [
