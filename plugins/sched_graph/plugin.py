@@ -5,6 +5,7 @@ Chosen with ``[sched] plugin = "sched-graph"`` and configured in its own table::
     [sched-graph]
     match-policy = "lonode"                 # any registered match policy
     prune-filters = "ALL:core,ALL:node"
+    traverser = "simple"                    # or "flexible" (jobspecs with or/xor slots)
     queue-policy = "easy"                   # fcfs, easy, conservative, hybrid
     reservation-depth = 8                   # hybrid only
     queue-depth = 32                        # pending jobs considered per cycle
@@ -27,10 +28,11 @@ from strato.core.errors import ConfigError
 from strato.core.hookspecs import hookimpl
 from strato.jobspec.idset import decode_idset
 
+from .flexible import TRAVERSERS, create_traverser
 from .jobspec import JobspecError, parse_jobspec
 from .policies import MatchPolicy, create_policy
 from .rv1exec import load_rv1exec
-from .traverser import ENODEV, ENOENT, Traverser
+from .traverser import ENODEV, ENOENT
 from .writers import create_writer
 
 BUILTIN_POLICIES = ("first", "low", "high", "lonode", "hinode", "lonodex", "hinodex",
@@ -89,6 +91,10 @@ class GraphScheduler:
             if not rtype or rtype not in known:
                 raise ConfigError(f"sched-graph: invalid prune filter '{spec}' "
                                   f"(types: {', '.join(sorted(known))})")
+        self.traverser = str(config.get("traverser", "simple"))
+        if self.traverser not in TRAVERSERS:
+            raise ConfigError(f"sched-graph: unknown traverser '{self.traverser}' "
+                              f"(have: {', '.join(sorted(TRAVERSERS))})")
         queue_policies = _registry(hook.sched_register_queue_policies)
         qname = str(config.get("queue-policy", "fcfs"))
         if qname not in queue_policies:
@@ -113,7 +119,8 @@ class GraphScheduler:
             raise ConfigError(f"sched-graph: match policy '{self.policy_name}' is not a "
                               "MatchPolicy")
         try:
-            self.trav = Traverser(self.graph, policy, ["containment"], self.prune_filters)
+            self.trav = create_traverser(self.traverser, self.graph, policy, ["containment"],
+                                         self.prune_filters)
             self.trav.initialize()
         except ValueError as exc:
             raise ConfigError(f"sched-graph: {exc}") from None

@@ -22,7 +22,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _common import BENCH_DIR, PYTHON, REPO, RESULTS_DIR, print_table, write_results  # noqa: E402,E501
 
 BENCHES = ["machine_limits", "bench_throughput", "bench_latency", "bench_memory", "bench_held",
-           "bench_submit"]
+           "bench_submit", "bench_graph"]
 
 # flux-core v0.88 on the reference 2-core machines (issue 3, two measurements).
 FLUX = {
@@ -104,6 +104,13 @@ def summary(r: dict) -> list[dict]:
             ok and sub["cc_jps"] > 3000)
         row(f"bulksubmit, {sub['n']} inputs", sub["bulk_jps"], "job/s", "-", "> 3000 job/s",
             "~1000 job/s", ok and sub["bulk_jps"] > 3000)
+    gr = r.get("bench_graph")
+    if gr:  # sched-graph matcher (issue 5): the "flux" column holds Fluxion's reference figure
+        for g in (g for g in gr["summary"] if g["target"]):
+            f = g["speed_vs_ref"]
+            row(f"sched-graph {g['figure']}", g["value"], g["unit"],
+                f"{f:.2f}x Fluxion" if f is not None else "-", g["target"],
+                f"Fluxion {g['ref']} {g['unit']}", g["ok"])
     return rows
 
 

@@ -32,7 +32,7 @@ def spec(*command, nodes=None, ntasks=1, duration=0.0, run=100.0):
 
 
 def test_lists_runs_and_places_by_policy(make_instance):
-    inst = graph_instance(make_instance, match_policy="hinode")
+    inst = graph_instance(make_instance, match_policy="hinode", traverser="flexible")
     h = strato.Handle(inst.uri)
     a = job.submit(h, spec("true"))
     assert job.info(h, a)["nodelist"] == "node3"  # hinode: highest node first
@@ -147,7 +147,8 @@ def test_bad_sched_graph_config(make_instance):
     for table, message in (({"match_policy": "nope"}, "unknown match-policy 'nope'"),
                            ({"queue_policy": "lifo"}, "unknown queue-policy 'lifo'"),
                            ({"prune_filters": "ALL:widget"}, "invalid prune filter"),
-                           ({"queue_depth": 0}, "queue-depth")):
+                           ({"queue_depth": 0}, "queue-depth"),
+                           ({"traverser": "zigzag"}, "unknown traverser 'zigzag'")):
         with pytest.raises(RuntimeError, match=message):
             graph_instance(make_instance, **table)
 
