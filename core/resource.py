@@ -139,3 +139,27 @@ def instance_R(config: dict) -> tuple[list[Node], dict]:
             props.setdefault(p, []).append(n.rank)
     R = make_R([(n.rank, n.hostname, n.cores, n.gpus) for n in nodes], properties=props)
     return nodes, R
+
+
+def status_rows(usage) -> dict:
+    """``resource list`` rows from ``(node, drained, used_cores, used_gpus)`` per node.
+
+    A node appears under ``free`` (or ``down`` if drained) with what it has left
+    and under ``allocated`` with what is in use, so a partly used node is in both.
+    """
+    rows = {k: {"ranks": [], "hosts": [], "ncores": 0, "ngpus": 0}
+            for k in ("free", "allocated", "down")}
+    for node, drained, used_c, used_g in usage:
+        parts = (("down" if drained else "free", len(node.cores) - used_c,
+                  len(node.gpus) - used_g), ("allocated", used_c, used_g))
+        for state, nc, ng in parts:
+            if nc or ng:
+                row = rows[state]
+                row["ranks"].append(node.rank)
+                row["hosts"].append(node.hostname)
+                row["ncores"] += nc
+                row["ngpus"] += ng
+    for row in rows.values():
+        row["nnodes"] = len(row["ranks"])
+        row["nodelist"] = compress_hostlist(row.pop("hosts"))
+    return rows

@@ -14,8 +14,7 @@ from __future__ import annotations
 import time
 
 from strato.core.hookspecs import hookimpl
-from strato.core.resource import Node, make_R
-from strato.jobspec.hostlist import compress_hostlist
+from strato.core.resource import Node, make_R, status_rows
 
 
 class _NodeState:
@@ -187,28 +186,8 @@ class SimpleScheduler:
 
     def resource_status(self) -> dict:
         """Free, allocated and down (drained) nodes with their core and gpu counts."""
-        rows = {k: {"ranks": [], "hosts": [], "ncores": 0, "ngpus": 0}
-                for k in ("free", "allocated", "down")}
-        for ns in self.nodes:
-            n = ns.node
-            used_c = len(n.cores) - len(ns.free_cores)
-            used_g = len(n.gpus) - len(ns.free_gpus)
-            if ns.drained:
-                parts = [("down", len(ns.free_cores), len(ns.free_gpus))]
-            else:
-                parts = [("free", len(ns.free_cores), len(ns.free_gpus))]
-            parts.append(("allocated", used_c, used_g))
-            for state, nc, ng in parts:
-                if nc or ng:
-                    row = rows[state]
-                    row["ranks"].append(n.rank)
-                    row["hosts"].append(n.hostname)
-                    row["ncores"] += nc
-                    row["ngpus"] += ng
-        for row in rows.values():
-            row["nnodes"] = len(row["ranks"])
-            row["nodelist"] = compress_hostlist(row.pop("hosts"))
-        return rows
+        return status_rows((ns.node, ns.drained, len(ns.node.cores) - len(ns.free_cores),
+                            len(ns.node.gpus) - len(ns.free_gpus)) for ns in self.nodes)
 
 
 @hookimpl

@@ -26,6 +26,7 @@ import time
 
 from strato.core.errors import ConfigError
 from strato.core.hookspecs import hookimpl
+from strato.core.resource import status_rows
 from strato.jobspec.idset import decode_idset
 
 from .flexible import TRAVERSERS, create_traverser
@@ -223,25 +224,8 @@ class GraphScheduler:
                 u = used.setdefault(rank, [0, 0])
                 u[0] += nc
                 u[1] += ng
-        from strato.jobspec.hostlist import compress_hostlist
-
-        rows = {k: {"ranks": [], "hosts": [], "ncores": 0, "ngpus": 0}
-                for k in ("free", "allocated", "down")}
-        for rank, node in sorted(self.nodes.items()):
-            uc, ug = used.get(rank, (0, 0))
-            free_state = "down" if rank in self.drained else "free"
-            for state, nc, ng in ((free_state, len(node.cores) - uc, len(node.gpus) - ug),
-                                  ("allocated", uc, ug)):
-                if nc or ng:
-                    row = rows[state]
-                    row["ranks"].append(rank)
-                    row["hosts"].append(node.hostname)
-                    row["ncores"] += nc
-                    row["ngpus"] += ng
-        for row in rows.values():
-            row["nnodes"] = len(row["ranks"])
-            row["nodelist"] = compress_hostlist(row.pop("hosts"))
-        return rows
+        return status_rows((node, rank in self.drained, *used.get(rank, (0, 0)))
+                           for rank, node in sorted(self.nodes.items()))
 
 
 def _registry_types(hook) -> list[str]:
