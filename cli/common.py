@@ -12,16 +12,6 @@ def handle():
     return Handle()
 
 
-def parse_jobid(text: str) -> int:
-    """A job id in any RFC 19 form; click.BadParameter names the bad one."""
-    from strato.core.ids import parse
-
-    try:
-        return parse(text)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc)) from None
-
-
 class JobIdType(click.ParamType):
     name = "JOBID"
 

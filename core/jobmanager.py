@@ -39,8 +39,8 @@ class Job:
 
     __slots__ = ("id", "userid", "urgency", "priority", "state", "jobspec", "flags", "eventlog",
                  "kvsdir", "t_submit", "t_run", "t_cleanup", "t_inactive", "R", "name",
-                 "summary", "result", "status", "exception", "backend", "waiters", "exec_data",
-                 "alloc_pending", "expiration", "deps_left", "state_watchers", "cc",
+                 "summary", "result", "status", "exception", "backend", "waiters",
+                 "alloc_pending", "deps_left", "state_watchers", "cc",
                  "annotations")
 
     def __init__(self, jobid: int, userid: int, urgency: int, jobspec: dict, flags: int,
@@ -66,9 +66,7 @@ class Job:
         self.exception: dict | None = None
         self.backend = None
         self.waiters: list[Callable[[Job], None]] | None = None
-        self.exec_data = None
         self.alloc_pending = False
-        self.expiration = 0.0
         self.deps_left = 0
         self.state_watchers: list | None = None
         self.cc: int | None = None  # this copy's index under --cc

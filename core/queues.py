@@ -121,10 +121,6 @@ class Queues:
                               f"'{self.default}'")
         self.anonymous = Queue("")
 
-    @property
-    def configured(self) -> bool:
-        return bool(self.queues)
-
     def of(self, jobspec: dict) -> Queue:
         """The queue a (validated) jobspec names; RPCError for an unknown one."""
         name = jobspec.get("attributes", {}).get("system", {}).get("queue")

@@ -74,31 +74,6 @@ def from_config(entries: object) -> list[Node]:
     return nodes
 
 
-def nodes_from_R(R: dict) -> list[Node]:
-    """Parse an R version 1 object into nodes."""
-    try:
-        ex = R["execution"]
-        hosts = []
-        for h in ex.get("nodelist", []):
-            hosts.extend(expand_hostlist(h))
-        nodes = []
-        for entry in ex["R_lite"]:
-            children = entry["children"]
-            cores = decode_idset(children.get("core", ""))
-            gpus = decode_idset(children.get("gpu", ""))
-            for rank in decode_idset(entry["rank"]):
-                name = hosts[len(nodes)] if len(nodes) < len(hosts) else f"rank{rank}"
-                nodes.append(Node(rank, name, cores, gpus))
-        for prop, ranks in (ex.get("properties") or {}).items():
-            rset = set(decode_idset(ranks))
-            for n in nodes:
-                if n.rank in rset:
-                    n.properties.append(prop)
-    except (KeyError, TypeError, ValueError, IndexError) as exc:
-        raise ConfigError(f"invalid R: {exc}") from None
-    return nodes
-
-
 def make_R(parts: list[tuple[int, str, list[int], list[int]]], starttime: float = 0.0,
            expiration: float = 0.0, properties: dict[str, list[int]] | None = None) -> dict:
     """Build R version 1 from ``(rank, hostname, cores, gpus)`` in rank order.
