@@ -104,7 +104,7 @@ def register(broker, jobs: JobManager, kvs) -> None:
                 batch.clear()
 
         for job in targets:
-            jobs.on_inactive(job, done)
+            jobs.watch_state(job, INACTIVE, done)
 
     def cancel(req) -> None:
         """{ids, type?, note?}: raise a severity 0 exception (default type cancel)."""

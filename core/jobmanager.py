@@ -39,7 +39,7 @@ class Job:
 
     __slots__ = ("id", "userid", "urgency", "priority", "state", "jobspec", "flags", "eventlog",
                  "kvsdir", "t_submit", "t_run", "t_cleanup", "t_inactive", "R", "name",
-                 "summary", "result", "status", "exception", "backend", "waiters",
+                 "summary", "result", "status", "exception", "backend",
                  "alloc_pending", "deps_left", "state_watchers", "cc",
                  "annotations")
 
@@ -65,7 +65,6 @@ class Job:
         self.status: int | None = None
         self.exception: dict | None = None
         self.backend = None
-        self.waiters: list[Callable[[Job], None]] | None = None
         self.alloc_pending = False
         self.deps_left = 0
         self.state_watchers: list | None = None
@@ -399,10 +398,6 @@ class JobManager:
         del self.active[job.id]
         self.counts["inactive"] += 1
         self.instance.job_ended(job)
-        if job.waiters:
-            for cb in job.waiters:
-                cb(job)
-            job.waiters = None
 
     # -- exceptions, cancel, urgency --------------------------------------------------------
     def raise_exception(self, job: Job, etype: str, severity: int, note: str = "",
@@ -455,15 +450,6 @@ class JobManager:
         if job.state & (PRIORITY | SCHED):
             self._reprioritize(job)  # a job still in DEPEND gets its priority later
         return old
-
-    # -- waiting ---------------------------------------------------------------------------
-    def on_inactive(self, job: Job, cb: Callable[[Job], None]) -> None:
-        if job.state == INACTIVE:
-            cb(job)
-        elif job.waiters is None:
-            job.waiters = [cb]
-        else:
-            job.waiters.append(cb)
 
     # -- restart -------------------------------------------------------------------------
     def recover(self) -> None:
