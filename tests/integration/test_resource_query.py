@@ -93,3 +93,14 @@ def test_bad_options(args, message):
     assert res.returncode == 1
     assert message in res.stderr.splitlines()[0]
     assert "Traceback" not in res.stderr
+
+
+def test_command_line_reproduces_a_golden_case(tmp_path):
+    """The CLI path (options, stdin, -t file) on one case the in-process suite also runs."""
+    cmds = (FLUXION / "commands/basics/cmds01.in").read_text()
+    cmds = cmds.replace("@TEST_SRCDIR@/data/resource/", f"{FLUXION}/")
+    out = tmp_path / "R.out"
+    res = subprocess.run([*RQ, "-L", str(TINY), "-S", "CA", "-P", "high", "-t", str(out)],
+                         input=cmds, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert out.read_text() == (FLUXION / "expected/basics/001.R.out").read_text()
