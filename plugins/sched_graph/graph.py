@@ -9,6 +9,7 @@ inspection and tooling.
 
 from __future__ import annotations
 
+from bisect import bisect_left, insort
 from typing import Any
 
 from .planner import INT64_MAX, MultiPlanner, Planner
@@ -44,9 +45,11 @@ class TypeOrder:
 class Edge:
     """A directed edge of one subsystem, with the matcher's per-traversal marks."""
 
-    __slots__ = ("source", "target", "subsystem", "needs", "exclusive", "seq", "weight")
+    __slots__ = ("source", "target", "subsystem", "needs", "exclusive", "seq", "weight",
+                 "order")
 
-    def __init__(self, source: int, target: int, subsystem: str) -> None:
+    def __init__(self, source: int, target: int, subsystem: str, order: int = 0) -> None:
+        self.order = order  # creation order: an out-list is always in this order
         self.source = source
         self.target = target
         self.subsystem = subsystem
@@ -66,9 +69,9 @@ class Vertex:
 
     __slots__ = (
         "index", "uniq_id", "type", "basename", "name", "id", "rank", "size", "unit", "properties",
-        "paths", "status", "member_of", "out", "in_", "plans", "x_checker", "allocations",
+        "paths", "status", "member_of", "out", "in_", "plans", "_x_checker", "allocations",
         "reservations", "tags", "x_spans", "job2span", "subplans", "colors", "ephemeral",
-        "removed",
+        "removed", "out_types",
     )
 
     def __init__(self, index: int, type_: str, basename: str, name: str, id_: int,
@@ -87,9 +90,10 @@ class Vertex:
         self.status = "up"
         self.member_of: dict[str, str] = {}
         self.out: list[Edge] = []
+        self.out_types: dict[str, int] = {}  # type -> number of out-edges to it
         self.in_: list[Edge] = []
         self.plans = Planner(size, 0, INT64_MAX, type_)
-        self.x_checker = Planner(X_CHECKER_NJOBS, 0, INT64_MAX)
+        self._x_checker: Planner | None = None  # created on first use (see x_checker)
         self.allocations: dict[int, int] = {}
         self.reservations: dict[int, int] = {}
         self.tags: dict[int, int] = {}
@@ -99,6 +103,74 @@ class Vertex:
         self.colors: dict[str, int] = {}
         self.ephemeral: dict[str, str] = {}
         self.removed = False
+
+    @property
+    def x_checker(self) -> Planner:
+        """The exclusivity checker (one unit per job on the vertex), created on first use.
+
+        Until a job books a span on it, every exclusivity query would find it empty,
+        so the matcher tests ``_x_checker is None`` first and skips the planner.
+        """
+        xc = self._x_checker
+        if xc is None:
+            xc = self._x_checker = Planner(X_CHECKER_NJOBS, 0, INT64_MAX)
+        return xc
+
+
+class OutEdgeIndex:
+    """A vertex's out-edges keyed by (weight, child uniq_id), kept in key order.
+
+    ``first`` walks them highest key first (``desc``); the keys are kept sorted as
+    they change instead of being sorted on every match.
+    """
+
+    __slots__ = ("_map", "_keys")
+
+    def __init__(self) -> None:
+        self._map: dict[tuple[int, int], Edge] = {}
+        self._keys: list[tuple[int, int]] = []
+
+    def __setitem__(self, key: tuple[int, int], e: Edge) -> None:
+        if key not in self._map:
+            insort(self._keys, key)
+        self._map[key] = e
+
+    def __getitem__(self, key: tuple[int, int]) -> Edge:
+        return self._map[key]
+
+    def __delitem__(self, key: tuple[int, int]) -> None:
+        del self._map[key]
+        keys = self._keys
+        del keys[bisect_left(keys, key)]
+
+    def pop(self, key: tuple[int, int], default=None):
+        if key in self._map:
+            e = self._map[key]
+            del self[key]
+            return e
+        return default
+
+    def get(self, key: tuple[int, int], default=None):
+        return self._map.get(key, default)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._map
+
+    def __len__(self) -> int:
+        return len(self._map)
+
+    def __iter__(self):
+        return iter(self._map)
+
+    def items(self):
+        return self._map.items()
+
+    def desc(self):
+        """The edges, highest key first (lazily: ``first`` stops early; the index must
+        not change while this is being walked)."""
+        m = self._map
+        for k in reversed(self._keys):
+            yield m[k]
 
 
 class ResourceGraph:
@@ -112,11 +184,13 @@ class ResourceGraph:
         self.by_name: dict[str, list[int]] = {}
         self.by_rank: dict[int, list[int]] = {}
         # vertex index -> {(weight, child uniq_id): edge}; walked highest key first by `first`
-        self.by_outedges: dict[int, dict[tuple[int, int], Edge]] = {}
+        self.by_outedges: dict[int, OutEdgeIndex] = {}
         self.types = TypeOrder()
         self.nodes_up = 0
         self.graph_start = 0
         self.graph_end = 3153600000  # Fluxion's 100-year default horizon
+        self.n_edges_created = 0
+        self.version = 0  # bumped whenever an edge is added, re-typed or removed
 
     # -- building -----------------------------------------------------------------
     def add_vertex(self, type_: str, basename: str, name: str, id_: int, rank: int,
@@ -135,15 +209,21 @@ class ResourceGraph:
 
     def add_edge(self, src: Vertex, tgt: Vertex, subsystem: str, fresh: bool = False) -> Edge:
         """Add src -> tgt (or return the existing edge); ``fresh``: tgt is brand new."""
+        self.version += 1
         if not fresh:
             for e in src.out:
                 if e.target == tgt.index:
                     e.subsystem = subsystem
                     return e
-        e = Edge(src.index, tgt.index, subsystem)
+        self.n_edges_created += 1
+        e = Edge(src.index, tgt.index, subsystem, self.n_edges_created)
         src.out.append(e)
+        src.out_types[tgt.type] = src.out_types.get(tgt.type, 0) + 1
         tgt.in_.append(e)
-        self.by_outedges.setdefault(src.index, {})[(e.weight, tgt.uniq_id)] = e
+        m = self.by_outedges.get(src.index)
+        if m is None:
+            m = self.by_outedges[src.index] = OutEdgeIndex()
+        m[(e.weight, tgt.uniq_id)] = e
         return e
 
     def parent_edge(self, v: Vertex, subsystem: str) -> Edge | None:
@@ -159,18 +239,25 @@ class ResourceGraph:
         leaves the path, type, name and rank indexes (a path's whole entry goes, as
         in Fluxion) but keeps its slot in ``vertices``, marked ``removed``.
         """
+        self.version += 1
         verts = self.vertices
         for e in v.out:
             verts[e.target].in_.remove(e)
         for e in v.in_:
             src = verts[e.source]
             src.out.remove(e)
+            n = src.out_types.get(v.type, 0) - 1
+            if n > 0:
+                src.out_types[v.type] = n
+            else:
+                src.out_types.pop(v.type, None)
             m = self.by_outedges.get(src.index)
             if m is not None:
                 for key, edge in list(m.items()):
                     if edge is e:
                         del m[key]
         v.out = []
+        v.out_types = {}
         v.in_ = []
         self.by_outedges.pop(v.index, None)
         for path in v.paths.values():

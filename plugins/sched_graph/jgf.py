@@ -258,7 +258,7 @@ def jgf_update(trav, text: str, jobid: int, at: int, duration: int,
     def mark_edge(src: Vertex, tgt: Vertex, needs: int, excl: bool) -> None:
         for e in src.out:
             if e.target == tgt.index:
-                e.mark(needs, int(excl), trav.seq)
+                trav.mark_edge(e, needs, int(excl))
                 return
         raise JgfError(f"update_tgt_edge: JGF edge from {src.uniq_id} to {tgt.uniq_id} "
                        "not found in resource graph.")

@@ -16,6 +16,11 @@ import yaml
 
 UINT_MAX = 2**32 - 1
 
+# libyaml's loader when PyYAML was built with it (same constructors as safe_load).
+_FastLoader = getattr(yaml, "CSafeLoader", None)
+_CACHE_MAX = 256
+_cache: dict[str, Jobspec] = {}  # jobspec text -> parsed (successful parses only)
+
 
 class JobspecError(Exception):
     """The jobspec is malformed; the message is what resource-query prints."""
@@ -235,18 +240,52 @@ def parse_jobspec(text: str, known_types=None) -> Jobspec:
 
     ``known_types`` (a container of type names), when given, rejects resource types
     outside it, as Fluxion does once its graph is loaded.
+
+    Successful parses are cached by text: the result depends only on the text and
+    on whether its resource types are known, so a cached one is returned when all
+    its types are known (otherwise the text is parsed again, which raises the same
+    error as before). The matcher resets everything it stores on a Request
+    (``user_data``) before each use, so sharing the parsed object is safe.
     """
+    hit = _cache.get(text)
+    if hit is not None and (known_types is None or _types_known(hit.resources, known_types)):
+        return hit
     try:
-        return _parse_jobspec(text, known_types)
+        js = _parse_jobspec(text, known_types)
     except (TypeError, ValueError, AttributeError) as exc:
         if isinstance(exc, JobspecError):
             raise
         raise JobspecError("bad conversion") from exc
+    if len(_cache) >= _CACHE_MAX:
+        _cache.clear()
+    _cache[text] = js
+    return js
+
+
+def _types_known(resources: list[Request], known_types) -> bool:
+    for r in resources:
+        if r.type not in known_types or not _types_known(r.with_, known_types):
+            return False
+    return True
+
+
+def _load_yaml(text: str):
+    """``yaml.safe_load(text)``, through libyaml when available.
+
+    On a YAML error the pure-Python loader parses it again, so the error message is
+    exactly safe_load's.
+    """
+    if _FastLoader is not None:
+        try:
+            return yaml.load(text, Loader=_FastLoader)  # noqa: S506 (a safe loader)
+        except yaml.YAMLError:
+            pass
+    return yaml.safe_load(text)
 
 
 def _parse_jobspec(text: str, known_types) -> Jobspec:
     try:
-        top = yaml.safe_load(text)
+        top = _load_yaml(text)
     except yaml.YAMLError as exc:
         try:
             top = json.loads(text)

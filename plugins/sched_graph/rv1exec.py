@@ -119,7 +119,7 @@ def rv1exec_update(trav, text: str, jobid: int, at: int, duration: int) -> None:
     def mark_edge(src, dst) -> None:
         for e in src.out:
             if e.target == dst.index:
-                e.mark(dst.size, 1, trav.seq)
+                trav.mark_edge(e, dst.size, 1)
                 return
         raise Rv1Error("update_edges: rv1exec edge not found in resource graph.")
 

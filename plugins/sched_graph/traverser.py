@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from .graph import X_CHECKER_NJOBS, Edge, ResourceGraph, Vertex
 from .jobspec import Jobspec, Request, calc_count, calc_effective_max
-from .planner import MultiPlanner
+from .planner import INT64_MAX, MultiPlanner
 from .policies import MatchPolicy
 from .scoring import MATCH_MET, MATCH_UNMET, EGroup, EvalEdge, Scoring
 
@@ -102,6 +102,17 @@ class Traverser:
         self.rt_needs = 0
         self.rt_excl = 0
         self.rt_seq = 0
+        # Edges marked with the current seq, by source vertex index ({order: edge}):
+        # ``update`` walks only these (in out-list order) below a vertex it does not
+        # take whole.
+        self.marked: dict[int, dict[int, Edge]] = {}
+        # jobid -> the vertices ``update`` booked something of the job on (a superset:
+        # entries are checked against the vertex's state when used); lets ``remove``
+        # visit only those instead of walking the graph.
+        self.job_vertices: dict[int, list[Vertex]] = {}
+        self._tree_version = -1
+        self._dom_tree = False
+        self._dom_outdeg: dict[int, int] = {}
 
     # -- colors ------------------------------------------------------------------
     def reset_color(self) -> None:
@@ -109,7 +120,17 @@ class Traverser:
 
     def tick(self) -> None:
         self.seq += 1
+        self.marked = {}
         self.reset_color()
+
+    def mark_edge(self, e: Edge, needs: int, exclusive: int) -> None:
+        """Mark ``e`` as selected with the current seq (and remember it for update)."""
+        e.mark(needs, exclusive, self.seq)
+        m = self.marked.get(e.source)
+        if m is None:
+            self.marked[e.source] = {e.order: e}
+        else:
+            m[e.order] = e
 
     def _gray(self) -> int:
         return self.color_base + 1
@@ -192,7 +213,13 @@ class Traverser:
                     and u.allocations):
                 self.errno = EBUSY
                 return -1
-            if not u.x_checker.avail_during(meta.at, meta.duration, X_CHECKER_NJOBS):
+            xc = u._x_checker
+            if xc is None:
+                # an unused checker is free over the whole horizon
+                if meta.at >= 0 and meta.duration >= 1 and meta.at + meta.duration <= INT64_MAX:
+                    return 0
+                xc = u.x_checker
+            if not xc.avail_during(meta.at, meta.duration, X_CHECKER_NJOBS):
                 self.errno = EBUSY
                 return -1
         return 0
@@ -272,9 +299,9 @@ class Traverser:
         return resources, nslots, (PRISTINE_NONE_MATCH if pristine else NONE_MATCH), pristine
 
     def slot_match(self, u: Vertex, slot: Request) -> bool:
-        verts = self.g.vertices
+        types = u.out_types
         for c in slot.with_:
-            if not any(verts[e.target].type == c.type for e in u.out):
+            if c.type not in types:
                 return False
         return True
 
@@ -307,8 +334,7 @@ class Traverser:
         # per type: [per_share, prev_total, accum, shares]
         tallies = {r.type: [calc_effective_max(r), 0, 0, 0] for r in resources}
         verts = self.g.vertices
-        for key in sorted(outedges, reverse=True):
-            e = outedges[key]
+        for e in outedges.desc():
             if e.subsystem != s or self.stop_explore(e, s):
                 continue
             tgt = verts[e.target]
@@ -469,7 +495,7 @@ class Traverser:
                 if eg.root:
                     continue
                 for ee in eg.edges:
-                    ee.edge.mark(ee.needs, ee.exclusive, self.seq)
+                    self.mark_edge(ee.edge, ee.needs, ee.exclusive)
                     if unconstrained and s == self.dom:
                         parent_v = verts[ee.edge.source]
                         while (pe := self.g.parent_edge(parent_v, s)) is not None:
@@ -482,7 +508,7 @@ class Traverser:
                                 constrained = False
                             if constrained:
                                 continue
-                            pe.mark(tgt.size, 0, self.seq)
+                            self.mark_edge(pe, tgt.size, 0)
         return 0
 
     def resolve_graph(self, root: Vertex, resources, dfu: Scoring) -> int | None:
@@ -670,11 +696,20 @@ class Traverser:
         self.trav_level += 1
         u.colors[dom] = self._gray()
         verts = self.g.vertices
+        if mod:
+            edges = u.out
+        else:
+            # only edges marked with this seq can be walked: take them in out-list order
+            rec = self.marked.get(u.index)
+            if not rec:
+                edges = ()
+            elif len(rec) == 1:
+                edges = tuple(rec.values())
+            else:
+                edges = [rec[k] for k in sorted(rec)]
         for s in self.subsystems:
-            for e in u.out:
-                if e.subsystem != s or self.stop_explore(e, s):
-                    continue
-                if e.seq != self.seq and not mod:
+            for e in edges:
+                if e.subsystem != s or (e.seq != self.seq and not mod) or self.stop_explore(e, s):
                     continue
                 tgt = verts[e.target]
                 x = bool(e.exclusive) or mod
@@ -721,6 +756,11 @@ class Traverser:
                         u.reservations[meta.jobid] = span
             if n > 0:
                 u.tags[meta.jobid] = meta.jobid
+                jv = self.job_vertices.get(meta.jobid)
+                if jv is None:
+                    self.job_vertices[meta.jobid] = [u]
+                else:
+                    jv.append(u)
                 u.x_spans[meta.jobid] = u.x_checker.add_span(meta.at, meta.duration, 1)
                 sp = u.subplans.get(self.dom)
                 if sp is not None and dfu:
@@ -748,11 +788,106 @@ class Traverser:
         root = self.root()
         self.reset_color()
         if jobid in root.tags:
-            rc = self.mod_dfv(root, jobid)
+            if self._is_dom_tree() and jobid in self.job_vertices:
+                rc = self._mod_indexed(root, jobid)
+            else:
+                rc = self.mod_dfv(root, jobid)
+                self._prune_job_index(jobid)
         else:
             rc = self.mod_exv(jobid)
         self.total_preorder, self.total_postorder = self.preorder, self.postorder
         return rc
+
+    def _is_dom_tree(self) -> bool:
+        """True if no vertex has two parents in the dominant subsystem (cached per graph
+        version), with each vertex's number of dominant out-edges alongside."""
+        g = self.g
+        if self._tree_version != g.version:
+            dom = self.dom
+            tree = True
+            outdeg: dict[int, int] = {}
+            for v in g.vertices:
+                n = 0
+                for e in v.out:
+                    if e.subsystem == dom:
+                        n += 1
+                outdeg[v.index] = n
+                if tree and sum(1 for e in v.in_ if e.subsystem == dom) > 1:
+                    tree = False
+            self._dom_tree = tree
+            self._dom_outdeg = outdeg
+            self._tree_version = g.version
+        return self._dom_tree
+
+    def _mod_indexed(self, root: Vertex, jobid: int) -> int:
+        """``mod_dfv(root, jobid)`` on a tree, visiting only the job's vertices.
+
+        ``mod_dfv`` releases the tagged vertices reached from the root through tagged
+        vertices, and visits every dominant child of each of them: on a tree that is
+        PREORDER = 1 + their dominant out-degrees, POSTORDER = their number. Those are
+        the counts reported, without walking the untagged children.
+        """
+        g = self.g
+        dom = self.dom
+        verts = g.vertices
+        cand = self.job_vertices.pop(jobid)
+        reached: dict[int, bool] = {root.index: True}
+
+        def is_reached(v: Vertex) -> bool:
+            chain = []
+            while True:
+                r = reached.get(v.index)
+                if r is not None:
+                    break
+                if jobid not in v.tags:
+                    r = False
+                    break
+                pe = g.parent_edge(v, dom)
+                if pe is None:  # another root: mod_dfv never gets there
+                    r = False
+                    break
+                chain.append(v.index)
+                v = verts[pe.source]
+            for i in chain:
+                reached[i] = r
+            return r
+
+        seen: set[int] = set()
+        todo: list[Vertex] = []
+        for v in cand:
+            if v.index in seen:
+                continue
+            seen.add(v.index)
+            if jobid in v.tags and is_reached(v):
+                todo.append(v)
+        if root.index not in seen:
+            todo.append(root)
+        outdeg = self._dom_outdeg
+        pre = 1
+        for u in todo:
+            pre += outdeg.get(u.index, 0)
+            del u.tags[jobid]
+            span = u.x_spans.pop(jobid, None)
+            if span is not None:
+                u.x_checker.rem_span(span)
+            sp = u.subplans.get(dom)
+            if sp is not None and jobid in u.job2span:
+                sp.rem_span(u.job2span.pop(jobid))
+            self._mod_plan(u, jobid)
+        self.preorder += pre
+        self.postorder += len(todo)
+        self.job_vertices[jobid] = cand
+        self._prune_job_index(jobid)
+        return 0
+
+    def _prune_job_index(self, jobid: int) -> None:
+        """Keep only the vertices that still hold something of ``jobid``."""
+        cand = self.job_vertices.pop(jobid, None)
+        if cand:
+            rest = [v for v in cand if jobid in v.tags or jobid in v.allocations
+                    or jobid in v.reservations]
+            if rest:
+                self.job_vertices[jobid] = rest
 
     def mod_dfv(self, u: Vertex, jobid: int) -> int:
         self.preorder += 1
@@ -790,6 +925,7 @@ class Traverser:
     def mod_exv(self, jobid: int) -> int:
         for v in self.g.vertices:
             self._mod_plan(v, jobid)
+        self.job_vertices.pop(jobid, None)
         return 0
 
     # -- update: record an allocation from its R ------------------------------------------

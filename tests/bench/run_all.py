@@ -22,7 +22,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _common import BENCH_DIR, PYTHON, REPO, RESULTS_DIR, print_table, write_results  # noqa: E402,E501
 
 BENCHES = ["machine_limits", "bench_throughput", "bench_latency", "bench_memory", "bench_held",
-           "bench_submit", "bench_graph"]
+           "bench_submit", "bench_graph", "bench_graph_instance"]
 
 # flux-core v0.88 on the reference 2-core machines (issue 3, two measurements).
 FLUX = {
@@ -111,6 +111,13 @@ def summary(r: dict) -> list[dict]:
             row(f"sched-graph {g['figure']}", g["value"], g["unit"],
                 f"{f:.2f}x Fluxion" if f is not None else "-", g["target"],
                 f"Fluxion {g['ref']} {g['unit']}", g["ok"])
+    gi = r.get("bench_graph_instance")
+    if gi:  # sched-graph in an instance (issue 5)
+        lo = gi["loop_ns_per_iter_start_end"]
+        row(f"sched-graph instance, {gi['count']} sim jobs on 1024x32", gi["jobs_per_s"],
+            "job/s", f"loop {lo[0]:.0f}/{lo[1]:.0f} ns/iter (start/end)",
+            f">= {gi['target_jobs_per_s']:.0f} job/s",
+            f"Fluxion {gi['fluxion_ref_jobs_per_s']:.0f} job/s (1000 jobs)", gi["ok"])
     return rows
 
 
