@@ -52,7 +52,12 @@ def split_inputs(args: list[str]) -> tuple[list[str], list[list[str]]]:
 
 
 def _fields(text: str) -> bool:
-    return any(name is not None for _, name, _, _ in string.Formatter().parse(text))
+    """Whether `text` has {fields} to substitute (a malformed one counts: it is
+    reported, with the input, when substitution fails)."""
+    try:
+        return any(name is not None for _, name, _, _ in string.Formatter().parse(text))
+    except ValueError:
+        return True
 
 
 def substitute(text: str, inputs: tuple, seq: int) -> str:
