@@ -46,6 +46,8 @@ class ShellHost:
             except Exception:
                 pass
             status = 1 << 8
+        finally:
+            shell.cleanup()
         self.shells.pop(job.id, None)
         self.instance.jobs.exec_finished(job, status)
 

@@ -214,12 +214,18 @@ class JobShell:
         self.tasks = [Task(i, lid, nrank, argv) for i, (nrank, lid) in enumerate(layout)]
         self.host.hook.shell_init(shell=self)
         try:
+            self.rlimits = _rlimits(self.system.get("shell", {}).get("options", {}))
+        except ValueError as exc:
+            return self._fail_all(str(exc))
+        try:
             fout, ferr = self._open_files()
         except OSError as exc:
             return self._fail_all(f"cannot open output file: {exc.strerror}: {exc.filename}")
         try:
             fin = self._open_input()
         except OSError as exc:
+            for fd in {fout, ferr} - {None}:
+                os.close(fd)
             return self._fail_all(f"cannot open input file: {exc.strerror}: {exc.filename}")
         if self.label:
             # Labelled lines are written by the shell, so tasks get pipes, not the files.
@@ -227,10 +233,6 @@ class JobShell:
             spawn_out = spawn_err = None
         else:
             spawn_out, spawn_err = fout, ferr
-        try:
-            self.rlimits = _rlimits(self.system.get("shell", {}).get("options", {}))
-        except ValueError as exc:
-            return self._fail_all(str(exc))
         self.remaining = len(self.tasks)
         cwd = self.system.get("cwd")
         devnull = self.host.devnull if fin is None else fin
@@ -258,10 +260,6 @@ class JobShell:
         status = await self.done
         if self._timer:
             self._timer.cancel()
-        for fd in set(self.sinks.values()) - {None}:
-            os.close(fd)
-        if self.tmpdir is not None:
-            shutil.rmtree(self.tmpdir, ignore_errors=True)
         self.host.hook.shell_exit(shell=self)
         return status
 
@@ -283,6 +281,15 @@ class JobShell:
                 f.write(spec.get("data", ""))
         self.env["STRATO_JOB_TMPDIR"] = self.tmpdir
         return [a.replace("{{tmpdir}}", self.tmpdir) for a in argv]
+
+    def cleanup(self) -> None:
+        """Close the output files and remove the job's temporary directory."""
+        for fd in set(self.sinks.values()) - {None}:
+            os.close(fd)
+        self.sinks = {}
+        if self.tmpdir is not None:
+            shutil.rmtree(self.tmpdir, ignore_errors=True)
+            self.tmpdir = None
 
     def _fail_all(self, message: str) -> int:
         self.write_output("stderr", 0, f"strato-shell: {message}\n")

@@ -556,7 +556,14 @@ class ResourceQuery:
             return True
         if handler == "quit":
             return False
+        mutates = handler not in ("match", "multi-match", "cancel")
+        trav = getattr(self, "trav", None)
+        if mutates and trav is not None:
+            trav.cache_flush()  # any other command may change the graph's state
         getattr(self, "cmd_" + handler.replace("-", "_"), self.cmd_unsupported)(tokens)
+        trav = getattr(self, "trav", None)
+        if mutates and trav is not None:
+            trav.cache_flush()
         return True
 
     def cmd_unsupported(self, args: list[str]) -> None:

@@ -8,6 +8,8 @@ policy's comparison and keeps the best k. Sorting reproduces libstdc++'s unstabl
 
 from __future__ import annotations
 
+import heapq
+import operator
 from collections.abc import Callable
 
 MATCH_UNMET = 0
@@ -163,10 +165,11 @@ class Evals:
         self.total_count += o.total_count
         self.groups.extend(o.groups)
 
-    def choose_best_k(self, k: int, comp: Less) -> bool:
+    def choose_best_k(self, k: int, comp: Less, fast: bool = False) -> bool:
         if k == 0 or k > self.qual_count:
             return False
-        std_sort(self.groups, comp)
+        if not (fast and self._top_k(k, comp)):
+            std_sort(self.groups, comp)
         i = 0
         left = k
         while left > 0:
@@ -176,6 +179,31 @@ class Evals:
             i += 1
         self.best_k = k
         self.best_i = i
+        return True
+
+    def _top_k(self, k: int, comp: Less) -> bool:
+        """Put the k best groups first, in order, when any correct sort must.
+
+        Every group counts at least 1, so at most the first k sorted groups are read.
+        If the best k+1 scores are pairwise distinct, each of the first k positions of
+        a correct sort (``std_sort`` is one) holds the same group, whatever the
+        algorithm; only the order after them differs, and nothing reads it.
+        """
+        groups = self.groups
+        n = len(groups)
+        if n <= 64 or k > 16 or (comp is not greater and comp is not less):
+            return False
+        pick = heapq.nlargest if comp is greater else heapq.nsmallest
+        top = pick(k + 1, groups, key=_score)
+        if len({g.score for g in top}) != len(top):
+            return False
+        for g in top[:k]:
+            if g.count < 1:  # then more than k groups could be read
+                return False
+        # move them to the front in order (a permutation: the rest is never read)
+        for j in range(k):
+            i = groups.index(top[j], j)
+            groups[j], groups[i] = groups[i], groups[j]
         return True
 
     def iter_next(self) -> EGroup | None:
@@ -189,10 +217,13 @@ class Evals:
         self._it = -1
 
 
+_score = operator.attrgetter("score")
+
+
 class Scoring:
     """Per-visit scoring table: subsystem -> resource type -> Evals."""
 
-    __slots__ = ("ssys", "hier_constrain_now", "overall_score", "avail", "order")
+    __slots__ = ("ssys", "hier_constrain_now", "overall_score", "avail", "order", "fast_topk")
 
     def __init__(self, order) -> None:
         self.ssys: dict[str, dict[str, Evals]] = {}
@@ -200,6 +231,7 @@ class Scoring:
         self.overall_score = -1
         self.avail = 0
         self.order = order  # TypeOrder, for Fluxion's type iteration order
+        self.fast_topk = False  # Evals.choose_best_k may take the exact top-k shortcut
 
     def evals(self, s: str, t: str) -> Evals:
         m = self.ssys.get(s)
@@ -231,7 +263,7 @@ class Scoring:
                 self.evals(s, t).merge(ev)
 
     def choose_accum_best_k(self, s: str, t: str, k: int, comp: Less = greater) -> None:
-        if self.evals(s, t).choose_best_k(k, comp):
+        if self.evals(s, t).choose_best_k(k, comp, self.fast_topk):
             self.hier_constrain_now = True
 
     def choose_accum_all(self, s: str, t: str, comp: Less = greater) -> None:

@@ -16,14 +16,16 @@ from dataclasses import dataclass
 from .graph import X_CHECKER_NJOBS, Edge, ResourceGraph, Vertex
 from .jobspec import Jobspec, Request, calc_count, calc_effective_max
 from .planner import INT64_MAX, MultiPlanner
-from .policies import MatchPolicy
-from .scoring import MATCH_MET, MATCH_UNMET, EGroup, EvalEdge, Scoring
+from .policies import MatchPolicy, MultilevelId
+from .scoring import MATCH_MET, MATCH_UNMET, EGroup, EvalEdge, Evals, Scoring
 
 EBUSY, ENODEV, EINVAL, ENOENT, ERANGE = "EBUSY", "ENODEV", "EINVAL", "ENOENT", "ERANGE"
 
 AT_ALLOC, AT_ALLOC_ORELSE_RESERVE, AT_SATISFIABILITY, AT_NO_ALLOC = range(4)
 NONE_MATCH, PRISTINE_NONE_MATCH, RESOURCE_MATCH, SLOT_MATCH = range(4)
 ANY = "*"
+_UNSET = object()  # errno sentinel while recording a cached evaluation
+_CACHE_KEYS = 8  # cached evaluations kept per vertex
 
 
 @dataclass
@@ -81,6 +83,10 @@ class PruneSpec:
 class Traverser:
     """Matcher state for one graph, policy and set of subsystems."""
 
+    # Exact per-subtree cache of ``dom_dfv`` evaluations (low/high on tree graphs),
+    # and the top-k shortcut of ``Evals.choose_best_k``; False forces the full walks.
+    subtree_cache = True
+
     def __init__(self, graph: ResourceGraph, policy: MatchPolicy, subsystems: list[str],
                  prune_filters: str = "ALL:core,ALL:node") -> None:
         self.g = graph
@@ -113,6 +119,12 @@ class Traverser:
         self._tree_version = -1
         self._dom_tree = False
         self._dom_outdeg: dict[int, int] = {}
+        # vertex index -> {key: cached evaluation}; an entry is dropped whenever the
+        # vertex's subtree may have changed (the touched sets are upward-closed).
+        self._mcache: dict[int, dict] = {}
+        self._mcache_ver = -1
+        self._cache_active = False
+        self._recs: list[list] = []  # recorders of marks / labels, innermost last
 
     # -- colors ------------------------------------------------------------------
     def reset_color(self) -> None:
@@ -123,8 +135,25 @@ class Traverser:
         self.marked = {}
         self.reset_color()
 
+    def cache_flush(self) -> None:
+        """Forget every cached evaluation (after any mutation other than update/remove)."""
+        self._mcache = {}
+
+    def _cache_enabled(self) -> bool:
+        p = self.policy
+        if not (self.subtree_cache and len(self.subsystems) == 1
+                and type(p) is MultilevelId and not p.factors and not p.stop_on_k_matches
+                and self._is_dom_tree()):
+            return False
+        if self._mcache_ver != self.g.version:
+            self._mcache = {}
+            self._mcache_ver = self.g.version
+        return True
+
     def mark_edge(self, e: Edge, needs: int, exclusive: int) -> None:
         """Mark ``e`` as selected with the current seq (and remember it for update)."""
+        for rec in self._recs:
+            rec.append((e, needs, exclusive))
         e.mark(needs, exclusive, self.seq)
         m = self.marked.get(e.source)
         if m is None:
@@ -154,6 +183,7 @@ class Traverser:
         ``attach`` or ``remove`` re-primes the filters the count is left as it was.
         """
         self.reset_color()
+        self.cache_flush()
         for s in self.subsystems:
             if s not in self.g.roots:
                 raise ValueError(f"subsystem {s} has no root")
@@ -309,6 +339,8 @@ class Traverser:
         if self.policy.stop_on_k_matches:
             return self.explore_dynamically(meta, u, s, resources, pristine, excl, dfu,
                                             multiplier)
+        if self._cache_active and s == self.dom:
+            return self._explore_cached(meta, u, s, resources, pristine, excl, dfu)
         rc2 = -1
         verts = self.g.vertices
         for e in u.out:
@@ -322,6 +354,77 @@ class Traverser:
                 eg.edges.append(EvalEdge(count, count, x_out, e))
                 dfu.add(s, tgt.type, eg)
                 rc2 = 0
+        return rc2
+
+    def _explore_cached(self, meta, u, s, resources, pristine, excl, dfu) -> int:
+        """``explore`` over the dominant tree with the subtree cache on.
+
+        A child with a cached evaluation is replayed inline (what ``dom_dfv`` does on
+        a hit, plus the edge group ``explore`` adds, itself cached). On a tree each
+        vertex is reached once per traversal, so ``stop_explore`` never stops a child
+        here: colours only stop a second visit.
+        """
+        rc2 = -1
+        verts = self.g.vertices
+        mcache = self._mcache
+        constraint = meta.constraint
+        key = (id(resources), pristine, excl, meta.at, meta.duration, meta.alloc_type,
+               meta.now, id(constraint))
+        ssys = dfu.ssys
+        for e in u.out:
+            if e.subsystem != s:
+                continue
+            ents = mcache.get(e.target)
+            ent = ents.get(key) if ents is not None else None
+            if ent is None or ent[0] is not resources or ent[1] is not constraint:
+                tgt = verts[e.target]
+                ok, x_out = self.dom_dfv(meta, tgt, resources, pristine, excl, dfu)
+                if ok:
+                    count = dfu.avail
+                    eg = EGroup(dfu.overall_score, count, 0, x_out, False)
+                    eg.edges.append(EvalEdge(count, count, x_out, e))
+                    dfu.add(s, tgt.type, eg)
+                    rc2 = 0
+                    ents = mcache.get(e.target)
+                    ent = ents.get(key) if ents is not None else None
+                    if ent is not None and ent[0] is resources and ent[1] is constraint:
+                        ent[11] = eg
+                        ent[12] = tgt.type
+                continue
+            self.preorder += ent[4]
+            self.postorder += ent[5]
+            if ent[6] is not _UNSET:
+                self.errno = ent[6]
+            if ent[7]:
+                self.err += ent[7]
+            for r in ent[8]:
+                if len(r) == 3:
+                    self.mark_edge(r[0], r[1], r[2])
+                else:
+                    self._set_label(r[0], r[1])
+            if not ent[2]:
+                continue
+            tp = ent[9]
+            for s_, t_, ev in ent[10]:
+                m = ssys.get(s_)
+                if m is None:
+                    m = ssys[s_] = {}
+                mine = m.get(t_)
+                if mine is None:
+                    mine = m[t_] = Evals()
+                mine.qual_count += ev.qual_count
+                mine.total_count += ev.total_count
+                mine.groups.extend(ev.groups)
+            dfu.avail = tp.avail
+            dfu.overall_score = tp.overall_score
+            eg = ent[11]
+            if eg is None:
+                count = tp.avail
+                eg = ent[11] = EGroup(tp.overall_score, count, 0, ent[3], False)
+                eg.edges.append(EvalEdge(count, count, ent[3], e))
+                ent[12] = verts[e.target].type
+            dfu.add(s, ent[12], eg)
+            rc2 = 0
         return rc2
 
     def explore_dynamically(self, meta, u, s, resources, pristine, excl, dfu,
@@ -440,6 +543,70 @@ class Traverser:
         return 0 if qual else -1
 
     def dom_dfv(self, meta, u, resources, pristine, excl, to_parent) -> tuple[bool, bool]:
+        if not self._cache_active or not u.out:
+            # leaves are not cached: their parent's entry covers them
+            return self._dom_dfv(meta, u, resources, pristine, excl, to_parent)
+        constraint = meta.constraint
+        key = (id(resources), pristine, excl, meta.at, meta.duration, meta.alloc_type,
+               meta.now, id(constraint))
+        ents = self._mcache.get(u.index)
+        if ents is not None:
+            ent = ents.get(key)
+            if ent is not None and ent[0] is resources and ent[1] is constraint:
+                # replay the subtree's evaluation and its side effects, in order
+                _, _, ok, x_out, dpre, dpost, errno, err, recs, tp = ent[:10]
+                self.preorder += dpre
+                self.postorder += dpost
+                if errno is not _UNSET:
+                    self.errno = errno
+                if err:
+                    self.err += err
+                for r in recs:
+                    if len(r) == 3:
+                        self.mark_edge(r[0], r[1], r[2])
+                    else:
+                        self._set_label(r[0], r[1])
+                if ok:
+                    to_parent.merge(tp)
+                    to_parent.avail = tp.avail
+                    to_parent.overall_score = tp.overall_score
+                return ok, x_out
+        pre0, post0 = self.preorder, self.postorder
+        old_errno = self.errno
+        self.errno = _UNSET
+        err0 = len(self.err)
+        rec: list = []
+        self._recs.append(rec)
+        tp = Scoring(self.g.types)
+        try:
+            ok, x_out = self._dom_dfv(meta, u, resources, pristine, excl, tp)
+        finally:
+            self._recs.pop()
+            errno = self.errno
+            if errno is _UNSET:
+                self.errno = old_errno
+        if ok:
+            to_parent.merge(tp)
+            to_parent.avail = tp.avail
+            to_parent.overall_score = tp.overall_score
+        if ents is None:
+            ents = self._mcache[u.index] = {}
+        elif len(ents) >= _CACHE_KEYS:
+            ents.clear()
+        flat = [(s, t, ev) for s, tmap in tp.ssys.items() for t, ev in tmap.items()]
+        # [10]: tp's evals flattened for merging; [11], [12]: the edge group and type
+        # ``_explore_cached`` adds for this child (filled there)
+        ents[key] = [resources, constraint, ok, x_out, self.preorder - pre0,
+                     self.postorder - post0, errno, self.err[err0:], rec, tp, flat, None,
+                     None]
+        return ok, x_out
+
+    def _set_label(self, u: Vertex, label: str) -> None:
+        for rec in self._recs:
+            rec.append((u, label))
+        u.ephemeral = {"label": label, "_seq": str(self.seq)}
+
+    def _dom_dfv(self, meta, u, resources, pristine, excl, to_parent) -> tuple[bool, bool]:
         x_in = excl or self.exclusivity(resources, u)
         nxt, nslots, kind, check_pres = self.test(u, resources, pristine)
         self.preorder += 1
@@ -470,7 +637,7 @@ class Traverser:
         to_parent.overall_score = dfu.overall_score
         for r in resources:
             if r.type == u.type and r.label:
-                u.ephemeral = {"label": r.label, "_seq": str(self.seq)}
+                self._set_label(u, r.label)
         self.postorder += 1
         return True, x_in
 
@@ -535,7 +702,12 @@ class Traverser:
         self.tick()
         self.preorder = 0
         self.postorder = 0
-        ok, x_in = self.dom_dfv(meta, root, resources, True, excl, dfu)
+        self._cache_active = self._cache_enabled()
+        dfu.fast_topk = self._cache_active
+        try:
+            ok, x_in = self.dom_dfv(meta, root, resources, True, excl, dfu)
+        finally:
+            self._cache_active = False
         if not ok:
             return -1
         eg = EGroup(dfu.overall_score, dfu.avail, 0, excl, True)
@@ -693,6 +865,7 @@ class Traverser:
         dom = self.dom
         mod = emit_shadow or u.type in self.policy.x_types
         excl = excl or mod
+        self._mcache.pop(u.index, None)
         self.trav_level += 1
         u.colors[dom] = self._gray()
         verts = self.g.vertices
@@ -864,7 +1037,9 @@ class Traverser:
             todo.append(root)
         outdeg = self._dom_outdeg
         pre = 1
+        mcache = self._mcache
         for u in todo:
+            mcache.pop(u.index, None)
             pre += outdeg.get(u.index, 0)
             del u.tags[jobid]
             span = u.x_spans.pop(jobid, None)
@@ -895,6 +1070,7 @@ class Traverser:
         u.colors[dom] = self._gray()
         if jobid not in u.tags:
             return 0
+        self._mcache.pop(u.index, None)
         del u.tags[jobid]
         span = u.x_spans.pop(jobid, None)
         if span is not None:
@@ -923,6 +1099,7 @@ class Traverser:
             u.plans.rem_span(u.reservations.pop(jobid))
 
     def mod_exv(self, jobid: int) -> int:
+        self.cache_flush()
         for v in self.g.vertices:
             self._mod_plan(v, jobid)
         self.job_vertices.pop(jobid, None)
@@ -939,6 +1116,7 @@ class Traverser:
         self.err = ""
         self.errno = ""
         self.tick()
+        self.cache_flush()
         try:
             book()
         except ValueError as exc:
@@ -976,6 +1154,7 @@ class Traverser:
 
     def remove_subgraph_path(self, path: str) -> int:
         """Drop the subtree at ``path`` (the last vertex with that path) from the graph."""
+        self.cache_flush()
         self.err = ""
         vids = self.g.by_path.get(path)
         if not vids:
@@ -987,6 +1166,7 @@ class Traverser:
 
     def remove_subgraph_ranks(self, ranks: list[int]) -> int:
         """Drop every vertex of ``ranks`` from the graph."""
+        self.cache_flush()
         self.err = ""
         roots: list[Vertex] = []
         out: set[int] = set()
@@ -1003,6 +1183,7 @@ class Traverser:
 
     def clear_vertex(self, v: Vertex, counts: dict[str, int]) -> None:
         """Forget every job on ``v``, adding what its allocations held to ``counts``."""
+        self.cache_flush()
         total = 0
         for span in v.allocations.values():
             total += v.plans.span(span).request
@@ -1019,6 +1200,7 @@ class Traverser:
 
     def cancel_partial_vertex(self, v: Vertex, jobid: int, counts: dict[str, int]) -> int:
         """Take ``counts`` of ``jobid`` off the subtree filter of an ancestor ``v``."""
+        self.cache_flush()
         sp = v.subplans.get(self.dom)
         if sp is not None and jobid in v.job2span and jobid in v.tags:
             try:
@@ -1047,6 +1229,7 @@ class Traverser:
         held is taken off the subtree filters of its ancestors for every job found
         on the rank.
         """
+        self.cache_flush()
         self.err = ""
         self.preorder = self.postorder = 0
         g = self.g
@@ -1097,6 +1280,7 @@ class Traverser:
                 self.subtree(self.g.vertices[e.target], out)
 
     def mark(self, path: str, status: str) -> int:
+        self.cache_flush()
         vids = self.g.by_path.get(path)
         if vids is None:
             self.err += f"mark: could not find subtree path ({path}) in resource graph.\n"
@@ -1126,6 +1310,7 @@ def partial_cancel(trav: Traverser, jobid: int, ranks: list[int],
     """
     g = trav.g
     dom = trav.dom
+    trav.cache_flush()
     trav.err = ""
     trav.preorder = trav.postorder = 0
     trav.total_preorder = trav.total_postorder = 0
