@@ -21,10 +21,10 @@ match/s = successful matches / sum of their ``INFO: ELAPSE`` times (stdout).
   the 1024-node full runs record the rate over their first and second halves, which
   shows whether a cap biases the figure).
 - **low** / **high**, ``core4-shared.yaml``: Fluxion's figures are 200 matches at 1024
-  and 4096 nodes (until full at 128); strato scans every free vertex on each match
-  just as Fluxion does, so the per-match time hardly changes while the cluster is
-  nearly empty and a shorter run gives the same average: 100 / 30 / 10 matches at
-  128 / 1024 / 4096 nodes, one run (``--low-matches`` to change).
+  and 4096 nodes (until full at 128); strato runs the same 200 (100 at 128 nodes),
+  one run (``--low-matches`` to change). Run length matters since the subtree
+  cache: the first match walks the whole graph and fills the cache, later ones
+  re-evaluate only what changed, so a short run understates the steady rate.
 
 Load and ``first`` are medians of ``--runs`` runs (default 3, as the reference).
 Machine limits in the same run: ``python -c pass`` and a pure-Python loop/call
@@ -257,7 +257,7 @@ def main(argv=None) -> dict:
     sizes = [int(s) for s in args.sizes.split(",") if s]
     runs = args.runs or (1 if args.quick else 3)
     lm = args.low_matches or ("128:20,1024:10,4096:3" if args.quick
-                              else "128:100,1024:30,4096:10")
+                              else "128:100,1024:200,4096:200")
     low_matches = {int(a): int(b) for a, b in (x.split(":") for x in lm.split(","))}
     inputs = Path(args.inputs)
     t_start = time.perf_counter()
