@@ -83,7 +83,8 @@ class PruneSpec:
 class Traverser:
     """Matcher state for one graph, policy and set of subsystems."""
 
-    # Exact per-subtree cache of ``dom_dfv`` evaluations (low/high on tree graphs),
+    # Exact per-subtree cache of ``dom_dfv`` evaluations (low/high and the node-centric
+    # ``*node*`` policies on tree graphs; the score-factor state is keyed and replayed),
     # and the top-k shortcut of ``Evals.choose_best_k``; False forces the full walks.
     subtree_cache = True
 
@@ -142,7 +143,8 @@ class Traverser:
     def _cache_enabled(self) -> bool:
         p = self.policy
         if not (self.subtree_cache and len(self.subsystems) == 1
-                and type(p) is MultilevelId and not p.factors and not p.stop_on_k_matches
+                and type(p) is MultilevelId and len(p.factors) <= 1
+                and not p.stop_on_k_matches
                 and self._is_dom_tree()):
             return False
         if self._mcache_ver != self.g.version:
@@ -368,12 +370,17 @@ class Traverser:
         verts = self.g.vertices
         mcache = self._mcache
         constraint = meta.constraint
+        pol = self.policy
+        sc = pol.scores
         key = (id(resources), pristine, excl, meta.at, meta.duration, meta.alloc_type,
-               meta.now, id(constraint))
+               meta.now, id(constraint), sc)
         ssys = dfu.ssys
         for e in u.out:
             if e.subsystem != s:
                 continue
+            if pol.scores != sc:
+                sc = pol.scores
+                key = key[:-1] + (sc,)
             ents = mcache.get(e.target)
             ent = ents.get(key) if ents is not None else None
             if ent is None or ent[0] is not resources or ent[1] is not constraint:
@@ -393,6 +400,9 @@ class Traverser:
                 continue
             self.preorder += ent[4]
             self.postorder += ent[5]
+            pol.scores = ent[13]
+            if ent[14]:
+                pol.factor_value.update(ent[14])
             if ent[6] is not _UNSET:
                 self.errno = ent[6]
             if ent[7]:
@@ -547,8 +557,9 @@ class Traverser:
             # leaves are not cached: their parent's entry covers them
             return self._dom_dfv(meta, u, resources, pristine, excl, to_parent)
         constraint = meta.constraint
+        pol = self.policy
         key = (id(resources), pristine, excl, meta.at, meta.duration, meta.alloc_type,
-               meta.now, id(constraint))
+               meta.now, id(constraint), pol.scores)
         ents = self._mcache.get(u.index)
         if ents is not None:
             ent = ents.get(key)
@@ -557,6 +568,9 @@ class Traverser:
                 _, _, ok, x_out, dpre, dpost, errno, err, recs, tp = ent[:10]
                 self.preorder += dpre
                 self.postorder += dpost
+                pol.scores = ent[13]
+                if ent[14]:
+                    pol.factor_value.update(ent[14])
                 if errno is not _UNSET:
                     self.errno = errno
                 if err:
@@ -578,10 +592,16 @@ class Traverser:
         rec: list = []
         self._recs.append(rec)
         tp = Scoring(self.g.types)
+        # the score-factor values this subtree sets (``MultilevelId.factor_value``) are
+        # collected in a fresh dict and replayed on a hit; ``scores`` is in the key
+        fv0 = pol.factor_value
+        fv = pol.factor_value = {}
         try:
             ok, x_out = self._dom_dfv(meta, u, resources, pristine, excl, tp)
         finally:
             self._recs.pop()
+            fv0.update(fv)
+            pol.factor_value = fv0
             errno = self.errno
             if errno is _UNSET:
                 self.errno = old_errno
@@ -598,7 +618,7 @@ class Traverser:
         # ``_explore_cached`` adds for this child (filled there)
         ents[key] = [resources, constraint, ok, x_out, self.preorder - pre0,
                      self.postorder - post0, errno, self.err[err0:], rec, tp, flat, None,
-                     None]
+                     None, pol.scores, fv]
         return ok, x_out
 
     def _set_label(self, u: Vertex, label: str) -> None:

@@ -2,7 +2,8 @@
 
 Random mixes of allocate / allocate_orelse_reserve / allocate_with_satisfiability /
 satisfiability / ``cancel N stats`` / set-status / set-property on GRUG graphs of
-16-128 nodes, policies ``low`` and ``high``: the whole output with
+16-128 nodes, policies ``low``, ``high``, ``lonode``, ``hinode``, ``lonodex`` and
+``hinodex``: the whole output with
 ``Traverser.subtree_cache`` on is byte-identical to the output with it off.
 """
 
@@ -103,7 +104,11 @@ def _commands(rng: random.Random, nnodes: int, n: int, quiet: bool = False) -> s
     ("low", 16, 1, False), ("high", 16, 2, False), ("low", 48, 3, False),
     ("high", 64, 4, False), ("low", 128, 5, False), ("high", 128, 6, False),
     # few set-status / set-property (which flush the cache): mostly cache hits
-    ("low", 96, 7, True), ("high", 128, 8, True), ("low", 32, 9, True)])
+    ("low", 96, 7, True), ("high", 128, 8, True), ("low", 32, 9, True),
+    # node-centric score factors (the ancestors' factor state is part of the key)
+    ("lonode", 16, 11, False), ("hinode", 48, 12, False), ("lonode", 128, 13, False),
+    ("hinode", 96, 14, True), ("lonode", 64, 15, True), ("lonodex", 32, 16, False),
+    ("hinodex", 64, 17, False), ("lonodex", 128, 18, True), ("hinodex", 48, 19, True)])
 def test_subtree_cache_matches_full_walks(tmp_path, monkeypatch, policy, nnodes, seed, quiet):
     graph = tmp_path / "g.graphml"
     graph.write_text(subprocess.run([sys.executable, str(BENCH / "grug-gen.py"), str(nnodes)],
