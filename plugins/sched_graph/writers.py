@@ -178,6 +178,19 @@ class Rv1Writer(Writer):
         return dumps(o) + "\n"
 
 
+class RliteWriter(Rv1Writer):
+    """``rlite``: only the R_lite array of the match (as Fluxion's rlite writer)."""
+
+    def __init__(self) -> None:
+        super().__init__(with_jgf=False)
+
+    def emit(self) -> str:
+        text = super().emit()
+        if not text:
+            return ""
+        return dumps(json.loads(text)["execution"]["R_lite"]) + "\n"
+
+
 def create_writer(fmt: str) -> Writer:
     if fmt == "pretty_simple":
         return PrettySimpleWriter()
@@ -185,6 +198,8 @@ def create_writer(fmt: str) -> Writer:
         return JgfWriter(shorthand=fmt == "jgf_shorthand")
     if fmt in ("rv1", "rv1_shorthand"):
         return Rv1Writer(with_jgf=True)
-    if fmt in ("rv1_nosched", "rlite"):
+    if fmt == "rlite":
+        return RliteWriter()
+    if fmt == "rv1_nosched":
         return Rv1Writer(with_jgf=False)
     return SimpleWriter()

@@ -104,3 +104,13 @@ def test_command_line_reproduces_a_golden_case(tmp_path):
                          input=cmds, capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr
     assert out.read_text() == (FLUXION / "expected/basics/001.R.out").read_text()
+
+
+def test_rlite_format_is_the_r_lite_array(specs):
+    import json as _json
+
+    out, _ = session("match allocate core.yaml", specs, match_format="rlite")
+    rlite = _json.loads(out.splitlines()[0])
+    assert isinstance(rlite, list) and rlite[0]["children"] == {"core": "35"}
+    full, _ = session("match allocate core.yaml", specs, match_format="rv1_nosched")
+    assert _json.loads(full.splitlines()[0])["execution"]["R_lite"] == rlite
