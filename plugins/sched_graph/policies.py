@@ -59,6 +59,10 @@ class MatchPolicy:
 
     def __init__(self) -> None:
         self.x_types: set[str] = set()
+        # score-factor state (only ``MultilevelId`` changes it); the traverser's subtree
+        # cache keys on ``scores`` and replays ``factor_value`` for every cached policy
+        self.scores = 0
+        self.factor_value: dict[str, int] = {}
 
     def dom_discover_vtx(self, v) -> int:
         return 0
@@ -164,6 +168,7 @@ class Locality(MatchPolicy):
             def comp(a, b, runs=runs):
                 return runs[a.score] > runs[b.score]
 
+            comp.sort_key = lambda g, runs=runs: -runs[g.score]  # for std_sort
             dfu.choose_accum_best_k(s, r.type, count, comp)
         dfu.overall_score = score
         return 0 if score == MATCH_MET else -1

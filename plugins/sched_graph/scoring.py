@@ -128,9 +128,17 @@ def _introsort_loop(a: list, lo: int, hi: int, depth: int, comp: Less) -> None:
 
 
 def std_sort(a: list, comp: Less) -> None:
-    """Sort ``a`` in place exactly as libstdc++'s std::sort would."""
+    """Sort ``a`` in place exactly as libstdc++'s std::sort would.
+
+    A comparison with a ``sort_key`` attribute (``comp(x, y) == key(x) < key(y)``)
+    runs the same algorithm on precomputed keys (same moves, no calls per compare).
+    """
     n = len(a)
     if n < 2:
+        return
+    key = getattr(comp, "sort_key", None)
+    if key is not None:
+        _std_sort_keyed(a, [key(x) for x in a])
         return
     _introsort_loop(a, 0, n, 2 * (n.bit_length() - 1), comp)
     if n > _THRESHOLD:
@@ -138,6 +146,136 @@ def std_sort(a: list, comp: Less) -> None:
         _unguarded_insertion_sort(a, _THRESHOLD, n, comp)
     else:
         _insertion_sort(a, 0, n, comp)
+
+
+# -- the same std::sort on parallel lists: keys ``ks`` (compared with ``<``), items ``a``
+def _ins_k(ks: list, a: list, lo: int, hi: int) -> None:
+    for i in range(lo + 1, hi):
+        v = ks[i]
+        it = a[i]
+        if v < ks[lo]:
+            ks[lo + 1:i + 1] = ks[lo:i]
+            a[lo + 1:i + 1] = a[lo:i]
+            ks[lo] = v
+            a[lo] = it
+        else:
+            j = i
+            while v < ks[j - 1]:
+                ks[j] = ks[j - 1]
+                a[j] = a[j - 1]
+                j -= 1
+            ks[j] = v
+            a[j] = it
+
+
+def _unguarded_ins_k(ks: list, a: list, lo: int, hi: int) -> None:
+    for i in range(lo, hi):
+        v = ks[i]
+        it = a[i]
+        j = i
+        while v < ks[j - 1]:
+            ks[j] = ks[j - 1]
+            a[j] = a[j - 1]
+            j -= 1
+        ks[j] = v
+        a[j] = it
+
+
+def _median_k(ks: list, a: list, result: int, x: int, y: int, z: int) -> None:
+    kx, ky, kz = ks[x], ks[y], ks[z]
+    if kx < ky:
+        if ky < kz:
+            m = y
+        elif kx < kz:
+            m = z
+        else:
+            m = x
+    elif kx < kz:
+        m = x
+    elif ky < kz:
+        m = z
+    else:
+        m = y
+    ks[result], ks[m] = ks[m], ks[result]
+    a[result], a[m] = a[m], a[result]
+
+
+def _partition_k(ks: list, a: list, first: int, last: int, pivot: int) -> int:
+    pk = ks[pivot]  # the pivot stays at ``pivot`` (first > pivot throughout)
+    while True:
+        while ks[first] < pk:
+            first += 1
+        last -= 1
+        while pk < ks[last]:
+            last -= 1
+        if not first < last:
+            return first
+        ks[first], ks[last] = ks[last], ks[first]
+        a[first], a[last] = a[last], a[first]
+        first += 1
+
+
+def _heap_sort_k(ks: list, a: list, lo: int, hi: int) -> None:
+    # ``_heap_sort``: a stable sort, whose result is unique
+    order = sorted(range(lo, hi), key=ks.__getitem__)
+    ks[lo:hi] = [ks[i] for i in order]
+    a[lo:hi] = [a[i] for i in order]
+
+
+def _std_sort_keyed(a: list, ks: list) -> None:
+    n = len(a)
+    if n > _THRESHOLD and ks.count(ks[0]) == n:
+        _std_sort_equal(a)
+    else:
+        _std_sort_keyed_run(a, ks)
+
+
+def _std_sort_equal(a: list) -> None:
+    """``_std_sort_keyed_run`` when every key is equal (every comparison is false).
+
+    The median of three then swaps ``a[lo]`` and ``a[mid]``; the partition swaps
+    ``a[lo+1+t]`` and ``a[hi-1-t]`` until they meet (it reverses ``a[lo+1:hi]``) and
+    cuts at ``lo + 1 + (hi-lo-1) // 2``; insertion and heap sorts move nothing.
+    """
+    lo, hi, depth = 0, len(a), 2 * (len(a).bit_length() - 1)
+    stack = []
+    while True:
+        while hi - lo > _THRESHOLD and depth > 0:
+            depth -= 1
+            mid = lo + (hi - lo) // 2
+            a[lo], a[mid] = a[mid], a[lo]
+            a[lo + 1:hi] = a[hi - 1:lo:-1]
+            cut = lo + 1 + (hi - lo - 1) // 2
+            stack.append((lo, cut, depth))
+            lo = cut
+        if not stack:
+            return
+        lo, hi, depth = stack.pop()
+
+
+def _std_sort_keyed_run(a: list, ks: list) -> None:
+    n = len(a)
+    lo, hi, depth = 0, n, 2 * (n.bit_length() - 1)
+    stack = []
+    while True:  # _introsort_loop, its recursion on the right part made explicit
+        while hi - lo > _THRESHOLD:
+            if depth == 0:
+                _heap_sort_k(ks, a, lo, hi)
+                break
+            depth -= 1
+            mid = lo + (hi - lo) // 2
+            _median_k(ks, a, lo, lo + 1, mid, hi - 1)
+            cut = _partition_k(ks, a, lo + 1, hi, lo)
+            stack.append((lo, cut, depth))
+            lo = cut
+        if not stack:
+            break
+        lo, hi, depth = stack.pop()
+    if n > _THRESHOLD:
+        _ins_k(ks, a, 0, _THRESHOLD)
+        _unguarded_ins_k(ks, a, _THRESHOLD, n)
+    else:
+        _ins_k(ks, a, 0, n)
 
 
 class Evals:
@@ -185,17 +323,18 @@ class Evals:
         """Put the k best groups first, in order, when any correct sort must.
 
         Every group counts at least 1, so at most the first k sorted groups are read.
-        If the best k+1 scores are pairwise distinct, each of the first k positions of
+        If the best k+1 sort keys (scores, or Locality's run starts) are pairwise
+        distinct, each of the first k positions of
         a correct sort (``std_sort`` is one) holds the same group, whatever the
         algorithm; only the order after them differs, and nothing reads it.
         """
         groups = self.groups
         n = len(groups)
-        if n <= 64 or k > 16 or (comp is not greater and comp is not less):
+        key = getattr(comp, "sort_key", None)  # comp(x, y) == key(x) < key(y)
+        if n <= 64 or k > 16 or key is None:
             return False
-        pick = heapq.nlargest if comp is greater else heapq.nsmallest
-        top = pick(k + 1, groups, key=_score)
-        if len({g.score for g in top}) != len(top):
+        top = heapq.nsmallest(k + 1, groups, key=key)
+        if len({key(g) for g in top}) != len(top):
             return False
         for g in top[:k]:
             if g.count < 1:  # then more than k groups could be read
@@ -218,6 +357,8 @@ class Evals:
 
 
 _score = operator.attrgetter("score")
+less.sort_key = _score  # type: ignore[attr-defined]
+greater.sort_key = lambda g: -g.score  # type: ignore[attr-defined]
 
 
 class Scoring:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from .graph import X_CHECKER_NJOBS, Edge, ResourceGraph, Vertex
 from .jobspec import Jobspec, Request, calc_count, calc_effective_max
 from .planner import INT64_MAX, MultiPlanner
-from .policies import MatchPolicy, MultilevelId
+from .policies import Locality, MatchPolicy, MultilevelId, VarAware
 from .scoring import MATCH_MET, MATCH_UNMET, EGroup, EvalEdge, Evals, Scoring
 
 EBUSY, ENODEV, EINVAL, ENOENT, ERANGE = "EBUSY", "ENODEV", "EINVAL", "ENOENT", "ERANGE"
@@ -83,8 +83,9 @@ class PruneSpec:
 class Traverser:
     """Matcher state for one graph, policy and set of subsystems."""
 
-    # Exact per-subtree cache of ``dom_dfv`` evaluations (low/high and the node-centric
-    # ``*node*`` policies on tree graphs; the score-factor state is keyed and replayed),
+    # Exact per-subtree cache of ``dom_dfv`` evaluations (low/high, the node-centric
+    # ``*node*`` policies, locality and variation on tree graphs; the score-factor
+    # state is keyed and replayed),
     # and the top-k shortcut of ``Evals.choose_best_k``; False forces the full walks.
     subtree_cache = True
 
@@ -142,8 +143,11 @@ class Traverser:
 
     def _cache_enabled(self) -> bool:
         p = self.policy
+        # Locality / VarAware keep no traversal state: a vertex's result depends only
+        # on its subtree (its own id / perf_class, its children's groups) and the key
         if not (self.subtree_cache and len(self.subsystems) == 1
-                and type(p) is MultilevelId and len(p.factors) <= 1
+                and ((type(p) is MultilevelId and len(p.factors) <= 1)
+                     or type(p) is Locality or type(p) is VarAware)
                 and not p.stop_on_k_matches
                 and self._is_dom_tree()):
             return False

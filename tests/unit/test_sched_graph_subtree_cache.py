@@ -2,8 +2,8 @@
 
 Random mixes of allocate / allocate_orelse_reserve / allocate_with_satisfiability /
 satisfiability / ``cancel N stats`` / set-status / set-property on GRUG graphs of
-16-128 nodes, policies ``low``, ``high``, ``lonode``, ``hinode``, ``lonodex`` and
-``hinodex``: the whole output with
+16-128 nodes, policies ``low``, ``high``, ``lonode``, ``hinode``, ``lonodex``,
+``hinodex``, ``locality`` and ``variation``: the whole output with
 ``Traverser.subtree_cache`` on is byte-identical to the output with it off.
 """
 
@@ -108,7 +108,11 @@ def _commands(rng: random.Random, nnodes: int, n: int, quiet: bool = False) -> s
     # node-centric score factors (the ancestors' factor state is part of the key)
     ("lonode", 16, 11, False), ("hinode", 48, 12, False), ("lonode", 128, 13, False),
     ("hinode", 96, 14, True), ("lonode", 64, 15, True), ("lonodex", 32, 16, False),
-    ("hinodex", 64, 17, False), ("lonodex", 128, 18, True), ("hinodex", 48, 19, True)])
+    ("hinodex", 64, 17, False), ("lonodex", 128, 18, True), ("hinodex", 48, 19, True),
+    # locality / variation: stateless policies (variation reads perf_class, set-property)
+    ("locality", 16, 21, False), ("variation", 48, 22, False), ("locality", 128, 23, False),
+    ("variation", 128, 24, False), ("locality", 96, 25, True), ("variation", 64, 26, True),
+    ("locality", 48, 27, True), ("variation", 32, 28, True)])
 def test_subtree_cache_matches_full_walks(tmp_path, monkeypatch, policy, nnodes, seed, quiet):
     graph = tmp_path / "g.graphml"
     graph.write_text(subprocess.run([sys.executable, str(BENCH / "grug-gen.py"), str(nnodes)],
