@@ -30,9 +30,11 @@ XFAIL: dict[str, str] = {
 def load_cases() -> list[dict]:
     if not (CORPUS / "cases.json").exists():
         return []
-    # golden cases, and the two-run update_multi cases whose first run makes the R
+    # golden cases, the two-run update_multi cases whose first run makes the R, and
+    # the pruning cases that compare traversal visit counts printed with -e
     return [c for c in json.loads((CORPUS / "cases.json").read_text())
-            if c.get("kind") == "golden" or (c.get("setup") and c.get("inline_cmds"))]
+            if c.get("kind") == "golden" or (c.get("setup") and c.get("inline_cmds"))
+            or c.get("compare_mode") == "inline_visit_counts"]
 
 
 def run_setup(case: dict, tmp: str) -> dict:
