@@ -60,22 +60,14 @@ class BatchCommand(click.Command):
 
 def batch_jobspec(script_text: str, args: tuple, o: dict) -> dict:
     """The jobspec of a batch job from the shared options (see JobspecV1)."""
-    import os
-
-    from strato.cli.submitopts import _duration, _environment
+    from strato.cli.submitopts import shape
     from strato.jobspec.model import JobspecV1
 
-    nslots, nodes = o["ntasks"], o["nodes"]
-    exclusive = o["exclusive"]
-    if nodes is not None and nslots is None:
-        nslots, exclusive = nodes, True
+    nslots, common = shape(o)
     try:
         js = JobspecV1.from_batch_command(
-            script_text, args, num_slots=1 if nslots is None else nslots,
-            cores_per_slot=o["cores_per_task"], gpus_per_slot=o["gpus_per_task"],
-            num_nodes=nodes, exclusive=exclusive, duration=_duration(o),
-            cwd=os.path.abspath(o["cwd"]) if o["cwd"] else os.getcwd(),
-            environment=_environment(o), name=o["job_name"] or "batch")
+            script_text, args, num_slots=nslots, cores_per_slot=o["cores_per_task"],
+            gpus_per_slot=o["gpus_per_task"], name=o["job_name"] or "batch", **common)
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from None
     if not o["output"]:

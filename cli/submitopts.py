@@ -203,23 +203,29 @@ def _duration(o: dict) -> float:
 
 
 # -- building --------------------------------------------------------------------------------
+def shape(o: dict) -> tuple[int, dict]:
+    """The count of -n (tasks, or slots for batch) and the keyword arguments every
+    JobspecV1 builder shares. ``-N`` without ``-n`` means one per node, whole nodes."""
+    count, nodes, exclusive = o["ntasks"], o["nodes"], o["exclusive"]
+    if nodes is not None and count is None:
+        count, exclusive = nodes, True
+    return (1 if count is None else count), {
+        "num_nodes": nodes, "exclusive": exclusive, "duration": _duration(o),
+        "cwd": os.path.abspath(o["cwd"]) if o["cwd"] else os.getcwd(),
+        "environment": _environment(o)}
+
+
 def build_jobspec(command, o: dict) -> dict:
     """A jobspec for running COMMAND as tasks; click.BadParameter on bad values."""
     from strato.jobspec.model import JobspecV1
 
     if not command:
         raise click.UsageError("no command given")
-    ntasks, nodes, exclusive = o["ntasks"], o["nodes"], o["exclusive"]
-    if nodes is not None and ntasks is None:
-        ntasks = nodes
-        exclusive = True
+    count, common = shape(o)
     try:
         js = JobspecV1.from_command(
-            list(command), num_tasks=1 if ntasks is None else ntasks,
-            cores_per_task=o["cores_per_task"], gpus_per_task=o["gpus_per_task"],
-            num_nodes=nodes, exclusive=exclusive, duration=_duration(o),
-            cwd=os.path.abspath(o["cwd"]) if o["cwd"] else os.getcwd(),
-            environment=_environment(o), name=o["job_name"])
+            list(command), num_tasks=count, cores_per_task=o["cores_per_task"],
+            gpus_per_task=o["gpus_per_task"], name=o["job_name"], **common)
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from None
     apply_options(js, o)
