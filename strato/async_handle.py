@@ -14,24 +14,14 @@ import zmq.asyncio
 
 from strato.core import proto
 from strato.core.errors import NoInstanceError
-from strato.handle import _raise, check_alive, resolve_uri
+from strato.handle import _raise, check_alive, connect
 
 
 class AsyncHandle:
     """An asyncio connection to an instance: ``await h.rpc(...)``."""
 
     def __init__(self, uri: str | None = None) -> None:
-        self.uri = resolve_uri(uri)
-        check_alive(self.uri)
-        self._sock = zmq.asyncio.Context.instance().socket(zmq.DEALER)
-        self._sock.setsockopt(zmq.LINGER, 0)
-        self._sock.setsockopt(zmq.SNDHWM, 0)
-        self._sock.setsockopt(zmq.RCVHWM, 0)
-        try:
-            self._sock.connect(proto.uri_to_endpoint(self.uri))
-        except ValueError as exc:
-            self._sock.close(0)
-            raise NoInstanceError(str(exc)) from None
+        self.uri, self._sock = connect(zmq.asyncio.Context.instance(), uri)
         self._tag = 0
         self._waiters: dict[int, asyncio.Queue] = {}
         self._reader: asyncio.Task | None = None

@@ -55,21 +55,30 @@ def _raise(body: object, err: str) -> None:
     raise RPCError(err, body if isinstance(body, str) else "EINVAL")
 
 
+def connect(context, uri: str | None):
+    """``(uri, socket)``: a DEALER socket of `context` connected to a live instance.
+
+    Shared by both handle flavours; NoInstanceError if there is none at the URI.
+    """
+    uri = resolve_uri(uri)
+    check_alive(uri)
+    try:
+        endpoint = proto.uri_to_endpoint(uri)
+    except ValueError as exc:
+        raise NoInstanceError(str(exc)) from None
+    sock = context.socket(zmq.DEALER)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.setsockopt(zmq.SNDHWM, 0)
+    sock.setsockopt(zmq.RCVHWM, 0)
+    sock.connect(endpoint)
+    return uri, sock
+
+
 class Handle:
     """A synchronous connection to an instance."""
 
     def __init__(self, uri: str | None = None) -> None:
-        self.uri = resolve_uri(uri)
-        check_alive(self.uri)
-        try:
-            endpoint = proto.uri_to_endpoint(self.uri)
-        except ValueError as exc:
-            raise NoInstanceError(str(exc)) from None
-        self._sock = zmq.Context.instance().socket(zmq.DEALER)
-        self._sock.setsockopt(zmq.LINGER, 0)
-        self._sock.setsockopt(zmq.SNDHWM, 0)
-        self._sock.setsockopt(zmq.RCVHWM, 0)
-        self._sock.connect(endpoint)
+        self.uri, self._sock = connect(zmq.Context.instance(), uri)
         self._tag = 0
         self._inbox: dict[int, deque] = {}
 
