@@ -8,9 +8,7 @@ import sys
 import click
 
 from strato.cli.common import handle
-
-ACTIVE = 0x3F
-ALL = 0x7F
+from strato.core.states import ACTIVE, ALL
 
 
 @click.command()

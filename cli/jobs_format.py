@@ -50,6 +50,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from strato.core.ids import encode, f58
+from strato.core.states import ALL, INACTIVE, PENDING, RESULTS, RUNNING, STATES
 from strato.jobspec.fsd import format_fsd
 
 __all__ = [
@@ -64,24 +65,11 @@ __all__ = [
 
 # --- states, results, filters ---------------------------------------------------------
 
-STATE_BITS: dict[str, int] = {
-    "NEW": 1,
-    "DEPEND": 2,
-    "PRIORITY": 4,
-    "SCHED": 8,
-    "RUN": 16,
-    "CLEANUP": 32,
-    "INACTIVE": 64,
-}
-RESULT_NAMES = ("COMPLETED", "FAILED", "CANCELED", "TIMEOUT")
-
-_PENDING = STATE_BITS["DEPEND"] | STATE_BITS["PRIORITY"] | STATE_BITS["SCHED"]
-_RUNNING = STATE_BITS["RUN"] | STATE_BITS["CLEANUP"]
-_INACTIVE = STATE_BITS["INACTIVE"]
-_ALL = (1 << len(STATE_BITS)) - 1
+STATE_BITS = STATES
+RESULT_NAMES = RESULTS
 
 _FILTER_STATES = {name.lower(): bit for name, bit in STATE_BITS.items()}
-_FILTER_STATES.update(pending=_PENDING, running=_RUNNING, active=_ALL & ~_INACTIVE)
+_FILTER_STATES.update(pending=PENDING, running=RUNNING, active=ALL & ~INACTIVE)
 
 
 def parse_filter(text: str) -> tuple[int, set[str]]:
@@ -110,10 +98,10 @@ def parse_filter(text: str) -> tuple[int, set[str]]:
             results.add(name.upper())
         else:
             raise ValueError(f"invalid filter {item.strip()!r}")
-    if mask & _INACTIVE:
+    if mask & INACTIVE:
         results.clear()  # all inactive jobs were asked for
     elif results:
-        mask |= _INACTIVE
+        mask |= INACTIVE
     return mask, results
 
 

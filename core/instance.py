@@ -23,11 +23,12 @@ import zmq
 from strato.core import job_services
 from strato.core.broker import Broker
 from strato.core.errors import ConfigError, PluginError, RPCError, StateError
-from strato.core.jobmanager import ACTIVE, INACTIVE, RUNNING, JobManager
+from strato.core.jobmanager import JobManager
 from strato.core.kvs import KVS
 from strato.core.plugins import describe, make_plugin_manager
 from strato.core.queues import Queues
 from strato.core.resource import instance_R
+from strato.core.states import ACTIVE, INACTIVE, RUNNING
 from strato.jobspec.hostlist import expand_hostlist
 from strato.jobspec.idset import decode_idset, encode_idset
 from strato.jobspec.model import summarize

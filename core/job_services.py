@@ -11,8 +11,8 @@ import os
 from strato.core import ids
 from strato.core.dependencies import dependencies_of, describe
 from strato.core.errors import RPCError
-from strato.core.jobmanager import INACTIVE, STATE_NAMES, Job, JobManager
-from strato.core.jobmanager import PENDING as PENDING_STATES
+from strato.core.jobmanager import Job, JobManager
+from strato.core.states import INACTIVE, PENDING, STATE_NAMES
 
 
 def job_record(job: Job) -> dict:
@@ -31,7 +31,7 @@ def job_record(job: Job) -> dict:
         rec["cc"] = job.cc
     if job.annotations:
         rec["annotations"] = job.annotations
-    if job.state & PENDING_STATES and job.deps_left:
+    if job.state & PENDING and job.deps_left:
         rec["dependencies"] = [describe(d) for d in dependencies_of(job.jobspec)]
     if job.R is not None:
         ex = job.R["execution"]

@@ -20,16 +20,21 @@ from collections.abc import Callable
 
 from strato.core import dependencies, ids
 from strato.core.errors import ConfigError, RPCError
+from strato.core.states import (
+    CLEANUP,
+    DEPEND,
+    INACTIVE,
+    NEW,
+    PENDING,
+    PRIORITY,
+    RUN,
+    SCHED,
+    STATE_NAMES,
+)
 from strato.jobspec.fsd import parse_fsd
 
 log = logging.getLogger("strato.job-manager")
 
-NEW, DEPEND, PRIORITY, SCHED, RUN, CLEANUP, INACTIVE = 1, 2, 4, 8, 16, 32, 64
-STATE_NAMES = {NEW: "NEW", DEPEND: "DEPEND", PRIORITY: "PRIORITY", SCHED: "SCHED", RUN: "RUN",
-               CLEANUP: "CLEANUP", INACTIVE: "INACTIVE"}
-PENDING = DEPEND | PRIORITY | SCHED
-RUNNING = RUN | CLEANUP
-ACTIVE = PENDING | RUNNING | NEW
 URGENCY_HOLD, URGENCY_DEFAULT, URGENCY_EXPEDITE = 0, 16, 31
 PRIORITY_MAX = 4294967295
 

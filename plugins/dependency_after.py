@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from strato.core import ids
 from strato.core.hookspecs import hookimpl
-from strato.core.jobmanager import CLEANUP, INACTIVE, RUN
+from strato.core.states import CLEANUP, INACTIVE, RUN
 
 
 def _started(target) -> str | None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import deque
 
 from strato.core.hookspecs import hookimpl
-from strato.core.jobmanager import CLEANUP, DEPEND, INACTIVE, RUN
+from strato.core.states import CLEANUP, DEPEND, INACTIVE, RUN
 
 
 class Singleton:

@@ -11,16 +11,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from strato.core import ids
+from strato.core.states import ACTIVE, PENDING, RUNNING, STATES  # noqa: F401 (public names)
 from strato.handle import Handle
 
 if TYPE_CHECKING:
     from strato.async_handle import AsyncHandle
 
-STATES = {"NEW": 1, "DEPEND": 2, "PRIORITY": 4, "SCHED": 8, "RUN": 16, "CLEANUP": 32,
-          "INACTIVE": 64}
-PENDING = 2 | 4 | 8
-RUNNING = 16 | 32
-ACTIVE = 1 | PENDING | RUNNING
 
 
 @dataclass
