@@ -29,6 +29,7 @@ COMMANDS = {
     "ping": ("cmd_admin", "ping", "Check that the instance answers."),
     "uptime": ("cmd_admin", "uptime", "Show how long the instance has been up."),
     "plugins": ("cmd_admin", "plugins", "Show loaded plugins and their hooks."),
+    "module": ("cmd_module", "module", "List modules; load, reload or remove the scheduler."),
     "resource-query": ("cmd_resource_query", "resource_query",
                        "Fluxion resource-query compatible matcher."),
 }

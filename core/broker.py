@@ -4,13 +4,27 @@ Clients connect to a ZeroMQ ROUTER socket bound on ``ipc://<rundir>/local`` (the
 rundir is mode 0700, so only the instance owner can connect). A service is a plain
 function ``handler(request)`` registered under a topic; it answers with
 ``request.respond()``/``request.error()`` now or later, and a streaming request
-gets any number of ``request.send()`` before its final response. Services in the
-broker call each other with `Broker.call` without encoding anything.
+gets any number of ``request.send()`` before its final response. A handler may
+also be a coroutine function: it then runs as a task and an exception it raises
+becomes the error response.
+
+Services in the broker call each other with `Broker.call` without encoding
+anything; `Broker.send` is the one-way form that the batched protocols (job
+manager <-> scheduler, job manager <-> exec) use. A *client* can provide a
+service too (``service.add``): requests for its topics are forwarded to it over
+its socket and its responses routed back, which is how the shell host (a process
+of its own) serves ``shell-host.*`` and how a scheduler could run elsewhere.
+
+Requests are addressed to a rank (``nodeid``): a rank number, `NODEID_ANY` or
+`NODEID_UPSTREAM`. With one broker every address that exists resolves here; a
+multi-broker overlay adds only the transport. Events (`publish`) carry a
+sequence number, so a subscriber can tell whether it missed one.
 """
 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 from collections.abc import AsyncIterator, Callable
 
@@ -28,10 +42,10 @@ class Request:
     """One request being served: its topic, body and the way back to its sender."""
 
     __slots__ = ("topic", "body", "tag", "sender", "streaming", "broker", "local", "on_cancel",
-                 "done")
+                 "done", "noresponse")
 
     def __init__(self, broker: Broker, topic: str, body: object, tag: int, sender: bytes | None,
-                 streaming: bool, local: object = None) -> None:
+                 streaming: bool, local: object = None, noresponse: bool = False) -> None:
         self.broker = broker
         self.topic = topic
         self.body = body
@@ -40,7 +54,8 @@ class Request:
         self.streaming = streaming
         self.local = local
         self.on_cancel: Callable[[], None] | None = None
-        self.done = False
+        self.done = noresponse
+        self.noresponse = noresponse
 
     def send(self, body: object) -> None:
         """Send one intermediate response of a streaming request."""
@@ -57,6 +72,8 @@ class Request:
 
     def error(self, message: str, errnum: str = "EINVAL") -> None:
         """Fail the request with a one-line message."""
+        if self.noresponse:
+            log.warning("%s: %s", self.topic, message)
         self._finish(errnum, message)
 
     def _finish(self, body: object, err: str | None) -> None:
@@ -81,20 +98,37 @@ class Request:
 class Broker:
     """Routes requests from clients and from in-broker callers to services."""
 
-    def __init__(self) -> None:
+    def __init__(self, rank: int = 0, size: int = 1) -> None:
+        self.rank = rank
+        self.size = size
         self.services: dict[str, Handler] = {}
+        self.providers: dict[str, bytes] = {}  # service name -> client identity
+        self._forwarded: dict[int, Request] = {}  # tag sent to a provider -> request
+        self._fwd_tag = 0
         self._streams: dict[tuple, Request] = {}
+        self._subscribers: list[tuple[str, Request]] = []
+        self.event_seq = 0
         self._sock: zmq.Socket | None = None
         self._fd: int | None = None
         self._check_scheduled = False
+        self._deferred: list[Callable[[], None]] = []
+        self._defer_scheduled = False
         self.register("broker.cancel", self._cancel_stream)
         self.register("broker.ping", lambda req: req.respond(req.body))
+        self.register("service.add", self._service_add)
+        self.register("service.remove", self._service_remove)
+        self.register("event.subscribe", self._subscribe)
 
     def register(self, topic: str, handler: Handler) -> None:
         """Register `handler` as the service answering `topic`."""
         if topic in self.services:
             raise ValueError(f"service {topic} is registered twice")
         self.services[topic] = handler
+
+    def unregister_prefix(self, prefix: str) -> None:
+        """Remove every service whose topic starts with ``prefix.`` (a module unloads)."""
+        for topic in [t for t in self.services if t.startswith(prefix + ".")]:
+            del self.services[topic]
 
     def bind(self, endpoint: str) -> None:
         """Start listening for clients on `endpoint` (``ipc://...``)."""
@@ -125,6 +159,30 @@ class Broker:
         # arrived meanwhile: look at the socket again at the end of this turn.
         self._request_drain()
 
+    def defer(self, fn: Callable[[], None]) -> None:
+        """Run `fn` at the end of this event-loop turn, before the socket is read again.
+
+        Batching parts (the job manager's requests to the scheduler, the
+        scheduler's pass, exec's events) defer their flush with this, so work one
+        request causes (and the work that work causes) is complete before the next
+        request is read: a client always sees the effect of its previous request.
+        """
+        self._deferred.append(fn)
+        if not self._defer_scheduled:
+            self._defer_scheduled = True
+            asyncio.get_running_loop().call_soon(self.run_deferred)
+
+    def run_deferred(self) -> None:
+        """Run deferred work until none is left (work may defer more work)."""
+        self._defer_scheduled = False
+        while self._deferred:
+            batch, self._deferred = self._deferred, []
+            for fn in batch:
+                try:
+                    fn()
+                except Exception:
+                    log.exception("deferred work failed")
+
     def _request_drain(self) -> None:
         if not self._check_scheduled:
             self._check_scheduled = True
@@ -141,6 +199,8 @@ class Broker:
         again afterwards (ZMQ_FD is edge-triggered).
         """
         self._check_scheduled = False
+        if self._deferred:
+            self.run_deferred()
         sock = self._sock
         if sock is None:
             return
@@ -157,33 +217,141 @@ class Broker:
 
     def _dispatch_frames(self, frames: list[bytes]) -> None:
         try:
-            kind, topic, tag, body, flags = proto.decode(frames[-1])
+            msg = proto.decode(frames[-1])
+            kind = msg[0]
         except Exception:  # malformed message from a client: drop it
             log.warning("dropped malformed message")
             return
-        if kind != proto.REQ or not isinstance(topic, str) or not isinstance(tag, int) \
-                or not isinstance(flags, int) or len(frames) != 2:
+        if kind == proto.RESP and len(msg) == 5 and len(frames) == 2:
+            self._route_response(frames[0], msg)
+            return
+        if kind != proto.REQ or len(msg) not in (5, 6) or len(frames) != 2:
+            log.warning("dropped malformed request")
+            return
+        _, topic, tag, body, flags, *rest = msg
+        nodeid = rest[0] if rest else proto.NODEID_ANY
+        if not isinstance(topic, str) or not isinstance(tag, int) \
+                or not isinstance(flags, int) or not isinstance(nodeid, int):
             log.warning("dropped malformed request")
             return
         ident = frames[0]
         streaming = bool(flags & proto.FLAG_STREAM)
-        req = Request(self, topic, body, tag, ident, streaming)
-        if streaming:
+        req = Request(self, topic, body, tag, ident, streaming,
+                      noresponse=bool(flags & proto.FLAG_NORESPONSE))
+        if streaming and not req.noresponse:
             self._streams[(ident, tag)] = req
+        if nodeid != proto.NODEID_ANY and nodeid != self.rank:
+            req.error(self._unreachable(nodeid), "EHOSTUNREACH")
+            return
         self._handle(req)
+
+    def _unreachable(self, nodeid: int) -> str:
+        if nodeid == proto.NODEID_UPSTREAM:
+            return f"rank {self.rank} has no upstream broker"
+        return f"no route to rank {nodeid} (instance size is {self.size})"
 
     def _handle(self, req: Request) -> None:
         handler = self.services.get(req.topic)
         if handler is None:
-            req.error(f"no service matches {req.topic}", "ENOSYS")
+            provider = self.providers.get(req.topic.partition(".")[0])
+            if provider is not None:
+                self._forward(provider, req)
+            else:
+                req.error(f"no service matches {req.topic}", "ENOSYS")
             return
         try:
-            handler(req)
+            result = handler(req)
         except RPCError as exc:
             req.error(str(exc), exc.errnum)
         except Exception as exc:  # a bug in a service must not take the broker down
             log.exception("service %s failed", req.topic)
             req.error(f"{req.topic}: internal error: {exc}", "EIO")
+        else:
+            if inspect.iscoroutine(result):
+                asyncio.get_running_loop().create_task(self._finish_async(req, result))
+
+    async def _finish_async(self, req: Request, coro) -> None:
+        try:
+            await coro
+        except RPCError as exc:
+            req.error(str(exc), exc.errnum)
+        except Exception as exc:
+            log.exception("service %s failed", req.topic)
+            req.error(f"{req.topic}: internal error: {exc}", "EIO")
+
+    # -- services provided by clients ------------------------------------------------------
+    def _service_add(self, req: Request) -> None:
+        """{service}: route requests for ``service.*`` to the requesting client."""
+        name = (req.body or {}).get("service") if isinstance(req.body, dict) else None
+        if not isinstance(name, str) or not name or "." in name:
+            raise RPCError("service.add: a service name without dots is required")
+        if req.sender is None:
+            raise RPCError("service.add: only a client can provide a service")
+        if name in self.providers or any(t.startswith(name + ".") for t in self.services):
+            raise RPCError(f"service {name} is already provided", "EEXIST")
+        self.providers[name] = req.sender
+        req.respond()
+
+    def _service_remove(self, req: Request) -> None:
+        name = (req.body or {}).get("service") if isinstance(req.body, dict) else None
+        if self.providers.get(name) != req.sender:
+            raise RPCError(f"service {name} is not provided by this client", "ENOENT")
+        self.drop_provider(name)
+        req.respond()
+
+    def drop_provider(self, name: str) -> None:
+        """Forget a client's service and fail the requests it has not answered."""
+        ident = self.providers.pop(name, None)
+        if ident is None:
+            return
+        for tag, req in list(self._forwarded.items()):
+            if req.topic.partition(".")[0] == name:
+                del self._forwarded[tag]
+                req.error(f"service {name} went away", "EHOSTUNREACH")
+
+    def _forward(self, ident: bytes, req: Request) -> None:
+        flags = (proto.FLAG_STREAM if req.streaming else 0) | \
+            (proto.FLAG_NORESPONSE if req.noresponse else 0)
+        self._fwd_tag += 1
+        if not req.noresponse:
+            self._forwarded[self._fwd_tag] = req
+        self._send(ident, proto.request(req.topic, self._fwd_tag, req.body, flags))
+
+    def _route_response(self, ident: bytes, msg: list) -> None:
+        _, tag, body, err, more = msg
+        req = self._forwarded.get(tag) if isinstance(tag, int) else None
+        if req is None:
+            log.warning("dropped a response nobody waits for")
+            return
+        if more:
+            req.send(body)
+            return
+        del self._forwarded[tag]
+        if err is not None:
+            req.error(str(err), body if isinstance(body, str) else "EINVAL")
+        else:
+            req.respond(body)
+
+    # -- events ------------------------------------------------------------------------
+    def publish(self, topic: str, body: object = None) -> int:
+        """Send an event to every subscriber of a matching prefix; returns its sequence."""
+        self.event_seq += 1
+        if self._subscribers:
+            msg = {"topic": topic, "seq": self.event_seq, "body": body}
+            for prefix, req in self._subscribers:
+                if topic.startswith(prefix):
+                    req.send(msg)
+        return self.event_seq
+
+    def _subscribe(self, req: Request) -> None:
+        """{prefix}: stream every event whose topic starts with prefix."""
+        prefix = (req.body or {}).get("prefix", "") if isinstance(req.body, dict) else ""
+        if not req.streaming or not isinstance(prefix, str):
+            raise RPCError("event.subscribe needs a streaming request and a string prefix")
+        entry = (prefix, req)
+        self._subscribers.append(entry)
+        req.on_cancel = lambda: self._subscribers.remove(entry)
+        req.send({"topic": "event.subscribed", "seq": self.event_seq, "body": None})
 
     def _cancel_stream(self, req: Request) -> None:
         target = self._streams.pop((req.sender, req.body), None)
@@ -193,11 +361,16 @@ class Broker:
                 target.on_cancel()
         req.respond()
 
+    # -- calls from inside the broker ----------------------------------------------------
     async def call(self, topic: str, body: object = None) -> object:
         """Call a service inside this broker; returns its response body."""
         fut = asyncio.get_running_loop().create_future()
         self._handle(Request(self, topic, body, 0, None, False, fut))
         return await fut
+
+    def send(self, topic: str, body: object = None) -> None:
+        """Send a one-way request (no response) to a service, in or out of this broker."""
+        self._handle(Request(self, topic, body, 0, None, False, None, True))
 
     async def call_stream(self, topic: str, body: object = None) -> AsyncIterator[object]:
         """Call a streaming service inside this broker; yields each response body."""

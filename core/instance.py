@@ -9,10 +9,12 @@ shut down.
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
 import os
 import shutil
 import signal
+import socket
 import sys
 import tempfile
 import time
@@ -22,16 +24,18 @@ import zmq
 
 from strato.core import job_services
 from strato.core.broker import Broker
+from strato.core.config import apply_override
 from strato.core.errors import ConfigError, PluginError, RPCError, StateError
+from strato.core.exec import ExecService
 from strato.core.jobmanager import JobManager
 from strato.core.kvs import KVS
-from strato.core.plugins import describe, make_plugin_manager
+from strato.core.plugins import builtin_plugins, describe, load_plugin, make_plugin_manager
 from strato.core.queues import Queues
 from strato.core.resource import instance_R
+from strato.core.schedutil import SchedEnv, SchedModule
 from strato.core.states import ACTIVE, INACTIVE, RUNNING
 from strato.jobspec.hostlist import expand_hostlist
 from strato.jobspec.idset import decode_idset, encode_idset
-from strato.jobspec.model import summarize
 from strato.shell.spawn import Reaper
 
 log = logging.getLogger("strato.instance")
@@ -60,8 +64,10 @@ class Instance:
         self.uri = f"local://{rundir}/local"
         self.t_start = time.time()
         self.pm = make_plugin_manager(config)
-        self.summarize = summarize
         self.drained: dict[int, dict] = {}
+        self.sched: SchedModule | None = None
+        self.exec: ExecService | None = None
+        self.bootstrap = bootstrap_single()
 
     def setup(self) -> None:
         """Build every part; errors here stop startup with a one-line message."""
@@ -83,23 +89,15 @@ class Instance:
         self.fluid_epoch = epoch
         self.nodes, self.R = instance_R(self.config)
         self.kvs.put("resource.R", self.R)
-        hook = self.pm.hook
-        schedulers = _registry(hook.sched_register_schedulers, "scheduler")
-        name = self.config.get("sched", {}).get("plugin", "sched-simple")
-        if name not in schedulers:
-            raise ConfigError(f"unknown scheduler '{name}' (have: {', '.join(sorted(schedulers))})")
-        self.scheduler = schedulers[name](self, self.config.get(name, {}))
-        self.scheduler.set_resources(self.nodes)
         self.queues = Queues(self.config)
-        self.backend_factories = _registry(hook.exec_register_backends, "exec backend")
-        self.backends: dict = {}
-        self.jobs = JobManager(self)
-        if self.jobs.default_backend not in self.backend_factories:
-            raise ConfigError(f"unknown exec backend '{self.jobs.default_backend}'")
-        for backend in self.backend_factories:  # bad backend config fails startup, not a job
-            self.backend(backend)
-        self.broker = Broker()
+        self.broker = Broker(rank=self.bootstrap["rank"], size=self.bootstrap["size"])
         self.kvs.register_services(self.broker)
+        self.jobs = JobManager(self)
+        hook = self.pm.hook
+        self.sched = self._make_scheduler(self.config)
+        exec_conf = self.config.get("exec", {})
+        self.exec = ExecService(self, _registry(hook.exec_register_backends, "exec backend"),
+                                exec_conf.get("backend", "local"))
         job_services.register(self.broker, self.jobs, self.kvs)
         self._register_services()
         hook.core_register_services(register=self.broker.register)
@@ -110,25 +108,27 @@ class Instance:
                 raise PluginError(f"plugin '{impl.plugin_name}': {exc}") from None
         self.jobs.recover()
 
-    def backend(self, name: str):
-        be = self.backends.get(name)
-        if be is None:
-            be = self.backends[name] = self.backend_factories[name](self,
-                                                                    self.config.get("exec", {}))
-        return be
+    async def start_modules(self) -> None:
+        """Load the scheduler (it learns the allocations held and says ready)."""
+        try:
+            await self.sched.prepare(sorted(self.drained))
+        except Exception as exc:
+            raise ConfigError(f"{self.sched.name}: {exc}") from None
+        await self.sched.start()
 
-    # -- exec glue ----------------------------------------------------------------------
-    def start_exec(self, job) -> None:
-        system = job.jobspec.get("attributes", {}).get("system", {})
-        test = system.get("exec", {}).get("test") if isinstance(system.get("exec"), dict) \
-            else None
-        name = "sim" if test is not None else self.jobs.default_backend
-        job.backend = self.backend(name)
-        job.backend.start(job)
-
-    def kill_exec(self, job, signum: int) -> None:
-        if job.backend is not None:
-            job.backend.kill(job, signum)
+    def _make_scheduler(self, config: dict) -> SchedModule:
+        """Build the scheduler `config` names (not yet loaded); errors name the cause."""
+        name = config.get("sched", {}).get("plugin", "sched-simple")
+        if isinstance(name, str) and name in builtin_plugins() \
+                and self.pm.get_plugin(name) is None:
+            load_plugin(self.pm, name)
+        schedulers = _registry(self.pm.hook.sched_register_schedulers, "scheduler")
+        if name not in schedulers:
+            raise ConfigError(f"unknown scheduler '{name}' (have: {', '.join(sorted(schedulers))})")
+        env = SchedEnv(self.pm.hook, self.R, self.nodes, self.queues)
+        scheduler = schedulers[name](env, config.get(name, {}))
+        scheduler.set_resources(self.nodes)
+        return SchedModule(self.broker, name, scheduler, env)
 
     def job_ended(self, job) -> None:
         hook = self.pm.hook.acct_job_end
@@ -147,7 +147,7 @@ class Instance:
     # -- instance services -----------------------------------------------------------------
     def _register_services(self) -> None:
         b = self.broker
-        b.register("resource.status", lambda req: req.respond(self._resource_status()))
+        b.register("resource.status", self._resource_status)
         b.register("resource.R", lambda req: req.respond({"R": self.R}))
         b.register("resource.drain", self._drain)
         b.register("resource.undrain", self._undrain)
@@ -156,18 +156,128 @@ class Instance:
         b.register("queue.wait", self._queue_wait)
         b.register("plugins.list", lambda req: req.respond({"plugins": describe(self.pm)}))
         b.register("broker.info", lambda req: req.respond(self._info()))
+        b.register("attr.get", self._attr_get)
+        b.register("attr.list", lambda req: req.respond({"attrs": self.attrs()}))
+        b.register("module.list", self._module_list)
+        b.register("module.load", self._module_load)
+        b.register("module.reload", self._module_load)
+        b.register("module.remove", self._module_remove)
+
+    # -- attributes and modules --------------------------------------------------------
+    def attrs(self) -> dict:
+        """Broker attributes, as Flux's ``flux getattr``/``lsattr`` show them."""
+        return {"rank": self.broker.rank, "size": self.broker.size,
+                "hostlist": self.bootstrap["hostlist"], "local-uri": self.uri,
+                "rundir": str(self.rundir),
+                "statedir": str(self.statedir) if self.statedir else "",
+                "instance-level": self.bootstrap["instance-level"],
+                "broker.pid": os.getpid()}
+
+    def _attr_get(self, req) -> None:
+        name = (req.body or {}).get("name")
+        attrs = self.attrs()
+        if name not in attrs:
+            raise RPCError(f"unknown attribute '{name}'", "ENOENT")
+        req.respond({"value": attrs[name]})
+
+    async def _module_list(self, req) -> None:
+        """Each service module: name, state, pending requests, memory where known."""
+        rss = _rss_kb(os.getpid())
+        sched = {"pending": 0, "running": 0, "name": "-"}
+        if self.sched is not None and self.sched.loaded:
+            sched = await self.broker.call("sched.stats")
+        exec_stats = await self.broker.call("exec.stats")
+        mods = [
+            {"name": "kvs", "module": "kvs", "state": "running", "pending": 0,
+             "memory": None, "where": "broker"},
+            {"name": "job-manager", "module": "job-manager", "state": "running",
+             "pending": len(self.jobs.active), "memory": None, "where": "broker"},
+            {"name": "sched", "module": sched["name"],
+             "state": "running" if self.sched is not None and self.sched.loaded else "stopped",
+             "pending": sched["pending"], "memory": None, "where": "broker"},
+            {"name": "exec", "module": self.exec.default, "state": "running",
+             "pending": exec_stats["running"], "memory": None, "where": "broker"},
+        ]
+        for name, be in exec_stats["backends"].items():
+            if "pid" in be:
+                mods.append({"name": "shell-host", "module": f"exec-{name}",
+                             "state": be["state"], "pending": be["running"],
+                             "memory": _rss_kb(be["pid"]) if be["pid"] else None,
+                             "where": f"pid {be['pid']}" if be["pid"] else "-"})
+        req.respond({"modules": mods, "broker_memory": rss})
+
+    async def _module_load(self, req) -> None:
+        """{name, args}: (re)load the scheduler; ``name`` is ``sched`` (the one
+        configured) or a scheduler's name (switch to it). ``args`` are KEY=VAL
+        settings for its config table. The old one keeps running on any error."""
+        body = req.body or {}
+        name = body.get("name")
+        args = body.get("args") or []
+        if not isinstance(name, str) or not isinstance(args, list):
+            raise RPCError("module load needs a module name")
+        if name in ("kvs", "job-manager", "exec"):
+            raise RPCError(f"module {name} cannot be reloaded", "EPERM")
+        config = copy.deepcopy(self.config)
+        if name != "sched":
+            schedulers = self._installed_schedulers()
+            if name not in schedulers:
+                raise RPCError(f"no such module '{name}' (modules: sched; schedulers: "
+                               f"{', '.join(sorted(schedulers))})", "ENOENT")
+            config.setdefault("sched", {})["plugin"] = name
+        table = config.get("sched", {}).get("plugin", "sched-simple")
+        for item in args:
+            try:
+                apply_override(config, f"{table}.{item}")
+            except ConfigError as exc:
+                raise RPCError(str(exc)) from None
+        try:
+            new = self._make_scheduler(config)
+        except (ConfigError, PluginError, ValueError) as exc:
+            text = str(exc)
+            raise RPCError(text if text.startswith(table) else f"{table}: {text}") from None
+        t0 = time.perf_counter()
+        try:
+            await new.prepare(sorted(self.drained))
+        except Exception as exc:  # the old scheduler keeps running
+            raise RPCError(f"{new.name} cannot take over the running jobs: {exc}") from None
+        if self.sched is not None and self.sched.loaded:
+            self.sched.unload()
+            self.jobs.sched_unloaded()
+        self.sched = new
+        self.config = config
+        await new.start()
+        self.broker.publish("module.loaded", {"name": new.name})
+        req.respond({"module": new.name, "seconds": time.perf_counter() - t0})
+
+    def _module_remove(self, req) -> None:
+        name = (req.body or {}).get("name")
+        if name != "sched":
+            raise RPCError(f"module {name} cannot be removed", "EPERM")
+        if self.sched is None or not self.sched.loaded:
+            raise RPCError("no scheduler is loaded", "ENOENT")
+        self.sched.unload()
+        self.jobs.sched_unloaded()
+        self.broker.publish("module.removed", {"name": self.sched.name})
+        req.respond()
+
+    def _installed_schedulers(self) -> set[str]:
+        names = set(_registry(self.pm.hook.sched_register_schedulers, "scheduler"))
+        return names | {n for n in builtin_plugins() if n.startswith("sched-")}
 
     def _info(self) -> dict:
         return {"uri": self.uri, "rundir": str(self.rundir), "pid": os.getpid(),
                 "statedir": str(self.statedir) if self.statedir else None,
-                "size": 1, "nodes": len(self.nodes), "t_start": self.t_start,
+                "size": self.broker.size, "rank": self.broker.rank, "nodes": len(self.nodes),
+                "t_start": self.t_start,
                 "uptime": time.time() - self.t_start, "jobs": len(self.jobs.jobs),
                 "active": len(self.jobs.active)}
 
-    def _resource_status(self) -> dict:
-        status = self.scheduler.resource_status()
+    async def _resource_status(self, req) -> None:
+        if self.sched is None or not self.sched.loaded:
+            raise RPCError("no scheduler is loaded", "ENOSYS")
+        status = await self.broker.call("sched.resource-status")
         status["drained"] = {str(r): d for r, d in self.drained.items()}
-        return status
+        req.respond(status)
 
     def _targets(self, text: object) -> list[int]:
         if not isinstance(text, str) or not text:
@@ -194,7 +304,7 @@ class Instance:
         ranks = self._targets(body.get("targets"))
         for r in ranks:
             self.drained[r] = {"timestamp": time.time(), "reason": body.get("reason", "")}
-        self.scheduler.drain(ranks, True)
+        self._sched_drain(ranks, True)
         req.respond({"ranks": encode_idset(ranks)})
 
     def _undrain(self, req) -> None:
@@ -205,9 +315,12 @@ class Instance:
             raise RPCError(f"rank {notdrained[0]} is not drained")
         for r in ranks:
             del self.drained[r]
-        self.scheduler.drain(ranks, False)
-        self.jobs.request_schedule()
+        self._sched_drain(ranks, False)
         req.respond({"ranks": encode_idset(ranks)})
+
+    def _sched_drain(self, ranks: list[int], drained: bool) -> None:
+        if self.sched is not None and self.sched.loaded:
+            self.broker.send("sched.drain", {"ranks": ranks, "drained": drained})
 
     def _queue_status(self, req) -> None:
         """Each queue: enabled/started with reasons, limits, and job counts by state."""
@@ -246,6 +359,8 @@ class Instance:
                 raise RPCError(f"unknown queue action '{action}'")
         if action == "start":
             self.jobs.request_schedule()
+        elif action == "stop":
+            self.jobs.stop_queue({q.name for q in targets})
         req.respond()
 
     def _queue_wait(self, req) -> None:
@@ -270,12 +385,35 @@ class Instance:
 
     # -- shutdown --------------------------------------------------------------------------
     def shutdown(self) -> None:
-        for backend in self.backends.values():
-            stop = getattr(backend, "shutdown", None)
-            if stop is not None:
-                stop()
-        self.broker.close()
-        self.kvs.close()
+        """Stop whatever setup got to build (it may have failed half way)."""
+        if getattr(self, "exec", None) is not None:
+            self.exec.shutdown()
+        for part in ("broker", "kvs"):
+            obj = getattr(self, part, None)
+            if obj is not None:
+                obj.close()
+
+
+def bootstrap_single() -> dict:
+    """The bootstrap of a one-broker instance: rank 0 of size 1 on this host.
+
+    ``instance-level`` comes from the enclosing instance (STRATO_INSTANCE_LEVEL
+    set by a parent's job shell), so a nested instance knows its depth.
+    """
+    try:
+        level = int(os.environ.get("STRATO_INSTANCE_LEVEL", "-1")) + 1
+    except ValueError:
+        level = 0
+    return {"rank": 0, "size": 1, "hostlist": socket.gethostname(), "instance-level": level}
+
+
+def _rss_kb(pid: int) -> int | None:
+    """Resident memory of a process in KiB, from /proc (None where unknown)."""
+    try:
+        with open(f"/proc/{pid}/statm") as f:
+            return int(f.read().split()[1]) * (os.sysconf("SC_PAGE_SIZE") // 1024)
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def _spawn_initial(argv: list[str], env: dict[str, str]) -> int:
@@ -286,32 +424,33 @@ def _spawn_initial(argv: list[str], env: dict[str, str]) -> int:
 
 
 async def _serve(inst: Instance, command: list[str]) -> int:
-    inst.setup()
-    sock = f"{inst.rundir}/local"
-    if len(sock.encode()) > 107:
-        raise ConfigError(f"rundir {inst.rundir} is too long: a socket path has at most"
-                          " 107 bytes")
     try:
-        inst.broker.bind(f"ipc://{sock}")
-    except zmq.ZMQError as exc:
-        raise ConfigError(f"cannot listen on {inst.rundir}/local: {exc}") from None
-    loop = asyncio.get_running_loop()
-    env = dict(os.environ)
-    env["STRATO_URI"] = inst.uri
-    done: asyncio.Future = loop.create_future()
-    pid = _spawn_initial(command, env)
-    inst.reaper.watch(pid, lambda status: done.done() or done.set_result(status))
-
-    def terminate(signum: int) -> None:
+        inst.setup()
+        await inst.start_modules()
+        sock = f"{inst.rundir}/local"
+        if len(sock.encode()) > 107:
+            raise ConfigError(f"rundir {inst.rundir} is too long: a socket path has at most"
+                              " 107 bytes")
         try:
-            os.kill(pid, signum)
-        except ProcessLookupError:
-            pass
+            inst.broker.bind(f"ipc://{sock}")
+        except zmq.ZMQError as exc:
+            raise ConfigError(f"cannot listen on {inst.rundir}/local: {exc}") from None
+        loop = asyncio.get_running_loop()
+        env = dict(os.environ)
+        env["STRATO_URI"] = inst.uri
+        done: asyncio.Future = loop.create_future()
+        pid = _spawn_initial(command, env)
+        inst.reaper.watch(pid, lambda status: done.done() or done.set_result(status))
 
-    loop.add_signal_handler(signal.SIGTERM, terminate, signal.SIGTERM)
-    loop.add_signal_handler(signal.SIGHUP, terminate, signal.SIGHUP)
-    loop.add_signal_handler(signal.SIGINT, lambda: None)  # the program handles ^C itself
-    try:
+        def terminate(signum: int) -> None:
+            try:
+                os.kill(pid, signum)
+            except ProcessLookupError:
+                pass
+
+        loop.add_signal_handler(signal.SIGTERM, terminate, signal.SIGTERM)
+        loop.add_signal_handler(signal.SIGHUP, terminate, signal.SIGHUP)
+        loop.add_signal_handler(signal.SIGINT, lambda: None)  # the program handles ^C itself
         status = await done
     finally:
         inst.shutdown()

@@ -49,7 +49,7 @@ def job_record(job: Job) -> dict:
 def register(broker, jobs: JobManager, kvs) -> None:
     uid = os.getuid()
 
-    def submit(req) -> None:
+    async def submit(req) -> None:
         """{jobspecs: [...]} or {jobspec, count}; urgency, flags; watch streams events."""
         body = req.body or {}
         if "jobspecs" in body:
@@ -61,7 +61,7 @@ def register(broker, jobs: JobManager, kvs) -> None:
             if not isinstance(count, int) or count < 1:
                 raise RPCError("count must be a positive integer")
             jobspecs = [body.get("jobspec")] * count
-        new = jobs.submit(jobspecs, uid, body.get("urgency", 16), body.get("flags", 0),
+        new = await jobs.submit(jobspecs, uid, body.get("urgency", 16), body.get("flags", 0),
                           body.get("cc"))
         if body.get("watch") and req.streaming:
             req.send({"ids": new})
@@ -131,7 +131,7 @@ def register(broker, jobs: JobManager, kvs) -> None:
             job = jobs.lookup(jid)
             if job.state & INACTIVE or job.R is None:
                 raise RPCError(f"job {ids.f58(job.id)} is not running")
-            jobs.instance.kill_exec(job, signum)
+            jobs.kill(job, signum)
         req.respond()
 
     def urgency(req) -> None:

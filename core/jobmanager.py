@@ -1,17 +1,20 @@
 """The job manager: RFC 21 job states, the job eventlog, and the services that
 submit, watch, wait for, cancel and list jobs.
 
-Speed by design: a submitted batch goes through ingest, gets ids and its first
-eventlog entries in one call; eventlogs are lists kept in the KVS and appended in
-place (watchers are fed from memory); the scheduler is asked once per event-loop
-turn with every job that became ready since the last turn.
+It talks to the scheduler and to exec only by messages (see `strato.core.schedutil`
+for the scheduler protocol and `strato.core.exec` for exec's): it sends
+``sched.alloc``/``sched.free``/``exec.start``/``exec.kill`` and applies the
+batches of responses and events that come back. Speed by design: a submitted
+batch goes through ingest, gets ids and its first eventlog entries in one call;
+eventlogs are lists kept in the KVS and appended in place (watchers are fed from
+memory); alloc and free requests that arise in one event-loop turn leave in one
+message at the end of the turn.
 """
 
 from __future__ import annotations
 
 import asyncio
 import bisect
-import json
 import logging
 import os
 import signal
@@ -32,6 +35,7 @@ from strato.core.states import (
     STATE_NAMES,
 )
 from strato.jobspec.fsd import parse_fsd
+from strato.jobspec.idset import decode_idset
 
 log = logging.getLogger("strato.job-manager")
 
@@ -44,9 +48,9 @@ class Job:
 
     __slots__ = ("id", "userid", "urgency", "priority", "state", "jobspec", "flags", "eventlog",
                  "kvsdir", "t_submit", "t_run", "t_cleanup", "t_inactive", "R", "name",
-                 "summary", "result", "status", "exception", "backend",
+                 "summary", "result", "status", "exception",
                  "alloc_pending", "deps_left", "state_watchers", "cc",
-                 "annotations")
+                 "annotations", "free_pending", "queued")
 
     def __init__(self, jobid: int, userid: int, urgency: int, jobspec: dict, flags: int,
                  summary: dict) -> None:
@@ -69,8 +73,9 @@ class Job:
         self.result: str | None = None
         self.status: int | None = None
         self.exception: dict | None = None
-        self.backend = None
-        self.alloc_pending = False
+        self.alloc_pending = False  # an alloc request is outstanding at the scheduler
+        self.free_pending = False  # a free request is outstanding at the scheduler
+        self.queued = False  # in the job manager's ordered queue of pending jobs
         self.deps_left = 0
         self.state_watchers: list | None = None
         self.cc: int | None = None  # this copy's index under --cc
@@ -93,6 +98,44 @@ def _order(job: Job) -> tuple[int, int]:
     return (-job.priority, job.id)
 
 
+def apply_event(job: Job, entry: dict) -> int:
+    """Apply one eventlog entry to `job`'s fields and return the state it leads to.
+
+    The one event-to-state function (RFC 21): the live job manager posts an event
+    and moves the job to the state this returns; recovery after a restart replays
+    a job's whole eventlog through it.
+    """
+    name = entry["name"]
+    ctx = entry.get("context") or {}
+    state = job.state
+    if name == "validate":
+        return DEPEND if state == NEW else state
+    if name == "depend":
+        return PRIORITY if state == DEPEND else state
+    if name == "priority":
+        job.priority = ctx.get("priority", 0)
+        return SCHED if state == PRIORITY else state
+    if name == "urgency":
+        job.urgency = ctx.get("urgency", job.urgency)
+    elif name == "alloc":
+        job.t_run = entry["timestamp"]
+        return RUN
+    elif name == "finish":
+        job.status = ctx.get("status")
+        job.t_cleanup = entry["timestamp"]
+        return CLEANUP
+    elif name == "exception" and ctx.get("severity") == 0:
+        if job.exception is None:
+            job.exception = ctx
+        if state & (NEW | PENDING):
+            job.t_cleanup = entry["timestamp"]
+            return CLEANUP
+    elif name == "clean":
+        job.t_inactive = entry["timestamp"]
+        return INACTIVE
+    return state
+
+
 def job_name(jobspec: dict) -> str:
     """The job name: attributes.system.job.name, else the command's basename."""
     try:
@@ -112,14 +155,15 @@ class JobManager:
 
     def __init__(self, instance) -> None:
         self.instance = instance
+        self.broker = instance.broker
         self.kvs = instance.kvs
         self.hook = instance.pm.hook
+        self.nodes = instance.nodes
         self.jobs: dict[int, Job] = {}
         self.active: dict[int, Job] = {}
         # SCHED jobs with priority > 0 and no allocation, kept in scheduling order
         # (priority high to low, then submission order).
         self.pending: list[Job] = []
-        self._sched_scheduled = False
         self.fluid = ids.FluidGenerator(0, instance.fluid_epoch)
         self.queues = instance.queues
         self._state_hook = self.hook.job_state_change
@@ -130,34 +174,44 @@ class JobManager:
                                               .get("kill-timeout", 5.0)))
         except ValueError as exc:
             raise ConfigError(f"exec.kill-timeout: {exc}") from None
-        self.default_backend = instance.config.get("exec", {}).get("backend", "local")
         self.dep_schemes: dict = {}
 
         def register(scheme: str, handler) -> None:
             self.dep_schemes[scheme] = handler
 
         self.hook.job_register_dependency_schemes(register=register)
+        # the scheduler protocol
+        self.sched_ready = False
+        self.sched_limit = 0  # 0: unlimited
+        self.outstanding = 0  # alloc requests the scheduler holds
+        self._unsent: list[Job] = []  # pending jobs not yet sent (unlimited mode)
+        self._cancels: list[int] = []
+        self._reprios: list[list[int]] = []
+        self._frees: list[Job] = []
+        self._flush_scheduled = False
+        self._stale = 0  # jobs in `pending` that are no longer queued
+        self.held: dict[int, dict[int, tuple[set, set]]] = {}  # rank -> jobid -> cores, gpus
+        for topic, fn in (("job-manager.sched-hello", self._sched_hello),
+                          ("job-manager.sched-ready", self._sched_ready),
+                          ("job-manager.sched", self._sched_responses),
+                          ("job-manager.exec", self._exec_events)):
+            self.broker.register(topic, fn)
 
     # -- eventlog and states -----------------------------------------------------------
-    def _post(self, job: Job, name: str, context: dict | None = None,
-              new_state: int = 0) -> None:
+    def _post(self, job: Job, name: str, context: dict | None = None) -> None:
+        """Append an event to the job's eventlog and move it to the state it leads to."""
         entry = {"timestamp": time.time(), "name": name}
         if context is not None:
             entry["context"] = context
         job.eventlog.append(entry)
         self.kvs.notify_append(job.kvsdir + ".eventlog", job.eventlog, (entry,))
-        if new_state:
-            self._set_state(job, new_state, entry["timestamp"])
+        state = apply_event(job, entry)
+        if state != job.state:
+            self._set_state(job, state)
 
-    def _set_state(self, job: Job, state: int, now: float) -> None:
+    def _set_state(self, job: Job, state: int) -> None:
         old = job.state
         job.state = state
-        if state == RUN:
-            job.t_run = now
-        elif state == CLEANUP:
-            job.t_cleanup = now
-        elif state == INACTIVE:
-            job.t_inactive = now
         if self._has_state_hook:
             try:
                 self._state_hook(job=job, old=STATE_NAMES[old], new=STATE_NAMES[state])
@@ -191,42 +245,17 @@ class JobManager:
         except Exception as exc:
             raise RPCError(str(exc) or exc.__class__.__name__) from None
         dependencies.check(jobspec, self.dep_schemes, self)
-        summary = self.summarize(jobspec)
-        feasibility = getattr(self.instance.scheduler, "feasibility", None)
-        if feasibility is not None:
-            why = feasibility(summary, jobspec)
-            if why is not None:
-                raise RPCError(why)
+        summary = self.queues.summarize(jobspec)
         queue = self.queues.of(jobspec)
         if not queue.enabled:
             what = f"queue {queue.name}" if queue.name else "job submission"
             raise RPCError(f"{what} is disabled: {queue.disable_reason}")
         return summary
 
-    def summarize(self, jobspec: dict) -> dict:
-        """What the scheduler needs of a valid jobspec: counts, queue and constraint."""
-        summary = self.instance.summarize(jobspec)
-        queue = self.queues.of(jobspec)
-        summary["queue"] = queue.name
-        constraint = jobspec["attributes"]["system"].get("constraints")
-        if queue.requires:
-            need = {"properties": list(queue.requires)}
-            constraint = {"and": [constraint, need]} if constraint else need
-        summary["constraint"] = None
-        summary["constraint_key"] = ""
-        if constraint:
-            from strato.jobspec.constraints import compile_constraint
-
-            try:
-                summary["constraint"] = compile_constraint(constraint)
-            except ValueError as exc:
-                raise RPCError(f"attributes.system.constraints: {exc}") from None
-            summary["constraint_key"] = json.dumps(constraint, sort_keys=True)
-        return summary
-
-    def submit(self, jobspecs: list[dict], userid: int, urgency: int = URGENCY_DEFAULT,
-               flags: int = 0, cc: list[int] | None = None) -> list[int]:
-        """Validate every jobspec, then create the jobs; all or nothing.
+    async def submit(self, jobspecs: list[dict], userid: int, urgency: int = URGENCY_DEFAULT,
+                     flags: int = 0, cc: list[int] | None = None) -> list[int]:
+        """Validate every jobspec, ask the scheduler whether each can ever run, then
+        create the jobs; all or nothing.
 
         `cc` gives each job its copy index (``--cc``), seen by the shell as
         ``STRATO_JOB_CC`` and ``{{cc}}`` in output templates.
@@ -238,6 +267,7 @@ class JobManager:
             raise RPCError("urgency must be an integer from 0 to 31")
         summaries = []
         cache: dict[int, dict] = {}
+        distinct = []
         for i, js in enumerate(jobspecs):
             key = id(js)
             if key in cache:
@@ -246,9 +276,14 @@ class JobManager:
             try:
                 cache[key] = s = self.ingest(js, userid)
             except RPCError as exc:
-                prefix = f"job {i}: " if len(jobspecs) > 1 else ""
-                raise RPCError(prefix + str(exc)) from None
+                raise RPCError(self._prefix(i, jobspecs) + str(exc)) from None
             summaries.append(s)
+            distinct.append((i, js))
+        if "sched.feasibility" in self.broker.services:
+            for i, js in distinct:
+                why = (await self.broker.call("sched.feasibility", {"jobspec": js}))["error"]
+                if why is not None:
+                    raise RPCError(self._prefix(i, jobspecs) + why)
         out = []
         now = time.time()
         for i, (js, summary) in enumerate(zip(jobspecs, summaries, strict=True)):
@@ -260,6 +295,10 @@ class JobManager:
         self.counts["submitted"] += len(out)
         return out
 
+    @staticmethod
+    def _prefix(i: int, jobspecs: list) -> str:
+        return f"job {i}: " if len(jobspecs) > 1 else ""
+
     def _create(self, job: Job, now: float) -> None:
         self.jobs[job.id] = job
         self.active[job.id] = job
@@ -270,14 +309,15 @@ class JobManager:
         if job.cc is not None:
             ctx["cc"] = job.cc
         ev.append({"timestamp": now, "name": "submit", "context": ctx})
-        ev.append({"timestamp": now, "name": "validate"})
+        validate = {"timestamp": now, "name": "validate"}
+        ev.append(validate)
         self.kvs.put_quiet(job.kvsdir + ".eventlog", ev)
         if self._has_state_hook:
-            self._set_state(job, NEW, now)
-        self._set_state(job, DEPEND, now)
+            self._set_state(job, NEW)
+        self._set_state(job, apply_event(job, validate))
         deps = dependencies.dependencies_of(job.jobspec)
         if not deps:
-            self._post(job, "depend", None, PRIORITY)
+            self._post(job, "depend")
             self._reprioritize(job)
             return
         job.deps_left = len(deps)
@@ -295,7 +335,7 @@ class JobManager:
         self._post(job, "dependency-remove", {"description": dependencies.describe(d.dep)})
         job.deps_left -= 1
         if job.deps_left == 0:
-            self._post(job, "depend", None, PRIORITY)
+            self._post(job, "depend")
             self._reprioritize(job)
 
     def dependency_failed(self, d: dependencies.Dependency, note: str) -> None:
@@ -305,104 +345,302 @@ class JobManager:
 
     def _reprioritize(self, job: Job) -> None:
         prio = self.hook.job_priority(job=job)
-        job.priority = int(prio) if prio is not None else job.urgency
-        self._post(job, "priority", {"priority": job.priority},
-                   SCHED if job.state == PRIORITY else 0)
-        if job.state == SCHED and job.R is None:
+        old = job.priority
+        self._post(job, "priority", {"priority": int(prio) if prio is not None
+                                     else job.urgency})
+        if job.state != SCHED or job.R is not None:
+            return
+        if job.queued:
+            if job.priority == old:
+                return
+            self._dequeue(job)
             if job.alloc_pending:
-                job.alloc_pending = False
-                self.pending.remove(job)
-            if job.priority > 0:
-                self._enqueue(job)
-            self.request_schedule()
+                if job.priority == 0:
+                    self._cancel_request(job)
+                else:
+                    self._reprios.append([job.id, job.priority])
+                    self._request_flush()
+        if job.priority > 0:
+            self._enqueue(job)
+
+    def _dequeue(self, job: Job) -> None:
+        """Take a job out of the ordered queue (a rare path: urgency, exceptions)."""
+        if job.queued:
+            job.queued = False
+            self.pending.remove(job)
+
+    def _prune(self) -> None:
+        """Drop the jobs that left the queue this turn; usually a prefix, in one step."""
+        p = self.pending
+        n = 0
+        while n < len(p) and not p[n].queued:
+            n += 1
+        if n == self._stale:
+            del p[:n]
+        else:
+            self.pending = [j for j in p if j.queued]
+        self._stale = 0
 
     def _enqueue(self, job: Job) -> None:
-        """Insert into `pending` in order; a new job usually goes at the end."""
-        job.alloc_pending = True
+        """Insert into `pending` in order (a new job usually goes at the end) and
+        have it sent to the scheduler at the end of the turn."""
+        job.queued = True
         pending = self.pending
         if not pending or _order(job) > _order(pending[-1]):
             pending.append(job)
         else:
             bisect.insort(pending, job, key=_order)
+        if not job.alloc_pending:
+            self._unsent.append(job)
+            self._request_flush()
 
-    # -- scheduling ----------------------------------------------------------------------
+    def _cancel_request(self, job: Job) -> None:
+        """Withdraw the job's outstanding alloc request."""
+        job.alloc_pending = False
+        self.outstanding -= 1
+        self._cancels.append(job.id)
+        self._request_flush()
+
+    # -- the scheduler protocol ------------------------------------------------------------
     def request_schedule(self) -> None:
-        """Ask the scheduler once at the end of this event-loop turn."""
-        if not self._sched_scheduled:
-            self._sched_scheduled = True
-            asyncio.get_running_loop().call_soon(self._schedule)
+        """Send the requests that arose this turn at its end (kept for callers that
+        changed what may be scheduled, e.g. a started queue)."""
+        self._unsent = [j for j in self.pending if j.queued and not j.alloc_pending]
+        self._request_flush()
 
-    def _schedule(self) -> None:
-        self._sched_scheduled = False
-        if not self.pending:
+    def _request_flush(self) -> None:
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self.broker.defer(self._flush)
+
+    def _flush(self) -> None:
+        """Send this turn's cancel, prioritize, free and alloc requests, one message each."""
+        self._flush_scheduled = False
+        if not self.sched_ready:
             return
+        send = self.broker.send
+        if self._cancels:
+            send("sched.cancel", {"ids": self._cancels})
+            self._cancels = []
+        if self._reprios:
+            send("sched.prioritize", {"jobs": self._reprios})
+            self._reprios = []
+        if self._frees:
+            frees, self._frees = self._frees, []
+            send("sched.free", {"jobs": [{"id": j.id, "R": j.R, "final": True}
+                                         for j in frees]})
+        if self._unsent:
+            self._send_allocs()
+
+    def _send_allocs(self) -> None:
+        unsent, self._unsent = self._unsent, []
+        limit = self.sched_limit
+        if limit:  # only the first few in queue order may be outstanding
+            unsent = [j for j in self.pending if j.queued and not j.alloc_pending]
         queues = self.queues.named(None)
-        if all(q.started for q in queues):
-            candidates = self.pending
-        else:
-            stopped = {q.name for q in queues if not q.started}
-            candidates = [j for j in self.pending if j.summary["queue"] not in stopped]
-            if not candidates:
-                return
-        allocated, rejected = self.instance.scheduler.schedule(candidates)
-        if not allocated and not rejected:
+        stopped = {q.name for q in queues if not q.started}
+        batch = []
+        for job in unsent:
+            if job.alloc_pending or not job.queued or job.summary["queue"] in stopped:
+                continue
+            if limit and self.outstanding >= limit:
+                break
+            job.alloc_pending = True
+            self.outstanding += 1
+            batch.append({"id": job.id, "priority": job.priority, "userid": job.userid,
+                          "t_submit": job.t_submit, "jobspec": job.jobspec})
+        if batch:
+            self.broker.send("sched.alloc", {"jobs": batch})
+
+    def stop_queue(self, names: set[str]) -> None:
+        """Withdraw the outstanding alloc requests of jobs in the stopped queues."""
+        for job in self.pending:
+            if job.alloc_pending and job.summary["queue"] in names:
+                self._cancel_request(job)
+
+    def _sched_hello(self, req) -> None:
+        """A scheduler is loading: tell it every allocation held now (RFC 27 hello)."""
+        req.respond({"jobs": [{"id": j.id, "priority": j.priority, "userid": j.userid,
+                               "t_submit": j.t_submit, "jobspec": j.jobspec, "R": j.R}
+                              for j in self.active.values() if j.R is not None]})
+
+    def _sched_ready(self, req) -> None:
+        """{mode: unlimited|limited, limit}: the scheduler takes requests now."""
+        body = req.body or {}
+        mode = body.get("mode", "unlimited")
+        if mode not in ("unlimited", "limited"):
+            raise RPCError(f"unknown scheduler mode '{mode}'")
+        limit = body.get("limit", 0) if mode == "limited" else 0
+        if not isinstance(limit, int) or limit < 0 or (mode == "limited" and limit == 0):
+            raise RPCError("limited mode needs a positive limit")
+        self.sched_unloaded()  # whatever a previous scheduler held is forgotten
+        self.sched_limit = limit
+        self.sched_ready = True
+        # frees that waited for a scheduler: the hello listed those jobs as allocated
+        self._frees = [j for j in self.active.values() if j.free_pending]
+        self.request_schedule()
+        req.respond()
+
+    def sched_unloaded(self) -> None:
+        """The scheduler went away: its requests are forgotten; they are sent again
+        to the next one after its hello."""
+        self.sched_ready = False
+        for job in self.pending:
+            job.alloc_pending = False
+        self.outstanding = 0
+        self._cancels, self._reprios, self._frees = [], [], []
+
+    def _sched_responses(self, req) -> None:
+        """A batch of scheduler responses (alloc, deny, annotate, cancel, free)."""
+        for r in req.body["responses"]:
+            job = self.active.get(r.get("id"))
+            rtype = r.get("type")
+            if rtype == "alloc":
+                self._sched_alloc(job, r)
+            elif job is None:
+                continue
+            elif rtype == "annotate":
+                job.annotations = r.get("annotations") or None
+            elif rtype == "deny":
+                self._request_done(job)
+                if job.state & PENDING:
+                    self.raise_exception(job, "alloc", 0, str(r.get("note", "denied")))
+            elif rtype == "cancel":
+                pass  # withdrawn: already settled on this side
+            elif rtype == "free":
+                if job.free_pending:
+                    job.free_pending = False
+                    self._post(job, "free")
+                    self._clean(job)
+            else:
+                log.warning("unknown scheduler response type %r", rtype)
+        if self._stale:
+            self._prune()
+
+    def _request_done(self, job: Job) -> None:
+        """The job's alloc request is answered: it leaves the queue (lazily)."""
+        job.alloc_pending = False
+        self.outstanding -= 1
+        if self.sched_limit:
+            self.request_schedule()
+        if job.queued:
+            job.queued = False
+            self._stale += 1
+
+    def _sched_alloc(self, job: Job | None, r: dict) -> None:
+        R = r.get("R")
+        if job is None or not job.alloc_pending:
+            # canceled meanwhile: the resources go straight back
+            if isinstance(R, dict):
+                self.broker.send("sched.free", {"jobs": [{"id": r.get("id"), "R": R,
+                                                          "final": True}]})
             return
-        done = {job.id for job, _ in allocated} | {job.id for job, _ in rejected}
-        # A queue policy usually settles a prefix of the queue: drop it in one step.
-        n = 0
-        pending = self.pending
-        while n < len(pending) and pending[n].id in done:
-            n += 1
-        if n == len(done):
-            del pending[:n]
-        else:
-            self.pending = [j for j in pending if j.id not in done]
-        # The queue is settled before anything is started, so a failure below
-        # cannot leave a started job in it.
-        for job, R in allocated:
-            job.alloc_pending = False
-            self._alloc(job, R)
-        for job, reason in rejected:
-            job.alloc_pending = False
-            self.raise_exception(job, "alloc", 0, reason)
+        self._request_done(job)
+        why = self._check_R(job, R)
+        if why is not None:
+            if isinstance(R, dict):
+                self.broker.send("sched.free", {"jobs": [{"id": job.id, "R": R,
+                                                          "final": True}]})
+            self.raise_exception(job, "alloc", 0, f"scheduler returned invalid R: {why}")
+            return
+        self._alloc(job, R)
+
+    def _check_R(self, job: Job, R: object) -> str | None:
+        """Why `R` cannot be the job's allocation (None: it can): malformed, not in
+        the instance, held by another job, or not the shape the job asked for."""
+        try:
+            entries = R["execution"]["R_lite"]
+            taken = []
+            for e in entries:
+                children = e.get("children", {})
+                cores = set(decode_idset(children.get("core", "")))
+                gpus = set(decode_idset(children.get("gpu", "")))
+                for rank in decode_idset(e["rank"]):
+                    taken.append((rank, cores, gpus))
+        except (KeyError, TypeError, ValueError, AttributeError):
+            return "malformed R"
+        nodes = self.nodes
+        ncores = ngpus = 0
+        for rank, cores, gpus in taken:
+            if not 0 <= rank < len(nodes):
+                return f"rank {rank} is not in this instance"
+            node = nodes[rank]
+            if not cores.issubset(node.cores) or not gpus.issubset(node.gpus):
+                return f"rank {rank} has no such core or gpu"
+            for other in self.held.get(rank, {}).values():
+                if cores & other[0] or gpus & other[1]:
+                    return f"resources on rank {rank} are held by another job"
+            ncores += len(cores)
+            ngpus += len(gpus)
+        s = job.summary
+        if ncores < s["nslots"] * s["cores_per_slot"] or ngpus < s["nslots"] * s["gpus_per_slot"]:
+            return "fewer cores or gpus than the job asked for"
+        if s["nnodes"] is not None and len({t[0] for t in taken}) != s["nnodes"]:
+            return f"not {s['nnodes']} node(s)"
+        for rank, cores, gpus in taken:
+            self.held.setdefault(rank, {})[job.id] = (cores, gpus)
+        return None
+
+    def _release_held(self, job: Job) -> None:
+        for entry in job.R["execution"]["R_lite"]:
+            for rank in decode_idset(entry["rank"]):
+                held = self.held.get(rank)
+                if held is not None:
+                    held.pop(job.id, None)
 
     def _alloc(self, job: Job, R: dict) -> None:
         job.R = R
         job.annotations = None
         self.kvs.put_quiet(job.kvsdir + ".R", R)
-        self._post(job, "alloc", None, RUN)
-        try:
-            self.instance.start_exec(job)
-        except Exception as exc:  # a backend bug must not wedge the queue behind it
-            log.exception("exec failed to start job %s", ids.f58(job.id))
-            ctx = {"type": "exec", "severity": 0, "userid": job.userid,
-                   "note": f"exec failed to start: {exc}"}
-            job.exception = ctx
-            self._post(job, "exception", ctx)
-            self.exec_finished(job, 1 << 8)
+        self._post(job, "alloc")
+        self.broker.send("exec.start", {"id": job.id, "jobspec": job.jobspec, "R": R,
+                                        "userid": job.userid, "cc": job.cc})
 
-    # -- exec callbacks --------------------------------------------------------------------
-    def exec_started(self, job: Job) -> None:
-        self._post(job, "start")
+    # -- exec events -----------------------------------------------------------------------
+    def _exec_events(self, req) -> None:
+        """A batch of exec events: ``{events: [{id, name, context}]}`` with names
+        start, finish {status}, release {ranks, final} and exception {type, note}."""
+        for ev in req.body["events"]:
+            job = self.active.get(ev.get("id"))
+            if job is None or job.state not in (RUN, CLEANUP):
+                continue
+            name = ev.get("name")
+            ctx = ev.get("context") or {}
+            if name == "start":
+                if job.state == RUN:
+                    self._post(job, "start")
+            elif name == "finish":
+                self._finish(job, ctx.get("status", 0))
+            elif name == "exception":
+                if job.state == RUN:
+                    self.raise_exception(job, str(ctx.get("type", "exec")), 0,
+                                         str(ctx.get("note", "")))
+            else:
+                log.warning("unknown exec event %r for job %s", name, ids.f58(job.id))
 
-    def exec_finished(self, job: Job, status: int) -> None:
+    def _finish(self, job: Job, status: int) -> None:
         """All tasks have exited with the highest wait status `status`."""
         if job.state != RUN:
             return
-        job.status = status
-        self._post(job, "finish", {"status": status}, CLEANUP)
+        if not isinstance(status, int):
+            status = 1 << 8
+        self._post(job, "finish", {"status": status})
         self._post(job, "release", {"ranks": "all", "final": True})
-        self.instance.scheduler.free(job)
-        self._post(job, "free")
-        self.request_schedule()
-        self._clean(job)
+        self._release_held(job)
+        job.free_pending = True
+        self._frees.append(job)
+        self._request_flush()
 
     def _clean(self, job: Job) -> None:
         job.result = _result_of(job)
-        self._post(job, "clean", None, INACTIVE)
+        self._post(job, "clean")
         del self.active[job.id]
         self.counts["inactive"] += 1
         self.instance.job_ended(job)
+
+    def kill(self, job: Job, signum: int) -> None:
+        """Send a signal to the tasks of a running job."""
+        self.broker.send("exec.kill", {"id": job.id, "signum": signum})
 
     # -- exceptions, cancel, urgency --------------------------------------------------------
     def raise_exception(self, job: Job, etype: str, severity: int, note: str = "",
@@ -412,25 +650,24 @@ class JobManager:
             raise RPCError(f"job {ids.f58(job.id)} is inactive", "EINVAL")
         ctx = {"type": etype, "severity": severity, "note": note,
                "userid": job.userid if userid is None else userid}
+        pending = bool(job.state & (NEW | PENDING))
+        if pending and severity == 0:
+            if job.alloc_pending:
+                self._cancel_request(job)
+            self._dequeue(job)
         self._post(job, "exception", ctx)
         if severity != 0:
             return
-        if job.exception is None or job.exception["severity"] != 0:
-            job.exception = ctx
-        if job.state & (NEW | PENDING):
-            if job.alloc_pending:
-                job.alloc_pending = False
-                self.pending.remove(job)
-            self._set_state(job, CLEANUP, time.time())
+        if pending:
             self._clean(job)
         elif job.state == RUN:
-            self.instance.kill_exec(job, signal.SIGTERM)
+            self.kill(job, signal.SIGTERM)
             loop = asyncio.get_running_loop()
             loop.call_later(self.kill_timeout, self._kill_hard, job)
 
     def _kill_hard(self, job: Job) -> None:
         if job.state == RUN:
-            self.instance.kill_exec(job, signal.SIGKILL)
+            self.kill(job, signal.SIGKILL)
 
     def lookup(self, jobid: object, userid: int | None = None) -> Job:
         if isinstance(jobid, str):
@@ -450,7 +687,6 @@ class JobManager:
         if not job.state & (NEW | PENDING):
             raise RPCError(f"job {ids.f58(job.id)} is not pending", "EINVAL")
         old = job.urgency
-        job.urgency = urgency
         self._post(job, "urgency", {"userid": userid, "urgency": urgency})
         if job.state & (PRIORITY | SCHED):
             self._reprioritize(job)  # a job still in DEPEND gets its priority later
@@ -460,8 +696,10 @@ class JobManager:
     def recover(self) -> None:
         """Rebuild the jobs of a restarted instance from their eventlogs in the KVS.
 
-        Pending jobs return to the queue; jobs that were running when the instance
-        stopped cannot be reattached, so they end with an exception saying so.
+        Every eventlog is replayed through `apply_event`, the function the live job
+        manager uses. Pending jobs return to the queue; jobs that were running when
+        the instance stopped cannot be reattached, so they end with an exception
+        saying so.
         """
         from strato.core.kvs import KvsDir
 
@@ -483,7 +721,7 @@ class JobManager:
             ctx = submit.get("context", {})
             js = d["jobspec"]
             try:
-                summary = self.summarize(js)
+                summary = self.queues.summarize(js)
             except Exception:
                 continue  # no longer valid here (its queue is gone): nothing to recover
             job = Job(jobid, ctx.get("userid", 0), ctx.get("urgency", 16), js,
@@ -491,30 +729,13 @@ class JobManager:
             job.eventlog = eventlog
             job.t_submit = submit["timestamp"]
             job.cc = ctx.get("cc")
-            state = DEPEND
             removed = set()
             for e in eventlog:
-                name, ectx = e["name"], e.get("context", {})
-                if name == "dependency-remove":
-                    removed.add(ectx.get("description"))
-                elif name == "depend":
-                    state = PRIORITY
-                elif name == "priority":
-                    job.priority = ectx.get("priority", 0)
-                    state = SCHED if state == PRIORITY else state
-                elif name == "urgency":
-                    job.urgency = ectx.get("urgency", job.urgency)
-                elif name == "alloc":
-                    state, job.t_run = RUN, e["timestamp"]
-                elif name == "finish":
-                    job.status = ectx.get("status")
-                    state, job.t_cleanup = CLEANUP, e["timestamp"]
-                elif name == "exception" and ectx.get("severity") == 0:
-                    job.exception = ectx
-                elif name == "clean":
-                    state, job.t_inactive = INACTIVE, e["timestamp"]
+                if e["name"] == "dependency-remove":
+                    removed.add((e.get("context") or {}).get("description"))
+                job.state = apply_event(job, e)
             job.R = d.get("R")
-            job.state = state
+            state = job.state
             self.jobs[jobid] = job
             if state == INACTIVE:
                 job.result = _result_of(job)
@@ -538,7 +759,7 @@ class JobManager:
                 self._reprioritize(job)
                 continue
             if not deps:
-                self._post(job, "depend", None, PRIORITY)
+                self._post(job, "depend")
                 self._reprioritize(job)
             for dep in deps:
                 handler = self.dep_schemes.get(dep["scheme"])
@@ -551,8 +772,6 @@ class JobManager:
             job.R = None
             ctx = {"type": "restart", "severity": 0, "userid": job.userid,
                    "note": "job was running when the instance stopped"}
-            job.exception = ctx
-            self._post(job, "exception", ctx, CLEANUP)
+            job.state = CLEANUP
+            self._post(job, "exception", ctx)
             self._clean(job)
-        if self.pending:
-            self.request_schedule()

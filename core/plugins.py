@@ -91,3 +91,13 @@ def describe(pm: pluggy.PluginManager) -> list[dict]:
         out.append({"name": name, "module": getattr(plugin, "__name__", str(plugin)),
                     "hooks": hooks})
     return out
+
+
+def load_plugin(pm: pluggy.PluginManager, name: str) -> None:
+    """Load one more built-in plugin into a running instance's plugin manager
+    (a scheduler switched to with ``strato module load``)."""
+    try:
+        pm.register(_import(name, builtin_plugins(), []), name=name)
+        pm.check_pending()
+    except Exception as exc:
+        raise PluginError(f"plugin '{name}' failed to load: {exc}") from None

@@ -3,12 +3,16 @@
 Every message is one msgpack-encoded array (msgspec), the shortest encoding that
 still names its kind:
 
-- request:  ``[REQ, topic, tag, body, flags]``  (flags: FLAG_STREAM)
+- request:  ``[REQ, topic, tag, body, flags, nodeid]``  (flags: FLAG_STREAM,
+  FLAG_NORESPONSE; ``nodeid`` is a broker rank, NODEID_ANY or NODEID_UPSTREAM,
+  and may be left off, meaning NODEID_ANY)
 - response: ``[RESP, tag, body, error, more]``   (error: None or a one-line str;
   ``more`` is true for the intermediate responses of a streaming request)
 
-Requests are routed by topic (``service.method``); the tag matches responses to
-the request on the client side.
+Requests are routed by topic (``service.method``) and nodeid; the tag matches
+responses to the request on the client side. A client that provides a service
+(``service.add``) receives requests in the same shape on its own socket and
+answers them with responses carrying the tag it was given.
 """
 
 from __future__ import annotations
@@ -18,6 +22,9 @@ import msgspec
 REQ = 0
 RESP = 1
 FLAG_STREAM = 1
+FLAG_NORESPONSE = 2  # one-way: the sender wants no answer (batched protocol messages)
+NODEID_ANY = -1  # the nearest broker that has the service (on one broker: this one)
+NODEID_UPSTREAM = -2  # the broker's parent in the overlay (rank 0 has none)
 
 _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder()
@@ -26,9 +33,12 @@ encode = _encoder.encode
 decode = _decoder.decode
 
 
-def request(topic: str, tag: int, body: object, flags: int = 0) -> bytes:
+def request(topic: str, tag: int, body: object, flags: int = 0,
+            nodeid: int = NODEID_ANY) -> bytes:
     """Encode a request message."""
-    return encode((REQ, topic, tag, body, flags))
+    if nodeid == NODEID_ANY:
+        return encode((REQ, topic, tag, body, flags))
+    return encode((REQ, topic, tag, body, flags, nodeid))
 
 
 def response(tag: int, body: object, error: str | None = None, more: bool = False) -> bytes:

@@ -21,6 +21,7 @@ Each queue can be disabled (no submissions) or stopped (no scheduling) alone.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 
 from strato.core.errors import ConfigError, RPCError
@@ -143,3 +144,30 @@ class Queues:
                 raise RPCError(f"queue '{name}' does not exist")
             return [self.queues[name]]
         return list(self.queues.values()) or [self.anonymous]
+
+    def summarize(self, jobspec: dict) -> dict:
+        """What a scheduler needs of a valid jobspec: counts, queue and constraint.
+
+        The job manager computes it at submission and a scheduler again from the
+        jobspec of an alloc request, so both read the same queue ``requires``.
+        """
+        from strato.jobspec.model import summarize
+
+        summary = summarize(jobspec)
+        queue = self.of(jobspec)
+        summary["queue"] = queue.name
+        constraint = jobspec["attributes"]["system"].get("constraints")
+        if queue.requires:
+            need = {"properties": list(queue.requires)}
+            constraint = {"and": [constraint, need]} if constraint else need
+        summary["constraint"] = None
+        summary["constraint_key"] = ""
+        if constraint:
+            from strato.jobspec.constraints import compile_constraint
+
+            try:
+                summary["constraint"] = compile_constraint(constraint)
+            except ValueError as exc:
+                raise RPCError(f"attributes.system.constraints: {exc}") from None
+            summary["constraint_key"] = json.dumps(constraint, sort_keys=True)
+        return summary

@@ -1,13 +1,25 @@
 """exec-local: runs a job's tasks as real processes through this node's shell host.
 
-With virtual nodes in R every task still runs on this machine, which is what
-lets a laptop test a thousand-node layout with real processes.
+The shell host is a process of its own (`strato.shell.host`), started by this
+backend when the instance starts and supervised by it: if it dies, the jobs it
+ran end with an ``exec`` exception and a new one is started for the next job.
+Starts that arrive before the host has said hello wait for it. With virtual nodes
+in R every task still runs on this machine, which is what lets a laptop test a
+thousand-node layout with real processes.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import os
+import signal
+import sys
+
+from strato.core.errors import RPCError
 from strato.core.hookspecs import hookimpl
-from strato.shell.host import ShellHost
+
+log = logging.getLogger("strato.exec-local")
 
 
 class LocalExec:
@@ -15,17 +27,126 @@ class LocalExec:
 
     name = "local"
 
-    def __init__(self, instance, config: dict) -> None:
-        self.host = ShellHost(instance)
+    def __init__(self, service, config: dict) -> None:
+        self.service = service
+        self.broker = service.broker
+        self.loop = asyncio.get_running_loop()
+        self.pid = 0
+        self.ready = False
+        self.stopping = False
+        self.running: set[int] = set()
+        self._starts: list[dict] = []
+        self._flush_scheduled = False
+        self.broker.register("exec.host-hello", self._hello)
+        self.broker.register("exec.host-events", self._host_events)
+        self._spawn_host()
 
+    # -- the shell host process ------------------------------------------------------------
+    def _spawn_host(self) -> None:
+        argv = [sys.executable, "-m", "strato.shell.host", "shell-host",
+                "--uri", self.service.uri, "--rank", str(self.broker.rank)]
+        # stdout goes nowhere: only the broker's initial program owns the terminal's
+        # output, and a pipe held open by the host would outlive the broker.
+        devnull = os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)
+        try:
+            self.pid = os.posix_spawn(sys.executable, argv, dict(os.environ),
+                                      file_actions=[(os.POSIX_SPAWN_DUP2, devnull, 1)],
+                                      setsigdef=(signal.SIGINT, signal.SIGTERM))
+        finally:
+            os.close(devnull)
+        pid = self.pid
+        self.service.reaper.watch(pid, lambda status: self._host_exited(pid, status))
+
+    def _hello(self, req) -> None:
+        body = req.body or {}
+        if body.get("pid") != self.pid or body.get("rank") != self.broker.rank:
+            raise RPCError("exec.host-hello from a process that is not this node's shell host",
+                           "EPERM")
+        self.ready = True
+        req.respond({"config": self.service.config, "uri": self.service.uri,
+                     "rundir": str(self.service.rundir)})
+        self._request_flush()
+
+    def _host_exited(self, pid: int, status: int) -> None:
+        if pid != self.pid:
+            return
+        self.pid = 0
+        self.ready = False
+        self.broker.drop_provider("shell-host")
+        if self.stopping:
+            return
+        code = os.waitstatus_to_exitcode(status)
+        why = f"killed by signal {-code}" if code < 0 else f"exit code {code}"
+        if self.running or self._starts:
+            log.error("the shell host exited (%s); ending its jobs", why)
+        for body in self._starts:
+            self.running.add(body["id"])
+        self._starts = []
+        for jobid in sorted(self.running):
+            self.service.event(jobid, "exception",
+                               {"type": "exec", "note": f"the shell host exited ({why})"})
+            self.service.event(jobid, "finish", {"status": signal.SIGKILL})
+        self.running.clear()
+
+    # -- exec backend ------------------------------------------------------------------
     def start(self, job) -> None:
-        self.host.start(job)
+        if not self.pid:
+            self._spawn_host()
+        self._starts.append(job.wire())
+        self._request_flush()
 
-    def kill(self, job, signum: int) -> None:
-        self.host.kill(job, signum)
+    def _request_flush(self) -> None:
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self.broker.defer(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        if not self.ready or not self._starts:
+            return
+        starts, self._starts = self._starts, []
+        for body in starts:
+            self.running.add(body["id"])
+        self.broker.send("shell-host.start", {"jobs": starts})
+
+    def kill(self, jobid: int, signum: int) -> None:
+        for i, body in enumerate(self._starts):
+            if body["id"] == jobid:  # not on the host yet: it never starts
+                del self._starts[i]
+                self.service.event(jobid, "finish", {"status": signum})
+                return
+        if jobid in self.running and self.ready:
+            self.broker.send("shell-host.kill", {"id": jobid, "signum": signum})
+
+    def _host_events(self, req) -> None:
+        events = (req.body or {}).get("events")
+        if not isinstance(events, list):
+            raise RPCError("exec.host-events needs a list of events")
+        for ev in events:
+            if not isinstance(ev, dict) or ev.get("name") not in ("start", "exception",
+                                                                   "finish"):
+                log.warning("dropped a malformed shell host event: %.200r", ev)
+                continue
+            jobid = ev.get("id")
+            if jobid not in self.running:
+                continue
+            if ev["name"] == "finish":
+                self.running.discard(jobid)
+            ctx = ev.get("context")
+            self.service.event(jobid, ev["name"], ctx if isinstance(ctx, dict) else None)
 
     def shutdown(self) -> None:
-        self.host.kill_all()
+        """Stop the shell host; it kills every task it still runs."""
+        self.stopping = True
+        if self.pid:
+            try:
+                os.kill(self.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+
+    def stats(self) -> dict:
+        return {"pid": self.pid, "state": "running" if self.ready else
+                ("starting" if self.pid else "stopped"), "running": len(self.running)}
 
 
 @hookimpl

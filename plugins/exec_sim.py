@@ -28,43 +28,54 @@ class SimExec:
 
     name = "sim"
 
-    def __init__(self, instance, config: dict) -> None:
-        self.instance = instance
+    def __init__(self, service, config: dict) -> None:
+        self.service = service
         self.loop = asyncio.get_running_loop()
         try:
-            self.default = parse_fsd(str(instance.config.get("exec", {}).get("sim-duration", 0)))
+            self.default = parse_fsd(str(config.get("sim-duration", 0)))
         except ValueError as exc:
             raise ConfigError(f"exec.sim-duration: {exc}") from None
         self.timers: dict[int, asyncio.TimerHandle] = {}
 
     def start(self, job) -> None:
-        jobs = self.instance.jobs
-        jobs.exec_started(job)
+        event = self.service.event
+        event(job.id, "start")
         try:
             duration = run_duration(job, self.default)
         except ValueError as exc:
-            jobs.raise_exception(job, "exec", 0, f"system.exec.test.run_duration: {exc}")
+            event(job.id, "exception", {"type": "exec",
+                                        "note": f"system.exec.test.run_duration: {exc}"})
+            self.timers[job.id] = self.loop.call_soon(self._finish, job.id, 1 << 8)
             return
         limit = job.summary["duration"]
         if limit and duration > limit:
-            self.timers[job.id] = self.loop.call_later(limit, self._timeout, job)
+            self.timers[job.id] = self.loop.call_later(limit, self._timeout, job.id)
         elif duration <= 0:
-            self.loop.call_soon(self._finish, job, 0)
+            self.timers[job.id] = self.loop.call_soon(self._finish, job.id, 0)
         else:
-            self.timers[job.id] = self.loop.call_later(duration, self._finish, job, 0)
+            self.timers[job.id] = self.loop.call_later(duration, self._finish, job.id, 0)
 
-    def _finish(self, job, status: int) -> None:
-        self.timers.pop(job.id, None)
-        self.instance.jobs.exec_finished(job, status)
+    def _finish(self, jobid: int, status: int) -> None:
+        self.timers.pop(jobid, None)
+        self.service.event(jobid, "finish", {"status": status})
 
-    def _timeout(self, job) -> None:
-        self.instance.jobs.raise_exception(job, "timeout", 0, "resource allocation expired")
+    def _timeout(self, jobid: int) -> None:
+        self.service.event(jobid, "exception", {"type": "timeout",
+                                                "note": "resource allocation expired"})
 
-    def kill(self, job, signum: int) -> None:
-        timer = self.timers.pop(job.id, None)
+    def kill(self, jobid: int, signum: int) -> None:
+        timer = self.timers.pop(jobid, None)
         if timer is not None:
             timer.cancel()
-            self.loop.call_soon(self._finish, job, signum)
+            self.timers[jobid] = self.loop.call_soon(self._finish, jobid, signum)
+
+    def shutdown(self) -> None:
+        for timer in self.timers.values():
+            timer.cancel()
+        self.timers.clear()
+
+    def stats(self) -> dict:
+        return {"running": len(self.timers)}
 
 
 @hookimpl

@@ -15,6 +15,8 @@ import time
 
 from strato.core.hookspecs import hookimpl
 from strato.core.resource import Node, make_R, status_rows
+from strato.core.schedutil import SchedulePass
+from strato.jobspec.idset import decode_idset
 
 
 class _NodeState:
@@ -36,8 +38,8 @@ class SimpleScheduler:
 
     name = "sched-simple"
 
-    def __init__(self, instance, config: dict) -> None:
-        self.instance = instance
+    def __init__(self, env, config: dict) -> None:
+        self.nqueues = len(env.queues.named(None))
         self.nodes: list[_NodeState] = []
         self.allocs: dict[int, list[tuple[_NodeState, list[int], list[int]]]] = {}
         self._hint = 0
@@ -52,9 +54,9 @@ class SimpleScheduler:
         return (s["nnodes"], s["nslots"], s["cores_per_slot"], s["gpus_per_slot"],
                 s["exclusive"], s.get("constraint_key", ""))
 
-    def feasibility(self, s: dict, jobspec: dict | None = None) -> str | None:
+    def feasibility(self, job) -> str | None:
         """Checked at submission: why this request can never run here (None: it can)."""
-        return self._why_unsatisfiable(s)
+        return self._why_unsatisfiable(job.summary)
 
     def _why_unsatisfiable(self, s: dict) -> str | None:
         """Why the request could not fit even on the whole, idle instance (None: it can)."""
@@ -135,11 +137,11 @@ class SimpleScheduler:
             self._hint += 1
         return taken
 
-    def schedule(self, pending: list) -> tuple[list, list]:
+    def schedule(self, pending: list) -> SchedulePass:
         """Allocate pending jobs in order; a job that does not fit blocks its queue."""
         allocated, rejected = [], []
         now = time.time()
-        nqueues = len(self.instance.queues.named(None)) if self.instance is not None else 1
+        nqueues = self.nqueues
         blocked: set[str] = set()
         for job in pending:
             s = job.summary
@@ -162,12 +164,35 @@ class SimpleScheduler:
                         for ns, cores, gpus in taken],
                        starttime=now, expiration=now + duration if duration else 0.0)
             allocated.append((job, R))
-        return allocated, rejected
+        return SchedulePass(allocated, rejected, {})
 
-    def free(self, job) -> None:
-        taken = self.allocs.pop(job.id, None)
+    def allocate_existing(self, job, R: dict) -> None:
+        """Take the resources of a job that already holds `R` (a scheduler reload)."""
+        taken = []
+        for entry in R["execution"]["R_lite"]:
+            children = entry.get("children", {})
+            cores = decode_idset(children.get("core", ""))
+            gpus = decode_idset(children.get("gpu", ""))
+            for rank in decode_idset(entry["rank"]):
+                ns = self.nodes[rank]
+                ns.free_cores = [c for c in ns.free_cores if c not in cores]
+                ns.free_gpus = [g for g in ns.free_gpus if g not in gpus]
+                taken.append((ns, list(cores), list(gpus)))
+        self.allocs[job.id] = taken
+        while self._hint < len(self.nodes) and not self.nodes[self._hint].free_cores:
+            self._hint += 1
+
+    def free(self, jobid: int, R: dict, final: bool) -> None:
+        """Give back the job's resources on the ranks of `R` (all of them if final)."""
+        taken = self.allocs.pop(jobid, None)
         if not taken:
             return
+        if not final:
+            ranks = {r for e in R["execution"]["R_lite"] for r in decode_idset(e["rank"])}
+            keep = [t for t in taken if t[0].node.rank not in ranks]
+            taken = [t for t in taken if t[0].node.rank in ranks]
+            if keep:
+                self.allocs[jobid] = keep
         for ns, cores, gpus in taken:
             ns.free_cores.extend(cores)
             ns.free_cores.sort()

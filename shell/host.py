@@ -1,38 +1,142 @@
-"""The shell host: one long-lived per node, running each job's shell as a coroutine.
+"""The shell host: a long-lived process per node running each job's shell as a coroutine.
 
-No new Python interpreter starts for a job: the host is part of the node's broker,
-spawns tasks with one ``posix_spawn`` each, and reaps them from one SIGCHLD handler.
+Started and supervised by its node's broker (exec backend ``local``); its command
+line names it ``shell-host``. It owns everything about tasks: spawning (one
+``posix_spawn`` each, with the task's cwd, rlimits and environment), reaping (one
+SIGCHLD handler, ``waitpid(-1)`` for this process only), signals and output, so
+the broker process holds no task-related process-wide state. No new Python
+interpreter starts for a job.
+
+It reaches the broker only by messages over its `Connector`:
+
+- at start: ``service.add {service: "shell-host"}``, then ``exec.host-hello
+  {rank, pid}``, whose answer carries the instance config (for shell plugins),
+  URI and rundir;
+- requests it serves: ``shell-host.start {jobs: [{id, jobspec, R, userid, cc}]}``
+  and ``shell-host.kill {id, signum}`` (both one-way);
+- what it sends, batched per event-loop turn: ``kvs.commit`` with the appends to
+  each job's ``guest.output`` and ``exec.eventlog`` (``shell.init``,
+  ``shell.start``, ``shell.task-exit``), then ``exec.host-events {events: [{id,
+  name, context}]}`` with ``start``, ``exception {type, note}`` and ``finish
+  {status}``. Output is sent before the events of the same turn, so a job's
+  output is in the KVS before its ``finish``.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import logging
 import os
 import signal
+import sys
+import time
 
+from strato.core import ids
+from strato.core.connector import Connector
 from strato.shell.shell import JobShell
 from strato.shell.spawn import Reaper, spawn
 
 log = logging.getLogger("strato.shell-host")
 
 
+class ShellJob:
+    """What a job shell needs of its job: the start message plus derived fields."""
+
+    __slots__ = ("id", "jobspec", "R", "userid", "cc", "summary", "name", "kvsdir")
+
+    def __init__(self, body: dict) -> None:
+        from strato.core.jobmanager import job_name
+        from strato.jobspec.model import summarize
+
+        self.id: int = body["id"]
+        self.jobspec: dict = body["jobspec"]
+        self.R: dict = body["R"]
+        self.userid: int = body.get("userid", 0)
+        self.cc: int | None = body.get("cc")
+        self.summary = summarize(self.jobspec)
+        self.name = job_name(self.jobspec)
+        self.kvsdir = ids.encode(self.id, "kvs")
+
+
 class ShellHost:
     """Starts, signals and reports on the job shells of one node."""
 
-    def __init__(self, instance) -> None:
-        self.instance = instance
+    def __init__(self, conn: Connector, rank: int) -> None:
+        self.conn = conn
+        self.rank = rank
         self.loop = asyncio.get_running_loop()
-        self.hook = instance.pm.hook
-        self.reaper: Reaper = instance.reaper
+        self.reaper = Reaper(self.loop)
         self.devnull = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
         self.shells: dict[int, JobShell] = {}
         self.spawn = spawn
+        self.hook = None
+        self.uri = ""
+        self.rundir = ""
+        self._ops: list[list] = []
+        self._events: list[dict] = []
+        self._flush_scheduled = False
+        conn.serve("shell-host.start", self._start)
+        conn.serve("shell-host.kill", self._kill)
 
-    def start(self, job) -> None:
-        shell = JobShell(self, job)
-        self.shells[job.id] = shell
-        self.loop.create_task(self._run(shell))
+    async def hello(self) -> None:
+        """Register the service, then learn the instance's config from the broker."""
+        from strato.core.plugins import make_plugin_manager
+
+        await self.conn.rpc("service.add", {"service": "shell-host"})
+        info = await self.conn.rpc("exec.host-hello", {"rank": self.rank, "pid": os.getpid()})
+        self.uri = info["uri"]
+        self.rundir = info["rundir"]
+        self.hook = make_plugin_manager(info["config"]).hook
+
+    # -- what goes to the broker ---------------------------------------------------------
+    def _request_flush(self) -> None:
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self.loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        if self._ops:
+            ops, self._ops = self._ops, []
+            self.conn.send("kvs.commit", {"ops": ops})
+        if self._events:
+            events, self._events = self._events, []
+            self.conn.send("exec.host-events", {"events": events})
+
+    def append(self, key: str, entries: list) -> None:
+        """Append entries to a KVS list (a job's output or exec eventlog), batched."""
+        self._ops.append(["append", key, entries])
+        self._request_flush()
+
+    def exec_event(self, job: ShellJob, name: str, context: dict | None = None) -> None:
+        """Record a shell event in the job's ``exec.eventlog``."""
+        entry = {"timestamp": time.time(), "name": name}
+        if context is not None:
+            entry["context"] = context
+        self.append(job.kvsdir + ".exec.eventlog", [entry])
+
+    def event(self, jobid: int, name: str, context: dict | None = None) -> None:
+        """Report ``start``, ``exception`` or ``finish`` of a job to exec."""
+        self._events.append({"id": jobid, "name": name, "context": context})
+        self._request_flush()
+
+    # -- requests ------------------------------------------------------------------------
+    def _start(self, req) -> None:
+        for body in req.body["jobs"]:
+            try:
+                job = ShellJob(body)
+            except Exception as exc:
+                jobid = body.get("id") if isinstance(body, dict) else None
+                log.warning("cannot start job %s: %s", jobid, exc)
+                if isinstance(jobid, int):
+                    self.event(jobid, "exception", {"type": "exec",
+                                                    "note": f"job shell: bad start: {exc}"})
+                    self.event(jobid, "finish", {"status": 1 << 8})
+                continue
+            shell = JobShell(self, job)
+            self.shells[job.id] = shell
+            self.loop.create_task(self._run(shell))
 
     async def _run(self, shell: JobShell) -> None:
         job = shell.job
@@ -40,23 +144,72 @@ class ShellHost:
             status = await shell.run()
         except Exception as exc:
             log.exception("job shell failed")
-            try:
-                shell.write_output("stderr", 0, f"strato-shell: {exc}\n")
-                self.instance.jobs.raise_exception(job, "exec", 0, f"job shell: {exc}")
-            except Exception:
-                pass
+            shell.write_output("stderr", 0, f"strato-shell: {exc}\n")
+            self.event(job.id, "exception", {"type": "exec", "note": f"job shell: {exc}"})
             status = 1 << 8
         finally:
             shell.cleanup()
         self.shells.pop(job.id, None)
-        self.instance.jobs.exec_finished(job, status)
+        self.event(job.id, "finish", {"status": status})
+
+    def _kill(self, req) -> None:
+        shell = self.shells.get(req.body.get("id"))
+        if shell is not None:
+            shell.kill(req.body.get("signum", signal.SIGTERM))
 
     def kill_all(self) -> None:
-        """SIGKILL every task of every job (the instance is shutting down)."""
+        """SIGKILL every task of every job (the instance is going away)."""
         for shell in list(self.shells.values()):
             shell.kill(signal.SIGKILL)
 
-    def kill(self, job, signum: int) -> None:
-        shell = self.shells.get(job.id)
-        if shell is not None:
-            shell.kill(signum)
+
+async def _main(uri: str, rank: int) -> None:
+    from strato.core import proto
+
+    done = asyncio.get_running_loop().create_future()
+    conn = Connector(proto.uri_to_endpoint(uri))
+    host = ShellHost(conn, rank)
+    parent = os.getppid()
+
+    def stop() -> None:
+        host.kill_all()
+        if not done.done():
+            done.set_result(None)
+
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGTERM, stop)
+    loop.add_signal_handler(signal.SIGINT, lambda: None)
+
+    def watch_parent() -> None:
+        # The broker is gone (a later issue lets jobs outlive it; today they end).
+        if os.getppid() != parent:
+            stop()
+        else:
+            loop.call_later(0.5, watch_parent)
+
+    watch_parent()
+    hello = loop.create_task(host.hello())
+    await asyncio.wait([hello, done], return_when=asyncio.FIRST_COMPLETED)
+    if hello.done() and hello.exception() is not None:
+        log.error("hello to the broker failed: %s", hello.exception())
+        stop()
+    await done
+    hello.cancel()
+    conn.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m strato.shell.host shell-host --uri URI --rank N``."""
+    parser = argparse.ArgumentParser(prog="shell-host")
+    parser.add_argument("name", choices=["shell-host"])
+    parser.add_argument("--uri", required=True)
+    parser.add_argument("--rank", type=int, default=0)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING,
+                        format=f"shell-host[{args.rank}]: %(levelname)s %(message)s")
+    asyncio.run(_main(args.uri, args.rank))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -4,6 +4,7 @@ It lays the job's tasks out over its slots, builds each task's environment, spaw
 the tasks, sends their output to the job's output eventlog in the KVS (or to files
 named by ``--output``/``--error`` templates), enforces the time limit, and reports
 the job's wait status (the largest of its tasks') when the last task has exited.
+Everything it tells the instance goes through its host's messages (`ShellHost`).
 """
 
 from __future__ import annotations
@@ -149,7 +150,6 @@ class JobShell:
         return self.job.kvsdir + ".guest.output"
 
     def write_output(self, stream: str, rank: int, data: str) -> None:
-        kvs = self.host.instance.kvs
         entry = {"timestamp": time.time(), "name": "data",
                  "context": {"stream": stream, "rank": str(rank), "data": data}}
         if not self._output_started:
@@ -159,9 +159,9 @@ class JobShell:
                                                              "stderr": "UTF-8"},
                                   "count": {"stdout": len(self.tasks),
                                             "stderr": len(self.tasks)}}}
-            kvs.append(self._output_key(), [header, entry])
+            self.host.append(self._output_key(), [header, entry])
         else:
-            kvs.append(self._output_key(), [entry])
+            self.host.append(self._output_key(), [entry])
 
     def _open_files(self) -> tuple[int | None, int | None]:
         """File descriptors for --output/--error (None: output goes to the KVS)."""
@@ -196,13 +196,13 @@ class JobShell:
         loop = asyncio.get_running_loop()
         self.done = loop.create_future()
         job = self.job
-        inst = self.host.instance
+        host = self.host
         argv = [str(a) for a in job.jobspec["tasks"][0]["command"]]
         layout = task_layout(job)
         nnodes = len({r for r, _ in layout})
         env = self.system.get("environment")
         base = dict(os.environ if env is None else env)
-        base.update({"STRATO_URI": inst.uri, "STRATO_JOB_ID": ids.f58(job.id),
+        base.update({"STRATO_URI": host.uri, "STRATO_JOB_ID": ids.f58(job.id),
                      "STRATO_JOB_SIZE": str(len(layout)), "STRATO_JOB_NNODES": str(nnodes)})
         if job.cc is not None:
             base["STRATO_JOB_CC"] = str(job.cc)
@@ -212,7 +212,8 @@ class JobShell:
         except OSError as exc:
             return self._fail_all(f"cannot write job files: {exc.strerror}")
         self.tasks = [Task(i, lid, nrank, argv) for i, (nrank, lid) in enumerate(layout)]
-        self.host.hook.shell_init(shell=self)
+        host.exec_event(job, "shell.init", {"ntasks": len(self.tasks)})
+        host.hook.shell_init(shell=self)
         try:
             self.rlimits = _rlimits(self.system.get("shell", {}).get("options", {}))
         except ValueError as exc:
@@ -253,7 +254,8 @@ class JobShell:
                     os.close(fd)
             if fin is not None:
                 os.close(fin)
-        inst.jobs.exec_started(job)
+        host.exec_event(job, "shell.start")
+        host.event(job.id, "start")
         duration = job.summary["duration"]
         if duration > 0:
             self._timer = loop.call_later(duration, self._timeout)
@@ -269,7 +271,7 @@ class JobShell:
         files = self.system.get("files") or {}
         if not files and not any("{{tmpdir}}" in a for a in argv):
             return argv
-        self.tmpdir = os.path.join(self.host.instance.rundir, f"jobtmp-{ids.f58(self.jobid)}")
+        self.tmpdir = os.path.join(self.host.rundir, f"jobtmp-{ids.f58(self.jobid)}")
         os.makedirs(self.tmpdir, mode=0o700, exist_ok=True)
         for name, spec in files.items():
             if "/" in name or name in (".", ".."):
@@ -293,7 +295,7 @@ class JobShell:
 
     def _fail_all(self, message: str) -> int:
         self.write_output("stderr", 0, f"strato-shell: {message}\n")
-        self.host.instance.jobs.raise_exception(self.job, "exec", 0, message)
+        self.host.event(self.jobid, "exception", {"type": "exec", "note": message})
         return 127 << 8
 
     def _spawn(self, task: Task, cwd: str | None, devnull: int, fout: int | None,
@@ -368,6 +370,8 @@ class JobShell:
             self._task_done(task)
 
     def _task_done(self, task: Task) -> None:
+        self.host.exec_event(self.job, "shell.task-exit", {"rank": task.rank,
+                                                           "status": task.status})
         self.host.hook.shell_task_exit(shell=self, task=task)
         self.remaining -= 1
         if self.remaining == 0 and self.done is not None and not self.done.done():
@@ -375,8 +379,8 @@ class JobShell:
 
     def _timeout(self) -> None:
         self._timer = None
-        self.host.instance.jobs.raise_exception(self.job, "timeout", 0,
-                                                "resource allocation expired")
+        self.host.event(self.jobid, "exception", {"type": "timeout",
+                                                  "note": "resource allocation expired"})
 
     def kill(self, signum: int) -> None:
         """Signal the process group of every task not yet done, including tasks whose

@@ -54,7 +54,7 @@ _which_cache: dict[tuple[str, str], str | None] = {}
 
 
 def resolve(command: str, path: str | None) -> str | None:
-    """Find `command` on the job's PATH (not the broker's), cached."""
+    """Find `command` on the job's PATH (not the shell host's), cached."""
     if "/" in command:
         return command
     key = (command, path or "")
@@ -84,8 +84,8 @@ def spawn(argv: list[str], env: dict[str, str], cwd: str | None,
     if not cwd:
         return os.posix_spawn(exe, argv, env, file_actions=actions, setpgroup=0,
                               setsigdef=_SIGDEF)
-    # posix_spawn has no chdir action before Python 3.13; the broker is one thread,
-    # so changing its directory around the spawn is safe and costs two syscalls.
+    # posix_spawn has no chdir action before Python 3.13; the shell host is one
+    # thread, so changing its directory around the spawn is safe and costs two syscalls.
     here = os.getcwd()
     os.chdir(cwd)
     try:
@@ -99,7 +99,7 @@ def _with_rlimits(rlimits, fn, *args) -> int:
     """Run `fn` with this process's soft limits set as given, then restore them.
 
     posix_spawn has no rlimit action and a child inherits its parent's limits; the
-    broker is one thread, so a set-spawn-restore window affects no one else.
+    shell host is one thread, so a set-spawn-restore window affects no one else.
     """
     import resource
 

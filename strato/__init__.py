@@ -22,6 +22,6 @@ def __getattr__(name: str):
     if name in _LAZY:
         module, attr = _LAZY[name]
         return getattr(importlib.import_module(module), attr)
-    if name in ("job", "kvs"):
+    if name in ("job", "kvs", "module"):
         return importlib.import_module(f"strato.{name}")
     raise AttributeError(f"module 'strato' has no attribute {name!r}")

@@ -91,12 +91,17 @@ class Handle:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def send(self, topic: str, body: object = None, stream: bool = False) -> int:
-        """Send a request without waiting; returns its tag for `recv`."""
+    def send(self, topic: str, body: object = None, stream: bool = False,
+             nodeid: int = proto.NODEID_ANY) -> int:
+        """Send a request without waiting; returns its tag for `recv`.
+
+        `nodeid` addresses a broker rank (or ``proto.NODEID_UPSTREAM``); the
+        default is the nearest broker that has the service."""
         self._tag += 1
         tag = self._tag
         self._inbox[tag] = deque()
-        self._sock.send(proto.request(topic, tag, body, proto.FLAG_STREAM if stream else 0))
+        self._sock.send(proto.request(topic, tag, body, proto.FLAG_STREAM if stream else 0,
+                                      nodeid))
         return tag
 
     def recv(self, tag: int, timeout: float | None = None) -> tuple[object, str | None, bool]:
@@ -134,9 +139,10 @@ class Handle:
             if box is not None:
                 box.append((body, err, more))
 
-    def rpc(self, topic: str, body: object = None) -> object:
-        """Call a service and return its response body; RPCError on error."""
-        rbody, err, _ = self.recv(self.send(topic, body))
+    def rpc(self, topic: str, body: object = None, nodeid: int = proto.NODEID_ANY) -> object:
+        """Call a service (on broker rank `nodeid`) and return its response body;
+        RPCError on error."""
+        rbody, err, _ = self.recv(self.send(topic, body, nodeid=nodeid))
         if err is not None:
             _raise(rbody, err)
         return rbody

@@ -27,13 +27,14 @@ import time
 from strato.core.errors import ConfigError
 from strato.core.hookspecs import hookimpl
 from strato.core.resource import status_rows
+from strato.core.schedutil import SchedulePass
 from strato.jobspec.idset import decode_idset
 
 from .flexible import TRAVERSERS, create_traverser
 from .jobspec import JobspecError, parse_jobspec
 from .policies import MatchPolicy, create_policy
-from .rv1exec import load_rv1exec
-from .traverser import ENODEV, ENOENT
+from .rv1exec import load_rv1exec, r_ranks, rv1exec_update
+from .traverser import ENODEV, ENOENT, partial_cancel
 from .writers import create_writer
 
 BUILTIN_POLICIES = ("first", "low", "high", "lonode", "hinode", "lonodex", "hinodex",
@@ -76,9 +77,9 @@ class GraphScheduler:
 
     name = "sched-graph"
 
-    def __init__(self, instance, config: dict) -> None:
-        self.instance = instance
-        hook = instance.pm.hook
+    def __init__(self, env, config: dict) -> None:
+        self.env = env
+        hook = env.hook
         policies = _registry(hook.sched_register_match_policies)
         self.policy_name = str(config.get("match-policy", "first"))
         if self.policy_name not in policies:
@@ -106,7 +107,7 @@ class GraphScheduler:
         if isinstance(depth, bool) or not isinstance(depth, int) or depth < 1:
             raise ConfigError("sched-graph.queue-depth must be an integer >= 1")
         self.queue_depth = depth
-        self.reserved: dict[int, object] = {}  # jobid -> job with a reservation
+        self.reserved: set[int] = set()  # jobids with a reservation this cycle
         self.allocs: dict[int, dict[int, tuple[int, int]]] = {}  # jobid -> rank -> cores, gpus
         self._specs: dict[int, tuple[dict, object]] = {}
 
@@ -114,7 +115,7 @@ class GraphScheduler:
     def set_resources(self, nodes) -> None:
         self.nodes = {n.rank: n for n in nodes}
         self.drained: set[int] = set()
-        self.graph = load_rv1exec(json.dumps(self.instance.R))
+        self.graph = load_rv1exec(json.dumps(self.env.R))
         policy = self.policy_factory()
         if not isinstance(policy, MatchPolicy):
             raise ConfigError(f"sched-graph: match policy '{self.policy_name}' is not a "
@@ -136,7 +137,7 @@ class GraphScheduler:
         hit = self._specs.get(key)
         if hit is not None and hit[0] is orig:
             return hit[1]
-        q = self.instance.queues.queues.get(queue) if queue else None
+        q = self.env.queues.queues.get(queue) if queue else None
         if q is not None and q.requires:
             system = jobspec["attributes"]["system"]
             need = {"properties": list(q.requires)}
@@ -150,25 +151,22 @@ class GraphScheduler:
         return js
 
     # -- scheduling --------------------------------------------------------------------
-    def feasibility(self, summary: dict, jobspec: dict | None = None) -> str | None:
+    def feasibility(self, job) -> str | None:
         """Why the request can never be satisfied here (None if it can)."""
-        if jobspec is None:
-            return None
         try:
-            js = self._jobspec(jobspec, summary.get("queue", ""))
+            js = self._jobspec(job.jobspec, job.summary.get("queue", ""))
         except JobspecError as exc:
             return f"sched-graph cannot match this jobspec: {exc}"
         rc, _ = self.trav.run(js, create_writer("simple"), "satisfiability", 0,
                               int(time.time()))
         return None if rc == 0 else "unsatisfiable request"
 
-    def schedule(self, pending: list) -> tuple[list, list]:
+    def schedule(self, pending: list) -> SchedulePass:
         now = int(time.time())
-        for jobid, job in self.reserved.items():  # reservations are redone each cycle
+        for jobid in self.reserved:  # reservations are redone each cycle
             self.trav.remove(jobid)
-            job.annotations = None
         self.reserved.clear()
-        allocated, rejected = [], []
+        allocated, rejected, annotations = [], [], {}
         qp = self.queue_policy
         reservations = 0
         for job in pending[: self.queue_depth]:
@@ -186,14 +184,28 @@ class GraphScheduler:
                 self._account(job.id, R)
                 allocated.append((job, R))
             elif rc == 0:
-                self.reserved[job.id] = job
-                job.annotations = {"sched": {"t_estimate": float(at)}}
+                self.reserved.add(job.id)
+                annotations[job.id] = {"sched": {"t_estimate": float(at)}}
                 reservations += 1
             elif self.trav.errno in (ENODEV, ENOENT):
                 rejected.append((job, "unsatisfiable request"))
             elif qp.blocks:
                 break
-        return allocated, rejected
+        return SchedulePass(allocated, rejected, annotations)
+
+    def allocate_existing(self, job, R: dict) -> None:
+        """Book the resources of a job that already holds `R` (a scheduler reload)."""
+        text = json.dumps(R)
+        start = int(R["execution"].get("starttime", 0))
+        end = int(R["execution"].get("expiration", 0))
+        duration = end - start if end > start else self.trav.g.graph_end - start
+        trav = self.trav
+        rc = trav.run_update(lambda: rv1exec_update(trav, text, job.id, start, duration,
+                                                    share_partial_nodes=True),
+                             create_writer("rv1_nosched"), job.id, start, duration)
+        if rc != 0:
+            raise ValueError(f"cannot book the R of job {job.id}: {trav.err.strip()}")
+        self._account(job.id, R)
 
     def _account(self, jobid: int, R: dict) -> None:
         used: dict[int, tuple[int, int]] = {}
@@ -205,9 +217,19 @@ class GraphScheduler:
                 used[rank] = (nc, ng)
         self.allocs[jobid] = used
 
-    def free(self, job) -> None:
-        if self.allocs.pop(job.id, None) is not None:
-            self.trav.remove(job.id)
+    def free(self, jobid: int, R: dict, final: bool) -> None:
+        """Give back the job's resources on the ranks of `R` (all of them if final)."""
+        used = self.allocs.get(jobid)
+        if used is None:
+            return
+        ranks = set(r_ranks(json.dumps(R))) if not final else set(used)
+        left = {r: u for r, u in used.items() if r not in ranks}
+        if left:
+            partial_cancel(self.trav, jobid, sorted(ranks))
+            self.allocs[jobid] = left
+        else:
+            del self.allocs[jobid]
+            self.trav.remove(jobid)
 
     # -- status and drain ----------------------------------------------------------------
     def drain(self, ranks: list[int], drained: bool) -> None:

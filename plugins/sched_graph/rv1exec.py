@@ -79,13 +79,18 @@ def load_rv1exec(text: str) -> ResourceGraph:
     return g
 
 
-def rv1exec_update(trav, text: str, jobid: int, at: int, duration: int) -> None:
+def rv1exec_update(trav, text: str, jobid: int, at: int, duration: int,
+                   share_partial_nodes: bool = False) -> None:
     """Record an existing allocation described by an RV1 R (Fluxion's rv1exec ``update``).
 
     Every listed child of a rank gets a span of its size; the rank's node vertex
     gets one too once all its children are taken. The edges from the cluster to the
     nodes and from the nodes to their children are marked for the traverser's update
     walk, and the cluster is shared. Raises Rv1Error after undoing the spans added.
+
+    As Fluxion's reader, a node is marked exclusive to the job; with
+    `share_partial_nodes` (a scheduler taking over the jobs of an instance, whose
+    jobs may share nodes) only a node whose every child the job holds is.
     """
     g = trav.g
     try:
@@ -116,10 +121,10 @@ def rv1exec_update(trav, text: str, jobid: int, at: int, duration: int) -> None:
                 return v
         raise Rv1Error(f"add_or_update: couldn't find vertex in graph for {name}.")
 
-    def mark_edge(src, dst) -> None:
+    def mark_edge(src, dst, exclusive: int = 1) -> None:
         for e in src.out:
             if e.target == dst.index:
-                trav.mark_edge(e, dst.size, 1)
+                trav.mark_edge(e, dst.size, exclusive)
                 return
         raise Rv1Error("update_edges: rv1exec edge not found in resource graph.")
 
@@ -138,7 +143,8 @@ def rv1exec_update(trav, text: str, jobid: int, at: int, duration: int) -> None:
                 m = re.search(r"(\d+)$", host)
                 node = find(root, int(m.group(1)) if m else -1, "node", host, rank)
                 book(node, rank)
-                mark_edge(root, node)
+                if not share_partial_nodes:
+                    mark_edge(root, node)
                 for ctype, ids in entry.get("children", {}).items():
                     for cid in decode_idset(ids):
                         child = find(node, cid, ctype, f"{ctype}{cid}", rank)
@@ -147,9 +153,12 @@ def rv1exec_update(trav, text: str, jobid: int, at: int, duration: int) -> None:
                 done = updated.get(rank)
                 if done is None:
                     raise Rv1Error("update_exclusivity: rank not found in agfilters map.")
-                if len(done) == len(g.by_rank.get(rank, [])) - 1:
+                whole = len(done) == len(g.by_rank.get(rank, [])) - 1
+                if whole:
                     node.allocations[jobid] = node.plans.add_span(at, duration, node.size)
                     done.append(node)
+                if share_partial_nodes:
+                    mark_edge(root, node, 1 if whole else 0)
     except (Rv1Error, ValueError, KeyError, IndexError) as exc:
         for vs in updated.values():
             for v in vs:

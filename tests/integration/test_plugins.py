@@ -65,14 +65,16 @@ def test_a_backend_that_fails_to_start_does_not_wedge_the_queue(make_instance, t
         from strato.core.hookspecs import hookimpl
 
         class Flaky:
-            def __init__(self, instance, config):
-                self.instance = instance
+            def __init__(self, service, config):
+                self.service = service
             def start(self, job):
                 if job.name == "boom":
                     raise RuntimeError("no such cluster")
-                self.instance.jobs.exec_started(job)
-                self.instance.jobs.exec_finished(job, 0)
-            def kill(self, job, signum):
+                self.service.event(job.id, "start")
+                self.service.event(job.id, "finish", {"status": 0})
+            def kill(self, jobid, signum):
+                pass
+            def shutdown(self):
                 pass
 
         @hookimpl

@@ -4,14 +4,32 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
+from strato.core.queues import Queues
 from strato.core.resource import from_config
+from strato.core.schedutil import SchedEnv
 from strato.plugins.sched_simple import SimpleScheduler
 
 
+class Sched:
+    """sched-simple with the old (allocated, rejected) pair for short asserts."""
+
+    def __init__(self, s: SimpleScheduler) -> None:
+        self.s = s
+
+    def schedule(self, pending):
+        result = self.s.schedule(pending)
+        assert result.annotations == {}
+        return result.allocated, result.rejected
+
+    def __getattr__(self, name):
+        return getattr(self.s, name)
+
+
 def sched(hosts="n[0-3]", cores="0-3", gpus=""):
-    s = SimpleScheduler(None, {})
-    s.set_resources(from_config([{"hosts": hosts, "cores": cores, "gpus": gpus}]))
-    return s
+    nodes = from_config([{"hosts": hosts, "cores": cores, "gpus": gpus}])
+    s = SimpleScheduler(SchedEnv(None, {}, nodes, Queues({})), {})
+    s.set_resources(nodes)
+    return Sched(s)
 
 
 def job(i, nslots=1, cores=1, gpus=0, nnodes=None, exclusive=False):
@@ -37,7 +55,7 @@ def test_fcfs_blocks_behind_a_job_that_does_not_fit_now():
     s.schedule([job(1, nslots=3)])
     alloc, rej = s.schedule([job(2, nslots=2), job(3, nslots=1)])
     assert alloc == [] and rej == []
-    s.free(SimpleNamespace(id=1))
+    s.free(1, {}, True)
     alloc, _ = s.schedule([job(2, nslots=2), job(3, nslots=1)])
     assert [j.id for j, _ in alloc] == [2, 3]
 

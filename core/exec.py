@@ -1,0 +1,122 @@
+"""The exec service: starts and signals allocated jobs through an exec backend.
+
+The job manager talks to it only by messages: ``exec.start`` (one-way)
+``{id, jobspec, R, userid, cc}`` and ``exec.kill`` (one-way) ``{id, signum}``.
+It answers with batches of events, one message per event-loop turn, sent to
+``job-manager.exec`` as ``{events: [{id, name, context}]}``: ``start`` (the
+tasks are running), ``finish {status}`` (the largest task wait status) and
+``exception {type, note}`` (the job must end, e.g. its time limit passed).
+
+Backends (`strato.core.hookspecs.ExecBackend`) are registered by plugins:
+``local`` runs real tasks through this node's shell host process, ``sim`` lets a
+job "run" for a set time with no process. A job asks for ``sim`` with
+``attributes.system.exec.test``; otherwise the instance's ``[exec] backend``.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from strato.core.errors import ConfigError, RPCError
+from strato.core.jobmanager import job_name
+from strato.jobspec.model import summarize
+
+log = logging.getLogger("strato.exec")
+
+
+class ExecJob:
+    """A job as exec knows it: what to run, where, and which backend runs it."""
+
+    __slots__ = ("id", "jobspec", "R", "userid", "cc", "summary", "name", "backend")
+
+    def __init__(self, body: dict) -> None:
+        self.id: int = body["id"]
+        self.jobspec: dict = body["jobspec"]
+        self.R: dict = body["R"]
+        self.userid: int = body.get("userid", 0)
+        self.cc: int | None = body.get("cc")
+        self.summary = summarize(self.jobspec)
+        self.name = job_name(self.jobspec)
+        self.backend = None
+
+    def wire(self) -> dict:
+        """The start message a shell host gets for this job."""
+        return {"id": self.id, "jobspec": self.jobspec, "R": self.R, "userid": self.userid,
+                "cc": self.cc}
+
+
+class ExecService:
+    """Routes exec requests to backends and batches their events (module docstring)."""
+
+    def __init__(self, instance, factories: dict, default: str) -> None:
+        self.instance = instance
+        self.broker = instance.broker
+        self.config = instance.config
+        self.rundir = instance.rundir
+        self.uri = instance.uri
+        self.reaper = instance.reaper
+        self.factories = factories
+        if default not in factories:
+            raise ConfigError(f"unknown exec backend '{default}' "
+                              f"(have: {', '.join(sorted(factories))})")
+        self.default = default
+        self.backends: dict = {}
+        for name in factories:  # a backend's bad config fails startup, not a job
+            self.backend(name)
+        self.jobs: dict[int, ExecJob] = {}
+        self._events: list[dict] = []
+        for method, fn in (("start", self._start), ("kill", self._kill),
+                           ("stats", self._stats)):
+            self.broker.register(f"exec.{method}", fn)
+
+    def backend(self, name: str):
+        be = self.backends.get(name)
+        if be is None:
+            be = self.backends[name] = self.factories[name](self, self.config.get("exec", {}))
+        return be
+
+    def event(self, jobid: int, name: str, context: dict | None = None) -> None:
+        """Report an event of a job to the job manager (batched to the end of the turn)."""
+        if name == "finish":
+            self.jobs.pop(jobid, None)
+        if not self._events:
+            self.broker.defer(self._flush)
+        self._events.append({"id": jobid, "name": name, "context": context})
+
+    def _flush(self) -> None:
+        events, self._events = self._events, []
+        self.broker.send("job-manager.exec", {"events": events})
+
+    def _start(self, req) -> None:
+        job = ExecJob(req.body)
+        system = job.jobspec.get("attributes", {}).get("system", {})
+        test = system.get("exec", {}).get("test") if isinstance(system.get("exec"), dict) \
+            else None
+        job.backend = self.backend("sim" if test is not None else self.default)
+        self.jobs[job.id] = job
+        try:
+            job.backend.start(job)
+        except Exception as exc:  # a backend bug must not wedge the job
+            log.exception("exec failed to start job %s", job.id)
+            self.event(job.id, "exception", {"type": "exec",
+                                             "note": f"exec failed to start: {exc}"})
+            self.event(job.id, "finish", {"status": 1 << 8})
+
+    def _kill(self, req) -> None:
+        body = req.body
+        job = self.jobs.get(body.get("id"))
+        if job is None:
+            return
+        signum = body.get("signum")
+        if not isinstance(signum, int) or not 0 < signum < 65:
+            raise RPCError(f"invalid signal {signum}")
+        job.backend.kill(job.id, signum)
+
+    def _stats(self, req) -> None:
+        req.respond({"running": len(self.jobs),
+                     "backends": {n: getattr(b, "stats", dict)() for n, b in
+                                  self.backends.items()}})
+
+    def shutdown(self) -> None:
+        for backend in self.backends.values():
+            backend.shutdown()
