@@ -1,4 +1,8 @@
-"""Instance-level commands: queue, resource, uri, ping, uptime, plugins."""
+"""Instance-level commands: queue, resource, uri, ping, uptime, plugins.
+
+Each parses its options, calls `strato.queue`, `strato.resource`, `strato.job` or
+`strato.instance`, and prints.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,6 @@ import time
 import click
 
 from strato.cli.common import JOBID, handle
-from strato.core.errors import StratoError
 
 # -- queue ---------------------------------------------------------------------------------
 QUEUE_OPT = click.option("-q", "--queue", metavar="NAME", help="One queue (default: all).")
@@ -30,10 +33,9 @@ def _fsd(seconds: float) -> str:
 @QUEUE_OPT
 def queue_status(queue) -> int:
     """Show whether each queue takes submissions and is scheduling."""
-    st = handle().rpc("queue.status")
-    for q in st["queues"]:
-        if queue and q["name"] != queue:
-            continue
+    from strato import queue as api
+
+    for q in api.status(handle(), queue)["queues"]:
         who = f"{q['name']}: " if q["name"] else ""
         if q["enabled"]:
             click.echo(f"{who}Job submission is enabled")
@@ -44,8 +46,6 @@ def queue_status(queue) -> int:
         else:
             reason = f": {q['stop_reason']}" if q["stop_reason"] else ""
             click.echo(f"{who}Scheduling is stopped{reason}")
-    if queue and not any(q["name"] == queue for q in st["queues"]):
-        raise StratoError(f"queue '{queue}' does not exist")
     return 0
 
 
@@ -53,7 +53,9 @@ def queue_status(queue) -> int:
 @click.option("-n", "--no-header", is_flag=True)
 def queue_list(no_header) -> int:
     """One line per queue: enabled, started, time default and limit, size limits."""
-    st = handle().rpc("queue.status")
+    from strato import queue as api
+
+    st = api.status(handle())
     if not no_header:
         click.echo(f"{'QUEUE':<12} {'EN':>2} {'ST':>2} {'TDEFAULT':>8} {'TLIMIT':>8} "
                    f"{'NNODES':>6} {'NCORES':>6} {'NGPUS':>6}")
@@ -68,25 +70,25 @@ def queue_list(no_header) -> int:
     return 0
 
 
-def _control(action: str, queue: str | None, reason: tuple = ()) -> int:
-    handle().rpc("queue.control", {"action": action, "queue": queue,
-                                   "reason": " ".join(reason)})
-    return 0
-
-
 @queue.command("stop")
 @QUEUE_OPT
 @click.argument("reason", nargs=-1)
 def queue_stop(queue, reason) -> int:
     """Stop scheduling (jobs can still be submitted)."""
-    return _control("stop", queue, reason)
+    from strato import queue as api
+
+    api.stop(handle(), queue, " ".join(reason))
+    return 0
 
 
 @queue.command("start")
 @QUEUE_OPT
 def queue_start(queue) -> int:
     """Start scheduling."""
-    return _control("start", queue)
+    from strato import queue as api
+
+    api.start(handle(), queue)
+    return 0
 
 
 @queue.command("disable")
@@ -94,21 +96,29 @@ def queue_start(queue) -> int:
 @click.argument("reason", nargs=-1)
 def queue_disable(queue, reason) -> int:
     """Disable job submission."""
-    return _control("disable", queue, reason)
+    from strato import queue as api
+
+    api.disable(handle(), queue, " ".join(reason))
+    return 0
 
 
 @queue.command("enable")
 @QUEUE_OPT
 def queue_enable(queue) -> int:
     """Enable job submission."""
-    return _control("enable", queue)
+    from strato import queue as api
+
+    api.enable(handle(), queue)
+    return 0
 
 
 @queue.command("drain")
 @QUEUE_OPT
 def queue_drain(queue) -> int:
     """Wait until no job is active."""
-    handle().rpc("queue.wait", {"what": "empty", "queue": queue})
+    from strato import queue as api
+
+    api.drain(handle(), queue)
     return 0
 
 
@@ -116,7 +126,9 @@ def queue_drain(queue) -> int:
 @QUEUE_OPT
 def queue_idle(queue) -> int:
     """Wait until no job is running."""
-    handle().rpc("queue.wait", {"what": "idle", "queue": queue})
+    from strato import queue as api
+
+    api.idle(handle(), queue)
     return 0
 
 
@@ -130,12 +142,14 @@ def resource() -> None:
 @click.option("--json", "as_json", is_flag=True)
 def resource_list(as_json) -> int:
     """Free, allocated and down resources."""
-    st = handle().rpc("resource.status")
+    from strato import resource as api
+
+    st = api.status(handle())
     if as_json:
         click.echo(json.dumps(st))
         return 0
     click.echo(f"{'STATE':>10} {'NNODES':>6} {'NCORES':>8} {'NGPUS':>8} NODELIST")
-    for state in ("free", "allocated", "down"):
+    for state in api.STATES:
         row = st[state]
         click.echo(f"{state:>10} {row['nnodes']:>6} {row['ncores']:>8} {row['ngpus']:>8} "
                    f"{row['nodelist']}")
@@ -145,10 +159,10 @@ def resource_list(as_json) -> int:
 @resource.command("info")
 def resource_info() -> int:
     """One line: how many nodes, cores and gpus the instance has."""
-    st = handle().rpc("resource.status")
-    nodes = len(set().union(*(set(st[s]["ranks"]) for s in ("free", "allocated", "down"))))
-    cores = sum(st[s]["ncores"] for s in ("free", "allocated", "down"))
-    gpus = sum(st[s]["ngpus"] for s in ("free", "allocated", "down"))
+    from strato import resource as api
+
+    total = api.info(handle())
+    nodes, cores, gpus = total["nodes"], total["cores"], total["gpus"]
     click.echo(f"{nodes} Node{'s' if nodes != 1 else ''}, {cores} Core{'s' if cores != 1 else ''}"
                f", {gpus} GPU{'s' if gpus != 1 else ''}")
     return 0
@@ -157,7 +171,9 @@ def resource_info() -> int:
 @resource.command("R")
 def resource_R() -> int:  # noqa: N802 - Flux's name
     """Print the instance's R."""
-    click.echo(json.dumps(handle().rpc("resource.R")["R"]))
+    from strato import resource as api
+
+    click.echo(json.dumps(api.R(handle())))
     return 0
 
 
@@ -166,15 +182,17 @@ def resource_R() -> int:  # noqa: N802 - Flux's name
 @click.argument("reason", nargs=-1)
 def resource_drain(targets, reason) -> int:
     """Drain TARGETS (ranks or hostnames) so they get no new jobs; list if none."""
+    from strato import resource as api
+
     h = handle()
     if targets is None:
-        st = h.rpc("resource.status")
+        st = api.status(h)
         click.echo(f"{'TIMESTAMP':<20} {'RANK':>6} REASON")
         for rank, d in sorted(st["drained"].items(), key=lambda kv: int(kv[0])):
             ts = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(d["timestamp"]))
             click.echo(f"{ts:<20} {rank:>6} {d['reason']}")
         return 0
-    h.rpc("resource.drain", {"targets": targets, "reason": " ".join(reason)})
+    api.drain(h, targets, " ".join(reason))
     return 0
 
 
@@ -182,7 +200,9 @@ def resource_drain(targets, reason) -> int:
 @click.argument("targets")
 def resource_undrain(targets) -> int:
     """Return drained TARGETS to service."""
-    handle().rpc("resource.undrain", {"targets": targets})
+    from strato import resource as api
+
+    api.undrain(handle(), targets)
     return 0
 
 
@@ -196,12 +216,10 @@ def uri(target) -> int:
 
         click.echo(resolve_uri(None))
         return 0
-    data = handle().rpc("job-list.info", {"id": target})
-    for e in data["eventlog"]:
-        if e["name"] == "memo" and "uri" in (e.get("context") or {}):
-            click.echo(e["context"]["uri"])
-            return 0
-    raise StratoError("job is not a strato instance (it has no URI)")
+    from strato import job as jobapi
+
+    click.echo(jobapi.uri(handle(), target))
+    return 0
 
 
 @click.command()
@@ -209,11 +227,11 @@ def uri(target) -> int:
 @click.argument("target", default="broker")
 def ping(count, target) -> int:
     """Send requests to the instance and print round-trip times."""
+    from strato import instance as api
+
     h = handle()
     for i in range(count):
-        t0 = time.perf_counter()
-        h.rpc("broker.ping", {"seq": i})
-        ms = (time.perf_counter() - t0) * 1000
+        ms = api.ping(h, i) * 1000
         click.echo(f"{target}.ping seq={i} time={ms:.3f} ms")
     return 0
 
@@ -221,7 +239,9 @@ def ping(count, target) -> int:
 @click.command()
 def uptime() -> int:
     """How long the instance has been up, and how many jobs it has."""
-    info = handle().rpc("broker.info")
+    from strato import instance as api
+
+    info = api.info(handle())
     up = info["uptime"]
     h, rem = divmod(int(up), 3600)
     m, s = divmod(rem, 60)
@@ -240,7 +260,9 @@ def plugins() -> None:
 @click.option("-v", "--verbose", is_flag=True, help="Show the module of each plugin.")
 def plugins_list(verbose) -> int:
     """Each loaded plugin and the hooks it implements."""
-    for p in handle().rpc("plugins.list")["plugins"]:
+    from strato import instance as api
+
+    for p in api.plugins(handle()):
         extra = f" ({p['module']})" if verbose else ""
         click.echo(f"{p['name']}{extra}: {', '.join(p['hooks'])}")
     return 0

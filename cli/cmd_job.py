@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import signal
 import sys
-import time
 
 import click
 
@@ -28,12 +27,12 @@ def cancel(all_jobs, message, jobids) -> int:
         # one at a time: a job that ends meanwhile is not an error
         for r in jobapi.list_jobs(h, states=jobapi.ACTIVE):
             try:
-                h.rpc("job-manager.cancel", {"ids": [r["id"]], "note": message})
+                jobapi.cancel(h, r["id"], message)
             except StratoError as exc:
                 if "inactive" not in str(exc):
                     raise
         return 0
-    h.rpc("job-manager.cancel", {"ids": list(jobids), "note": message})
+    jobapi.cancel(h, jobids, message)
     return 0
 
 
@@ -90,39 +89,22 @@ def status(jobids) -> int:
 @click.argument("event")
 def wait_event(timeout, quiet, match_context, jobid, event) -> int:
     """Wait for EVENT to be posted to a job's eventlog."""
+    from strato import job as jobapi
+
     h = handle()
-    key = val = None
+    context = None
     if match_context:
         key, sep, val = match_context.partition("=")
         if not sep:
             raise click.BadParameter("expected KEY=VAL", param_hint="--match-context")
-    tag = h.send("job-manager.events", {"id": jobid}, stream=True)
-    deadline = time.monotonic() + timeout if timeout is not None else None
-    from strato.core import proto
-
+        context = {key: val}
     try:
-        while True:
-            left = None if deadline is None else max(0.0, deadline - time.monotonic())
-            try:
-                body, err, more = h.recv(tag, timeout=left)
-            except TimeoutError:
-                raise StratoError(f"wait-event timeout on event '{event}'") from None
-            if err is not None:
-                raise StratoError(err)
-            if not more:
-                raise StratoError(f"event '{event}' never occurred")
-            entry = body["entry"]
-            if entry["name"] != event:
-                continue
-            if key is not None and str((entry.get("context") or {}).get(key)) != val:
-                continue
-            if not quiet:
-                click.echo(format_event(entry))
-            return 0
-    finally:
-        if tag in h._inbox:
-            h._inbox.pop(tag, None)
-            h._sock.send(proto.request("broker.cancel", 0, tag))
+        entry = jobapi.event_wait(h, jobid, event, timeout=timeout, context=context)
+    except TimeoutError:
+        raise StratoError(f"wait-event timeout on event '{event}'") from None
+    if not quiet:
+        click.echo(format_event(entry))
+    return 0
 
 
 @job.command()
@@ -131,17 +113,9 @@ def wait_event(timeout, quiet, match_context, jobid, event) -> int:
 @click.argument("name", default="eventlog", type=click.Choice(["eventlog", "output"]))
 def eventlog(fmt, jobid, name) -> int:
     """Print a job's eventlog (or its output eventlog)."""
-    from strato import kvs
-    from strato.core.ids import encode
+    from strato import job as jobapi
 
-    h = handle()
-    h.rpc("job-list.info", {"id": jobid})  # a clear error for an unknown job
-    key = encode(jobid, "kvs") + (".eventlog" if name == "eventlog" else ".guest.output")
-    try:
-        entries = kvs.get(h, key)
-    except StratoError:
-        entries = []
-    for e in entries:
+    for e in jobapi.eventlog(handle(), jobid, name):
         click.echo(json.dumps(e) if fmt == "json" else format_event(e))
     return 0
 
@@ -151,8 +125,9 @@ def eventlog(fmt, jobid, name) -> int:
 @click.argument("key", type=click.Choice(["jobspec", "R", "eventlog"]))
 def info(jobid, key) -> int:
     """Print a job's jobspec, R or eventlog as JSON."""
-    data = handle().rpc("job-list.info", {"id": jobid})
-    value = data[key]
+    from strato import job as jobapi
+
+    value = jobapi.info(handle(), jobid)[key]
     if value is None:
         raise StratoError(f"{key} is not available (the job has no allocation)")
     if key == "eventlog":
@@ -196,7 +171,9 @@ def _signum(text: str) -> int:
 @click.argument("jobids", nargs=-1, required=True, type=JOBID)
 def kill(sig, jobids) -> int:
     """Send a signal to the tasks of running jobs."""
-    handle().rpc("job-manager.kill", {"ids": list(jobids), "signum": _signum(sig)})
+    from strato import job as jobapi
+
+    jobapi.kill(handle(), jobids, _signum(sig))
     return 0
 
 
@@ -205,7 +182,9 @@ def kill(sig, jobids) -> int:
 @click.argument("jobids", nargs=-1, required=True, type=JOBID)
 def job_cancel(message, jobids) -> int:
     """Cancel jobs."""
-    handle().rpc("job-manager.cancel", {"ids": list(jobids), "note": message})
+    from strato import job as jobapi
+
+    jobapi.cancel(handle(), jobids, message)
     return 0
 
 
@@ -216,8 +195,9 @@ def job_cancel(message, jobids) -> int:
 @click.argument("jobids", nargs=-1, required=True, type=JOBID)
 def job_raise(etype, severity, message, jobids) -> int:
     """Raise an exception on jobs."""
-    handle().rpc("job-manager.cancel", {"ids": list(jobids), "type": etype,
-                                        "severity": severity, "note": message})
+    from strato import job as jobapi
+
+    jobapi.raise_exception(handle(), jobids, etype, severity, message)
     return 0
 
 

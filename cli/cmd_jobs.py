@@ -44,21 +44,16 @@ def jobs(all_states, all_users, filt, no_header, count, name, user, queue, since
             formatter = JobsFormatter(NAMED_FORMATS.get(fmt, fmt))
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="--format") from None
-    body = {"states": states, "max": count}
     uid = _userid(user, all_users)
-    if uid is not None:
-        body["userid"] = uid
-    if queue:
-        body["queue"] = queue
+    t_since = None
     if since:
-        body["since"] = _since(since)
+        t_since = _since(since)
         if not filt:
-            body["states"] = ALL
-    if results:
-        body["results"] = sorted(results)
-    if name:
-        body["name"] = name
-    records = handle().rpc("job-list.list", body)["jobs"]
+            states = ALL
+    from strato import job as jobapi
+
+    records = jobapi.list_jobs(handle(), states=states, results=sorted(results), name=name,
+                               max_entries=count, userid=uid, queue=queue, since=t_since)
     if as_json:
         click.echo(json.dumps({"jobs": records}))
         return 0

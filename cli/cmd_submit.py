@@ -20,7 +20,6 @@ from strato.cli.submitopts import (
     parse_flags,
     parse_urgency,
 )
-from strato.core.errors import StratoError
 
 
 def submit_and_follow(js: dict, o: dict) -> int:
@@ -29,30 +28,32 @@ def submit_and_follow(js: dict, o: dict) -> int:
     if o["dry_run"]:
         click.echo(json.dumps(js))
         return 0
-    body = {"jobspec": js, "count": count}
-    if cc is not None:
-        body["cc"] = cc
-    return _send_and_follow(body, o)
+    urgency, flags = parse_urgency(o["urgency"]), parse_flags(o["flags"])
+    from strato import job as jobapi
+    from strato.handle import Handle
+
+    h = Handle()
+    return _follow(h, jobapi.submit_many(h, js, count, urgency, flags, cc), o)
 
 
 def submit_many_jobspecs(jobspecs: list[dict], o: dict, cc: list[int] | None,
                          count: int) -> int:
     """Submit different jobspecs in one request (each `count` times, for --cc)."""
-    body: dict = {"jobspecs": [js for js in jobspecs for _ in range(count)]}
-    if cc is not None:
-        body["cc"] = cc * len(jobspecs)
-    return _send_and_follow(body, o)
-
-
-def _send_and_follow(body: dict, o: dict) -> int:
-    body["urgency"] = parse_urgency(o["urgency"])
-    body["flags"] = parse_flags(o["flags"])
+    urgency, flags = parse_urgency(o["urgency"]), parse_flags(o["flags"])
     from strato import job as jobapi
-    from strato.core.ids import f58
     from strato.handle import Handle
 
     h = Handle()
-    jobids = h.rpc("job-manager.submit", body)["ids"]
+    jobids = jobapi.submit_list(h, [js for js in jobspecs for _ in range(count)], urgency,
+                                flags, None if cc is None else cc * len(jobspecs))
+    return _follow(h, jobids, o)
+
+
+def _follow(h, jobids: list[int], o: dict) -> int:
+    """Print the ids, then do what --watch, --progress or --wait ask."""
+    from strato import job as jobapi
+    from strato.core.ids import f58
+
     if not o["quiet"]:
         sys.stdout.write("".join(f58(i) + "\n" for i in jobids))
         sys.stdout.flush()
@@ -76,35 +77,31 @@ def _send_and_follow(body: dict, o: dict) -> int:
 
 
 def _progress(h, jobids: list[int], show_jps: bool) -> int:
+    from strato import job as jobapi
+    from strato import queue as queueapi
     from strato.cli.progress import Progress
-    from strato.job import _result
 
     bar = Progress(len(jobids), show_jps)
-    tag = h.send("job-manager.wait", {"ids": jobids}, stream=True)
     complete = failed = 0
     rc = 0
-    while True:
-        body, err, more = h.recv(tag)
-        if err is not None:
-            raise StratoError(err)
-        for r in body["results"]:
-            res = _result(r)
+    for batch in jobapi.wait_stream(h, jobids):
+        for res in batch:
             if res.success:
                 complete += 1
             else:
                 failed += 1
                 rc = max(rc, res.returncode or 1)
+        more = complete + failed < len(jobids)  # one result per job: the last batch ends it
         if bar.due() or not more:
             counts = {}
             if more:
-                for q in h.rpc("queue.status")["queues"]:
+                for q in queueapi.status(h)["queues"]:
                     for state, n in q["counts"].items():
                         counts[state] = counts.get(state, 0) + n
             running = counts.get("RUN", 0) + counts.get("CLEANUP", 0)
             pending = len(jobids) - complete - failed - running
             bar.update(max(pending, 0), running, complete, failed, final=not more)
-        if not more:
-            return rc
+    return rc
 
 
 @click.command(context_settings={"allow_interspersed_args": False})
@@ -127,15 +124,10 @@ def run(command, **o) -> int:
     if o["dry_run"]:
         click.echo(json.dumps(js))
         return 0
+    from strato import job as jobapi
     from strato.cli.attach import attach_stream
     from strato.handle import Handle
 
     h = Handle()
-    body = {"jobspec": js, "count": 1, "urgency": urgency, "flags": flags, "watch": True,
-            "output": True}
-    stream = h.rpc_stream("job-manager.submit", body)
-    try:
-        first = next(stream)
-    except StopIteration:
-        raise StratoError("submit: no answer from the instance") from None
-    return attach_stream(h, first["ids"][0], stream, "strato-run", o["label_io"])
+    jobid, stream = jobapi.submit_and_watch(h, js, urgency, flags, output=True)
+    return attach_stream(h, jobid, stream, "strato-run", o["label_io"])

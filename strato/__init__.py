@@ -1,8 +1,9 @@
 """strato: a hierarchical workload manager. The public Python API.
 
-``strato.Handle`` (and ``AsyncHandle``) connect to an instance, ``strato.job``
-holds the job verbs, ``strato.JobspecV1`` builds jobspecs. Attributes are
-imported on first use so that ``strato --help`` stays light.
+``strato.Handle`` (and ``AsyncHandle``) connect to an instance; the verbs over a
+handle live in ``strato.job``, ``strato.queue``, ``strato.resource``,
+``strato.instance`` and ``strato.kvs``; ``strato.JobspecV1`` builds jobspecs.
+Attributes are imported on first use so that ``strato --help`` stays light.
 """
 
 from __future__ import annotations
@@ -16,12 +17,13 @@ _LAZY = {
     "AsyncHandle": ("strato.async_handle", "AsyncHandle"),
     "JobspecV1": ("strato.jobspec.model", "JobspecV1"),
 }
+_MODULES = ("job", "kvs", "queue", "resource", "instance", "module")
 
 
 def __getattr__(name: str):
     if name in _LAZY:
         module, attr = _LAZY[name]
         return getattr(importlib.import_module(module), attr)
-    if name in ("job", "kvs", "module"):
+    if name in _MODULES:
         return importlib.import_module(f"strato.{name}")
     raise AttributeError(f"module 'strato' has no attribute {name!r}")

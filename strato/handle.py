@@ -163,5 +163,14 @@ class Handle:
                 yield rbody
         finally:
             if not finished:
-                self._inbox.pop(tag, None)
-                self._sock.send(proto.request("broker.cancel", 0, tag))
+                self.cancel_stream(tag)
+
+    def cancel_stream(self, tag: int) -> None:
+        """Stop a streaming request sent with ``send(..., stream=True)`` before its end.
+
+        The broker drops the stream (and any watch behind it) and the responses still
+        in flight are discarded, so the handle stays usable. A stream that already
+        ended is left alone.
+        """
+        if self._inbox.pop(tag, None) is not None:
+            self._sock.send(proto.request("broker.cancel", 0, tag))

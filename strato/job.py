@@ -1,22 +1,31 @@
 """Job verbs over a handle, named as in Flux's ``flux.job``: submit, wait,
-event_watch, cancel, kill, list, urgency; the ``*_async`` forms take an
-`AsyncHandle`.
+event_watch, event_wait, cancel, kill, list, info, urgency; the ``*_async`` forms
+take an `AsyncHandle`.
+
+A job id is an int or any RFC 19 form of one (``ƒ2Xm...``, ``0x...``). Verbs that
+act on jobs (cancel, raise_exception, kill) take one id or several, sent in one
+request. Errors from the instance (an unknown job id, a job in the wrong state, a
+bad value) raise `strato.core.errors.RPCError` with a one-line message; a lost
+instance raises `NoInstanceError`.
 """
 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from strato.core import ids
+from strato.core.errors import StratoError
 from strato.core.states import ACTIVE, PENDING, RUNNING, STATES  # noqa: F401 (public names)
-from strato.handle import Handle
+from strato.handle import Handle, _raise
 
 if TYPE_CHECKING:
     from strato.async_handle import AsyncHandle
 
+JobId = int | str
 
 
 @dataclass
@@ -52,76 +61,202 @@ def submit(h: Handle, jobspec, urgency: int = 16, flags: int = 0) -> int:
     return submit_many(h, jobspec, 1, urgency, flags)[0]
 
 
-def submit_many(h: Handle, jobspec, count: int, urgency: int = 16, flags: int = 0) -> list[int]:
-    """Submit `count` copies of one jobspec in one request; returns their ids."""
+def submit_many(h: Handle, jobspec, count: int, urgency: int = 16, flags: int = 0,
+                cc: list[int] | None = None) -> list[int]:
+    """Submit `count` copies of one jobspec in one request; returns their ids.
+
+    `cc` gives each copy its ``{{cc}}`` index (``submit --cc``), one per copy.
+    Raises RPCError if the instance rejects the jobspec (then no job is created).
+    """
     body = {"jobspec": _jobspec_dict(jobspec), "count": count, "urgency": urgency,
             "flags": flags}
+    if cc is not None:
+        body["cc"] = cc
     return h.rpc("job-manager.submit", body)["ids"]
 
 
-def submit_list(h: Handle, jobspecs: Iterable, urgency: int = 16, flags: int = 0) -> list[int]:
-    """Submit different jobspecs in one request (all or none are accepted)."""
+def submit_list(h: Handle, jobspecs: Iterable, urgency: int = 16, flags: int = 0,
+                cc: list[int] | None = None) -> list[int]:
+    """Submit different jobspecs in one request (all or none are accepted).
+
+    Returns their ids in order; `cc` gives each its ``{{cc}}`` index, one per jobspec.
+    Raises RPCError if the instance rejects any of them.
+    """
     body = {"jobspecs": [_jobspec_dict(j) for j in jobspecs], "urgency": urgency,
             "flags": flags}
+    if cc is not None:
+        body["cc"] = cc
     return h.rpc("job-manager.submit", body)["ids"]
+
+
+def submit_and_watch(h: Handle, jobspec, urgency: int = 16, flags: int = 0,
+                     output: bool = False) -> tuple[int, Iterator[dict]]:
+    """Submit one job and follow it on the same stream (what ``strato run`` does).
+
+    One request instead of a submit and an `event_watch`, so nothing of the job is
+    missed and no round trip is spent. Returns the job's id and an iterator of the
+    entries `event_watch` would yield (with `output`, its output too); closing the
+    iterator early stops the stream. Raises RPCError if the jobspec is rejected.
+    """
+    body = {"jobspec": _jobspec_dict(jobspec), "count": 1, "urgency": urgency,
+            "flags": flags, "watch": True, "output": output}
+    stream = h.rpc_stream("job-manager.submit", body)
+    try:
+        first = next(stream)
+    except StopIteration:
+        raise StratoError("submit: no answer from the instance") from None
+    return first["ids"][0], stream
 
 
 def _result(r: dict) -> JobResult:
     return JobResult(r["id"], r["result"], r["status"], r["success"], r.get("exception"))
 
 
-def wait(h: Handle, jobid: int | str) -> JobResult:
+def wait(h: Handle, jobid: JobId) -> JobResult:
     """Wait for a job to become inactive."""
     return _result(h.rpc("job-manager.wait", {"ids": [jobid]})["results"][0])
 
 
-def wait_all(h: Handle, jobids: list) -> list[JobResult]:
+def wait_all(h: Handle, jobids: Iterable[JobId]) -> list[JobResult]:
     """Wait for every job in `jobids`; returns their results in the order they ended."""
+    return [r for batch in wait_stream(h, jobids) for r in batch]
+
+
+def wait_stream(h: Handle, jobids: Iterable[JobId]) -> Iterator[list[JobResult]]:
+    """Wait for many jobs on one stream, yielding results as the jobs end.
+
+    Each item holds the jobs that ended in the same turn of the instance, so a
+    progress display can redraw once per batch; the stream ends after the last
+    job. Raises RPCError (before any result) if an id is unknown.
+    """
     tag = h.send("job-manager.wait", {"ids": [*jobids]}, stream=True)
-    out: list[JobResult] = []
-    while True:
-        body, err, more = h.recv(tag)
-        if err is not None:
-            from strato.core.errors import RPCError
+    finished = False
+    try:
+        while True:
+            body, err, more = h.recv(tag)
+            if err is not None:
+                finished = True
+                _raise(body, err)
+            finished = not more
+            yield [_result(r) for r in body["results"]]
+            if not more:
+                return
+    finally:
+        if not finished:
+            h.cancel_stream(tag)
 
-            raise RPCError(err)
-        out.extend(_result(r) for r in body["results"])
-        if not more:
-            return out
 
+def event_watch(h: Handle, jobid: JobId, output: bool = False) -> Iterator[dict]:
+    """Yield ``{"log": "eventlog"|"output", "entry": {...}}`` until the job is clean.
 
-def event_watch(h: Handle, jobid: int | str, output: bool = False) -> Iterator[dict]:
-    """Yield ``{"log": "eventlog"|"output", "entry": {...}}`` until the job is clean."""
+    The entries so far come first, then new ones as they are posted; closing the
+    iterator early stops the stream. Raises RPCError for an unknown job id.
+    """
     yield from h.rpc_stream("job-manager.events", {"id": jobid, "output": output})
 
 
-def cancel(h: Handle, jobid: int | str, note: str = "") -> None:
-    h.rpc("job-manager.cancel", {"ids": [jobid], "note": note})
+def event_wait(h: Handle, jobid: JobId, name: str, timeout: float | None = None,
+               context: dict[str, object] | None = None) -> dict:
+    """Wait until event `name` is in the job's eventlog; returns that entry.
+
+    With `context`, only an entry whose context has each key with that value
+    (compared as text, as given on a command line) counts. Raises TimeoutError
+    after `timeout` seconds, StratoError if the job ended without the event, and
+    RPCError for an unknown job id.
+    """
+    tag = h.send("job-manager.events", {"id": jobid}, stream=True)
+    deadline = None if timeout is None else time.monotonic() + timeout
+    want = {k: str(v) for k, v in (context or {}).items()}
+    try:
+        while True:
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            body, err, more = h.recv(tag, timeout=left)
+            if err is not None:
+                _raise(body, err)
+            if not more:
+                raise StratoError(f"event '{name}' never occurred")
+            entry = body["entry"]
+            got = entry.get("context") or {}
+            if entry["name"] == name and all(str(got.get(k)) == v for k, v in want.items()):
+                return entry
+    finally:
+        h.cancel_stream(tag)
 
 
-def raise_exception(h: Handle, jobid: int | str, etype: str, severity: int = 0,
-                    note: str = "") -> None:
-    h.rpc("job-manager.cancel", {"ids": [jobid], "type": etype, "severity": severity,
+def eventlog(h: Handle, jobid: JobId, name: str = "eventlog") -> list[dict]:
+    """The entries of a job's eventlog, or with ``name="output"`` its output eventlog.
+
+    Empty if that log has nothing yet (a job that has not run has no output).
+    Raises RPCError for an unknown job id and ValueError for an unknown log name.
+    """
+    from strato import kvs
+
+    logs = {"eventlog": ".eventlog", "output": ".guest.output"}
+    if name not in logs:
+        raise ValueError(f"unknown eventlog '{name}' (use eventlog or output)")
+    key = ids.encode(info(h, jobid)["id"], "kvs") + logs[name]  # unknown job: RPCError
+    try:
+        return kvs.get(h, key)
+    except StratoError:
+        return []
+
+
+def _ids(jobids: JobId | Iterable[JobId]) -> list[JobId]:
+    return [jobids] if isinstance(jobids, (int, str)) else [*jobids]
+
+
+def cancel(h: Handle, jobids: JobId | Iterable[JobId], note: str = "") -> None:
+    """Cancel one job or several (a severity 0 exception of type ``cancel``).
+
+    `note` is recorded with the exception. Every job is tried; RPCError names the
+    ones that could not be canceled (unknown, or already inactive).
+    """
+    h.rpc("job-manager.cancel", {"ids": _ids(jobids), "note": note})
+
+
+def raise_exception(h: Handle, jobids: JobId | Iterable[JobId], etype: str,
+                    severity: int = 0, note: str = "") -> None:
+    """Raise an exception of type `etype` on jobs (``flux job raise``).
+
+    Severity 0 ends the job; 1-7 are recorded only. RPCError as for `cancel`.
+    """
+    h.rpc("job-manager.cancel", {"ids": _ids(jobids), "type": etype, "severity": severity,
                                  "note": note})
 
 
-def kill(h: Handle, jobid: int | str, signum: int = 15) -> None:
-    h.rpc("job-manager.kill", {"ids": [jobid], "signum": signum})
+def kill(h: Handle, jobids: JobId | Iterable[JobId], signum: int = 15) -> None:
+    """Send signal `signum` (1-64) to the tasks of running jobs.
+
+    Raises RPCError for an invalid signal, an unknown job or one that is not running.
+    """
+    h.rpc("job-manager.kill", {"ids": _ids(jobids), "signum": signum})
 
 
-def urgency(h: Handle, jobid: int | str, value: int) -> int:
+def urgency(h: Handle, jobid: JobId, value: int) -> int:
     """Change a pending job's urgency; returns the old one."""
     return h.rpc("job-manager.urgency", {"id": jobid, "urgency": value})["old_urgency"]
 
 
 def list_jobs(h: Handle, states: int = ACTIVE, results: list[str] | None = None,
-              name: str | None = None, max_entries: int = 0) -> list[dict]:
-    """Job records, newest first."""
+              name: str | None = None, max_entries: int = 0, userid: int | None = None,
+              queue: str | None = None, since: float | None = None) -> list[dict]:
+    """Job records (the fields ``strato jobs`` shows), newest first.
+
+    Filters: a state mask, results (COMPLETED, FAILED, ...), name, owner `userid`
+    (None: every user), `queue`, and `since` (a time: inactive jobs that ended
+    before it are left out); `max_entries` 0 means all.
+    """
     body = {"states": states, "max": max_entries}
     if results:
         body["results"] = results
     if name:
         body["name"] = name
+    if userid is not None:
+        body["userid"] = userid
+    if queue:
+        body["queue"] = queue
+    if since:
+        body["since"] = since
     return h.rpc("job-list.list", body)["jobs"]
 
 
@@ -129,30 +264,47 @@ def list_jobs(h: Handle, states: int = ACTIVE, results: list[str] | None = None,
 list = list_jobs  # noqa: A001
 
 
-def info(h: Handle, jobid: int | str) -> dict:
-    """The job's record plus its jobspec, R and eventlog."""
+def info(h: Handle, jobid: JobId) -> dict:
+    """The job's record plus its ``jobspec``, ``R`` (None before it has resources)
+    and ``eventlog``. Raises RPCError for an unknown job id."""
     return h.rpc("job-list.info", {"id": jobid})
 
 
+def uri(h: Handle, jobid: JobId) -> str:
+    """The URI of the strato instance a job runs (``strato batch``/``alloc``).
+
+    Raises StratoError if the job is not an instance, RPCError if it is unknown.
+    """
+    for e in info(h, jobid)["eventlog"]:
+        if e["name"] == "memo" and "uri" in (e.get("context") or {}):
+            return e["context"]["uri"]
+    raise StratoError("job is not a strato instance (it has no URI)")
+
+
 def id_parse(text: str) -> int:
+    """A job id in any RFC 19 form as an int; ValueError if it is not one."""
     return ids.parse(text)
 
 
 # -- asyncio ---------------------------------------------------------------------------------
 async def submit_async(h: AsyncHandle, jobspec, urgency: int = 16, flags: int = 0) -> int:
+    """`submit` on an asyncio handle."""
     body = {"jobspec": _jobspec_dict(jobspec), "count": 1, "urgency": urgency, "flags": flags}
     return (await h.rpc("job-manager.submit", body))["ids"][0]
 
 
-async def wait_async(h: AsyncHandle, jobid: int | str) -> JobResult:
+async def wait_async(h: AsyncHandle, jobid: JobId) -> JobResult:
+    """`wait` on an asyncio handle."""
     return _result((await h.rpc("job-manager.wait", {"ids": [jobid]}))["results"][0])
 
 
-async def event_watch_async(h: AsyncHandle, jobid: int | str,
+async def event_watch_async(h: AsyncHandle, jobid: JobId,
                             output: bool = False) -> AsyncIterator[dict]:
+    """`event_watch` on an asyncio handle."""
     async for body in h.rpc_stream("job-manager.events", {"id": jobid, "output": output}):
         yield body
 
 
-async def cancel_async(h: AsyncHandle, jobid: int | str, note: str = "") -> None:
+async def cancel_async(h: AsyncHandle, jobid: JobId, note: str = "") -> None:
+    """`cancel` (of one job) on an asyncio handle."""
     await h.rpc("job-manager.cancel", {"ids": [jobid], "note": note})
