@@ -17,8 +17,10 @@ def start(config_path, overrides, statedir, rundir, command) -> int:
 
     The instance exits when COMMAND does, with its exit code.
     """
-    from strato.core.config import load_config
+    from strato.core.config import check_config, load_config
     from strato.core.instance import run_instance
+    from strato.core.plugins import make_plugin_manager
 
     config = load_config(config_path, list(overrides))
+    check_config(config, make_plugin_manager(config))  # a misspelt key must not go unused
     return run_instance(config, list(command), statedir=statedir, rundir=rundir)

@@ -27,6 +27,32 @@ hookimpl = pluggy.HookimplMarker(PROJECT)
 
 
 @hookspec
+def core_declare_config(declare):
+    """Declare the config keys this plugin reads, with defaults, checks and help.
+
+    Called once per plugin manager, implementation by implementation, before any
+    instance exists: when ``strato start`` checks its config, by ``strato config
+    check``, and by ``strato plugins list -v``. A key or table that no loaded
+    plugin (nor the core) declares is an error at startup, with the nearest
+    declared name as a hint, so a misspelt key never goes silently unused.
+
+    :param declare: ``declare(table, key, default=None, check=None, help="")``.
+        ``table`` is the dotted name of a table (``"sched-graph"``,
+        ``"exec"``); ``"*"`` stands for any one name (``"queues.*"``); a table
+        given as a list of tables (``[[resource.config]]``) is checked entry by
+        entry. ``key`` is a key of that table. ``default`` is what the plugin
+        uses when the key is absent (shown to users, not filled in).
+        ``check(value)`` raises ``ValueError`` (or ``TypeError``) with a short
+        message if the value is not acceptable (``strato.core.config`` has
+        ``string``, ``strings``, ``integer``, ``duration``, ``one_of``).
+        ``help`` is one line for ``strato plugins list -v``.
+
+    Return value is ignored. Raising (or declaring a key another plugin already
+    declared) stops startup with a message naming the plugin.
+    """
+
+
+@hookspec
 def core_configure(instance, config):
     """Called once at instance startup, after every plugin is loaded.
 

@@ -25,7 +25,7 @@ from strato.core.broker import Broker
 from strato.core.errors import ConfigError, PluginError, RPCError, StateError
 from strato.core.jobmanager import JobManager
 from strato.core.kvs import KVS
-from strato.core.plugins import describe, make_plugin_manager
+from strato.core.plugins import describe, make_plugin_manager, registry, unknown_name
 from strato.core.queues import Queues
 from strato.core.resource import instance_R
 from strato.core.states import ACTIVE, INACTIVE, RUNNING
@@ -35,19 +35,6 @@ from strato.jobspec.model import summarize
 from strato.shell.spawn import Reaper
 
 log = logging.getLogger("strato.instance")
-
-
-def _registry(hook, what: str) -> dict:
-    """Collect the ``name -> factory`` pairs a registration hook hands out."""
-    found: dict = {}
-
-    def register(name: str, factory) -> None:
-        if name in found:
-            raise PluginError(f"{what} '{name}' is registered twice")
-        found[name] = factory
-
-    hook(register=register)
-    return found
 
 
 class Instance:
@@ -84,18 +71,20 @@ class Instance:
         self.nodes, self.R = instance_R(self.config)
         self.kvs.put("resource.R", self.R)
         hook = self.pm.hook
-        schedulers = _registry(hook.sched_register_schedulers, "scheduler")
+        schedulers = registry(hook.sched_register_schedulers, "scheduler")
         name = self.config.get("sched", {}).get("plugin", "sched-simple")
         if name not in schedulers:
-            raise ConfigError(f"unknown scheduler '{name}' (have: {', '.join(sorted(schedulers))})")
+            raise ConfigError(unknown_name("scheduler", name, self.config,
+                                           "sched_register_schedulers"))
         self.scheduler = schedulers[name](self, self.config.get(name, {}))
         self.scheduler.set_resources(self.nodes)
         self.queues = Queues(self.config)
-        self.backend_factories = _registry(hook.exec_register_backends, "exec backend")
+        self.backend_factories = registry(hook.exec_register_backends, "exec backend")
         self.backends: dict = {}
         self.jobs = JobManager(self)
         if self.jobs.default_backend not in self.backend_factories:
-            raise ConfigError(f"unknown exec backend '{self.jobs.default_backend}'")
+            raise ConfigError(unknown_name("exec backend", self.jobs.default_backend,
+                                           self.config, "exec_register_backends"))
         for backend in self.backend_factories:  # bad backend config fails startup, not a job
             self.backend(backend)
         self.broker = Broker()

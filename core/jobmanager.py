@@ -20,6 +20,7 @@ from collections.abc import Callable
 
 from strato.core import dependencies, ids
 from strato.core.errors import ConfigError, RPCError
+from strato.core.plugins import registry
 from strato.core.states import (
     CLEANUP,
     DEPEND,
@@ -131,12 +132,8 @@ class JobManager:
         except ValueError as exc:
             raise ConfigError(f"exec.kill-timeout: {exc}") from None
         self.default_backend = instance.config.get("exec", {}).get("backend", "local")
-        self.dep_schemes: dict = {}
-
-        def register(scheme: str, handler) -> None:
-            self.dep_schemes[scheme] = handler
-
-        self.hook.job_register_dependency_schemes(register=register)
+        self.dep_schemes = registry(self.hook.job_register_dependency_schemes,
+                                    "dependency scheme")
 
     # -- eventlog and states -----------------------------------------------------------
     def _post(self, job: Job, name: str, context: dict | None = None,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 
+from strato.core.config import duration
 from strato.core.errors import ConfigError
 from strato.core.hookspecs import hookimpl
 from strato.jobspec.fsd import parse_fsd
@@ -70,3 +71,9 @@ class SimExec:
 @hookimpl
 def exec_register_backends(register):
     register("sim", SimExec)
+
+
+@hookimpl
+def core_declare_config(declare):
+    declare("exec", "sim-duration", default=0, check=duration,
+            help="how long a simulated job runs when it does not say (seconds or \"1m\")")
