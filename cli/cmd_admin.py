@@ -237,10 +237,15 @@ def plugins() -> None:
 
 
 @plugins.command("list")
-@click.option("-v", "--verbose", is_flag=True, help="Show the module of each plugin.")
+@click.option("-v", "--verbose", is_flag=True,
+              help="Show the module of each plugin and the config keys it declares.")
 def plugins_list(verbose) -> int:
     """Each loaded plugin and the hooks it implements."""
     for p in handle().rpc("plugins.list")["plugins"]:
         extra = f" ({p['module']})" if verbose else ""
         click.echo(f"{p['name']}{extra}: {', '.join(p['hooks'])}")
+        if verbose:
+            for k in p.get("config", []):
+                default = f" = {k['default']}" if k["default"] != "null" else ""
+                click.echo(f"    {k['table']}.{k['key']}{default}  # {k['help']}")
     return 0
