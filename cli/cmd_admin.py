@@ -246,6 +246,6 @@ def plugins_list(verbose) -> int:
         click.echo(f"{p['name']}{extra}: {', '.join(p['hooks'])}")
         if verbose:
             for k in p.get("config", []):
-                default = f" = {k['default']}" if k["default"] != "null" else ""
+                default = f" = {k['default']}" if k["default"] is not None else ""
                 click.echo(f"    {k['table']}.{k['key']}{default}  # {k['help']}")
     return 0

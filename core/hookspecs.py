@@ -30,9 +30,10 @@ hookimpl = pluggy.HookimplMarker(PROJECT)
 def core_declare_config(declare):
     """Declare the config keys this plugin reads, with defaults, checks and help.
 
-    Called once per plugin manager, implementation by implementation, before any
-    instance exists: when ``strato start`` checks its config, by ``strato config
-    check``, and by ``strato plugins list -v``. A key or table that no loaded
+    Called, implementation by implementation, whenever the declarations are
+    needed: before the instance exists when ``strato start`` checks its config,
+    by ``strato config check``, and for ``strato plugins list -v``; so declare
+    only, without side effects. A key or table that no loaded
     plugin (nor the core) declares is an error at startup, with the nearest
     declared name as a hint, so a misspelt key never goes silently unused.
 

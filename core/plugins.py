@@ -90,20 +90,25 @@ def _failure(exc: BaseException) -> str:
     return f"{frames[-1].filename}:{frames[-1].lineno}: {kind}: {exc}"
 
 
+def _one_line(exc: Exception) -> str:
+    """pluggy's multi-line validation messages as the one line a user error is."""
+    return "; ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+
+
 def _plugin_object(module) -> object:
     """What to register for a module: a fresh ``Plugin()`` if it defines one, else itself."""
     cls = getattr(module, "Plugin", None)
     return cls() if isinstance(cls, type) else module
 
 
-def _plugin_names(config: dict) -> list[str]:
+def _plugin_names(config: dict, builtins: dict[str, str]) -> list[str]:
     pconf = config.get("plugins", {})
     blocked = set(pconf.get("block", []))
     names = [n for n in DEFAULT_PLUGINS if n not in blocked]
     names += [n for n in pconf.get("load", []) if n not in names and n not in blocked]
     sched = config.get("sched", {}).get("plugin") if isinstance(config.get("sched"), dict) \
         else None
-    if isinstance(sched, str) and sched in builtin_plugins() and sched not in names:
+    if isinstance(sched, str) and sched in builtins and sched not in names:
         names.append(sched)  # the chosen scheduler's plugin is loaded on demand
     return names
 
@@ -118,16 +123,20 @@ def make_plugin_manager(config: dict) -> pluggy.PluginManager:
     pm.add_hookspecs(hookspecs)
     builtins = builtin_plugins()
     searchpath = _searchpath(config)
-    for name in _plugin_names(config):
+    for name in _plugin_names(config, builtins):
         try:
-            pm.register(_plugin_object(_import(name, builtins, searchpath)), name=name)
+            plugin = _plugin_object(_import(name, builtins, searchpath))
         except Exception as exc:
             raise PluginError(f"plugin '{name}' failed to load: {_failure(exc)}") from None
+        try:
+            pm.register(plugin, name=name)
+        except Exception as exc:  # a bad hook implementation: pluggy says which
+            raise PluginError(f"plugin '{name}': {_one_line(exc)}") from None
     try:
         pm.check_pending()
     except pluggy.PluginValidationError as exc:
         name = pm.get_name(exc.plugin) or str(exc.plugin)
-        raise PluginError(f"plugin '{name}': {exc}") from None
+        raise PluginError(f"plugin '{name}': {_one_line(exc)}") from None
     return pm
 
 
@@ -284,7 +293,8 @@ def describe(pm: pluggy.PluginManager) -> list[dict]:
     config: dict[str, list[dict]] = {}
     for k in declared_keys(pm):
         config.setdefault(k.plugin, []).append({"table": k.table, "key": k.key,
-                                                "default": show_value(k.default),
+                                                "default": None if k.default is None
+                                                else show_value(k.default),
                                                 "help": k.help})
     out = []
     for name, plugin in pm.list_name_plugin():

@@ -9,6 +9,7 @@ thousands of virtual nodes in tests and benchmarks.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 from strato.core.config import duration
 from strato.core.errors import ConfigError
@@ -74,6 +75,6 @@ def exec_register_backends(register):
 
 
 @hookimpl
-def core_declare_config(declare):
+def core_declare_config(declare: Callable[..., None]) -> None:
     declare("exec", "sim-duration", default=0, check=duration,
             help="how long a simulated job runs when it does not say (seconds or \"1m\")")

@@ -10,6 +10,8 @@ Config::
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from strato.core.errors import ConfigError
 from strato.core.hookspecs import hookimpl
 
@@ -26,7 +28,7 @@ class Plugin:
         self.paths: list[tuple[str, list[str]]] = []
 
     @hookimpl
-    def core_declare_config(self, declare):
+    def core_declare_config(self, declare: Callable[..., None]) -> None:
         declare("ingest-require", "attributes", default=[], check=_attribute_names,
                 help="jobspec attributes every job must set, e.g. \"system.project\"")
 

@@ -8,6 +8,8 @@ when the scheduler starts, against every registered name.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from strato.core.config import integer, one_of, string
 from strato.core.hookspecs import hookimpl
 
@@ -15,7 +17,7 @@ from .flexible import TRAVERSERS
 
 
 @hookimpl
-def core_declare_config(declare):
+def core_declare_config(declare: Callable[..., None]) -> None:
     table = "sched-graph"
     declare(table, "match-policy", default="first", check=string,
             help="which resources a match prefers: first, low, high, lonode, hinode, "

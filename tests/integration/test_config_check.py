@@ -293,3 +293,13 @@ def test_a_name_registered_twice_names_both_plugins(tmp_path, hook, registration
     line = start_error(tmp_path, extra + f'[plugins]\nsearchpath = ["{tmp_path}"]\n'
                                          'load = ["dup"]\n')
     assert line == message
+
+
+def test_a_hook_implementation_with_wrong_arguments_is_one_line(tmp_path):
+    path = tmp_path / "badsig.py"
+    path.write_text("from strato.core.hookspecs import hookimpl\n\n@hookimpl\n"
+                    "def ingest_validate(jobspec, usr):\n    pass\n")
+    line = start_error(tmp_path, f'[plugins]\nload = ["{path}"]\n')
+    assert line.startswith(f"plugin '{path}': Plugin '{path}' for hook 'ingest_validate'; ")
+    assert line.endswith("Argument(s) {'usr'} are declared in the hookimpl but can not be "
+                         "found in the hookspec")
