@@ -21,7 +21,13 @@ from typing import Any
 import pluggy
 
 from strato.core.errors import ConfigError, PluginError
-from strato.core.plugins import ConfigKey, declared_keys, installed_plugin_manager
+from strato.core.plugins import (
+    ConfigKey,
+    declared_keys,
+    installed_plugin_manager,
+    registry,
+    unknown_name,
+)
 from strato.core.queues import SIZE_KEYS
 from strato.jobspec.fsd import parse_fsd
 from strato.jobspec.hostlist import expand_hostlist
@@ -131,6 +137,28 @@ def one_of(what: str, choices: list[str]) -> Callable[[Any], None]:
     return check
 
 
+class Registered:
+    """A name registered through a registration hook, e.g. the scheduler.
+
+    Called like the other checks it only wants a string; the config check then
+    looks the name up in what the loaded plugins register through `hookname`
+    and, if it is not there, names what every installed plugin registers.
+    """
+
+    def __init__(self, what: str, hookname: str) -> None:
+        self.what = what
+        self.hookname = hookname
+
+    def __call__(self, value: Any) -> None:
+        string(value)
+
+    def unknown(self, value: str, config: dict, pm: pluggy.PluginManager) -> str | None:
+        """Why `value` is not a registered name (None if it is)."""
+        if value in registry(getattr(pm.hook, self.hookname), self.what):
+            return None
+        return unknown_name(self.what, value, config, self.hookname)
+
+
 # -- what the core itself reads --------------------------------------------------------------
 
 
@@ -154,9 +182,11 @@ def declare_core(declare: Callable) -> None:
             help="default plugins not to load")
     declare("plugins", "searchpath", default=[], check=strings,
             help="directories where the modules named in load are found")
-    declare("sched", "plugin", default="sched-simple", check=string,
+    declare("sched", "plugin", default="sched-simple",
+            check=Registered("scheduler", "sched_register_schedulers"),
             help="the scheduler (a name registered by sched_register_schedulers)")
-    declare("exec", "backend", default="local", check=string,
+    declare("exec", "backend", default="local",
+            check=Registered("exec backend", "exec_register_backends"),
             help="the exec backend (a name registered by exec_register_backends)")
     declare("exec", "kill-timeout", default=5.0, check=duration,
             help="how long a cancelled job's tasks get between SIGTERM and SIGKILL")
@@ -253,6 +283,11 @@ class _Checker:
                         decl.check(value)
                     except (ValueError, TypeError) as exc:
                         self.errors.append(f"{where}: {exc}")
+                        continue
+                if isinstance(decl.check, Registered):
+                    why = decl.check.unknown(value, self.config, self.pm)
+                    if why is not None:
+                        self.errors.append(f"{where}: {why}")
             elif not self.schema.is_table(path):
                 is_table = isinstance(value, dict) or (
                     isinstance(value, list) and bool(value)

@@ -45,7 +45,9 @@ def core_declare_config(declare):
         uses when the key is absent (shown to users, not filled in).
         ``check(value)`` raises ``ValueError`` (or ``TypeError``) with a short
         message if the value is not acceptable (``strato.core.config`` has
-        ``string``, ``strings``, ``integer``, ``duration``, ``one_of``).
+        ``string``, ``strings``, ``integer``, ``duration``, ``one_of``, and
+        ``Registered(what, hookname)`` for a name that plugins register, such
+        as a match policy).
         ``help`` is one line for ``strato plugins list -v``.
 
     Return value is ignored. Raising (or declaring a key another plugin already

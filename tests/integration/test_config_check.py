@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
@@ -211,24 +212,30 @@ def _site_packages(tmp: Path) -> dict:
 
 def test_unknown_scheduler_lists_every_installed_one(tmp_path):
     assert start_error(tmp_path, None, "-S", "sched.plugin=sched-grpah") == \
-        "unknown scheduler 'sched-grpah' (did you mean 'sched-graph'? installed: " \
-        "sched-graph, sched-simple)"
+        "sched.plugin: unknown scheduler 'sched-grpah' (did you mean 'sched-graph'? " \
+        "installed: sched-graph, sched-simple)"
     assert start_error(tmp_path, None, "-S", "exec.backend=warp") == \
-        "unknown exec backend 'warp' (installed: local, sim)"
+        "exec.backend: unknown exec backend 'warp' (installed: local, sim)"
+    assert start_error(tmp_path, '[plugins]\nblock = ["exec-sim"]\n[exec]\nbackend = "sim"\n') \
+        == "exec.backend: exec backend 'sim' is registered by plugin 'exec-sim', which is " \
+        "not loaded (it is in [plugins] block)"
+    res = check(tmp_path, "", "-S", "sched.plugin=sched-grpah")
+    assert res.returncode == 1 and "installed: sched-graph, sched-simple" in res.stderr
 
 
 def test_unknown_policy_lists_installed_plugins_policies(tmp_path):
     env = _site_packages(tmp_path)
     line = start_error(tmp_path, GRAPH + '[sched-graph]\nmatch-policy = "lownode"\n', env=env)
-    assert line.startswith("sched-graph: unknown match-policy 'lownode' (did you mean "
-                           "'lonode'? installed: ")
+    assert line.startswith("sched-graph.match-policy: unknown match-policy 'lownode' "
+                           "(did you mean 'lonode'? installed: ")
     assert "sitefirst" in line and "variation" in line
     assert start_error(tmp_path, GRAPH + '[sched-graph]\nmatch-policy = "sitefirst"\n',
                        env=env) == \
-        "sched-graph: match-policy 'sitefirst' is registered by plugin 'site-policies', " \
-        "which is not loaded (add it to [plugins] load)"
+        "sched-graph.match-policy: match-policy 'sitefirst' is registered by plugin " \
+        "'site-policies', which is not loaded (add it to [plugins] load)"
     assert start_error(tmp_path, GRAPH + '[sched-graph]\nqueue-policy = "lifo"\n') == \
-        "sched-graph: unknown queue-policy 'lifo' (installed: conservative, easy, fcfs, hybrid)"
+        "sched-graph.queue-policy: unknown queue-policy 'lifo' (installed: conservative, " \
+        "easy, fcfs, hybrid)"
     line = start_error(tmp_path, GRAPH + '[sched-graph]\nprune-filters = "ALL:gpus"\n')
     assert line.startswith("sched-graph: invalid prune filter 'ALL:gpus': unknown prune "
                            "filter type 'gpus' (did you mean 'gpu'? installed: cluster, core")
@@ -303,3 +310,22 @@ def test_a_hook_implementation_with_wrong_arguments_is_one_line(tmp_path):
     assert line.startswith(f"plugin '{path}': Plugin '{path}' for hook 'ingest_validate'; ")
     assert line.endswith("Argument(s) {'usr'} are declared in the hookimpl but can not be "
                          "found in the hookspec")
+
+
+@pytest.mark.parametrize("config,message", [
+    ({"sched": {"plugin": "sched-grpah"}},
+     "unknown scheduler 'sched-grpah' (did you mean 'sched-graph'? installed: sched-graph, "
+     "sched-simple)"),
+    ({"exec": {"backend": "warp"}}, "unknown exec backend 'warp' (installed: local, sim)"),
+    ({"sched": {"plugin": "sched-graph"}, "sched-graph": {"queue-policy": "lifo"}},
+     "sched-graph: unknown queue-policy 'lifo' (installed: conservative, easy, fcfs, hybrid)"),
+])
+def test_an_instance_started_from_python_names_every_installed_one(tmp_path, config, message):
+    """run_instance() without the CLI's config check still says what is installed."""
+    code = ("import sys\nfrom strato.core.errors import StratoError\n"
+            "from strato.core.instance import run_instance\n"
+            f"try:\n    run_instance({config!r}, ['true'])\n"
+            "except StratoError as exc:\n    print(exc)\n")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=60, cwd=tmp_path)
+    assert res.stdout.strip() == message, res.stderr
