@@ -4,7 +4,11 @@ Read this file top to bottom to learn the whole extension surface. Hooks are
 grouped by area, named ``<area>_<verb>``, and are of two kinds:
 
 - *registration* hooks receive a ``register`` callable and add named things
-  (schedulers, exec backends); the instance picks one by name from its config;
+  (schedulers, exec backends); the instance picks one by name from its config.
+  They are run one implementation at a time (`strato.core.plugins.registry`),
+  so a name registered by two plugins is an error naming both, and an unknown
+  name is reported with every name that installed plugins register;
+  ``core_declare_config`` is of this kind too, with ``declare``;
 - *event* hooks are called at a point in the life of an instance, a job or a
   job shell.
 
