@@ -257,7 +257,8 @@ def plugins() -> None:
 
 
 @plugins.command("list")
-@click.option("-v", "--verbose", is_flag=True, help="Show the module of each plugin.")
+@click.option("-v", "--verbose", is_flag=True,
+              help="Show the module of each plugin and the config keys it declares.")
 def plugins_list(verbose) -> int:
     """Each loaded plugin and the hooks it implements."""
     from strato import instance as api
@@ -265,4 +266,8 @@ def plugins_list(verbose) -> int:
     for p in api.plugins(handle()):
         extra = f" ({p['module']})" if verbose else ""
         click.echo(f"{p['name']}{extra}: {', '.join(p['hooks'])}")
+        if verbose:
+            for k in p.get("config", []):
+                default = f" = {k['default']}" if k["default"] is not None else ""
+                click.echo(f"    {k['table']}.{k['key']}{default}  # {k['help']}")
     return 0

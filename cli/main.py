@@ -25,6 +25,7 @@ COMMANDS = {
     "queue": ("cmd_admin", "queue", "Control and inspect the queue."),
     "resource": ("cmd_admin", "resource", "List, drain and undrain resources."),
     "kvs": ("cmd_kvs", "kvs", "Read and write the key-value store."),
+    "config": ("cmd_config", "config", "Check an instance config (unknown keys, bad values)."),
     "uri": ("cmd_admin", "uri", "Print the URI of the instance or of a job's instance."),
     "ping": ("cmd_admin", "ping", "Check that the instance answers."),
     "uptime": ("cmd_admin", "uptime", "Show how long the instance has been up."),

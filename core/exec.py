@@ -19,6 +19,7 @@ import logging
 
 from strato.core.errors import ConfigError, RPCError
 from strato.core.jobmanager import job_name
+from strato.core.plugins import unknown_name
 from strato.jobspec.model import summarize
 
 log = logging.getLogger("strato.exec")
@@ -57,8 +58,8 @@ class ExecService:
         self.reaper = instance.reaper
         self.factories = factories
         if default not in factories:
-            raise ConfigError(f"unknown exec backend '{default}' "
-                              f"(have: {', '.join(sorted(factories))})")
+            raise ConfigError(unknown_name("exec backend", default, self.config,
+                                           "exec_register_backends"))
         self.default = default
         self.backends: dict = {}
         for name in factories:  # a backend's bad config fails startup, not a job

@@ -4,7 +4,11 @@ Read this file top to bottom to learn the whole extension surface. Hooks are
 grouped by area, named ``<area>_<verb>``, and are of two kinds:
 
 - *registration* hooks receive a ``register`` callable and add named things
-  (schedulers, exec backends); the instance picks one by name from its config;
+  (schedulers, exec backends); the instance picks one by name from its config.
+  They are run one implementation at a time (`strato.core.plugins.registry`),
+  so a name registered by two plugins is an error naming both, and an unknown
+  name is reported with every name that installed plugins register;
+  ``core_declare_config`` is of this kind too, with ``declare``;
 - *event* hooks are called at a point in the life of an instance, a job or a
   job shell.
 
@@ -24,6 +28,35 @@ hookimpl = pluggy.HookimplMarker(PROJECT)
 # ---------------------------------------------------------------------------------------
 # core: the life of an instance
 # ---------------------------------------------------------------------------------------
+
+
+@hookspec
+def core_declare_config(declare):
+    """Declare the config keys this plugin reads, with defaults, checks and help.
+
+    Called, implementation by implementation, whenever the declarations are
+    needed: before the instance exists when ``strato start`` checks its config,
+    by ``strato config check``, and for ``strato plugins list -v``; so declare
+    only, without side effects. A key or table that no loaded
+    plugin (nor the core) declares is an error at startup, with the nearest
+    declared name as a hint, so a misspelt key never goes silently unused.
+
+    :param declare: ``declare(table, key, default=None, check=None, help="")``.
+        ``table`` is the dotted name of a table (``"sched-graph"``,
+        ``"exec"``); ``"*"`` stands for any one name (``"queues.*"``); a table
+        given as a list of tables (``[[resource.config]]``) is checked entry by
+        entry. ``key`` is a key of that table. ``default`` is what the plugin
+        uses when the key is absent (shown to users, not filled in).
+        ``check(value)`` raises ``ValueError`` (or ``TypeError``) with a short
+        message if the value is not acceptable (``strato.core.config`` has
+        ``string``, ``strings``, ``integer``, ``duration``, ``one_of``, and
+        ``Registered(what, hookname)`` for a name that plugins register, such
+        as a match policy).
+        ``help`` is one line for ``strato plugins list -v``.
+
+    Return value is ignored. Raising (or declaring a key another plugin already
+    declared) stops startup with a message naming the plugin.
+    """
 
 
 @hookspec

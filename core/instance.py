@@ -24,12 +24,19 @@ import zmq
 
 from strato.core import job_services
 from strato.core.broker import Broker
-from strato.core.config import apply_override
+from strato.core.config import apply_override, check_config
 from strato.core.errors import ConfigError, PluginError, RPCError, StateError
 from strato.core.exec import ExecService
 from strato.core.jobmanager import JobManager
 from strato.core.kvs import KVS
-from strato.core.plugins import builtin_plugins, describe, load_plugin, make_plugin_manager
+from strato.core.plugins import (
+    builtin_plugins,
+    describe,
+    load_plugin,
+    make_plugin_manager,
+    registry,
+    unknown_name,
+)
 from strato.core.queues import Queues
 from strato.core.resource import instance_R
 from strato.core.schedutil import SchedEnv, SchedModule
@@ -39,19 +46,6 @@ from strato.jobspec.idset import decode_idset, encode_idset
 from strato.shell.spawn import Reaper
 
 log = logging.getLogger("strato.instance")
-
-
-def _registry(hook, what: str) -> dict:
-    """Collect the ``name -> factory`` pairs a registration hook hands out."""
-    found: dict = {}
-
-    def register(name: str, factory) -> None:
-        if name in found:
-            raise PluginError(f"{what} '{name}' is registered twice")
-        found[name] = factory
-
-    hook(register=register)
-    return found
 
 
 class Instance:
@@ -64,6 +58,7 @@ class Instance:
         self.uri = f"local://{rundir}/local"
         self.t_start = time.time()
         self.pm = make_plugin_manager(config)
+        check_config(config, self.pm)  # a misspelt key must not go unused
         self.drained: dict[int, dict] = {}
         self.sched: SchedModule | None = None
         self.exec: ExecService | None = None
@@ -96,7 +91,7 @@ class Instance:
         hook = self.pm.hook
         self.sched = self._make_scheduler(self.config)
         exec_conf = self.config.get("exec", {})
-        self.exec = ExecService(self, _registry(hook.exec_register_backends, "exec backend"),
+        self.exec = ExecService(self, registry(hook.exec_register_backends, "exec backend"),
                                 exec_conf.get("backend", "local"))
         job_services.register(self.broker, self.jobs, self.kvs)
         self._register_services()
@@ -122,10 +117,11 @@ class Instance:
         if isinstance(name, str) and name in builtin_plugins() \
                 and self.pm.get_plugin(name) is None:
             load_plugin(self.pm, name)
-        schedulers = _registry(self.pm.hook.sched_register_schedulers, "scheduler")
+        schedulers = registry(self.pm.hook.sched_register_schedulers, "scheduler")
         if name not in schedulers:
-            raise ConfigError(f"unknown scheduler '{name}' (have: {', '.join(sorted(schedulers))})")
-        env = SchedEnv(self.pm.hook, self.R, self.nodes, self.queues)
+            raise ConfigError(unknown_name("scheduler", name, config,
+                                           "sched_register_schedulers"))
+        env = SchedEnv(self.pm.hook, self.R, self.nodes, self.queues, config)
         scheduler = schedulers[name](env, config.get(name, {}))
         scheduler.set_resources(self.nodes)
         return SchedModule(self.broker, name, scheduler, env)
@@ -232,6 +228,7 @@ class Instance:
                 raise RPCError(str(exc)) from None
         try:
             new = self._make_scheduler(config)
+            check_config(config, self.pm)
         except (ConfigError, PluginError, ValueError) as exc:
             text = str(exc)
             raise RPCError(text if text.startswith(table) else f"{table}: {text}") from None
@@ -261,7 +258,7 @@ class Instance:
         req.respond()
 
     def _installed_schedulers(self) -> set[str]:
-        names = set(_registry(self.pm.hook.sched_register_schedulers, "scheduler"))
+        names = set(registry(self.pm.hook.sched_register_schedulers, "scheduler"))
         return names | {n for n in builtin_plugins() if n.startswith("sched-")}
 
     def _info(self) -> dict:

@@ -23,6 +23,7 @@ from collections.abc import Callable
 
 from strato.core import dependencies, ids
 from strato.core.errors import ConfigError, RPCError
+from strato.core.plugins import registry
 from strato.core.states import (
     CLEANUP,
     DEPEND,
@@ -174,12 +175,8 @@ class JobManager:
                                               .get("kill-timeout", 5.0)))
         except ValueError as exc:
             raise ConfigError(f"exec.kill-timeout: {exc}") from None
-        self.dep_schemes: dict = {}
-
-        def register(scheme: str, handler) -> None:
-            self.dep_schemes[scheme] = handler
-
-        self.hook.job_register_dependency_schemes(register=register)
+        self.dep_schemes = registry(self.hook.job_register_dependency_schemes,
+                                    "dependency scheme")
         # the scheduler protocol
         self.sched_ready = False
         self.sched_limit = 0  # 0: unlimited

@@ -4,15 +4,30 @@ Built-in plugins are modules listed in the ``strato.plugins`` entry-point group.
 An instance loads the defaults plus ``[plugins] load`` minus ``[plugins] block``.
 ``load`` entries may also name a module found on ``[plugins] searchpath`` or a
 ``.py`` file, which is how a site adds its own plugin without packaging it.
+
+A module that defines a class ``Plugin`` is registered as ``Plugin()``, a fresh
+object per plugin manager, instead of as the module: that object holds the
+plugin's state, so two instances in one process never share it.
+
+Registration hooks (``sched_register_schedulers``, ``core_declare_config``, ...)
+are run here implementation by implementation (`call_each`, `registry`), so that
+a name registered twice is an error naming both plugins, and an unknown name
+can be answered with every name an installed plugin registers (`unknown_name`).
 """
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import importlib.util
+import json
 import sys
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
 from importlib.metadata import entry_points
 from pathlib import Path
+from typing import Any
 
 import pluggy
 
@@ -31,6 +46,9 @@ DEFAULT_PLUGINS = (
     "dependency-singleton",
     "dependency-begin-time",
 )
+
+# Frames of these files are the loader's own, not where a plugin failed.
+_LOADER_FILES = (__file__, str(Path(importlib.__file__).parent))
 
 
 def builtin_plugins() -> dict[str, str]:
@@ -55,41 +73,235 @@ def _import(name: str, builtins: dict[str, str], searchpath: list[str]):
     return importlib.import_module(name)
 
 
-def make_plugin_manager(config: dict) -> pluggy.PluginManager:
-    """Create the plugin manager of one instance; PluginError names a failing plugin."""
-    pm = pluggy.PluginManager(hookspecs.PROJECT)
-    pm.add_hookspecs(hookspecs)
+def _failure(exc: BaseException) -> str:
+    """Why a plugin failed to import, with the file and line of the failure.
+
+    A plugin author needs the place in their own code, not the loader's: that is
+    the deepest frame outside this module and importlib, or for a SyntaxError the
+    place the parser reports.
+    """
+    kind = type(exc).__name__
+    if isinstance(exc, SyntaxError) and exc.filename:
+        return f"{exc.filename}:{exc.lineno}: {kind}: {exc.msg}"
+    frames = [f for f in traceback.extract_tb(exc.__traceback__)
+              if not f.filename.startswith("<frozen") and not f.filename.startswith(_LOADER_FILES)]
+    if not frames:
+        return str(exc)  # the loader's own complaint: no such module or file
+    return f"{frames[-1].filename}:{frames[-1].lineno}: {kind}: {exc}"
+
+
+def _one_line(exc: Exception) -> str:
+    """pluggy's multi-line validation messages as the one line a user error is."""
+    return "; ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+
+
+def _plugin_object(module) -> object:
+    """What to register for a module: a fresh ``Plugin()`` if it defines one, else itself."""
+    cls = getattr(module, "Plugin", None)
+    return cls() if isinstance(cls, type) else module
+
+
+def _plugin_names(config: dict, builtins: dict[str, str]) -> list[str]:
     pconf = config.get("plugins", {})
     blocked = set(pconf.get("block", []))
     names = [n for n in DEFAULT_PLUGINS if n not in blocked]
     names += [n for n in pconf.get("load", []) if n not in names and n not in blocked]
     sched = config.get("sched", {}).get("plugin") if isinstance(config.get("sched"), dict) \
         else None
-    builtins = builtin_plugins()
     if isinstance(sched, str) and sched in builtins and sched not in names:
         names.append(sched)  # the chosen scheduler's plugin is loaded on demand
-    searchpath = [str(Path(p).resolve()) for p in pconf.get("searchpath", [])]
-    for name in names:
+    return names
+
+
+def _searchpath(config: dict) -> list[str]:
+    return [str(Path(p).resolve()) for p in config.get("plugins", {}).get("searchpath", [])]
+
+
+def make_plugin_manager(config: dict) -> pluggy.PluginManager:
+    """Create the plugin manager of one instance; PluginError names a failing plugin."""
+    pm = pluggy.PluginManager(hookspecs.PROJECT)
+    pm.add_hookspecs(hookspecs)
+    builtins = builtin_plugins()
+    searchpath = _searchpath(config)
+    for name in _plugin_names(config, builtins):
         try:
-            module = _import(name, builtins, searchpath)
-            pm.register(module, name=name)
+            plugin = _plugin_object(_import(name, builtins, searchpath))
         except Exception as exc:
-            raise PluginError(f"plugin '{name}' failed to load: {exc}") from None
+            raise PluginError(f"plugin '{name}' failed to load: {_failure(exc)}") from None
+        try:
+            pm.register(plugin, name=name)
+        except Exception as exc:  # a bad hook implementation: pluggy says which
+            raise PluginError(f"plugin '{name}': {_one_line(exc)}") from None
     try:
         pm.check_pending()
     except pluggy.PluginValidationError as exc:
         name = pm.get_name(exc.plugin) or str(exc.plugin)
-        raise PluginError(f"plugin '{name}': {exc}") from None
+        raise PluginError(f"plugin '{name}': {_one_line(exc)}") from None
     return pm
 
 
+def installed_plugin_manager(config: dict) -> pluggy.PluginManager:
+    """A plugin manager holding every plugin this config could load, blocked or not.
+
+    Every ``strato.plugins`` entry point plus the config's own ``load`` entries; one
+    that fails to import is left out (loading it for real reports that). Used to
+    answer "which names exist at all" when a config names something unknown.
+    """
+    pm = pluggy.PluginManager(hookspecs.PROJECT)
+    pm.add_hookspecs(hookspecs)
+    builtins = builtin_plugins()
+    searchpath = _searchpath(config)
+    load = config.get("plugins", {}).get("load", [])
+    for name in dict.fromkeys([*builtins, *load]):
+        try:
+            pm.register(_plugin_object(_import(name, builtins, searchpath)), name=name)
+        except Exception:
+            continue  # reported where the plugin is really loaded
+    return pm
+
+
+def call_each(hook: pluggy.HookCaller, argname: str,
+              make_callable: Callable[[str], Callable]) -> None:
+    """Run a registration hook one implementation at a time, in load order.
+
+    Each implementation gets ``make_callable(plugin_name)`` as its `argname`
+    argument, so whatever it registers is known to come from that plugin. An
+    exception in an implementation becomes a PluginError naming the plugin.
+    """
+    for impl in hook.get_hookimpls():
+        if impl.wrapper or impl.hookwrapper:
+            continue
+        try:
+            impl.function(**{argname: make_callable(impl.plugin_name)})
+        except PluginError:
+            raise
+        except Exception as exc:
+            raise PluginError(f"plugin '{impl.plugin_name}': {hook.name}: {exc}") from None
+
+
+def registry(hook: pluggy.HookCaller, what: str) -> dict[str, Any]:
+    """Collect the ``name -> object`` pairs a registration hook hands out.
+
+    Implementations call ``register(name, obj)`` (or ``register(name)`` for a bare
+    name, stored as None). Every registry goes through here so that a name
+    registered twice is the same error everywhere, naming both plugins.
+    """
+    found: dict[str, Any] = {}
+    owner: dict[str, str] = {}
+
+    def make(plugin: str) -> Callable:
+        def register(name: str, obj: Any = None) -> None:
+            if name in owner:
+                raise PluginError(f"{what} '{name}' is registered by both '{owner[name]}' "
+                                  f"and '{plugin}'")
+            owner[name] = plugin
+            found[name] = obj
+
+        return register
+
+    call_each(hook, "register", make)
+    return found
+
+
+def installed_names(config: dict, hookname: str) -> dict[str, str]:
+    """Every name any installed plugin registers through `hookname`, with its plugin.
+
+    Looks beyond the loaded plugins, so an error can say what exists. A plugin
+    whose hook fails is skipped: its own error is reported where it is loaded.
+    """
+    names: dict[str, str] = {}
+    for impl in getattr(installed_plugin_manager(config).hook, hookname).get_hookimpls():
+        def register(name: str, obj: Any = None, _plugin: str = impl.plugin_name) -> None:
+            names.setdefault(name, _plugin)
+
+        try:
+            impl.function(register=register)
+        except Exception:
+            continue  # reported where the plugin is really loaded
+    return names
+
+
+def unknown_name(what: str, name: str, config: dict, hookname: str) -> str:
+    """The message for a config naming a `what` nobody loaded registers.
+
+    Names what every installed plugin registers (not only the loaded ones), the
+    nearest of them, and, if an installed plugin has it, that it must be loaded.
+    """
+    installed = installed_names(config, hookname)
+    if name in installed:
+        plugin = installed[name]
+        fix = "it is in [plugins] block" if plugin in config.get("plugins", {}).get("block", []) \
+            else "add it to [plugins] load"
+        return f"{what} '{name}' is registered by plugin '{plugin}', which is not loaded ({fix})"
+    near = difflib.get_close_matches(name, list(installed), n=1)
+    hint = f"did you mean '{near[0]}'? " if near else ""
+    return f"unknown {what} '{name}' ({hint}installed: {', '.join(sorted(installed))})"
+
+
+@dataclass(frozen=True)
+class ConfigKey:
+    """One config key a plugin declared through ``core_declare_config``."""
+
+    table: str  # dotted, "*" for any one name: "sched-graph", "queues.*.policy.limits"
+    key: str
+    default: Any
+    check: Callable[[Any], None] | None
+    help: str
+    plugin: str
+
+
+def declared_keys(pm: pluggy.PluginManager,
+                  core: Callable[[Callable], None] | None = None) -> list[ConfigKey]:
+    """Every config key the plugins of `pm` declare; a key declared twice is an error.
+
+    `core`, if given, is called first with a ``declare`` of its own (plugin name
+    ``core``), so that a plugin cannot take over a key of the core unnoticed.
+    """
+    keys: dict[tuple[str, str], ConfigKey] = {}
+
+    def make(plugin: str) -> Callable:
+        def declare(table: str, key: str, default: Any = None,
+                    check: Callable[[Any], None] | None = None, help: str = "") -> None:
+            if not table or not key or not isinstance(table, str) or not isinstance(key, str):
+                raise TypeError("declare(table, key, ...) needs a table and a key")
+            if check is not None and not callable(check):
+                raise TypeError(f"{table}.{key}: check must be callable")
+            other = keys.get((table, key))
+            if other is not None:
+                raise PluginError(f"config key '{table}.{key}' is declared by both "
+                                  f"'{other.plugin}' and '{plugin}'")
+            keys[(table, key)] = ConfigKey(table, key, default, check, help, plugin)
+
+        return declare
+
+    if core is not None:
+        core(make("core"))
+    call_each(pm.hook.core_declare_config, "declare", make)
+    return list(keys.values())
+
+
+def show_value(value: Any) -> str:
+    """A value as it would be written in TOML (JSON is close enough), for help output."""
+    try:
+        return json.dumps(value)
+    except (TypeError, ValueError):
+        return repr(value)
+
+
 def describe(pm: pluggy.PluginManager) -> list[dict]:
-    """Each loaded plugin with the hooks it implements (for ``strato plugins list``)."""
+    """Each loaded plugin with its hooks and config keys (for ``strato plugins list``)."""
+    config: dict[str, list[dict]] = {}
+    for k in declared_keys(pm):
+        config.setdefault(k.plugin, []).append({"table": k.table, "key": k.key,
+                                                "default": None if k.default is None
+                                                else show_value(k.default),
+                                                "help": k.help})
     out = []
     for name, plugin in pm.list_name_plugin():
         hooks = sorted(h.name for h in pm.get_hookcallers(plugin) or [])
-        out.append({"name": name, "module": getattr(plugin, "__name__", str(plugin)),
-                    "hooks": hooks})
+        module = getattr(plugin, "__name__", None) or type(plugin).__module__
+        out.append({"name": name, "module": module, "hooks": hooks,
+                    "config": config.get(name, [])})
     return out
 
 

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import bisect
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from strato.core.errors import RPCError
 
@@ -79,12 +79,14 @@ class SchedulePass:
 @dataclass
 class SchedEnv:
     """What a scheduler is built from: the plugin manager's hooks (for policy
-    registries), the instance's R and nodes, and its queues."""
+    registries), the instance's R and nodes, its queues and its whole config
+    (for messages that name what is installed)."""
 
     hook: object
     R: dict
     nodes: list
     queues: object
+    config: dict = field(default_factory=dict)
 
 
 class SchedModule:

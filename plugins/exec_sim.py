@@ -9,7 +9,9 @@ thousands of virtual nodes in tests and benchmarks.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
+from strato.core.config import duration
 from strato.core.errors import ConfigError
 from strato.core.hookspecs import hookimpl
 from strato.jobspec.fsd import parse_fsd
@@ -81,3 +83,9 @@ class SimExec:
 @hookimpl
 def exec_register_backends(register):
     register("sim", SimExec)
+
+
+@hookimpl
+def core_declare_config(declare: Callable[..., None]) -> None:
+    declare("exec", "sim-duration", default=0, check=duration,
+            help="how long a simulated job runs when it does not say (seconds or \"1m\")")

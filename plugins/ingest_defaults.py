@@ -9,32 +9,35 @@ from __future__ import annotations
 
 from strato.core.hookspecs import hookimpl
 
-_state: dict = {}
 
+class Plugin:
+    """One per instance (the loader registers ``Plugin()``): that instance's queues."""
 
-@hookimpl
-def core_configure(instance, config):
-    _state["queues"] = instance.queues
+    def __init__(self) -> None:
+        self.queues = None
 
+    @hookimpl
+    def core_configure(self, instance, config):
+        self.queues = instance.queues
 
-@hookimpl
-def ingest_frobnicate(jobspec, user):
-    queues = _state.get("queues")
-    attrs = jobspec.get("attributes") if isinstance(jobspec, dict) else None
-    if queues is None or not isinstance(attrs, dict):
-        return
-    system = attrs.setdefault("system", {})
-    if not isinstance(system, dict):
-        return
-    if queues.default is not None and "queue" not in system:
-        system["queue"] = queues.default
-    defaults = queues.defaults
-    queue = queues.queues.get(system.get("queue"))
-    if queue is not None:
-        defaults = {**defaults, **queue.defaults}
-    for key, value in defaults.items():
-        if key == "duration":
-            if not system.get("duration"):
-                system["duration"] = value
-        else:
-            system.setdefault(key, value)
+    @hookimpl
+    def ingest_frobnicate(self, jobspec, user):
+        queues = self.queues
+        attrs = jobspec.get("attributes") if isinstance(jobspec, dict) else None
+        if queues is None or not isinstance(attrs, dict):
+            return
+        system = attrs.setdefault("system", {})
+        if not isinstance(system, dict):
+            return
+        if queues.default is not None and "queue" not in system:
+            system["queue"] = queues.default
+        defaults = queues.defaults
+        queue = queues.queues.get(system.get("queue"))
+        if queue is not None:
+            defaults = {**defaults, **queue.defaults}
+        for key, value in defaults.items():
+            if key == "duration":
+                if not system.get("duration"):
+                    system["duration"] = value
+            else:
+                system.setdefault(key, value)

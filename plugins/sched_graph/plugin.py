@@ -26,10 +26,12 @@ import time
 
 from strato.core.errors import ConfigError
 from strato.core.hookspecs import hookimpl
+from strato.core.plugins import registry, unknown_name
 from strato.core.resource import status_rows
 from strato.core.schedutil import SchedulePass
 from strato.jobspec.idset import decode_idset
 
+from .config import core_declare_config  # noqa: F401 - the plugin declares its config keys
 from .flexible import TRAVERSERS, create_traverser
 from .jobspec import JobspecError, parse_jobspec
 from .policies import MatchPolicy, create_policy
@@ -66,12 +68,6 @@ def _queue_policies() -> dict:
     }
 
 
-def _registry(hook) -> dict:
-    found: dict = {}
-    hook(register=lambda name, factory: found.setdefault(name, factory))
-    return found
-
-
 class GraphScheduler:
     """The scheduler object an instance drives (see module docstring)."""
 
@@ -80,28 +76,28 @@ class GraphScheduler:
     def __init__(self, env, config: dict) -> None:
         self.env = env
         hook = env.hook
-        policies = _registry(hook.sched_register_match_policies)
+        policies = registry(hook.sched_register_match_policies, "match policy")
         self.policy_name = str(config.get("match-policy", "first"))
         if self.policy_name not in policies:
-            raise ConfigError(f"sched-graph: unknown match-policy '{self.policy_name}' "
-                              f"(have: {', '.join(sorted(policies))})")
+            raise ConfigError("sched-graph: " + unknown_name(
+                "match-policy", self.policy_name, env.config, "sched_register_match_policies"))
         self.policy_factory = policies[self.policy_name]
         self.prune_filters = str(config.get("prune-filters", "ALL:core,ALL:node"))
-        known = set(_registry_types(hook.sched_register_prune_filters))
+        known = set(registry(hook.sched_register_prune_filters, "prune filter type"))
         for spec in filter(None, self.prune_filters.split(",")):
             anchor, _, rtype = spec.partition(":")
             if not rtype or rtype not in known:
-                raise ConfigError(f"sched-graph: invalid prune filter '{spec}' "
-                                  f"(types: {', '.join(sorted(known))})")
+                raise ConfigError(f"sched-graph: invalid prune filter '{spec}': " + unknown_name(
+                    "prune filter type", rtype, env.config, "sched_register_prune_filters"))
         self.traverser = str(config.get("traverser", "simple"))
         if self.traverser not in TRAVERSERS:
             raise ConfigError(f"sched-graph: unknown traverser '{self.traverser}' "
                               f"(have: {', '.join(sorted(TRAVERSERS))})")
-        queue_policies = _registry(hook.sched_register_queue_policies)
+        queue_policies = registry(hook.sched_register_queue_policies, "queue policy")
         qname = str(config.get("queue-policy", "fcfs"))
         if qname not in queue_policies:
-            raise ConfigError(f"sched-graph: unknown queue-policy '{qname}' "
-                              f"(have: {', '.join(sorted(queue_policies))})")
+            raise ConfigError("sched-graph: " + unknown_name(
+                "queue-policy", qname, env.config, "sched_register_queue_policies"))
         self.queue_policy = queue_policies[qname](config)
         depth = config.get("queue-depth", 32)
         if isinstance(depth, bool) or not isinstance(depth, int) or depth < 1:
@@ -248,12 +244,6 @@ class GraphScheduler:
                 u[1] += ng
         return status_rows((node, rank in self.drained, *used.get(rank, (0, 0)))
                            for rank, node in sorted(self.nodes.items()))
-
-
-def _registry_types(hook) -> list[str]:
-    found: list[str] = []
-    hook(register=found.append)
-    return found
 
 
 @hookimpl
