@@ -24,8 +24,9 @@ from __future__ import annotations
 import dataclasses
 
 from .jobspec import Request, calc_count, calc_effective_max
+from .matching import NONE_MATCH, PRISTINE_NONE_MATCH, RESOURCE_MATCH, SLOT_MATCH
 from .scoring import MATCH_MET, EGroup, EvalEdge, Scoring
-from .traverser import NONE_MATCH, PRISTINE_NONE_MATCH, RESOURCE_MATCH, SLOT_MATCH, Traverser
+from .traverser import Traverser
 
 SLOT, XOR_SLOT = "slot", "xor_slot"
 MAX_XOR_EXPANSION = 1000  # Fluxion's SYSTEM_MAX_XOR_EXPANSION

@@ -127,7 +127,7 @@ def jgf_partial_cancel(trav, jobid: int, text: str) -> tuple[int, bool]:
     Each listed vertex must exist and carry the job; its spans are removed and the
     freed amounts, per rank and type, are then taken off its ancestors' filters.
     """
-    from .traverser import partial_cancel
+    from .update import partial_cancel
 
     g = trav.g
     dom = trav.dom

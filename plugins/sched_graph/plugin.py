@@ -31,9 +31,9 @@ from strato.jobspec.idset import decode_idset
 
 from .flexible import TRAVERSERS, create_traverser
 from .jobspec import JobspecError, parse_jobspec
+from .matching import ENODEV, ENOENT
 from .policies import MatchPolicy, create_policy
 from .rv1exec import load_rv1exec
-from .traverser import ENODEV, ENOENT
 from .writers import create_writer
 
 BUILTIN_POLICIES = ("first", "low", "high", "lonode", "hinode", "lonodex", "hinodex",

@@ -16,8 +16,8 @@ from typing import TextIO
 
 from .graph import ResourceGraph
 from .jobspec import JobspecError, parse_jobspec
+from .matching import ENODEV, ENOENT
 from .policies import PolicyError, create_policy
-from .traverser import ENODEV, ENOENT
 from .writers import create_writer
 
 SEP = "INFO: ============================="
@@ -257,7 +257,7 @@ class ResourceQuery:
                            f"{SEP}\n")
 
     def cmd_partial_cancel(self, args: list[str]) -> None:
-        from .traverser import partial_cancel
+        from .update import partial_cancel
 
         if len(args) < 4 or len(args) > 5:
             self.err("ERROR: malformed command\n")
