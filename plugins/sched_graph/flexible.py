@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from .errors import EOVERFLOW
 from .jobspec import Request, calc_count, calc_effective_max
 from .matching import NONE_MATCH, PRISTINE_NONE_MATCH, RESOURCE_MATCH, SLOT_MATCH
 from .scoring import MATCH_MET, EGroup, EvalEdge, Scoring
@@ -282,7 +283,7 @@ class FlexibleTraverser(Traverser):
             variants = split_xor_slots(resources)
         except XorExpansionError as exc:
             self.err += f"select: split_xor_slots failed.\n{exc}\n"
-            self.errno = "EOVERFLOW"
+            self._errno = EOVERFLOW
             return -1
         for variant in variants:
             if super().select(variant, root, meta, excl) == 0:

@@ -14,12 +14,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .errors import EBUSY, EINVAL, ENODEV, InvalidRequest
 from .graph import X_CHECKER_NJOBS, Edge, Vertex
 from .jobspec import Request, calc_count, calc_effective_max
 from .planner import INT64_MAX, MultiPlanner
 from .scoring import MATCH_MET, MATCH_UNMET, EGroup, EvalEdge, Scoring
-
-EBUSY, ENODEV, EINVAL, ENOENT, ERANGE = "EBUSY", "ENODEV", "EINVAL", "ENOENT", "ERANGE"
 
 AT_ALLOC, AT_ALLOC_ORELSE_RESERVE, AT_SATISFIABILITY, AT_NO_ALLOC = range(4)
 NONE_MATCH, PRISTINE_NONE_MATCH, RESOURCE_MATCH, SLOT_MATCH = range(4)
@@ -49,7 +48,6 @@ class Matching:
         self.seq += 1
         self.marked = {}
         self.reset_color()
-
 
     def mark_edge(self, e: Edge, needs: int, exclusive: int) -> None:
         """Mark ``e`` as selected with the current seq (and remember it for update)."""
@@ -87,7 +85,7 @@ class Matching:
         self.cache_flush()
         for s in self.subsystems:
             if s not in self.g.roots:
-                raise ValueError(f"subsystem {s} has no root")
+                raise InvalidRequest(f"subsystem {s} has no root")
             self.prime(s, self.g.vertices[self.g.roots[s]], {})
         if node_stats:
             self.g.initialize_node_stats()
@@ -136,13 +134,13 @@ class Matching:
     # -- pruning -----------------------------------------------------------------
     def by_excl(self, meta: JobMeta, u: Vertex, excl: bool, r: Request) -> int:
         if excl and r.exclusive is False:
-            self.errno = EINVAL
+            self._errno = EINVAL
             self.err += f"by_excl: exclusivity conflicts at jobspec={r.label} : vertex={u.name}"
             return -1
         if excl or r.exclusive is True:
             if (meta.at == meta.now and meta.alloc_type in (AT_ALLOC, AT_NO_ALLOC)
                     and u.allocations):
-                self.errno = EBUSY
+                self._errno = EBUSY
                 return -1
             xc = u._x_checker
             if xc is None:
@@ -151,7 +149,7 @@ class Matching:
                     return 0
                 xc = u.x_checker
             if not xc.avail_during(meta.at, meta.duration, X_CHECKER_NJOBS):
-                self.errno = EBUSY
+                self._errno = EBUSY
                 return -1
         return 0
 
@@ -160,21 +158,21 @@ class Matching:
         if sp is None or not r.user_data:
             return 0
         if not sp.avail_during(meta.at, meta.duration, self.relevant(sp, r.user_data)):
-            self.errno = EBUSY
+            self._errno = EBUSY
             return -1
         return 0
 
     def prune_vertex(self, meta: JobMeta, excl: bool, s: str, u: Vertex,
                      resources: list[Request]) -> int:
         if meta.alloc_type != AT_SATISFIABILITY and u.status != "up":
-            self.errno = EBUSY
+            self._errno = EBUSY
             return -1
         if (meta.constraint is not None and u.type in ("node", "storage_node")
                 and not meta.constraint.match(u)):
-            self.errno = EBUSY
+            self._errno = EBUSY
             return -1
         if u.plans.avail_resources_during(meta.at, meta.duration) == 0:
-            self.errno = EBUSY
+            self._errno = EBUSY
             return -1
         return self.prune_resources(meta, excl, s, u, resources)
 
@@ -256,7 +254,6 @@ class Matching:
                 dfu.add(s, tgt.type, eg)
                 rc2 = 0
         return rc2
-
 
     def explore_dynamically(self, meta, u, s, resources, pristine, excl, dfu,
                             multiplier) -> int:
@@ -373,7 +370,6 @@ class Matching:
             dfu.add(dom, "slot", grp)
         return 0 if qual else -1
 
-
     def _set_label(self, u: Vertex, label: str) -> None:
         for rec in self._recs:
             rec.append((u, label))
@@ -384,7 +380,7 @@ class Matching:
         nxt, nslots, kind, check_pres = self.test(u, resources, pristine)
         self.preorder += 1
         if kind == NONE_MATCH:
-            self.errno = EBUSY
+            self._errno = EBUSY
             return False, excl
         dom = self.dom
         if (self.prune_vertex(meta, x_in, dom, u, resources) == -1
@@ -399,10 +395,10 @@ class Matching:
         u.colors[dom] = self._black()
         avail = u.plans.avail_resources_during(meta.at, meta.duration)
         if avail == 0:
-            self.errno = EBUSY
+            self._errno = EBUSY
             return False, x_in
         if self.policy.dom_finish_vtx(u, dom, resources, dfu) != 0:
-            self.errno = EBUSY
+            self._errno = EBUSY
             return False, x_in
         if self.resolve(dfu, to_parent) != 0:
             return False, x_in
@@ -489,12 +485,11 @@ class Matching:
         needs = self.resolve_graph(root, resources, dfu)
         rc = 0
         if needs is None:
-            self.errno = ENODEV
+            self._errno = ENODEV
             needs = 0
             rc = -1
         self.rt_needs, self.rt_excl, self.rt_seq = needs, int(x_in), self.seq
         return rc
-
 
     def root(self) -> Vertex:
         return self.g.vertices[self.g.roots[self.dom]]

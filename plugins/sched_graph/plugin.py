@@ -29,9 +29,9 @@ from strato.core.hookspecs import hookimpl
 from strato.core.resource import status_rows
 from strato.jobspec.idset import decode_idset
 
+from .errors import MatchError, Unsatisfiable
 from .flexible import TRAVERSERS, create_traverser
 from .jobspec import JobspecError, parse_jobspec
-from .matching import ENODEV, ENOENT
 from .policies import MatchPolicy, create_policy
 from .rv1exec import load_rv1exec
 from .writers import create_writer
@@ -158,9 +158,11 @@ class GraphScheduler:
             js = self._jobspec(jobspec, summary.get("queue", ""))
         except JobspecError as exc:
             return f"sched-graph cannot match this jobspec: {exc}"
-        rc, _ = self.trav.run(js, create_writer("simple"), "satisfiability", 0,
-                              int(time.time()))
-        return None if rc == 0 else "unsatisfiable request"
+        try:
+            self.trav.run(js, create_writer("simple"), "satisfiability", 0, int(time.time()))
+        except MatchError:
+            return "unsatisfiable request"
+        return None
 
     def schedule(self, pending: list) -> tuple[list, list]:
         now = int(time.time())
@@ -180,19 +182,23 @@ class GraphScheduler:
             reserve = reservations < qp.reservation_depth
             op = "allocate_orelse_reserve" if reserve else "allocate"
             writer = create_writer("rv1_nosched")
-            rc, at = self.trav.run(js, writer, op, job.id, now)
-            if rc == 0 and at <= now:
+            try:
+                at = self.trav.run(js, writer, op, job.id, now)
+            except Unsatisfiable:
+                rejected.append((job, "unsatisfiable request"))
+                continue
+            except MatchError:
+                if qp.blocks:
+                    break
+                continue
+            if at <= now:
                 R = json.loads(writer.emit())
                 self._account(job.id, R)
                 allocated.append((job, R))
-            elif rc == 0:
+            else:
                 self.reserved[job.id] = job
                 job.annotations = {"sched": {"t_estimate": float(at)}}
                 reservations += 1
-            elif self.trav.errno in (ENODEV, ENOENT):
-                rejected.append((job, "unsatisfiable request"))
-            elif qp.blocks:
-                break
         return allocated, rejected
 
     def _account(self, jobid: int, R: dict) -> None:

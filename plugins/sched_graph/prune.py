@@ -8,6 +8,8 @@ update walk; keeping it apart keeps that small contract visible.
 
 from __future__ import annotations
 
+from .errors import InvalidRequest
+
 ANY = "*"
 
 
@@ -22,12 +24,12 @@ class PruneSpec:
     def set_spec(self, spec: str) -> None:
         for pair in spec.split(","):
             if ":" not in pair:
-                raise ValueError(f"bad prune filter: {pair}")
+                raise InvalidRequest(f"bad prune filter: {pair}")
             h, _, low = pair.partition(":")
             h = "".join(h.split())
             low = "".join(low.split())
             if not h or not low:
-                raise ValueError(f"bad prune filter: {pair}")
+                raise InvalidRequest(f"bad prune filter: {pair}")
             self.set(ANY if h == "ALL" else h, low)
 
     def set(self, anchor: str, ptype: str) -> None:

@@ -9,19 +9,9 @@ request fits, falls back to a satisfiability check to tell "not now" from
 
 from __future__ import annotations
 
+from .errors import EBUSY, EINVAL, ENODEV, ENOENT, ERANGE, error_for
 from .jobspec import Jobspec
-from .matching import (
-    AT_ALLOC,
-    AT_ALLOC_ORELSE_RESERVE,
-    AT_NO_ALLOC,
-    AT_SATISFIABILITY,
-    EBUSY,
-    EINVAL,
-    ENODEV,
-    ENOENT,
-    ERANGE,
-    JobMeta,
-)
+from .matching import AT_ALLOC, AT_ALLOC_ORELSE_RESERVE, AT_NO_ALLOC, AT_SATISFIABILITY, JobMeta
 
 
 class Scheduling:
@@ -40,7 +30,7 @@ class Scheduling:
         fail = EBUSY if op in ("allocate", "allocate_orelse_reserve", "without_allocating",
                                "without_allocating_future") else (ENODEV if checking_sat else "")
         if target > g.nodes_up and fail:
-            self.errno = fail
+            self._errno = fail
             return -1
         nodes = g.by_type.get("node")
         if not nodes:
@@ -56,7 +46,7 @@ class Scheduling:
                 if feasible >= target:
                     break
         if feasible < target and fail:
-            self.errno = fail
+            self._errno = fail
             return -1
         return 0
 
@@ -64,8 +54,8 @@ class Scheduling:
         meta.alloc_type = AT_SATISFIABILITY
         meta.at = self._far_future(meta)
         rc = self.select(js.resources, self.root(), meta, x)
-        if rc < 0 and self.errno in (EBUSY, ERANGE):
-            self.errno = ENODEV
+        if rc < 0 and self._errno in (EBUSY, ERANGE):
+            self._errno = ENODEV
         return rc
 
     def schedule(self, js: Jobspec, meta: JobMeta, x: bool, op: str,
@@ -78,7 +68,7 @@ class Scheduling:
         if rc == 0:
             return 0
         if op == "allocate_with_satisfiability":
-            self.errno = EBUSY
+            self._errno = EBUSY
             if self.sat_select(js, meta, x) < 0:
                 self.reset_color()
             self.total_preorder += self.preorder
@@ -97,20 +87,26 @@ class Scheduling:
                 if rc == 0:
                     break
             else:
-                self.errno = ENOENT
-            if rc < 0 and self.errno in (ENOENT, ERANGE):
-                self.errno = EBUSY
+                self._errno = ENOENT
+            if rc < 0 and self._errno in (ENOENT, ERANGE):
+                self._errno = EBUSY
                 if self.sat_select(js, meta, x) < 0:
                     self.reset_color()
                 meta.at = -1
         else:
-            self.errno = EBUSY
+            self._errno = EBUSY
         return rc
 
-    def run(self, js: Jobspec, writer, op: str, jobid: int, at: int) -> tuple[int, int]:
-        """Match ``js``; returns (rc, scheduled time). Selected vertices go to ``writer``."""
+    def run(self, js: Jobspec, writer, op: str, jobid: int, at: int) -> int:
+        """Match ``js`` with ``op`` (allocate, allocate_orelse_reserve, satisfiability, ...)
+        at time ``at``; returns the scheduled time. Selected vertices go to ``writer``.
+
+        Raises ``Busy`` (not now), ``Unsatisfiable`` (never), ``InvalidRequest`` (bad
+        duration, exclusivity conflict), ``Overflow`` (too many xor-slot variants), or
+        a plain ``MatchError``; the message is Fluxion's error text.
+        """
         self.err = ""
-        self.errno = ""
+        self._errno = ""
         root = self.root()
         x = self.exclusivity(js.resources, root)
         saved_x = set(self.policy.x_types)
@@ -118,8 +114,8 @@ class Scheduling:
         self.prime_jobspec(js.resources, dfv)
         g_duration = self.g.graph_end - self.g.graph_start
         if js.duration < 0 or js.duration > g_duration:
-            self.errno = EINVAL
-            return -1, at
+            # as Fluxion, the jobspec's exclusive types stay in the policy here
+            raise error_for(EINVAL, self.err)
         duration = g_duration if js.duration == 0 else -int(-js.duration // 1)
         meta = JobMeta(AT_ALLOC, jobid, at, at, duration, js.constraint, js.queue)
         if op in ("without_allocating", "without_allocating_future"):
@@ -134,11 +130,13 @@ class Scheduling:
             if rc == 0:
                 at = meta.at
                 if at == self.g.graph_end or at < 0 or at > self.g.graph_end:
-                    self.errno = EBUSY if at == self.g.graph_end else EINVAL
+                    self._errno = EBUSY if at == self.g.graph_end else EINVAL
                     self.policy.x_types = saved_x
-                    return -1, at
+                    raise error_for(self._errno, self.err)
                 if at + meta.duration > self.g.graph_end:
                     meta.duration = self.g.graph_end - at
                 rc = self.update(root, writer, meta)
         self.policy.x_types = saved_x
-        return rc, at
+        if rc != 0:
+            raise error_for(self._errno, self.err)
+        return at

@@ -46,7 +46,6 @@ class SubtreeCache:
             self._mcache_ver = self.g.version
         return True
 
-
     def _explore_cached(self, meta, u, s, resources, pristine, excl, dfu) -> int:
         """``explore`` over the dominant tree with the subtree cache on.
 
@@ -93,7 +92,7 @@ class SubtreeCache:
             if ent[14]:
                 pol.factor_value.update(ent[14])
             if ent[6] is not _UNSET:
-                self.errno = ent[6]
+                self._errno = ent[6]
             if ent[7]:
                 self.err += ent[7]
             for r in ent[8]:
@@ -126,7 +125,6 @@ class SubtreeCache:
             rc2 = 0
         return rc2
 
-
     def dom_dfv(self, meta, u, resources, pristine, excl, to_parent) -> tuple[bool, bool]:
         if not self._cache_active or not u.out:
             # leaves are not cached: their parent's entry covers them
@@ -147,7 +145,7 @@ class SubtreeCache:
                 if ent[14]:
                     pol.factor_value.update(ent[14])
                 if errno is not _UNSET:
-                    self.errno = errno
+                    self._errno = errno
                 if err:
                     self.err += err
                 for r in recs:
@@ -161,8 +159,8 @@ class SubtreeCache:
                     to_parent.overall_score = tp.overall_score
                 return ok, x_out
         pre0, post0 = self.preorder, self.postorder
-        old_errno = self.errno
-        self.errno = _UNSET
+        old_errno = self._errno
+        self._errno = _UNSET
         err0 = len(self.err)
         rec: list = []
         self._recs.append(rec)
@@ -177,9 +175,9 @@ class SubtreeCache:
             self._recs.pop()
             fv0.update(fv)
             pol.factor_value = fv0
-            errno = self.errno
+            errno = self._errno
             if errno is _UNSET:
-                self.errno = old_errno
+                self._errno = old_errno
         if ok:
             to_parent.merge(tp)
             to_parent.avail = tp.avail
@@ -195,7 +193,6 @@ class SubtreeCache:
                      self.postorder - post0, errno, self.err[err0:], rec, tp, flat, None,
                      None, pol.scores, fv]
         return ok, x_out
-
 
     def _is_dom_tree(self) -> bool:
         """True if no vertex has two parents in the dominant subsystem (cached per graph

@@ -46,8 +46,12 @@ class Traverser(Scheduling, Updating, GraphEdits, SubtreeCache, Matching):
         self.total_preorder = 0
         self.total_postorder = 0
         self.trav_level = 0
+        # Fluxion's error text, accumulated during one operation; a failed operation
+        # raises a MatchError carrying it (errors.py).
         self.err = ""
-        self.errno = ""
+        # Fluxion's errno of the walk's last failed branch, which decides the class of
+        # that MatchError; private to the walk (see errors.error_for).
+        self._errno = ""
         self.rt_needs = 0
         self.rt_excl = 0
         self.rt_seq = 0

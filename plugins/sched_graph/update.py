@@ -13,8 +13,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from .errors import EINVAL, InvalidRequest, MatchError, Unsatisfiable, error_for
 from .graph import Edge, Vertex
-from .matching import AT_ALLOC, AT_ALLOC_ORELSE_RESERVE, AT_NO_ALLOC, EINVAL, JobMeta
+from .matching import AT_ALLOC, AT_ALLOC_ORELSE_RESERVE, AT_NO_ALLOC, JobMeta
 
 if TYPE_CHECKING:
     from .traverser import Traverser
@@ -25,8 +26,9 @@ class Updating:
 
     # -- update: book and emit -----------------------------------------------------
     def update(self, root: Vertex, writer, meta: JobMeta) -> int:
+        """Book and emit what ``select`` marked; 0, or -1 with the walk's reason set."""
         if self.rt_seq != self.seq:
-            self.errno = EINVAL
+            self._errno = EINVAL
             self.err += "update: resource state wasn't properly set up for update.\n"
             return -1
         self.reset_color()
@@ -135,7 +137,8 @@ class Updating:
         return "      " + "---" * self.trav_level
 
     # -- removal -------------------------------------------------------------------
-    def remove(self, jobid: int) -> int:
+    def remove(self, jobid: int) -> None:
+        """Release everything ``jobid`` holds (allocation or reservation); cannot fail."""
         self.err = ""
         self.preorder = 0
         self.postorder = 0
@@ -143,17 +146,15 @@ class Updating:
         self.reset_color()
         if jobid in root.tags:
             if self._is_dom_tree() and jobid in self.job_vertices:
-                rc = self._mod_indexed(root, jobid)
+                self._mod_indexed(root, jobid)
             else:
-                rc = self.mod_dfv(root, jobid)
+                self.mod_dfv(root, jobid)
                 self._prune_job_index(jobid)
         else:
-            rc = self.mod_exv(jobid)
+            self.mod_exv(jobid)
         self.total_preorder, self.total_postorder = self.preorder, self.postorder
-        return rc
 
-
-    def _mod_indexed(self, root: Vertex, jobid: int) -> int:
+    def _mod_indexed(self, root: Vertex, jobid: int) -> None:
         """``mod_dfv(root, jobid)`` on a tree, visiting only the job's vertices.
 
         ``mod_dfv`` releases the tagged vertices reached from the root through tagged
@@ -214,7 +215,6 @@ class Updating:
         self.postorder += len(todo)
         self.job_vertices[jobid] = cand
         self._prune_job_index(jobid)
-        return 0
 
     def _prune_job_index(self, jobid: int) -> None:
         """Keep only the vertices that still hold something of ``jobid``."""
@@ -225,12 +225,12 @@ class Updating:
             if rest:
                 self.job_vertices[jobid] = rest
 
-    def mod_dfv(self, u: Vertex, jobid: int) -> int:
+    def mod_dfv(self, u: Vertex, jobid: int) -> None:
         self.preorder += 1
         dom = self.dom
         u.colors[dom] = self._gray()
         if jobid not in u.tags:
-            return 0
+            return
         self._mcache.pop(u.index, None)
         del u.tags[jobid]
         span = u.x_spans.pop(jobid, None)
@@ -240,17 +240,15 @@ class Updating:
         if sp is not None and jobid in u.job2span:
             sp.rem_span(u.job2span.pop(jobid))
         self._mod_plan(u, jobid)
-        rc = 0
         verts = self.g.vertices
         for s in self.subsystems:
             for e in u.out:
                 if e.subsystem != s or self.stop_explore(e, s):
                     continue
                 if s == dom:
-                    rc += self.mod_dfv(verts[e.target], jobid)
+                    self.mod_dfv(verts[e.target], jobid)
         u.colors[dom] = self._black()
         self.postorder += 1
-        return rc
 
     @staticmethod
     def _mod_plan(u: Vertex, jobid: int) -> None:
@@ -259,43 +257,41 @@ class Updating:
         elif jobid in u.reservations:
             u.plans.rem_span(u.reservations.pop(jobid))
 
-    def mod_exv(self, jobid: int) -> int:
+    def mod_exv(self, jobid: int) -> None:
         self.cache_flush()
         for v in self.g.vertices:
             self._mod_plan(v, jobid)
         self.job_vertices.pop(jobid, None)
-        return 0
 
     # -- update: record an allocation from its R ------------------------------------------
-    def run_update(self, book, writer, jobid: int, at: int, duration: int) -> int:
+    def run_update(self, book, writer, jobid: int, at: int, duration: int) -> None:
         """Record an existing allocation (Fluxion's ``run`` from an R string).
 
         ``book()`` is the reader's part: it adds the vertices' spans and marks the
         R's edges (and the root's virtual edge) with the new sequence number, raising
         ValueError on error. The update walk then books the filters and emits the R.
+        Raises InvalidRequest when ``book()`` fails, MatchError when the walk does.
         """
         self.err = ""
-        self.errno = ""
+        self._errno = ""
         self.tick()
         self.cache_flush()
         try:
             book()
         except ValueError as exc:
             self.err += f"{exc}\n"
-            return -1
+            raise InvalidRequest(self.err) from exc
         if self.rt_seq != self.seq:
-            return 0  # the R came from another dominant subsystem
+            return  # the R came from another dominant subsystem
         self.reset_color()
         root = self.root()
         meta = JobMeta(AT_ALLOC, jobid, at, at, duration)
         self.trav_level = 0
         n = self.upd_dfv(root, writer, self.rt_needs, bool(self.rt_excl), meta, False, {},
                          root.type in self.policy.x_types, False)
-        if n > 0:
-            writer.emit_tm(at, at + duration)
-            return 0
-        return -1
-
+        if n <= 0:
+            raise error_for(self._errno, self.err)
+        writer.emit_tm(at, at + duration)
 
     def clear_vertex(self, v: Vertex, counts: dict[str, int]) -> None:
         """Forget every job on ``v``, adding what its allocations held to ``counts``."""
@@ -314,8 +310,12 @@ class Updating:
         v.allocations.clear()
         v.reservations.clear()
 
-    def cancel_partial_vertex(self, v: Vertex, jobid: int, counts: dict[str, int]) -> int:
-        """Take ``counts`` of ``jobid`` off the subtree filter of an ancestor ``v``."""
+    def cancel_partial_vertex(self, v: Vertex, jobid: int, counts: dict[str, int]) -> None:
+        """Take ``counts`` of ``jobid`` off the subtree filter of an ancestor ``v``.
+
+        Raises InvalidRequest when the filter cannot be reduced or ``v`` only held a
+        reservation of the job (what Fluxion reports as a failed partial cancel).
+        """
         self.cache_flush()
         sp = v.subplans.get(self.dom)
         if sp is not None and jobid in v.job2span and jobid in v.tags:
@@ -324,7 +324,7 @@ class Updating:
             except ValueError as exc:
                 self.err += (f"mod_agfilter: planner_multi_reduce_span returned -1.\n"
                              f"{v.name} {exc}.\n")
-                return -1
+                raise InvalidRequest(self.err) from exc
             if removed:
                 del v.job2span[jobid]
                 v.tags.pop(jobid, None)
@@ -335,15 +335,15 @@ class Updating:
             v.plans.rem_span(v.reservations.pop(jobid))
             self.err += ("mod_plan: traverser tried to remove schedule and span after "
                          f"vtx_cancel during partial cancel:\n{v.name} Success.\n")
-            return -1
-        return 0
+            raise InvalidRequest(self.err)
 
-    def remove_ranks(self, ranks: list[int]) -> int:
+    def remove_ranks(self, ranks: list[int]) -> None:
         """Release every job's hold on the vertices of ``ranks`` (before removing them).
 
         As Fluxion: each vertex of a rank is cleared, and what the rank's allocations
         held is taken off the subtree filters of its ancestors for every job found
-        on the rank.
+        on the rank. Raises Unsatisfiable for an unknown rank, InvalidRequest when
+        an ancestor's filter cannot be reduced.
         """
         self.cache_flush()
         self.err = ""
@@ -356,7 +356,7 @@ class Updating:
             vids = g.by_rank.get(rank)
             if vids is None:
                 self.err += f"remove: {rank} not found in by_rank map.\n"
-                return -1
+                raise Unsatisfiable(self.err)
             counts = rank_counts.setdefault(rank, {})
             for vid in vids:
                 v = g.vertices[vid]
@@ -368,7 +368,7 @@ class Updating:
             if r is not None:
                 rank_roots[rank] = r
         if not jobids:
-            return 0
+            return
         parent_counts: dict[int, dict[int, dict[str, int]]] = {}
         for rank, r in rank_roots.items():
             cur = r
@@ -379,20 +379,21 @@ class Updating:
                     for t, n in rank_counts[rank].items():
                         c[t] = c.get(t, 0) + n
                 cur = g.vertices[pe.source]
-        rc = 0
         for vid, per_job in parent_counts.items():
             for j, c in per_job.items():
-                rc = self.cancel_partial_vertex(g.vertices[vid], j, c)
-                if rc != 0:
+                try:
+                    self.cancel_partial_vertex(g.vertices[vid], j, c)
+                except MatchError as exc:
                     self.err += f"remove: {g.vertices[vid].name}: cancel_vertex failed.\n"
-                    return rc
-        return rc
+                    raise InvalidRequest(self.err) from exc
 
 
 def partial_cancel(trav: Traverser, jobid: int, ranks: list[int],
                    rank_counts: dict[int, dict[str, int]] | None = None,
-                   rank_roots: dict[int, Vertex] | None = None) -> tuple[int, bool]:
-    """Release the part of ``jobid`` on ``ranks``; returns (rc, fully released).
+                   rank_roots: dict[int, Vertex] | None = None) -> bool:
+    """Release the part of ``jobid`` on ``ranks``; returns whether the job is now
+    fully released. Raises MatchError (Unsatisfiable for an unknown rank) with
+    Fluxion's message.
 
     Without ``rank_counts`` (rv1exec), every tagged vertex of each rank is released
     here; with them (JGF, already released by the reader) only the ancestors' subtree
@@ -412,7 +413,7 @@ def partial_cancel(trav: Traverser, jobid: int, ranks: list[int],
             vids = g.by_rank.get(rank)
             if vids is None:
                 trav.err += f"remove: {rank} not found in by_rank map.\n"
-                return -1, False
+                raise Unsatisfiable(trav.err)
             best = 2**32
             for vid in vids:
                 v = g.vertices[vid]
@@ -438,13 +439,13 @@ def partial_cancel(trav: Traverser, jobid: int, ranks: list[int],
                     roots[rank] = v
     if not roots:
         trav.err += "remove: rank_to_root is empty.\n"
-        return -1, False
+        raise InvalidRequest(trav.err)
     parent_counts: dict[int, dict[str, int]] = {}
     order: list[int] = []
     for rank, sub_root in roots.items():
         if rank not in counts:
             trav.err += f"remove: {rank} not found in rank_to_counts.\n"
-            return -1, False
+            raise InvalidRequest(trav.err)
         cur = sub_root
         while (pe := g.parent_edge(cur, dom)) is not None:
             parent = g.vertices[pe.source]
@@ -457,13 +458,18 @@ def partial_cancel(trav: Traverser, jobid: int, ranks: list[int],
     root = trav.root()
     if jobid not in root.tags:
         trav.mod_exv(jobid)
-        return 0, False
+        return False
     for idx in order:
         v = g.vertices[idx]
         sp = v.subplans.get(dom)
         if sp is None or jobid not in v.job2span or jobid not in v.tags:
             continue
-        if sp.reduce_span(v.job2span[jobid], parent_counts[idx]):
+        try:
+            removed = sp.reduce_span(v.job2span[jobid], parent_counts[idx])
+        except ValueError as exc:
+            trav.err += f"{exc}\n"
+            raise InvalidRequest(trav.err) from exc
+        if removed:
             del v.job2span[jobid]
             v.tags.pop(jobid, None)
         span = v.x_spans.pop(jobid, None)
@@ -471,4 +477,26 @@ def partial_cancel(trav: Traverser, jobid: int, ranks: list[int],
             v.x_checker.rem_span(span)
         if jobid not in v.allocations and jobid in v.reservations:
             v.plans.rem_span(v.reservations.pop(jobid))
-    return 0, jobid not in root.tags
+    return jobid not in root.tags
+
+
+def partial_cancel_r(trav: Traverser, jobid: int, reader: str, text: str) -> bool:
+    """Release the part of ``jobid`` that R ``text`` lists (``reader``: "rv1exec" or
+    "jgf"); returns whether the job is now fully released.
+
+    An R the reader rejects raises InvalidRequest whose message is the traverser's
+    error text followed by the reader's, as Fluxion's ``partial-cancel`` reports it.
+    """
+    try:
+        if reader == "rv1exec":
+            from .rv1exec import r_ranks
+
+            return partial_cancel(trav, jobid, r_ranks(text))
+        from .jgf import jgf_partial_cancel
+
+        return jgf_partial_cancel(trav, jobid, text)
+    except MatchError:
+        raise
+    except ValueError as exc:
+        trav.err += f"{exc}\n"
+        raise InvalidRequest(trav.err) from exc
