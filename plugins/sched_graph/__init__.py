@@ -20,6 +20,8 @@ What lives here:
                  ``edit`` (attach, remove subgraphs, mark up/down, properties);
                  ``prune`` holds the subtree filter spec, ``find`` the queries;
 - ``errors``     the exceptions every operation raises (``MatchError`` and kin);
-- ``writers``    simple, pretty_simple, jgf, rv1, rv1_nosched output;
-- ``resource_query``  a session that speaks Fluxion's ``resource-query`` command language.
+- ``writers``    simple, pretty_simple, jgf, rv1, rv1_nosched output.
+
+Fluxion's ``resource-query`` command language is spoken by ``strato.cli.resource_query``,
+a client of this package; nothing here imports the CLI.
 """

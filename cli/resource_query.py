@@ -1,5 +1,10 @@
 """A resource-query session: load a graph, read commands, print what Fluxion prints.
 
+This is the command interpreter of ``strato resource-query`` (Fluxion's tool, kept
+byte-compatible so Fluxion's golden outputs can be compared). It lives with the CLI
+because it is a user interface over the graph library in
+``strato.plugins.sched_graph``, which does not depend on it.
+
 ``ResourceQuery`` holds the graph, matcher and job table; ``run_session`` feeds it
 command lines from a stream. Output that resource-query writes to its ``-t`` file
 goes to ``out`` (stdout when no file is given); prompts, ``info``/``stat`` lines and
@@ -14,11 +19,11 @@ import time
 from dataclasses import dataclass, field
 from typing import TextIO
 
-from .errors import Busy, MatchError, Unsatisfiable
-from .graph import ResourceGraph
-from .jobspec import JobspecError, parse_jobspec
-from .policies import PolicyError, create_policy
-from .writers import create_writer
+from strato.plugins.sched_graph.errors import Busy, MatchError, Unsatisfiable
+from strato.plugins.sched_graph.graph import ResourceGraph
+from strato.plugins.sched_graph.jobspec import JobspecError, parse_jobspec
+from strato.plugins.sched_graph.policies import PolicyError, create_policy
+from strato.plugins.sched_graph.writers import create_writer
 
 SEP = "INFO: ============================="
 SUBSYSTEMS = {
@@ -95,7 +100,7 @@ class ResourceQuery:
         subs = SUBSYSTEMS.get(self.opts.subsystems) or SUBSYSTEMS.get(self.opts.subsystems.upper())
         if subs is None:
             raise SessionError(f"unknown subsystems: {self.opts.subsystems}")
-        from .flexible import TRAVERSERS
+        from strato.plugins.sched_graph.flexible import TRAVERSERS
 
         trav_cls = TRAVERSERS.get(self.opts.traverser_policy)
         if trav_cls is None:
@@ -255,7 +260,7 @@ class ResourceQuery:
                            f"{SEP}\n")
 
     def cmd_partial_cancel(self, args: list[str]) -> None:
-        from .update import partial_cancel_r
+        from strato.plugins.sched_graph.update import partial_cancel_r
 
         if len(args) < 4 or len(args) > 5:
             self.err("ERROR: malformed command\n")
@@ -324,12 +329,12 @@ class ResourceQuery:
             return
         trav = self.trav
         if reader == "rv1exec":
-            from .rv1exec import rv1exec_update
+            from strato.plugins.sched_graph.rv1exec import rv1exec_update
 
             def book() -> None:
                 rv1exec_update(trav, text, jobid, at, duration)
         else:
-            from .jgf import jgf_update
+            from strato.plugins.sched_graph.jgf import jgf_update
 
             def book() -> None:
                 jgf_update(trav, text, jobid, at, duration, reader == "jgf_shorthand")
@@ -526,7 +531,7 @@ class ResourceQuery:
         if len(args) < 2:
             self.err("ERROR: malformed command: \n")
             return
-        from .find import run_find
+        from strato.plugins.sched_graph.find import run_find
 
         criteria = " ".join(args[1:])
         try:
@@ -586,25 +591,25 @@ def load_graph(path: str, fmt: str, allowlist: str = "") -> ResourceGraph:
     except OSError as exc:
         raise SessionError(f"can't read {path}: {exc.strerror}") from exc
     if fmt == "grug":
-        from .grug import GrugError, load_grug
+        from strato.plugins.sched_graph.grug import GrugError, load_grug
 
         try:
             return load_grug(text)
         except GrugError as exc:
             raise SessionError(f"{exc}\nERROR: error generating resources") from exc
     if fmt == "jgf":
-        from .jgf import JgfError, load_jgf
+        from strato.plugins.sched_graph.jgf import JgfError, load_jgf
 
         try:
             return load_jgf(text, allowlist=allowlist)
         except JgfError as exc:
             raise SessionError(f"{exc}\nERROR: error generating resources") from exc
     if fmt in ("rv1exec", "rv1exec_force"):
-        from .rv1exec import load_rv1exec
+        from strato.plugins.sched_graph.rv1exec import load_rv1exec
 
         return load_rv1exec(text)
     if fmt == "hwloc":
-        from .hwloc import HwlocError, load_hwloc
+        from strato.plugins.sched_graph.hwloc import HwlocError, load_hwloc
 
         try:
             return load_hwloc(text, allowlist=allowlist)
