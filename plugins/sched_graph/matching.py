@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from strato.jobspec.constraints import Matcher
+
 from .errors import EBUSY, EINVAL, ENODEV, InvalidRequest
 from .graph import X_CHECKER_NJOBS, Edge, Vertex
 from .jobspec import Request, calc_count, calc_effective_max
@@ -32,7 +34,7 @@ class JobMeta:
     at: int = -1
     now: int = -1
     duration: int = 43200
-    constraint: object = None
+    constraint: Matcher | None = None  # RFC 31 predicate over node vertices
     queue: str = ""
 
 
@@ -168,7 +170,7 @@ class Matching:
             self._errno = EBUSY
             return -1
         if (meta.constraint is not None and u.type in ("node", "storage_node")
-                and not meta.constraint.match(u)):
+                and not meta.constraint(u)):
             self._errno = EBUSY
             return -1
         if u.plans.avail_resources_during(meta.at, meta.duration) == 0:

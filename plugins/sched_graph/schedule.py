@@ -39,7 +39,7 @@ class Scheduling:
         feasible = 0
         for vid in nodes:
             n = g.vertices[vid]
-            if ((meta.constraint is None or meta.constraint.match(n))
+            if ((meta.constraint is None or meta.constraint(n))
                     and (checking_sat or n.status == "up")
                     and n.plans.avail_resources_during(t, meta.duration) == 1):
                 feasible += 1
