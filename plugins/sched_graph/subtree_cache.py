@@ -11,7 +11,6 @@ other mutation flushes).
 
 from __future__ import annotations
 
-from .policies import Locality, MultilevelId, VarAware
 from .scoring import EGroup, EvalEdge, Evals, Scoring
 
 _UNSET = object()  # errno sentinel while recording a cached evaluation
@@ -21,25 +20,29 @@ _CACHE_KEYS = 8  # cached evaluations kept per vertex
 class SubtreeCache:
     """Cached ``dom_dfv`` and ``explore``; mixed into ``Traverser``."""
 
-    # Exact per-subtree cache of ``dom_dfv`` evaluations (low/high, the node-centric
-    # ``*node*`` policies, locality and variation on tree graphs; the score-factor
-    # state is keyed and replayed),
-    # and the top-k shortcut of ``Evals.choose_best_k``; False forces the full walks.
+    # Exact per-subtree cache of ``dom_dfv`` evaluations for policies that declare
+    # ``subtree_local`` (the score-factor state is keyed and replayed), on tree
+    # graphs, and the top-k shortcut of ``Evals.choose_best_k``; False forces the
+    # full walks.
     subtree_cache = True
 
     def cache_flush(self) -> None:
         """Forget every cached evaluation (after any mutation other than update/remove)."""
         self._mcache = {}
 
-    def _cache_enabled(self) -> bool:
+    @property
+    def subtree_cache_applies(self) -> bool:
+        """Whether matches use the cache: it is on, the policy declares its scores
+        subtree-local (``MatchPolicy.subtree_local``) and does not stop early, and the
+        graph is one subsystem shaped as a tree (each vertex reached once)."""
         p = self.policy
-        # Locality / VarAware keep no traversal state: a vertex's result depends only
-        # on its subtree (its own id / perf_class, its children's groups) and the key
-        if not (self.subtree_cache and len(self.subsystems) == 1
-                and ((type(p) is MultilevelId and len(p.factors) <= 1)
-                     or type(p) is Locality or type(p) is VarAware)
-                and not p.stop_on_k_matches
-                and self._is_dom_tree()):
+        return bool(self.subtree_cache and len(self.subsystems) == 1
+                    and getattr(p, "subtree_local", False)
+                    and not p.stop_on_k_matches
+                    and self._is_dom_tree())
+
+    def _cache_enabled(self) -> bool:
+        if not self.subtree_cache_applies:
             return False
         if self._mcache_ver != self.g.version:
             self._mcache = {}
