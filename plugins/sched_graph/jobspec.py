@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import yaml
 
-from strato.jobspec.constraints import Matcher, compile_constraint
+if TYPE_CHECKING:
+    from strato.jobspec.constraints import Matcher
 
 UINT_MAX = 2**32 - 1
 
@@ -62,7 +64,12 @@ def _scalar_text(v) -> str:
 def parse_constraint(obj) -> Matcher:
     """Check RFC 31 ``obj`` as Fluxion's jobspec parser does (its messages, its rules)
     and compile it into a predicate over vertices, with Fluxion's semantics: a
-    vertex's name is not one of its properties and an empty ``or`` matches nothing."""
+    vertex's name is not one of its properties and an empty ``or`` matches nothing.
+
+    strato.jobspec.constraints is imported here, on the first constraint, so loading
+    the graph library (resource-query's start-up) does not pay for it."""
+    from strato.jobspec.constraints import compile_constraint
+
     return compile_constraint(_checked(obj), validate=False, host_is_property=False,
                               empty_or_matches=False)
 

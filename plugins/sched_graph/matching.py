@@ -13,14 +13,16 @@ behaviour. The per-subtree cache of evaluations lives in ``subtree_cache.py``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-from strato.jobspec.constraints import Matcher
+from typing import TYPE_CHECKING
 
 from .errors import EBUSY, EINVAL, ENODEV, InvalidRequest
 from .graph import X_CHECKER_NJOBS, Edge, Vertex
 from .jobspec import Request, calc_count, calc_effective_max
 from .planner import INT64_MAX, MultiPlanner
 from .scoring import MATCH_MET, MATCH_UNMET, EGroup, EvalEdge, Scoring
+
+if TYPE_CHECKING:
+    from strato.jobspec.constraints import Matcher
 
 AT_ALLOC, AT_ALLOC_ORELSE_RESERVE, AT_SATISFIABILITY, AT_NO_ALLOC = range(4)
 NONE_MATCH, PRISTINE_NONE_MATCH, RESOURCE_MATCH, SLOT_MATCH = range(4)
