@@ -3,7 +3,7 @@
 Loads a resource graph (-L FILE -f grug|jgf|rv1exec), reads the command language on
 stdin (match, cancel, find, set-status, ...) and writes what Fluxion's tool writes, so
 Fluxion's golden outputs can be compared byte for byte. The session itself is
-``strato.plugins.sched_graph.resource_query.run_session``; this module only parses
+``strato.cli.resource_query.run_session``; this module only parses
 options.
 """
 
@@ -37,8 +37,8 @@ def resource_query(load_file, load_format, load_allowlist, match_subsystems, mat
     """Fluxion resource-query compatible matcher."""
     import os
 
+    from strato.cli.resource_query import Options, SessionError, run_session
     from strato.plugins.sched_graph.policies import known_policy
-    from strato.plugins.sched_graph.resource_query import Options, SessionError, run_session
     from strato.plugins.sched_graph.writers import FORMATS
 
     if not os.path.exists(load_file):

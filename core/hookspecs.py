@@ -18,6 +18,8 @@ global one. Implement a hook with ``@strato.core.hookspecs.hookimpl``.
 
 from __future__ import annotations
 
+from typing import Any, Protocol, runtime_checkable
+
 import pluggy
 
 PROJECT = "strato"
@@ -172,9 +174,10 @@ def sched_register_schedulers(register):
 def sched_register_match_policies(register):
     """Add match policies that ``sched-graph`` can choose with ``match-policy = NAME``.
 
-    :param register: ``register(name, factory)``; ``factory()`` returns a
-        `strato.plugins.sched_graph.policies.MatchPolicy`: the scores it gives
-        vertices during the depth-first search decide which resources are chosen.
+    :param register: ``register(name, factory)``; ``factory()`` returns an object
+        implementing `MatchPolicy` (below): the scores it gives vertices during the
+        depth-first search decide which resources are chosen. Subclassing
+        `strato.plugins.sched_graph.policies.MatchPolicy` supplies the defaults.
     """
 
 
@@ -183,7 +186,8 @@ def sched_register_prune_filters(register):
     """Add resource types that ``prune-filters`` may name (``ALL:core,ALL:gpu``).
 
     :param register: ``register(resource_type)``; sched-graph then keeps an
-        aggregate of that type per subtree and skips subtrees that lack enough.
+        aggregate of that type per subtree and skips subtrees that lack enough
+        (see `PruneFilter` below).
     """
 
 
@@ -192,10 +196,146 @@ def sched_register_queue_policies(register):
     """Add queue policies that ``sched-graph`` can choose with ``queue-policy = NAME``.
 
     :param register: ``register(name, factory)``; ``factory(config)`` returns an
-        object with ``reservation_depth`` (how many blocked jobs get a reservation
-        each cycle: 0 for fcfs, 1 for easy, unlimited for conservative) and
-        ``blocks`` (whether a blocked job stops the cycle, as in fcfs).
+        object implementing `QueuePolicy` (below): ``reservation_depth`` (how many
+        blocked jobs get a reservation each cycle: 0 for fcfs, 1 for easy, unlimited
+        for conservative) and ``blocks`` (whether a blocked job stops the cycle, as
+        in fcfs).
     """
+
+
+# The objects the sched registration hooks return. A match policy, a prune filter or
+# a queue policy is any object with these members (structural typing: no base class
+# is required, though `strato.plugins.sched_graph.policies.MatchPolicy` provides
+# defaults for every member of `MatchPolicy`).
+
+
+@runtime_checkable
+class MatchPolicy(Protocol):
+    """How sched-graph's depth-first search scores candidates and which ones it keeps.
+
+    The traverser walks the dominant subsystem (containment) from the root down to
+    the leaves and back up ("depth-first and up"). It calls:
+
+    - ``dom_discover_vtx(v)`` when it enters a vertex, before its children;
+    - ``dom_finish_vtx(v, ...)`` when it leaves a vertex whose children were all
+      evaluated: the *finishing pass at a node*. The policy chooses, for each
+      child type the request asks for, the best ``k`` candidates (``dfu`` holds
+      them, with their scores) and gives the vertex its own score
+      (``dfu.overall_score``), which its parent then compares with its siblings';
+    - ``dom_finish_slot(s, dfu)`` once the candidates for one ``slot`` are known;
+    - ``dom_finish_graph(s, resources, dfu)`` at the root, to choose the top-level
+      resources.
+
+    Scores are integers; ``MATCH_MET`` (`strato.plugins.sched_graph.scoring`) and
+    above mean "this subtree satisfies its part of the request", ``MATCH_UNMET``
+    means it does not. Each callback returns 0 to go on, or -1 to reject the
+    vertex (or slot, or graph): the walk then treats that subtree as not matching.
+    An exception raised from a callback is a bug in the policy, not "no match": the
+    traverser does not catch it, so it aborts the match (the graph may be left
+    partly evaluated) and propagates out of the scheduler's ``schedule`` call.
+
+    **Score factors.** A policy may weigh everything below a vertex by something
+    of that vertex (``lonode`` ranks cores by the id of the node they are on). It
+    does so with two members the traverser also reads: ``factor_value`` (type ->
+    the factor the vertex of that type being visited contributes) and ``scores``
+    (the sum of the factors of the vertices on the current path from the root),
+    which ``dom_discover_vtx`` adds to and ``dom_finish_vtx`` takes back off.
+    """
+
+    #: the name the policy is chosen by (``match-policy = NAME``)
+    name: str
+    #: stop exploring a vertex's children once this many matches are found (0: never);
+    #: a policy that stops early sees a walk-order-dependent subset of candidates
+    stop_on_k_matches: int
+    #: resource types the policy always allocates whole (``node`` for ``*nodex``);
+    #: the traverser adds the jobspec's exclusive types for the length of a match
+    x_types: set[str]
+    #: sum of the score factors on the current path (see the class docstring)
+    scores: int
+    #: type -> score factor of the vertex of that type being visited
+    factor_value: dict[str, int]
+    #: True declares that the score this policy gives a vertex depends only on the
+    #: vertex's own subtree, the request and ``scores`` (not on vertices visited
+    #: before it, nor on other state kept between callbacks). sched-graph then
+    #: caches each subtree's evaluation and replays it while the subtree is
+    #: unchanged, which makes repeated matches on a large graph several times
+    #: faster; results are identical to a full walk. Declare it only if it holds:
+    #: with a wrong declaration, stale evaluations are replayed. A policy without
+    #: the attribute is treated as False.
+    subtree_local: bool
+
+    def dom_discover_vtx(self, v: Any) -> int:
+        """Entering vertex ``v`` (a `Vertex`: ``type``, ``id``, ``name``, ``rank``,
+        ``properties``, ...), before its children. Add ``v``'s score factor here, if
+        the policy has one. Returns 0, or -1 to skip ``v`` and its subtree."""
+
+    def dom_finish_vtx(self, v: Any, s: str, resources: list, dfu: Any) -> int:
+        """Leaving vertex ``v`` in subsystem ``s``: the finishing pass at a node.
+
+        ``resources`` is the part of the request that applies at ``v``; ``dfu`` (a
+        `Scoring`) holds the evaluated children by type. Choose the best ``k`` of
+        each requested child type (``dfu.choose_accum_best_k(s, type, k, comp)``),
+        set ``dfu.overall_score`` (``MATCH_UNMET`` if a child type has too few
+        candidates) and take ``v``'s score factor back off ``scores``. Returns 0 if
+        ``v`` qualifies, -1 if not.
+        """
+
+    def dom_finish_slot(self, s: str, dfu: Any) -> int:
+        """The candidates for one ``slot`` are in ``dfu``: order them (for example
+        ``dfu.choose_accum_all(s, type, comp)`` for each type). Returns 0, or -1 to
+        reject the slot."""
+
+    def dom_finish_graph(self, s: str, resources: list, dfu: Any) -> int:
+        """At the root: choose the top-level ``resources`` from ``dfu`` as
+        ``dom_finish_vtx`` does for a vertex, set ``dfu.overall_score`` and reset
+        ``scores`` to 0. Returns 0 if the request is met, -1 if not."""
+
+
+@runtime_checkable
+class PruneFilter(Protocol):
+    """Which resource types sched-graph counts per subtree, to skip subtrees early.
+
+    Configured as ``prune-filters = "ALL:core,rack:node"`` (``ANCHOR:TYPE``: under
+    every vertex of type ANCHOR, or ``ALL``, keep a time-indexed count of the TYPE
+    resources below it); a match then skips a subtree whose counts show it cannot
+    hold the request. The types ``prune-filters`` may name are the ones registered
+    with ``sched_register_prune_filters``. The built-in implementation is
+    `strato.plugins.sched_graph.prune.PruneSpec`. Counting is exact, so pruning
+    changes only how many vertices are visited, never which are chosen.
+    """
+
+    def set_spec(self, spec: str) -> None:
+        """Add every ``ANCHOR:TYPE`` pair of the comma-separated ``spec``. Raises
+        ValueError (``InvalidRequest``) for a malformed pair; startup then stops."""
+
+    def is_pruning_type(self, t: str) -> bool:
+        """True if resources of type ``t`` are counted under some anchor."""
+
+    def my_types(self, anchor: str) -> list[str]:
+        """The types counted under a vertex of type ``anchor``, in the graph's type
+        order (the ``ALL`` types included)."""
+
+
+@runtime_checkable
+class QueuePolicy(Protocol):
+    """How sched-graph orders its queue: how far it looks ahead of a blocked job.
+
+    Each scheduling cycle walks the pending jobs in priority order (at most
+    ``queue-depth`` of them). A job that does not fit now is *blocked*: the first
+    ``reservation_depth`` blocked jobs get a reservation at the earliest time they
+    fit (later jobs may backfill only where they do not delay one); after that,
+    ``blocks`` says whether the cycle stops at a blocked job. The object is made by
+    the registered ``factory(config)`` from the ``[sched-graph]`` table; raising
+    there (ValueError, ConfigError) stops startup with the message.
+    """
+
+    #: the name the policy is chosen by (``queue-policy = NAME``)
+    name: str
+    #: how many blocked jobs get a reservation per cycle: 0 for fcfs, 1 for easy,
+    #: unlimited for conservative, N for hybrid
+    reservation_depth: int
+    #: whether a blocked job without a reservation stops the cycle (fcfs: True)
+    blocks: bool
 
 
 # ---------------------------------------------------------------------------------------

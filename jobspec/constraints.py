@@ -325,44 +325,55 @@ def _false(node: Any) -> bool:
     return False
 
 
-def compile_constraint(obj: dict | None) -> Matcher:
+def compile_constraint(obj: dict | None, *, validate: bool = True,
+                       host_is_property: bool = True, empty_or_matches: bool = True) -> Matcher:
     """Validate RFC 31 ``obj`` and return a fast predicate ``match(node) -> bool``.
 
-    ``node`` needs ``rank`` (int), ``hostname`` (str) and ``properties`` (a list or set of
-    str; a set is faster for long lists).  ``properties`` requires every listed property
-    (``^name``: must not have it; the host name counts as a property); ``hostlist`` and
-    ``ranks`` match a node named in any of their values; ``and``/``or`` of no values match
-    everything and ``not`` of no values matches nothing, as RFC 31 says; ``not`` of
-    several values negates their ``and``.  ``None`` or ``{}`` match every node.
+    ``node`` needs ``rank`` (int), ``hostname`` (str) and ``properties`` (a container of
+    str: list, set or dict keys; a set or dict is faster for long lists).  ``properties``
+    requires every listed property (``^name``: must not have it; the host name counts as
+    a property); ``hostlist`` and ``ranks`` match a node named in any of their values;
+    ``and``/``or`` of no values match everything and ``not`` of no values matches
+    nothing, as RFC 31 says; ``not`` of several values negates their ``and``.  ``None``
+    or ``{}`` match every node.
+
+    The graph scheduler evaluates constraints against resource-graph vertices the way
+    Fluxion does, which differs in two corners, hence the keywords:
+    ``host_is_property=False`` (a vertex's name is not one of its properties) and
+    ``empty_or_matches=False`` (an ``or`` of no values matches nothing).
+    ``validate=False`` skips :func:`validate_constraint` for an object the caller has
+    already checked with rules of its own (Fluxion's jobspec parser accepts some
+    values, such as properties with commas, that RFC 35 text cannot produce).
 
     Raises ValueError (see :func:`validate_constraint`) if ``obj`` is not valid.
     """
     if obj is None:
         return _true
-    _validate(obj, "constraints", 0)
-    return _compile(obj)
+    if validate:
+        _validate(obj, "constraints", 0)
+    return _compile(obj, host_is_property, empty_or_matches)
 
 
-def _compile(obj: dict) -> Matcher:
+def _compile(obj: dict, host_is_property: bool = True, empty_or_matches: bool = True) -> Matcher:
     if not obj:
         return _true
     ((op, values),) = obj.items()
     if op == "properties":
-        return _compile_properties(values)
+        return _compile_properties(values, host_is_property)
     if op == "hostlist":
         hosts = frozenset(h for v in values for h in expand_hostlist(v))
         return lambda node: node.hostname in hosts
     if op == "ranks":
         ranks = frozenset(r for v in values for r in decode_idset(v))
         return lambda node: node.rank in ranks
-    subs = [_compile(v) for v in values]
+    subs = [_compile(v, host_is_property, empty_or_matches) for v in values]
     if op == "not":
         if not subs:
             return _false
         inner = subs[0] if len(subs) == 1 else _all_of(subs)
         return lambda node: not inner(node)
-    if not subs:  # empty "and" / "or" match everything
-        return _true
+    if not subs:  # empty "and" matches everything, so does an empty "or" (RFC 31)
+        return _true if op == "and" or empty_or_matches else _false
     if len(subs) == 1:
         return subs[0]
     return _all_of(subs) if op == "and" else _any_of(subs)
@@ -398,11 +409,13 @@ def _any_of(subs: list[Matcher]) -> Matcher:
     return match
 
 
-def _compile_properties(values: list[str]) -> Matcher:
+def _compile_properties(values: list[str], host_is_property: bool = True) -> Matcher:
     need = tuple(dict.fromkeys(v for v in values if not v.startswith("^")))
     deny = tuple(dict.fromkeys(v[1:] for v in values if v.startswith("^")))
     if not need and not deny:
         return _true
+    if not host_is_property:
+        return _compile_own_properties(need, deny)
     if len(need) == 1 and not deny:
         p = need[0]
         return lambda node: p in node.properties or p == node.hostname
@@ -418,6 +431,25 @@ def _compile_properties(values: list[str]) -> Matcher:
                 return False
         for p in deny:
             if p in props or p == host:
+                return False
+        return True
+
+    return match
+
+
+def _compile_own_properties(need: tuple[str, ...], deny: tuple[str, ...]) -> Matcher:
+    """``properties`` looking at the node's properties only (not its host name)."""
+    if len(need) == 1 and not deny:
+        p = need[0]
+        return lambda node: p in node.properties
+
+    def match(node: Any) -> bool:
+        props = node.properties
+        for p in need:
+            if p not in props:
+                return False
+        for p in deny:
+            if p in props:
                 return False
         return True
 

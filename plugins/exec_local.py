@@ -134,6 +134,7 @@ class LocalExec:
                 self.running.discard(jobid)
             ctx = ev.get("context")
             self.service.event(jobid, ev["name"], ctx if isinstance(ctx, dict) else None)
+        req.respond()  # nothing is sent for the host's one-way batches
 
     def shutdown(self) -> None:
         """Stop the shell host; it kills every task it still runs."""

@@ -13,8 +13,15 @@ What lives here:
 - ``scoring``, ``policies``  per-visit evaluation records and the match policies
                  (first, low, high, lonode, hinode, lonodex, hinodex, firstnodex,
                  locality, variation);
-- ``traverser``  the depth-first-and-up matcher: select, update (allocate/reserve),
-                 cancel, partial cancel, status marking, find;
-- ``writers``    simple, pretty_simple, jgf, rv1, rv1_nosched output;
-- ``resource_query``  a session that speaks Fluxion's ``resource-query`` command language.
+- ``traverser``  the depth-first-and-up matcher, composed of ``matching`` (the DFS and
+                 scoring walk, ``select``), ``subtree_cache`` (replaying unchanged
+                 subtrees' evaluations), ``schedule`` (``run``: allocate, reserve,
+                 satisfiability), ``update`` (booking, cancel, partial cancel) and
+                 ``edit`` (attach, remove subgraphs, mark up/down, properties);
+                 ``prune`` holds the subtree filter spec, ``find`` the queries;
+- ``errors``     the exceptions every operation raises (``MatchError`` and kin);
+- ``writers``    simple, pretty_simple, jgf, rv1, rv1_nosched output.
+
+Fluxion's ``resource-query`` command language is spoken by ``strato.cli.resource_query``,
+a client of this package; nothing here imports the CLI.
 """

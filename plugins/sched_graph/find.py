@@ -8,6 +8,12 @@ is down, allocated or reserved makes its whole subtree count as such.
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
+
+from .errors import InvalidRequest
+
+if TYPE_CHECKING:
+    from .traverser import Traverser
 
 PREDICATES = ("status", "sched-now", "sched-future", "jobid-alloc", "jobid-span", "jobid-tag",
               "jobid-reserved", "agfilter", "names", "property")
@@ -94,15 +100,15 @@ def _eval(tokens, leaf_fn) -> bool:
     return result
 
 
-def run_find(rq, criteria: str) -> tuple[int, str, str]:
-    """Evaluate ``criteria`` over the graph; returns (rc, output text, error text)."""
-    trav = rq.trav
-    g = rq.graph
+def run_find(trav: Traverser, writer, criteria: str) -> str:
+    """Evaluate ``criteria`` over the traverser's graph; returns what ``writer`` emits
+    for the matching vertices. Raises InvalidRequest for a malformed expression."""
+    g = trav.g
     try:
         tokens = _tokens(criteria)
         preds = _leaves(tokens)
-    except ExprError:
-        return -1, "", f"find: invalid criteria: {criteria}.\n"
+    except ExprError as exc:
+        raise InvalidRequest(f"find: invalid criteria: {criteria}.\n") from exc
     agfilter = False
     jobid = 0
     for k, v in preds:
@@ -110,7 +116,6 @@ def run_find(rq, criteria: str) -> tuple[int, str, str]:
             jobid = int(v)
         elif k == "agfilter":
             agfilter = v.lower() in ("true", "t")
-    writer = rq.writer
     if hasattr(writer, "seq"):
         writer.seq = None
     trav.tick()
@@ -202,5 +207,4 @@ def run_find(rq, criteria: str) -> tuple[int, str, str]:
     visit(root, False, False, False)
     if hasattr(writer, "agfilter"):
         writer.agfilter = None
-    text = writer.emit()
-    return 0, text, ""
+    return writer.emit()

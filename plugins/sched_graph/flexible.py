@@ -23,9 +23,11 @@ from __future__ import annotations
 
 import dataclasses
 
+from .errors import EOVERFLOW
 from .jobspec import Request, calc_count, calc_effective_max
+from .matching import NONE_MATCH, PRISTINE_NONE_MATCH, RESOURCE_MATCH, SLOT_MATCH
 from .scoring import MATCH_MET, EGroup, EvalEdge, Scoring
-from .traverser import NONE_MATCH, PRISTINE_NONE_MATCH, RESOURCE_MATCH, SLOT_MATCH, Traverser
+from .traverser import Traverser
 
 SLOT, XOR_SLOT = "slot", "xor_slot"
 MAX_XOR_EXPANSION = 1000  # Fluxion's SYSTEM_MAX_XOR_EXPANSION
@@ -281,7 +283,7 @@ class FlexibleTraverser(Traverser):
             variants = split_xor_slots(resources)
         except XorExpansionError as exc:
             self.err += f"select: split_xor_slots failed.\n{exc}\n"
-            self.errno = "EOVERFLOW"
+            self._errno = EOVERFLOW
             return -1
         for variant in variants:
             if super().select(variant, root, meta, excl) == 0:

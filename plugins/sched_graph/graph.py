@@ -105,6 +105,11 @@ class Vertex:
         self.removed = False
 
     @property
+    def hostname(self) -> str:
+        """The name an RFC 31 ``hostlist`` constraint matches: the vertex's name."""
+        return self.name
+
+    @property
     def x_checker(self) -> Planner:
         """The exclusivity checker (one unit per job on the vertex), created on first use.
 

@@ -121,13 +121,16 @@ def load_jgf(text: str, graph: ResourceGraph | None = None, allowlist: str = "")
     return g
 
 
-def jgf_partial_cancel(trav, jobid: int, text: str) -> tuple[int, bool]:
+def jgf_partial_cancel(trav, jobid: int, text: str) -> bool:
     """Release the vertices of ``jobid`` listed in a JGF document (Fluxion's JGF reader).
 
     Each listed vertex must exist and carry the job; its spans are removed and the
     freed amounts, per rank and type, are then taken off its ancestors' filters.
+    Returns whether the job is now fully released; raises JgfError for a malformed
+    document and InvalidRequest for one that does not match the graph.
     """
-    from .traverser import partial_cancel
+    from .errors import InvalidRequest
+    from .update import partial_cancel
 
     g = trav.g
     dom = trav.dom
@@ -147,7 +150,7 @@ def jgf_partial_cancel(trav, jobid: int, text: str) -> tuple[int, bool]:
             if not found:
                 trav.err += (f"exist: inconsistent input vertex: nonexistent path ({path}) "
                              f"{f['vid']}.\n")
-                return -1, False
+                raise InvalidRequest(trav.err)
             v = found[0]
         if v is None:
             continue
@@ -157,12 +160,12 @@ def jgf_partial_cancel(trav, jobid: int, text: str) -> tuple[int, bool]:
                 sp.rem_span(v.job2span.pop(jobid))
         if jobid not in v.x_spans:
             trav.err += f"cancel_vtx: can't find x_checker span for job {jobid} in {v.name}.\n"
-            return -1, False
+            raise InvalidRequest(trav.err)
         v.tags.pop(jobid, None)
         v.x_checker.rem_span(v.x_spans.pop(jobid))
         if jobid not in v.allocations:
             trav.err += f"cancel_vtx: can't find allocation span for job {jobid} in {v.name}.\n"
-            return -1, False
+            raise InvalidRequest(trav.err)
         span = v.allocations.pop(jobid)
         amount = v.plans.span(span).request
         v.plans.rem_span(span)

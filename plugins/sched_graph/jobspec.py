@@ -3,16 +3,21 @@
 A resource request is a tree of ``Request`` (type, count with min/max/operator/
 operand, exclusivity as true/false/unspecified, label, children). ``user_data`` is
 filled by the matcher with the aggregate counts a subtree needs (for pruning).
-RFC 31 constraints (properties, hostlist, ranks, and/or/not) are evaluated against
-node vertices.
+RFC 31 constraints (properties, hostlist, ranks, and/or/not) are checked here with
+Fluxion's error messages and compiled by ``strato.jobspec.constraints`` (the one
+implementation of RFC 31 evaluation) into a predicate over node vertices.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import yaml
+
+if TYPE_CHECKING:
+    from strato.jobspec.constraints import Matcher
 
 UINT_MAX = 2**32 - 1
 
@@ -39,38 +44,6 @@ class Request:
     user_data: dict[str, int] = field(default_factory=dict)
 
 
-class Constraint:
-    """An RFC 31 constraint tree evaluated against a vertex."""
-
-    def __init__(self, op: str, values: list) -> None:
-        self.op = op
-        self.values = values
-
-    def match(self, v) -> bool:
-        if self.op == "properties":
-            for prop in self.values:
-                neg = prop.startswith("^")
-                found = (prop[1:] if neg else prop) in v.properties
-                if found == neg:
-                    return False
-            return True
-        if self.op == "hostlist":
-            from strato.jobspec.hostlist import expand_hostlist
-
-            return any(v.name in expand_hostlist(h) for h in self.values)
-        if self.op == "ranks":
-            from strato.jobspec.idset import decode_idset
-
-            return any(v.rank in decode_idset(r) for r in self.values)
-        if self.op == "and":
-            return all(c.match(v) for c in self.values)
-        if self.op == "or":
-            return any(c.match(v) for c in self.values)
-        if self.op == "not":
-            return not all(c.match(v) for c in self.values)
-        return True
-
-
 _BAD_PROPERTY_CHARS = frozenset("!&'\"^`|()")
 
 
@@ -88,13 +61,27 @@ def _scalar_text(v) -> str:
     return str(v)
 
 
-def parse_constraint(obj) -> Constraint:
+def parse_constraint(obj) -> Matcher:
+    """Check RFC 31 ``obj`` as Fluxion's jobspec parser does (its messages, its rules)
+    and compile it into a predicate over vertices, with Fluxion's semantics: a
+    vertex's name is not one of its properties and an empty ``or`` matches nothing.
+
+    strato.jobspec.constraints is imported here, on the first constraint, so loading
+    the graph library (resource-query's start-up) does not pay for it."""
+    from strato.jobspec.constraints import compile_constraint
+
+    return compile_constraint(_checked(obj), validate=False, host_is_property=False,
+                              empty_or_matches=False)
+
+
+def _checked(obj) -> dict:
+    """``obj`` checked, with hostlist/ranks scalars as the text yaml-cpp reads."""
     if not isinstance(obj, dict):
         raise JobspecError("constraint is not a mapping")
     if len(obj) > 1:
         raise JobspecError("constraint map may not contain > 1 operation")
     if not obj:
-        return Constraint("and", [])
+        return {}
     op, value = next(iter(obj.items()))
     if not isinstance(value, list):
         raise JobspecError(f"{op} operator value must be an array")
@@ -104,7 +91,7 @@ def parse_constraint(obj) -> Constraint:
                 raise JobspecError("non-string property specified")
             if any(ch in _BAD_PROPERTY_CHARS for ch in prop.removeprefix("^")):
                 raise JobspecError(f"{prop} is invalid")
-        return Constraint(op, list(value))
+        return {op: list(value)}
     if op in ("hostlist", "ranks"):
         vals = [_scalar_text(x) for x in value]
         for x in vals:
@@ -120,9 +107,9 @@ def parse_constraint(obj) -> Constraint:
             except ValueError as exc:
                 kind = "hostlist" if op == "hostlist" else "idset"
                 raise JobspecError(f"Invalid {kind} `{x}'") from exc
-        return Constraint(op, vals)
+        return {op: vals}
     if op in ("and", "or", "not"):
-        return Constraint(op, [parse_constraint(x) for x in value])
+        return {op: [_checked(x) for x in value]}
     raise JobspecError(f"unknown constraint operator: {op}")
 
 
@@ -131,7 +118,7 @@ class Jobspec:
     resources: list[Request]
     duration: float = 0.0
     queue: str = ""
-    constraint: Constraint | None = None
+    constraint: Matcher | None = None
 
 
 def _uint(value, what: str) -> int:

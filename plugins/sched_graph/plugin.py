@@ -32,11 +32,12 @@ from strato.core.schedutil import SchedulePass
 from strato.jobspec.idset import decode_idset
 
 from .config import core_declare_config  # noqa: F401 - the plugin declares its config keys
+from .errors import MatchError, Unsatisfiable
 from .flexible import TRAVERSERS, create_traverser
 from .jobspec import JobspecError, parse_jobspec
 from .policies import MatchPolicy, create_policy
 from .rv1exec import load_rv1exec, r_ranks, rv1exec_update
-from .traverser import ENODEV, ENOENT, partial_cancel
+from .update import partial_cancel
 from .writers import create_writer
 
 BUILTIN_POLICIES = ("first", "low", "high", "lonode", "hinode", "lonodex", "hinodex",
@@ -153,9 +154,11 @@ class GraphScheduler:
             js = self._jobspec(job.jobspec, job.summary.get("queue", ""))
         except JobspecError as exc:
             return f"sched-graph cannot match this jobspec: {exc}"
-        rc, _ = self.trav.run(js, create_writer("simple"), "satisfiability", 0,
-                              int(time.time()))
-        return None if rc == 0 else "unsatisfiable request"
+        try:
+            self.trav.run(js, create_writer("simple"), "satisfiability", 0, int(time.time()))
+        except MatchError:
+            return "unsatisfiable request"
+        return None
 
     def schedule(self, pending: list) -> SchedulePass:
         now = int(time.time())
@@ -174,33 +177,36 @@ class GraphScheduler:
             reserve = reservations < qp.reservation_depth
             op = "allocate_orelse_reserve" if reserve else "allocate"
             writer = create_writer("rv1_nosched")
-            rc, at = self.trav.run(js, writer, op, job.id, now)
-            if rc == 0 and at <= now:
+            try:
+                at = self.trav.run(js, writer, op, job.id, now)
+            except Unsatisfiable:
+                rejected.append((job, "unsatisfiable request"))
+                continue
+            except MatchError:
+                if qp.blocks:
+                    break
+                continue
+            if at <= now:
                 R = json.loads(writer.emit())
                 self._account(job.id, R)
                 allocated.append((job, R))
-            elif rc == 0:
+            else:
                 self.reserved.add(job.id)
                 annotations[job.id] = {"sched": {"t_estimate": float(at)}}
                 reservations += 1
-            elif self.trav.errno in (ENODEV, ENOENT):
-                rejected.append((job, "unsatisfiable request"))
-            elif qp.blocks:
-                break
         return SchedulePass(allocated, rejected, annotations)
 
     def allocate_existing(self, job, R: dict) -> None:
-        """Book the resources of a job that already holds `R` (a scheduler reload)."""
+        """Book the resources of a job that already holds `R` (a scheduler reload);
+        raises MatchError (with Fluxion's message) if they cannot be booked."""
         text = json.dumps(R)
         start = int(R["execution"].get("starttime", 0))
         end = int(R["execution"].get("expiration", 0))
         duration = end - start if end > start else self.trav.g.graph_end - start
         trav = self.trav
-        rc = trav.run_update(lambda: rv1exec_update(trav, text, job.id, start, duration,
-                                                    share_partial_nodes=True),
-                             create_writer("rv1_nosched"), job.id, start, duration)
-        if rc != 0:
-            raise ValueError(f"cannot book the R of job {job.id}: {trav.err.strip()}")
+        trav.run_update(lambda: rv1exec_update(trav, text, job.id, start, duration,
+                                               share_partial_nodes=True),
+                        create_writer("rv1_nosched"), job.id, start, duration)
         self._account(job.id, R)
 
     def _account(self, jobid: int, R: dict) -> None:

@@ -1,10 +1,13 @@
 """Match policies: how a vertex scores its candidates and which ones it keeps.
 
-Each policy is a small object with Fluxion's callbacks: ``dom_discover_vtx`` on the
-way down, ``dom_finish_vtx`` after a vertex's children were evaluated (choose the best
+The interface a policy implements is ``strato.core.hookspecs.MatchPolicy`` (a
+Protocol, documented there): Fluxion's callbacks ``dom_discover_vtx`` on the way
+down, ``dom_finish_vtx`` after a vertex's children were evaluated (choose the best
 k children of each requested type and score the vertex), ``dom_finish_slot`` and
-``dom_finish_graph`` at slot and root level. Named policies are shorthands for option
-strings (``hinodex`` = ``policy=high node_centric=true node_exclusive=true``).
+``dom_finish_graph`` at slot and root level, plus a few attributes. ``MatchPolicy``
+here is a base class with a default for each member, and the built-in policies
+derive from it. Named policies are shorthands for option strings (``hinodex`` =
+``policy=high node_centric=true node_exclusive=true``).
 """
 
 from __future__ import annotations
@@ -52,10 +55,13 @@ def parse_options(text: str) -> dict[str, bool]:
 
 
 class MatchPolicy:
-    """Base policy: counts traversal levels, keeps everything (Fluxion's dfu_match_cb_t)."""
+    """Defaults for every member of the ``strato.core.hookspecs.MatchPolicy`` protocol:
+    every callback accepts (Fluxion's dfu_match_cb_t), no score factors, no early
+    stop, and no claim that scores are subtree-local (so no subtree cache)."""
 
     name = "base"
     stop_on_k_matches = 0
+    subtree_local = False
 
     def __init__(self) -> None:
         self.x_types: set[str] = set()
@@ -101,6 +107,13 @@ class MultilevelId(MatchPolicy):
         self.factor_value: dict[str, int] = {}
         self.scores = 0
 
+    @property
+    def subtree_local(self) -> bool:
+        """A vertex's score depends on its subtree and on ``scores`` (the ancestors'
+        factors, part of the cache key) -- with at most one factor type: the cache
+        replays one type's ``factor_value``, not how several interleave."""
+        return len(self.factors) <= 1
+
     def add_score_factor(self, type_: str, add_by: int, multiply_by: int) -> None:
         self.factors[type_] = (add_by, multiply_by)
 
@@ -144,6 +157,7 @@ class Locality(MatchPolicy):
     """Prefer children whose scores form the highest contiguous run (Fluxion ``locality``)."""
 
     name = "locality"
+    subtree_local = True  # a vertex's score: its id and its children's scores
 
     def dom_finish_vtx(self, v, s, resources, dfu) -> int:
         score = _finish_children(v, s, resources, dfu, greater)
@@ -192,6 +206,7 @@ class VarAware(MatchPolicy):
     """Prefer resources of the best ``perf_class`` property (Fluxion ``variation``)."""
 
     name = "variation"
+    subtree_local = True  # a vertex's score: its perf_class and its children's scores
 
     def dom_finish_vtx(self, v, s, resources, dfu) -> int:
         score = _finish_children(v, s, resources, dfu, less)

@@ -75,7 +75,7 @@ LOAD_SNIPPET = r"""
 import gc, io, json, sys, time
 path = sys.argv[1]
 t0 = time.perf_counter()
-from strato.plugins.sched_graph import resource_query as rqm
+from strato.cli import resource_query as rqm
 t1 = time.perf_counter()
 g = rqm.load_graph(path, "grug")
 t2 = time.perf_counter()

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from strato.plugins.sched_graph.resource_query import Options, SessionError, run_session
+from strato.cli.resource_query import Options, SessionError, run_session
 
 CORPUS = Path(__file__).resolve().parents[2].parent / "shared" / "conformance" / "fluxion"
 PLACEHOLDER = "@TEST_SRCDIR@/data/resource/"

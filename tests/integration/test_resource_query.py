@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from strato.plugins.sched_graph.resource_query import Options, run_session
+from strato.cli.resource_query import Options, run_session
 
 FLUXION = Path(__file__).resolve().parents[2].parent / "shared" / "conformance" / "fluxion"
 TINY = FLUXION / "grugs" / "tiny.graphml"

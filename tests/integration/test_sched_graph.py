@@ -108,6 +108,8 @@ POLICY = textwrap.dedent('''
     class OddFirst(MultilevelId):
         """``lonode`` with a different node order; resources below a node follow it."""
 
+        subtree_local = True
+
         def __init__(self) -> None:
             super().__init__(high=False)
             self.add_score_factor("node", 1, 10000)

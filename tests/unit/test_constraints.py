@@ -391,6 +391,34 @@ def test_compile_accepts_sets_of_properties() -> None:
     assert not compile_constraint(P("a", "c"))(n)
 
 
+@pytest.mark.parametrize(
+    ("constraint", "strato", "fluxion"),
+    [
+        (P("node1"), [1], []),  # the host name is a property only in strato's reading
+        (P("^node1", "amd64"), [0, 2, 4], [0, 1, 2, 4]),
+        (P("gpu", "^ssd"), [2], [2]),
+        ({"or": []}, [0, 1, 2, 3, 4], []),  # an empty "or" matches nothing in Fluxion
+        ({"and": [{"or": []}, P("amd64")]}, [0, 1, 2, 4], []),
+        ({"not": [{"or": []}]}, [], [0, 1, 2, 3, 4]),
+        ({"and": []}, [0, 1, 2, 3, 4], [0, 1, 2, 3, 4]),
+        ({"hostlist": ["node[1-2]"]}, [1, 2], [1, 2]),
+    ],
+)
+def test_fluxion_reading(constraint: dict, strato: list[int], fluxion: list[int]) -> None:
+    """sched-graph evaluates constraints against graph vertices as Fluxion does."""
+    match = compile_constraint(constraint, host_is_property=False, empty_or_matches=False)
+    assert [n.rank for n in NODES if match(n)] == fluxion
+    assert ranks_matching(constraint) == strato
+
+
+def test_compile_without_validation() -> None:
+    # Fluxion's jobspec parser accepts a comma in a property; RFC 31 validation does not
+    with pytest.raises(ValueError, match="invalid character ','"):
+        compile_constraint(P("a,b"))
+    n = SimpleNamespace(rank=0, hostname="h", properties={"a,b": ""})
+    assert compile_constraint(P("a,b"), validate=False)(n)
+
+
 def test_compile_rejects_invalid() -> None:
     with pytest.raises(ValueError, match=r"^constraints\.or\[0\]: unknown constraint operator"):
         compile_constraint({"or": [{"bogus": []}]})

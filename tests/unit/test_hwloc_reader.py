@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from strato.cli.resource_query import SessionError, load_graph
 from strato.plugins.sched_graph.hwloc import (
     HwlocError,
     load_hwloc,
@@ -11,7 +12,6 @@ from strato.plugins.sched_graph.hwloc import (
     parse_bitmap,
     split_hostname,
 )
-from strato.plugins.sched_graph.resource_query import SessionError, load_graph
 
 SETS = 'nodeset="0x1" complete_nodeset="0x1"'
 

@@ -18,10 +18,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+from strato.cli.resource_query import Options, run_session
 from strato.plugins.sched_graph import jobspec as jsmod
 from strato.plugins.sched_graph.graph import Edge, OutEdgeIndex
 from strato.plugins.sched_graph.jobspec import JobspecError, parse_jobspec
-from strato.plugins.sched_graph.resource_query import Options, run_session
 from strato.plugins.sched_graph.traverser import Traverser
 
 BENCH = Path(__file__).resolve().parents[2].parent / "shared" / "bench"

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from strato.cli.resource_query import Options, SessionError, run_session
 from strato.plugins.sched_graph.flexible import (
     FlexibleTraverser,
     XorExpansionError,
@@ -14,7 +15,6 @@ from strato.plugins.sched_graph.flexible import (
     split_xor_slots,
 )
 from strato.plugins.sched_graph.jobspec import JobspecError, Request, parse_jobspec
-from strato.plugins.sched_graph.resource_query import Options, SessionError, run_session
 
 CORPUS = Path(__file__).resolve().parents[2].parent / "shared" / "conformance" / "fluxion"
 FLEX = CORPUS / "jobspecs" / "flexible"
@@ -112,7 +112,7 @@ def test_flexible_session_and_unknown_traverser() -> None:
 
 
 def _trav_class(graph: str) -> type:
-    from strato.plugins.sched_graph.resource_query import ResourceQuery
+    from strato.cli.resource_query import ResourceQuery
 
     rq = ResourceQuery(Options(load_file=graph, load_format="jgf",
                                traverser_policy="flexible"), io.StringIO(), io.StringIO(),

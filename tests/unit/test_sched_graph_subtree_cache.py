@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from strato.plugins.sched_graph.resource_query import Options, run_session
+from strato.cli.resource_query import Options, run_session
 from strato.plugins.sched_graph.traverser import Traverser
 
 BENCH = Path(__file__).resolve().parents[2].parent / "shared" / "bench"

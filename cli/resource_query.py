@@ -1,5 +1,10 @@
 """A resource-query session: load a graph, read commands, print what Fluxion prints.
 
+This is the command interpreter of ``strato resource-query`` (Fluxion's tool, kept
+byte-compatible so Fluxion's golden outputs can be compared). It lives with the CLI
+because it is a user interface over the graph library in
+``strato.plugins.sched_graph``, which does not depend on it.
+
 ``ResourceQuery`` holds the graph, matcher and job table; ``run_session`` feeds it
 command lines from a stream. Output that resource-query writes to its ``-t`` file
 goes to ``out`` (stdout when no file is given); prompts, ``info``/``stat`` lines and
@@ -14,11 +19,11 @@ import time
 from dataclasses import dataclass, field
 from typing import TextIO
 
-from .graph import ResourceGraph
-from .jobspec import JobspecError, parse_jobspec
-from .policies import PolicyError, create_policy
-from .traverser import ENODEV, ENOENT
-from .writers import create_writer
+from strato.plugins.sched_graph.errors import Busy, MatchError, Unsatisfiable
+from strato.plugins.sched_graph.graph import ResourceGraph
+from strato.plugins.sched_graph.jobspec import JobspecError, parse_jobspec
+from strato.plugins.sched_graph.policies import PolicyError, create_policy
+from strato.plugins.sched_graph.writers import create_writer
 
 SEP = "INFO: ============================="
 SUBSYSTEMS = {
@@ -95,7 +100,7 @@ class ResourceQuery:
         subs = SUBSYSTEMS.get(self.opts.subsystems) or SUBSYSTEMS.get(self.opts.subsystems.upper())
         if subs is None:
             raise SessionError(f"unknown subsystems: {self.opts.subsystems}")
-        from .flexible import TRAVERSERS
+        from strato.plugins.sched_graph.flexible import TRAVERSERS
 
         trav_cls = TRAVERSERS.get(self.opts.traverser_policy)
         if trav_cls is None:
@@ -161,18 +166,20 @@ class ResourceQuery:
             errmsg = f"match_allocate: ERROR: Jobspec error for {self.jobid_counter}: {exc}\n"
             js = None
         if js is not None:
-            rc, at = self.trav.run(js, self.writer, op, jobid, 0)
-            errno = self.trav.errno
-            if rc < 0:
-                if self.trav.err:
-                    errmsg = f"match_allocate: ERROR: {self.trav.err}\n"
-                if errno in (ENODEV, ENOENT):
-                    sat = False
-            elif op != "satisfiability":
-                matched = True
-            if rc < 0 and errno not in ("EBUSY", "ENODEV"):
-                counted = False
+            try:
+                at = self.trav.run(js, self.writer, op, jobid, 0)
+            except MatchError as exc:
+                if str(exc):
+                    errmsg = f"match_allocate: ERROR: {exc}\n"
+                sat = not isinstance(exc, Unsatisfiable)
+                # as Fluxion: only "not now" and "never" use up a job id and print R
+                if isinstance(exc, Busy | Unsatisfiable):
+                    R = self.writer.emit()
+                else:
+                    counted = False
             else:
+                rc = 0
+                matched = op != "satisfiability"
                 R = self.writer.emit()
         if errmsg:
             self.err(errmsg)
@@ -239,15 +246,11 @@ class ResourceQuery:
             return
         jobid = _strtoll(args[1])
         if jobid in self.allocations or jobid in self.reservations:
-            rc = self.trav.remove(jobid)
-            if rc == 0:
-                if jobid in self.jobs:
-                    self.jobs[jobid].state = "CANCELED"
-                self.allocations.pop(jobid, None) if jobid in self.allocations else \
-                    self.reservations.pop(jobid, None)
-            else:
-                self.err(f"cancel: ERROR: error encountered while removing job {jobid}\n")
-                return
+            self.trav.remove(jobid)
+            if jobid in self.jobs:
+                self.jobs[jobid].state = "CANCELED"
+            self.allocations.pop(jobid, None) if jobid in self.allocations else \
+                self.reservations.pop(jobid, None)
         else:
             self.err(f"cancel: ERROR: nonexistent job {jobid}\n")
             return
@@ -257,7 +260,7 @@ class ResourceQuery:
                            f"{SEP}\n")
 
     def cmd_partial_cancel(self, args: list[str]) -> None:
-        from .traverser import partial_cancel
+        from strato.plugins.sched_graph.update import partial_cancel_r
 
         if len(args) < 4 or len(args) > 5:
             self.err("ERROR: malformed command\n")
@@ -273,33 +276,23 @@ class ResourceQuery:
         except OSError:
             self.err(f"ERROR: can't open {args[3]}\n")
             return
+        failed = False
         if jobid in self.allocations:
             try:
-                if reader == "rv1exec":
-                    from .rv1exec import r_ranks
-
-                    rc, full = partial_cancel(self.trav, jobid, r_ranks(text))
-                else:
-                    from .jgf import jgf_partial_cancel
-
-                    rc, full = jgf_partial_cancel(self.trav, jobid, text)
-            except ValueError as exc:
-                self.trav.err += f"{exc}\n"
-                rc, full = -1, False
-            if rc == 0:
-                if full:
+                if partial_cancel_r(self.trav, jobid, reader, text):
                     self.allocations.pop(jobid, None)
                     if jobid in self.jobs:
                         self.jobs[jobid].state = "CANCELED"
-            else:
-                self.stdout.write(self.trav.err)
+            except MatchError as exc:
+                self.stdout.write(str(exc))
+                failed = True
         elif jobid in self.reservations:
             self.err("ERROR: reservations not currently supported by partial cancel\n")
             return
         else:
             self.err(f"ERROR: nonexistent job {jobid}\n")
             return
-        if rc != 0:
+        if failed:
             self.err(f"ERROR: error encountered while removing job {jobid}\n")
         if len(args) == 5 and args[4] == "stats":
             self.out.write(f"{SEP}\nINFO: PARTIAL CANCEL PREORDER COUNT="
@@ -336,33 +329,34 @@ class ResourceQuery:
             return
         trav = self.trav
         if reader == "rv1exec":
-            from .rv1exec import rv1exec_update
+            from strato.plugins.sched_graph.rv1exec import rv1exec_update
 
             def book() -> None:
                 rv1exec_update(trav, text, jobid, at, duration)
         else:
-            from .jgf import jgf_update
+            from strato.plugins.sched_graph.jgf import jgf_update
 
             def book() -> None:
                 jgf_update(trav, text, jobid, at, duration, reader == "jgf_shorthand")
         start = time.perf_counter()
-        rc = trav.run_update(book, self.writer, jobid, at, duration)
-        if rc != 0:
+        ok = True
+        try:
+            trav.run_update(book, self.writer, jobid, at, duration)
+        except MatchError as exc:
+            ok = False
             self.err("ERROR: traverser run () returned error \n")
-            if trav.err:
-                self.err(f"ERROR: {trav.err}")
+            if str(exc):
+                self.err(f"ERROR: {exc}")
         self.out.write(self.writer.emit())
         elapse = time.perf_counter() - start
         self.jobid_counter = jobid
-        self.print_schedule(jobid, fn, rc == 0, True, at, True, elapse)
-        if rc == 0:
+        self.print_schedule(jobid, fn, ok, True, at, True, elapse)
+        if ok:
             (self.allocations if at == 0 else self.reservations)[jobid] = jobid
         self.jobid_counter += 1
 
     def cmd_attach(self, args: list[str]) -> None:
         """``attach FILE``: grow the graph by a JGF subgraph, then re-prime the filters."""
-        from .jgf import JgfError, load_jgf
-
         if len(args) != 2:
             self.err("ERROR: malformed command\n")
             return
@@ -373,20 +367,11 @@ class ResourceQuery:
             self.err(f"ERROR: can't open {args[1]}\n")
             return
         try:
-            load_jgf(text, graph=self.graph)
-            msg = ""
-        except JgfError as exc:
-            msg = f"add_subgraph: ERROR: reader returned error: {exc}\n"
-        if not msg:
-            try:
-                self.trav.initialize(node_stats=False)
-            except ValueError as exc:
-                msg = (f"add_subgraph: ERROR: reinitializing traverser after adding "
-                       f"subgraph. {exc}\n")
-        if msg:
+            self.trav.attach_jgf(text)
+        except MatchError as exc:
             self.err("ERROR: can't attach JGF subgraph \n"
                      "ERROR: add_subgraph: ERROR: add subgraph error: Invalid argument\n"
-                     f"{msg}\n\n")
+                     f"add_subgraph: ERROR: {exc}\n\n\n")
 
     def cmd_remove(self, args: list[str]) -> None:
         """``remove PATH true`` or ``remove IDSET false``: shrink the graph."""
@@ -396,11 +381,13 @@ class ResourceQuery:
         target, is_path = args[1], args[2]
         trav = self.trav
         if is_path == "true":
-            if trav.remove_subgraph_path(target) != 0:
+            try:
+                trav.remove_subgraph_path(target)
+            except MatchError as exc:
                 self.err("ERROR: can't remove subgraph \n"
                          "ERROR: remove_subgraph: ERROR: remove_subgraph error: "
                          "Invalid argument\n"
-                         f"remove_subgraph: ERROR: traverser returned error: {trav.err}\n\n")
+                         f"remove_subgraph: ERROR: traverser returned error: {exc}\n\n")
                 return
             try:
                 trav.initialize(node_stats=False)
@@ -421,11 +408,15 @@ class ResourceQuery:
         except ValueError:
             self.err("ERROR: failed to decode ranks.\n")
             return
-        if trav.remove_ranks(ranks) != 0:
-            self.err(f"ERROR: can't partial cancel subgraph \nERROR: {trav.err}")
+        try:
+            trav.remove_ranks(ranks)
+        except MatchError as exc:
+            self.err(f"ERROR: can't partial cancel subgraph \nERROR: {exc}")
             return
-        if trav.remove_subgraph_ranks(ranks) != 0:
-            self.err(f"ERROR: can't remove subgraph \nERROR: {trav.err}")
+        try:
+            trav.remove_subgraph_ranks(ranks)
+        except MatchError as exc:
+            self.err(f"ERROR: can't remove subgraph \nERROR: {exc}")
             return
         try:
             trav.initialize(node_stats=False)
@@ -442,23 +433,21 @@ class ResourceQuery:
             self.out.write("Incorrect input format. \n"
                            "Please use `set-property <resource> PROPERTY=VALUE`.\n")
             return
-        vids = self.graph.by_path.get(args[1])
-        if vids is None:
+        try:
+            self.trav.set_property(args[1], args[2][:pos], args[2][pos + 1:])
+        except MatchError:
             self.out.write(f"Couldn't find path {args[1]} in resource graph.\n")
-            return
-        for vid in vids:
-            self.graph.vertices[vid].properties[args[2][:pos]] = args[2][pos + 1:]
 
     def cmd_get_property(self, args: list[str]) -> None:
         if len(args) != 2:
             self.err("ERROR: malformed command\n")
             return
-        vids = self.graph.by_path.get(args[1])
-        if vids is None:
+        try:
+            found = self.trav.vertices_at(args[1])
+        except MatchError:
             self.out.write(f"Could not find path {args[1]} in resource graph.\n")
             return
-        for vid in vids:
-            v = self.graph.vertices[vid]
+        for v in found:
             if not v.properties:
                 self.out.write(f"No properties were found for {args[1]} "
                                f"(vtx's uniq_id={v.uniq_id}).\n")
@@ -469,7 +458,9 @@ class ResourceQuery:
         if len(args) != 3:
             self.err("ERROR: malformed command\n")
             return
-        if args[1] not in self.graph.by_path:
+        try:
+            self.trav.vertices_at(args[1])
+        except MatchError:
             self.out.write(f"Could not find path {args[1]} in resource graph.\n")
             return
         if args[2] not in ("up", "down"):
@@ -481,12 +472,13 @@ class ResourceQuery:
         if len(args) != 2:
             self.err("ERROR: malformed command\n")
             return
-        vids = self.graph.by_path.get(args[1])
-        if vids is None:
+        try:
+            found = self.trav.vertices_at(args[1])
+        except MatchError:
             self.out.write(f"Could not find path {args[1]} in resource graph.\n")
             return
-        for vid in vids:
-            self.out.write(f"{args[1]} is {self.graph.vertices[vid].status}\n")
+        for v in found:
+            self.out.write(f"{args[1]} is {v.status}\n")
 
     def cmd_info(self, args: list[str]) -> None:
         if len(args) != 2:
@@ -539,12 +531,13 @@ class ResourceQuery:
         if len(args) < 2:
             self.err("ERROR: malformed command: \n")
             return
-        from .find import run_find
+        from strato.plugins.sched_graph.find import run_find
 
         criteria = " ".join(args[1:])
-        rc, text, err = run_find(self, criteria)
-        if rc < 0:
-            self.err(err)
+        try:
+            text = run_find(self.trav, self.writer, criteria)
+        except MatchError as exc:
+            self.err(str(exc))
             return
         self.out.write(text)
         self.out.write(f"{SEP}\nINFO: EXPRESSION=\"{criteria}\"\n{SEP}\n")
@@ -598,25 +591,25 @@ def load_graph(path: str, fmt: str, allowlist: str = "") -> ResourceGraph:
     except OSError as exc:
         raise SessionError(f"can't read {path}: {exc.strerror}") from exc
     if fmt == "grug":
-        from .grug import GrugError, load_grug
+        from strato.plugins.sched_graph.grug import GrugError, load_grug
 
         try:
             return load_grug(text)
         except GrugError as exc:
             raise SessionError(f"{exc}\nERROR: error generating resources") from exc
     if fmt == "jgf":
-        from .jgf import JgfError, load_jgf
+        from strato.plugins.sched_graph.jgf import JgfError, load_jgf
 
         try:
             return load_jgf(text, allowlist=allowlist)
         except JgfError as exc:
             raise SessionError(f"{exc}\nERROR: error generating resources") from exc
     if fmt in ("rv1exec", "rv1exec_force"):
-        from .rv1exec import load_rv1exec
+        from strato.plugins.sched_graph.rv1exec import load_rv1exec
 
         return load_rv1exec(text)
     if fmt == "hwloc":
-        from .hwloc import HwlocError, load_hwloc
+        from strato.plugins.sched_graph.hwloc import HwlocError, load_hwloc
 
         try:
             return load_hwloc(text, allowlist=allowlist)
