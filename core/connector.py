@@ -1,19 +1,19 @@
-"""A process's two-way connection to its broker: make requests and serve them.
+"""A process's two-way link to the broker that started it: make requests, serve them.
 
-The shell host (and any other process that provides a service, e.g. a scheduler
-run elsewhere) connects to the broker's local socket like a client, registers
-its service with ``service.add``, and from then on receives requests for it on
-the same socket. `Connector` does both halves on an asyncio loop without threads:
-``rpc``/``send`` out, handlers in. Messages are those of `strato.core.proto`.
+The shell host is started by its broker with one end of a socketpair (``--fd``);
+over it the host makes requests (``rpc``, one-way ``send``) and serves the
+requests the broker forwards to the service it registered with ``service.add``.
+Messages are those of `strato.core.proto`, each framed by a 4-byte length, as
+`strato.core.broker.Link` reads them on the broker's side. No threads: reads
+and writes are driven by the event loop.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 from collections.abc import Callable
-
-import zmq
 
 from strato.core import proto
 from strato.core.errors import RPCError
@@ -46,28 +46,49 @@ class Incoming:
 
 
 class Connector:
-    """A DEALER connection to a broker, read from the event loop (module docstring)."""
+    """One end of a broker link, read and written from the event loop."""
 
-    def __init__(self, endpoint: str, on_lost: Callable[[], None] | None = None) -> None:
-        self.sock = zmq.Context.instance().socket(zmq.DEALER)
-        self.sock.setsockopt(zmq.LINGER, 0)
-        self.sock.setsockopt(zmq.SNDHWM, 0)
-        self.sock.setsockopt(zmq.RCVHWM, 0)
-        self.sock.connect(endpoint)
+    def __init__(self, sock: socket.socket, on_lost: Callable[[], None]) -> None:
+        self.sock = sock
+        sock.setblocking(False)
+        self.fd = sock.fileno()
         self.loop = asyncio.get_running_loop()
         self.handlers: dict[str, Callable[[Incoming], None]] = {}
         self.waiting: dict[int, asyncio.Future] = {}
         self.tag = 0
-        self.fd = self.sock.getsockopt(zmq.FD)
-        self.loop.add_reader(self.fd, self._drain)
+        self.rbuf = bytearray()
+        self.wbuf = bytearray()
         self.on_lost = on_lost
+        self.loop.add_reader(self.fd, self._readable)
 
     def serve(self, topic: str, handler: Callable[[Incoming], None]) -> None:
         self.handlers[topic] = handler
 
     def _out(self, payload: bytes) -> None:
-        self.sock.send(payload, copy=False)
-        self.loop.call_soon(self._drain)  # a send can consume the FD's edge
+        data = len(payload).to_bytes(4, "little") + payload
+        if self.wbuf:
+            self.wbuf += data
+            return
+        try:
+            n = self.sock.send(data)
+        except BlockingIOError:
+            n = 0
+        except OSError:
+            return  # the broker is gone: the reader sees it
+        if n < len(data):
+            self.wbuf += data[n:]
+            self.loop.add_writer(self.fd, self._writable)
+
+    def _writable(self) -> None:
+        try:
+            n = self.sock.send(self.wbuf)
+        except BlockingIOError:
+            return
+        except OSError:
+            n = len(self.wbuf)
+        del self.wbuf[:n]
+        if not self.wbuf:
+            self.loop.remove_writer(self.fd)
 
     async def rpc(self, topic: str, body: object = None) -> object:
         self.tag += 1
@@ -80,31 +101,43 @@ class Connector:
         """A one-way request: the broker sends no answer."""
         self._out(proto.request(topic, 0, body, proto.FLAG_NORESPONSE))
 
-    def _drain(self) -> None:
-        sock = self.sock
-        if sock.closed:
+    def _readable(self) -> None:
+        try:
+            data = self.sock.recv(1 << 18)
+        except BlockingIOError:
             return
-        while sock.getsockopt(zmq.EVENTS) & zmq.POLLIN:
-            try:
-                msg = proto.decode(sock.recv(zmq.NOBLOCK))
-            except zmq.Again:
-                return
-            except Exception:
-                log.warning("dropped a malformed message from the broker")
-                continue
-            if msg[0] == proto.RESP:
-                _, tag, body, err, _more = msg
-                fut = self.waiting.pop(tag, None)
-                if fut is not None and not fut.done():
-                    if err is None:
-                        fut.set_result(body)
-                    else:
-                        fut.set_exception(RPCError(err, body if isinstance(body, str)
-                                                   else "EINVAL"))
-            else:
-                self._dispatch(msg)
+        except OSError:
+            data = b""
+        if not data:
+            self.close()
+            self.on_lost()
+            return
+        buf = self.rbuf
+        buf += data
+        pos = 0
+        while len(buf) - pos >= 4:
+            size = int.from_bytes(buf[pos:pos + 4], "little")
+            if len(buf) - pos - 4 < size:
+                break
+            self._message(bytes(buf[pos + 4:pos + 4 + size]))
+            pos += 4 + size
+        del buf[:pos]
 
-    def _dispatch(self, msg: list) -> None:
+    def _message(self, payload: bytes) -> None:
+        try:
+            msg = proto.decode(payload)
+        except Exception:
+            log.warning("dropped a malformed message from the broker")
+            return
+        if msg[0] == proto.RESP:
+            _, tag, body, err, _more = msg
+            fut = self.waiting.pop(tag, None)
+            if fut is not None and not fut.done():
+                if err is None:
+                    fut.set_result(body)
+                else:
+                    fut.set_exception(RPCError(err, body if isinstance(body, str) else "EINVAL"))
+            return
         _, topic, tag, body, flags, *_ = msg
         req = Incoming(self, topic, tag, body, bool(flags & proto.FLAG_NORESPONSE))
         handler = self.handlers.get(topic)
@@ -120,6 +153,12 @@ class Connector:
             req.error(f"{topic}: internal error: {exc}", "EIO")
 
     def close(self) -> None:
-        if not self.sock.closed:
+        if self.sock.fileno() >= 0:
             self.loop.remove_reader(self.fd)
-            self.sock.close(0)
+            if self.wbuf:
+                self.loop.remove_writer(self.fd)
+            self.sock.close()
+        for fut in self.waiting.values():
+            if not fut.done():
+                fut.set_exception(RPCError("the broker went away", "EHOSTUNREACH"))
+        self.waiting.clear()

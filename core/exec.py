@@ -18,9 +18,8 @@ from __future__ import annotations
 import logging
 
 from strato.core.errors import ConfigError, RPCError
-from strato.core.jobmanager import job_name
 from strato.core.plugins import unknown_name
-from strato.jobspec.model import summarize
+from strato.jobspec.model import job_name, summarize
 
 log = logging.getLogger("strato.exec")
 
@@ -117,6 +116,13 @@ class ExecService:
         req.respond({"running": len(self.jobs),
                      "backends": {n: getattr(b, "stats", dict)() for n, b in
                                   self.backends.items()}})
+
+    async def wait_ready(self) -> None:
+        """Until every backend that starts something of its own (a shell host) is up."""
+        for backend in self.backends.values():
+            wait = getattr(backend, "wait_ready", None)
+            if wait is not None:
+                await wait()
 
     def shutdown(self) -> None:
         for backend in self.backends.values():

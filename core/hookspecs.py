@@ -18,6 +18,7 @@ global one. Implement a hook with ``@strato.core.hookspecs.hookimpl``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Protocol, runtime_checkable
 
 import pluggy
@@ -33,7 +34,7 @@ hookimpl = pluggy.HookimplMarker(PROJECT)
 
 
 @hookspec
-def core_declare_config(declare):
+def core_declare_config(declare: Callable[..., None]) -> None:
     """Declare the config keys this plugin reads, with defaults, checks and help.
 
     Called, implementation by implementation, whenever the declarations are
@@ -62,7 +63,7 @@ def core_declare_config(declare):
 
 
 @hookspec
-def core_configure(instance, config):
+def core_configure(instance: Any, config: dict) -> None:
     """Called once at instance startup, after every plugin is loaded.
 
     :param instance: the `strato.core.instance.Instance` being started.
@@ -73,11 +74,15 @@ def core_configure(instance, config):
 
 
 @hookspec
-def core_register_services(register):
+def core_register_services(register: Callable[[str, Callable], None]) -> None:
     """Add broker services.
 
     :param register: ``register(topic, handler)``; ``handler(request)`` answers with
         ``request.respond(body)`` or ``request.error(message)``.
+
+    Raising (or registering a topic twice) stops startup with the message; an
+    exception raised later by a handler fails that request with
+    ``TOPIC: internal error: ...`` and the broker goes on.
     """
 
 
@@ -87,7 +92,7 @@ def core_register_services(register):
 
 
 @hookspec
-def ingest_validate(jobspec, user):
+def ingest_validate(jobspec: dict, user: int) -> None:
     """Check a submitted jobspec before the job exists.
 
     :param jobspec: the jobspec (a dict, already frobnicated).
@@ -99,7 +104,7 @@ def ingest_validate(jobspec, user):
 
 
 @hookspec
-def ingest_frobnicate(jobspec, user):
+def ingest_frobnicate(jobspec: dict, user: int) -> None:
     """Fill in defaults in a submitted jobspec, in place, before validation.
 
     :param jobspec: the jobspec dict; modify it in place.
@@ -115,7 +120,7 @@ def ingest_frobnicate(jobspec, user):
 
 
 @hookspec
-def job_state_change(job, old, new):
+def job_state_change(job: Any, old: str, new: str) -> None:
     """Called after a job moves from state `old` to state `new` (RFC 21 names).
 
     :param job: the `strato.core.jobmanager.Job`.
@@ -126,17 +131,18 @@ def job_state_change(job, old, new):
 
 
 @hookspec(firstresult=True)
-def job_priority(job):
+def job_priority(job: Any) -> int | None:
     """Return the priority (int, 0 = held) of a job from its urgency and anything else.
 
     :param job: the `Job`, with ``urgency`` (0-31), ``userid`` and ``jobspec``.
 
     First result wins. Urgency 0 must give 0 (held) and 31 the highest priority.
+    An exception is logged and the job gets its urgency as its priority.
     """
 
 
 @hookspec
-def job_register_dependency_schemes(register):
+def job_register_dependency_schemes(register: Callable[[str, Any], None]) -> None:
     """Add RFC 26 dependency schemes (``afterok``, ``singleton``, ...).
 
     :param register: ``register(scheme, handler)``. The handler has two methods:
@@ -152,6 +158,7 @@ def job_register_dependency_schemes(register):
         ends with a ``dependency`` exception), now or later.
 
     A jobspec naming a scheme nobody registered is rejected at submission.
+    Raising from the hook stops startup with the message.
     """
 
 
@@ -161,38 +168,94 @@ def job_register_dependency_schemes(register):
 
 
 @hookspec
-def sched_register_schedulers(register):
-    """Add schedulers that an instance can choose with ``[sched] plugin = NAME``.
+def sched_register_schedulers(register: Callable[[str, Callable], None]) -> None:
+    """Add schedulers that an instance can choose with ``[sched] plugin = NAME``
+    (and switch to while it runs with ``strato module load NAME``).
 
-    :param register: ``register(name, factory)``; ``factory(instance, config)``
-        returns an object with ``set_resources(R)``, ``schedule(pending)``,
-        ``free(job)`` and ``resource_status()`` (see `strato.plugins.sched_simple`).
+    :param register: ``register(name, factory)``; ``factory(env, config)`` returns
+        a `Scheduler`. ``env`` is a `strato.core.schedutil.SchedEnv` (``hook``,
+        ``R``, ``nodes``, ``queues``, ``config``); ``config`` is the scheduler's
+        own table.
+
+    Raising (or a factory that raises) stops startup, or fails the ``module
+    load`` with the old scheduler left in charge, with the message.
     """
 
 
+@runtime_checkable
+class Scheduler(Protocol):
+    """What a scheduler plugin implements; `strato.core.schedutil.SchedModule` runs
+    it behind the scheduler protocol (RFC 27's messages), so it never sees the job
+    manager and the job manager never calls it.
+
+    Jobs reach it as `strato.core.schedutil.PendingJob` (``id``, ``priority``,
+    ``userid``, ``t_submit``, ``jobspec`` and ``summary``: counts, queue and
+    compiled constraint). R is RFC 20 R version 1. An exception raised by a
+    method is a bug in the scheduler: the request that caused it is logged and
+    dropped (an alloc stays unanswered and the job pending), and at load time
+    (``set_resources``, ``allocate_existing``) the scheduler is not loaded and the
+    one running, if any, stays in charge.
+    """
+
+    name: str
+
+    def set_resources(self, nodes: list) -> None:
+        """Take the instance's nodes (`strato.core.resource.Node`: rank, hostname,
+        cores, gpus, properties) before any other call."""
+
+    def allocate_existing(self, job: Any, R: dict) -> None:
+        """Book `R` for a job that already holds it (a scheduler loaded while jobs
+        run learns them from the hello); raise if R cannot be booked."""
+
+    def schedule(self, pending: list) -> Any:
+        """Decide for the pending jobs, in queue order (priority, then submission);
+        return a `strato.core.schedutil.SchedulePass` of allocations (job, R),
+        rejections (job, one-line reason: the job can never run) and annotations
+        of jobs left pending. Called at most once per event-loop turn."""
+
+    def free(self, jobid: int, R: dict, final: bool) -> None:
+        """Give back the resources of a job: those on the ranks of `R` (a partial
+        release) or, if `final`, all it still holds."""
+
+    def feasibility(self, job: Any) -> str | None:
+        """Why the job could never run here, even on an idle instance (None: it
+        could); checked at submission so an impossible job is refused then."""
+
+    def drain(self, ranks: list[int], drained: bool) -> None:
+        """Stop (or resume) giving new jobs the nodes of `ranks`."""
+
+    def resource_status(self) -> dict:
+        """``{free, allocated, down}`` rows (`strato.core.resource.status_rows`)."""
+
+
 @hookspec
-def sched_register_match_policies(register):
+def sched_register_match_policies(register: Callable[[str, Callable], None]) -> None:
     """Add match policies that ``sched-graph`` can choose with ``match-policy = NAME``.
 
     :param register: ``register(name, factory)``; ``factory()`` returns an object
         implementing `MatchPolicy` (below): the scores it gives vertices during the
         depth-first search decide which resources are chosen. Subclassing
         `strato.plugins.sched_graph.policies.MatchPolicy` supplies the defaults.
+
+    Raising (or a factory that raises) stops sched-graph from loading with the
+    message; an exception from a policy's methods is described on `MatchPolicy`.
     """
 
 
 @hookspec
-def sched_register_prune_filters(register):
+def sched_register_prune_filters(register: Callable[[str], None]) -> None:
     """Add resource types that ``prune-filters`` may name (``ALL:core,ALL:gpu``).
 
     :param register: ``register(resource_type)``; sched-graph then keeps an
         aggregate of that type per subtree and skips subtrees that lack enough
         (see `PruneFilter` below).
+
+    Raising stops sched-graph from loading with the message.
     """
 
 
 @hookspec
-def sched_register_queue_policies(register):
+def sched_register_queue_policies(register: Callable[[str, Callable], None]) -> None:
     """Add queue policies that ``sched-graph`` can choose with ``queue-policy = NAME``.
 
     :param register: ``register(name, factory)``; ``factory(config)`` returns an
@@ -200,6 +263,9 @@ def sched_register_queue_policies(register):
         blocked jobs get a reservation each cycle: 0 for fcfs, 1 for easy, unlimited
         for conservative) and ``blocks`` (whether a blocked job stops the cycle, as
         in fcfs).
+
+    Raising (or a factory that raises) stops sched-graph from loading with the
+    message.
     """
 
 
@@ -344,13 +410,41 @@ class QueuePolicy(Protocol):
 
 
 @hookspec
-def exec_register_backends(register):
+def exec_register_backends(register: Callable[[str, Callable], None]) -> None:
     """Add exec backends that an instance or a job can choose by name.
 
-    :param register: ``register(name, factory)``; ``factory(instance, config)``
-        returns an object with ``start(job)`` and ``kill(job, signum)`` that reports
-        back through ``instance.jobs.exec_started/exec_finished/exec_output``.
+    :param register: ``register(name, factory)``; ``factory(service, config)``
+        returns an `ExecBackend`; ``service`` is the exec service (``event``,
+        ``broker``, ``config``, ``uri``, ``rundir``, ``reaper``) and ``config`` the
+        instance's ``[exec]`` table.
+
+    Raising (or a factory that raises) stops startup with the message.
     """
+
+
+@runtime_checkable
+class ExecBackend(Protocol):
+    """What an exec backend implements. The exec service (`strato.core.exec`) gives
+    it each allocated job and passes on the events it reports with
+    ``service.event(jobid, name, context)``: ``start`` once the job runs,
+    ``exception`` (``{type, note}``) if it must end early, and exactly one
+    ``finish`` (``{status}``, a wait status) when it has ended.
+
+    An exception raised by ``start`` ends that job with an ``exec`` exception
+    naming it; one raised by ``kill`` or ``shutdown`` is logged.
+    """
+
+    name: str
+
+    def start(self, job: Any) -> None:
+        """Run a `strato.core.exec.ExecJob` (``id``, ``jobspec``, ``R``, ``userid``,
+        ``cc``, ``summary``, ``name``); return at once and report by events."""
+
+    def kill(self, jobid: int, signum: int) -> None:
+        """Send `signum` to the job's tasks; a killed job still reports ``finish``."""
+
+    def shutdown(self) -> None:
+        """The instance is stopping: end every job now (no events are needed)."""
 
 
 # ---------------------------------------------------------------------------------------
@@ -359,7 +453,7 @@ def exec_register_backends(register):
 
 
 @hookspec
-def shell_init(shell):
+def shell_init(shell: Any) -> None:
     """Called when a job shell starts, before any task is launched.
 
     :param shell: the `strato.shell.shell.JobShell` (``jobid``, ``jobspec``, ``env``).
@@ -369,18 +463,27 @@ def shell_init(shell):
 
 
 @hookspec
-def shell_task_init(shell, task):
-    """Called for each task just before it is spawned; may edit ``task.env``."""
+def shell_task_init(shell: Any, task: Any) -> None:
+    """Called for each task just before it is spawned; may edit ``task.env``.
+
+    Raising fails the job with the exception's message (no task is started).
+    """
 
 
 @hookspec
-def shell_task_exit(shell, task):
-    """Called when a task has exited; ``task.status`` is its wait status."""
+def shell_task_exit(shell: Any, task: Any) -> None:
+    """Called when a task has exited; ``task.status`` is its wait status.
+
+    Exceptions are logged and otherwise ignored.
+    """
 
 
 @hookspec
-def shell_exit(shell):
-    """Called when every task of the shell has exited, before the job finishes."""
+def shell_exit(shell: Any) -> None:
+    """Called when every task of the shell has exited, before the job finishes.
+
+    Exceptions are logged and otherwise ignored.
+    """
 
 
 # ---------------------------------------------------------------------------------------
@@ -389,10 +492,33 @@ def shell_exit(shell):
 
 
 @hookspec
-def acct_job_end(job, usage):
+def acct_job_end(job: Any, usage: dict) -> None:
     """Called once when a job becomes inactive.
 
     :param job: the `Job` (state INACTIVE, with its result).
     :param usage: dict with ``t_submit``, ``t_run``, ``t_inactive``, ``nnodes``,
         ``ncores``, ``ngpus``, ``runtime`` (seconds) and ``result``.
+
+    Exceptions are logged and otherwise ignored.
     """
+
+
+# ---------------------------------------------------------------------------------------
+# what an exception from each event hook means (applied by strato.core.plugins.call_hook)
+# ---------------------------------------------------------------------------------------
+
+#: ``"raise"``: the caller turns the exception into the documented failure (a
+#: rejected job, a failed job, a stopped startup); ``"log"``: it is logged with
+#: the hook's name and the work goes on as if the hook had returned nothing.
+ON_ERROR: dict[str, str] = {
+    "core_configure": "raise",
+    "ingest_validate": "raise",
+    "ingest_frobnicate": "raise",
+    "job_state_change": "log",
+    "job_priority": "log",
+    "shell_init": "raise",
+    "shell_task_init": "raise",
+    "shell_task_exit": "log",
+    "shell_exit": "log",
+    "acct_job_end": "log",
+}

@@ -31,6 +31,7 @@ from strato.core.jobmanager import JobManager
 from strato.core.kvs import KVS
 from strato.core.plugins import (
     builtin_plugins,
+    call_hook,
     describe,
     load_plugin,
     make_plugin_manager,
@@ -68,6 +69,12 @@ class Instance:
         """Build every part; errors here stop startup with a one-line message."""
         loop = asyncio.get_running_loop()
         self.reaper = Reaper(loop)
+        self.broker = Broker(rank=self.bootstrap["rank"], size=self.bootstrap["size"])
+        # exec first: the shell host process starts while the rest is built
+        hook = self.pm.hook
+        exec_conf = self.config.get("exec", {})
+        self.exec = ExecService(self, registry(hook.exec_register_backends, "exec backend"),
+                                exec_conf.get("backend", "local"))
         statefile = None
         if self.statedir is not None:
             try:
@@ -85,14 +92,9 @@ class Instance:
         self.nodes, self.R = instance_R(self.config)
         self.kvs.put("resource.R", self.R)
         self.queues = Queues(self.config)
-        self.broker = Broker(rank=self.bootstrap["rank"], size=self.bootstrap["size"])
         self.kvs.register_services(self.broker)
         self.jobs = JobManager(self)
-        hook = self.pm.hook
         self.sched = self._make_scheduler(self.config)
-        exec_conf = self.config.get("exec", {})
-        self.exec = ExecService(self, registry(hook.exec_register_backends, "exec backend"),
-                                exec_conf.get("backend", "local"))
         job_services.register(self.broker, self.jobs, self.kvs)
         self._register_services()
         hook.core_register_services(register=self.broker.register)
@@ -104,12 +106,14 @@ class Instance:
         self.jobs.recover()
 
     async def start_modules(self) -> None:
-        """Load the scheduler (it learns the allocations held and says ready)."""
+        """Load the scheduler (it learns the allocations held and says ready) and
+        wait for the shell host, so the initial program finds the instance whole."""
         try:
             await self.sched.prepare(sorted(self.drained))
         except Exception as exc:
             raise ConfigError(f"{self.sched.name}: {exc}") from None
         await self.sched.start()
+        await self.exec.wait_ready()
 
     def _make_scheduler(self, config: dict) -> SchedModule:
         """Build the scheduler `config` names (not yet loaded); errors name the cause."""
@@ -135,10 +139,7 @@ class Instance:
                      "ngpus": s["nslots"] * s["gpus_per_slot"],
                      "runtime": (job.t_cleanup - job.t_run) if job.t_run else 0.0,
                      "result": job.result}
-            try:
-                hook(job=job, usage=usage)
-            except Exception:
-                log.exception("acct_job_end hook failed")
+            call_hook(self.pm.hook, "acct_job_end", job=job, usage=usage)
 
     # -- instance services -----------------------------------------------------------------
     def _register_services(self) -> None:

@@ -16,14 +16,13 @@ from __future__ import annotations
 import asyncio
 import bisect
 import logging
-import os
 import signal
 import time
 from collections.abc import Callable
 
 from strato.core import dependencies, ids
 from strato.core.errors import ConfigError, RPCError
-from strato.core.plugins import registry
+from strato.core.plugins import call_hook, registry
 from strato.core.states import (
     CLEANUP,
     DEPEND,
@@ -37,6 +36,7 @@ from strato.core.states import (
 )
 from strato.jobspec.fsd import parse_fsd
 from strato.jobspec.idset import decode_idset
+from strato.jobspec.model import job_name
 
 log = logging.getLogger("strato.job-manager")
 
@@ -137,20 +137,6 @@ def apply_event(job: Job, entry: dict) -> int:
     return state
 
 
-def job_name(jobspec: dict) -> str:
-    """The job name: attributes.system.job.name, else the command's basename."""
-    try:
-        name = jobspec["attributes"]["system"]["job"]["name"]
-        if name:
-            return str(name)
-    except (KeyError, TypeError):
-        pass
-    try:
-        return os.path.basename(jobspec["tasks"][0]["command"][0])
-    except (KeyError, IndexError, TypeError):
-        return "?"
-
-
 class JobManager:
     """Jobs from submission to INACTIVE (see module docstring)."""
 
@@ -167,8 +153,7 @@ class JobManager:
         self.pending: list[Job] = []
         self.fluid = ids.FluidGenerator(0, instance.fluid_epoch)
         self.queues = instance.queues
-        self._state_hook = self.hook.job_state_change
-        self._has_state_hook = bool(self._state_hook.get_hookimpls())
+        self._has_state_hook = bool(self.hook.job_state_change.get_hookimpls())
         self.counts = {"submitted": 0, "inactive": 0}
         try:
             self.kill_timeout = parse_fsd(str(instance.config.get("exec", {})
@@ -210,10 +195,8 @@ class JobManager:
         old = job.state
         job.state = state
         if self._has_state_hook:
-            try:
-                self._state_hook(job=job, old=STATE_NAMES[old], new=STATE_NAMES[state])
-            except Exception:
-                log.exception("job_state_change hook failed")
+            call_hook(self.hook, "job_state_change", job=job, old=STATE_NAMES[old],
+                      new=STATE_NAMES[state])
         if job.state_watchers:
             fire = [w for w in job.state_watchers if w[0] & state]
             if fire:
@@ -237,8 +220,8 @@ class JobManager:
         if not isinstance(jobspec, dict):
             raise RPCError("jobspec must be a mapping")
         try:
-            self.hook.ingest_frobnicate(jobspec=jobspec, user=userid)
-            self.hook.ingest_validate(jobspec=jobspec, user=userid)
+            call_hook(self.hook, "ingest_frobnicate", jobspec=jobspec, user=userid)
+            call_hook(self.hook, "ingest_validate", jobspec=jobspec, user=userid)
         except Exception as exc:
             raise RPCError(str(exc) or exc.__class__.__name__) from None
         dependencies.check(jobspec, self.dep_schemes, self)
@@ -341,7 +324,7 @@ class JobManager:
                                  f"{dependencies.describe(d.dep)}: {note}")
 
     def _reprioritize(self, job: Job) -> None:
-        prio = self.hook.job_priority(job=job)
+        prio = call_hook(self.hook, "job_priority", job=job)
         old = job.priority
         self._post(job, "priority", {"priority": int(prio) if prio is not None
                                      else job.urgency})

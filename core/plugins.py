@@ -21,6 +21,7 @@ import difflib
 import importlib
 import importlib.util
 import json
+import logging
 import sys
 import traceback
 from collections.abc import Callable
@@ -33,6 +34,8 @@ import pluggy
 
 from strato.core import hookspecs
 from strato.core.errors import PluginError
+
+_log = logging.getLogger("strato.plugins")
 
 DEFAULT_PLUGINS = (
     "ingest-basic",
@@ -313,3 +316,21 @@ def load_plugin(pm: pluggy.PluginManager, name: str) -> None:
         pm.check_pending()
     except Exception as exc:
         raise PluginError(f"plugin '{name}' failed to load: {exc}") from None
+
+
+def call_hook(hook: Any, name: str, **kwargs: Any) -> Any:
+    """Call event hook `name` under the rule its spec declares (`hookspecs.ON_ERROR`).
+
+    The one place that decides what a plugin's exception means: ``"raise"`` hooks
+    let it reach the caller (which rejects or fails the job, or stops startup),
+    ``"log"`` hooks log it and return None, so a broken accounting or
+    task-exit plugin cannot wedge a job or the instance.
+    """
+    caller = getattr(hook, name)
+    if hookspecs.ON_ERROR[name] == "raise":
+        return caller(**kwargs)
+    try:
+        return caller(**kwargs)
+    except Exception:
+        _log.exception("hook %s failed (ignored)", name)
+        return None

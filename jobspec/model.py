@@ -617,3 +617,17 @@ def _duration_seconds(value: float | str) -> float:
 
 def _one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split())
+
+
+def job_name(jobspec: dict) -> str:
+    """The job name: attributes.system.job.name, else the command's basename."""
+    try:
+        name = jobspec["attributes"]["system"]["job"]["name"]
+        if name:
+            return str(name)
+    except (KeyError, TypeError):
+        pass
+    try:
+        return os.path.basename(jobspec["tasks"][0]["command"][0])
+    except (KeyError, IndexError, TypeError):
+        return "?"

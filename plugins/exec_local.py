@@ -14,6 +14,7 @@ import asyncio
 import logging
 import os
 import signal
+import socket
 import sys
 
 from strato.core.errors import RPCError
@@ -37,25 +38,41 @@ class LocalExec:
         self.running: set[int] = set()
         self._starts: list[dict] = []
         self._flush_scheduled = False
+        self.hello_seen = self.loop.create_future()
         self.broker.register("exec.host-hello", self._hello)
         self.broker.register("exec.host-events", self._host_events)
         self._spawn_host()
 
     # -- the shell host process ------------------------------------------------------------
     def _spawn_host(self) -> None:
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         argv = [sys.executable, "-m", "strato.shell.host", "shell-host",
-                "--uri", self.service.uri, "--rank", str(self.broker.rank)]
+                "--fd", "3", "--rank", str(self.broker.rank)]
         # stdout goes nowhere: only the broker's initial program owns the terminal's
         # output, and a pipe held open by the host would outlive the broker.
         devnull = os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)
         try:
             self.pid = os.posix_spawn(sys.executable, argv, dict(os.environ),
-                                      file_actions=[(os.POSIX_SPAWN_DUP2, devnull, 1)],
+                                      file_actions=[(os.POSIX_SPAWN_DUP2, devnull, 1),
+                                                    (os.POSIX_SPAWN_DUP2, theirs.fileno(), 3)],
                                       setsigdef=(signal.SIGINT, signal.SIGTERM))
         finally:
             os.close(devnull)
+            theirs.close()
         pid = self.pid
+        self.link = self.broker.add_link(ours, f"shell-host.{pid}".encode(),
+                                         lambda: self._host_gone(pid))
         self.service.reaper.watch(pid, lambda status: self._host_exited(pid, status))
+
+    def _host_gone(self, pid: int) -> None:
+        """The link closed: the host stopped answering (its exit status comes later)."""
+        if pid == self.pid:
+            self.ready = False
+
+    async def wait_ready(self) -> None:
+        """Until the first shell host has said hello (or has died trying), so an
+        instance's initial program finds every part of it up."""
+        await self.hello_seen
 
     def _hello(self, req) -> None:
         body = req.body or {}
@@ -63,6 +80,8 @@ class LocalExec:
             raise RPCError("exec.host-hello from a process that is not this node's shell host",
                            "EPERM")
         self.ready = True
+        if not self.hello_seen.done():
+            self.hello_seen.set_result(True)
         req.respond({"config": self.service.config, "uri": self.service.uri,
                      "rundir": str(self.service.rundir)})
         self._request_flush()
@@ -70,8 +89,11 @@ class LocalExec:
     def _host_exited(self, pid: int, status: int) -> None:
         if pid != self.pid:
             return
+        if not self.hello_seen.done():
+            self.hello_seen.set_result(False)
         self.pid = 0
         self.ready = False
+        self.link.close()
         self.broker.drop_provider("shell-host")
         if self.stopping:
             return
@@ -140,6 +162,7 @@ class LocalExec:
         """Stop the shell host; it kills every task it still runs."""
         self.stopping = True
         if self.pid:
+            self.link.close()  # the host sees the end of file and stops
             try:
                 os.kill(self.pid, signal.SIGTERM)
             except ProcessLookupError:

@@ -7,7 +7,8 @@ SIGCHLD handler, ``waitpid(-1)`` for this process only), signals and output, so
 the broker process holds no task-related process-wide state. No new Python
 interpreter starts for a job.
 
-It reaches the broker only by messages over its `Connector`:
+It reaches the broker only by messages over its `Connector` (one end of a
+socketpair the broker made when it started the host):
 
 - at start: ``service.add {service: "shell-host"}``, then ``exec.host-hello
   {rank, pid}``, whose answer carries the instance config (for shell plugins),
@@ -29,6 +30,7 @@ import asyncio
 import logging
 import os
 import signal
+import socket
 import sys
 import time
 
@@ -46,8 +48,7 @@ class ShellJob:
     __slots__ = ("id", "jobspec", "R", "userid", "cc", "summary", "name", "kvsdir")
 
     def __init__(self, body: dict) -> None:
-        from strato.core.jobmanager import job_name
-        from strato.jobspec.model import summarize
+        from strato.jobspec.model import job_name, summarize
 
         self.id: int = body["id"]
         self.jobspec: dict = body["jobspec"]
@@ -163,31 +164,23 @@ class ShellHost:
             shell.kill(signal.SIGKILL)
 
 
-async def _main(uri: str, rank: int) -> None:
-    from strato.core import proto
-
-    done = asyncio.get_running_loop().create_future()
-    conn = Connector(proto.uri_to_endpoint(uri))
-    host = ShellHost(conn, rank)
-    parent = os.getppid()
+async def _main(fd: int, rank: int) -> None:
+    loop = asyncio.get_running_loop()
+    done = loop.create_future()
+    host: ShellHost | None = None
 
     def stop() -> None:
-        host.kill_all()
+        # The broker is gone or asks us to stop (a later issue lets jobs outlive
+        # their broker; today they end with it).
+        if host is not None:
+            host.kill_all()
         if not done.done():
             done.set_result(None)
 
-    loop = asyncio.get_running_loop()
+    conn = Connector(socket.socket(fileno=fd), on_lost=stop)
+    host = ShellHost(conn, rank)
     loop.add_signal_handler(signal.SIGTERM, stop)
     loop.add_signal_handler(signal.SIGINT, lambda: None)
-
-    def watch_parent() -> None:
-        # The broker is gone (a later issue lets jobs outlive it; today they end).
-        if os.getppid() != parent:
-            stop()
-        else:
-            loop.call_later(0.5, watch_parent)
-
-    watch_parent()
     hello = loop.create_task(host.hello())
     await asyncio.wait([hello, done], return_when=asyncio.FIRST_COMPLETED)
     if hello.done() and hello.exception() is not None:
@@ -199,15 +192,16 @@ async def _main(uri: str, rank: int) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m strato.shell.host shell-host --uri URI --rank N``."""
+    """``python -m strato.shell.host shell-host --fd N --rank R`` (started by exec-local
+    with its end of a socketpair as fd N)."""
     parser = argparse.ArgumentParser(prog="shell-host")
     parser.add_argument("name", choices=["shell-host"])
-    parser.add_argument("--uri", required=True)
+    parser.add_argument("--fd", type=int, required=True)
     parser.add_argument("--rank", type=int, default=0)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING,
                         format=f"shell-host[{args.rank}]: %(levelname)s %(message)s")
-    asyncio.run(_main(args.uri, args.rank))
+    asyncio.run(_main(args.fd, args.rank))
     return 0
 
 

@@ -16,6 +16,7 @@ import shutil
 import time
 
 from strato.core import ids
+from strato.core.plugins import call_hook
 from strato.jobspec.idset import decode_idset
 
 
@@ -213,7 +214,7 @@ class JobShell:
             return self._fail_all(f"cannot write job files: {exc.strerror}")
         self.tasks = [Task(i, lid, nrank, argv) for i, (nrank, lid) in enumerate(layout)]
         host.exec_event(job, "shell.init", {"ntasks": len(self.tasks)})
-        host.hook.shell_init(shell=self)
+        call_hook(host.hook, "shell_init", shell=self)
         try:
             self.rlimits = _rlimits(self.system.get("shell", {}).get("options", {}))
         except ValueError as exc:
@@ -243,7 +244,7 @@ class JobShell:
                 env["STRATO_TASK_RANK"] = str(task.rank)
                 env["STRATO_TASK_LOCAL_ID"] = str(task.local_id)
                 task.env = env
-                self.host.hook.shell_task_init(shell=self, task=task)
+                call_hook(self.host.hook, "shell_task_init", shell=self, task=task)
                 if self.killed:
                     self._task_exited(task, 15)
                     continue
@@ -262,7 +263,7 @@ class JobShell:
         status = await self.done
         if self._timer:
             self._timer.cancel()
-        self.host.hook.shell_exit(shell=self)
+        call_hook(self.host.hook, "shell_exit", shell=self)
         return status
 
     def _materialize(self, argv: list[str]) -> list[str]:
@@ -372,7 +373,7 @@ class JobShell:
     def _task_done(self, task: Task) -> None:
         self.host.exec_event(self.job, "shell.task-exit", {"rank": task.rank,
                                                            "status": task.status})
-        self.host.hook.shell_task_exit(shell=self, task=task)
+        call_hook(self.host.hook, "shell_task_exit", shell=self, task=task)
         self.remaining -= 1
         if self.remaining == 0 and self.done is not None and not self.done.done():
             self.done.set_result(max((t.status or 0) for t in self.tasks) if self.tasks else 0)
