@@ -27,7 +27,7 @@ log = logging.getLogger("strato.exec")
 class ExecJob:
     """A job as exec knows it: what to run, where, and which backend runs it."""
 
-    __slots__ = ("id", "jobspec", "R", "userid", "cc", "summary", "name", "backend")
+    __slots__ = ("id", "jobspec", "R", "userid", "cc", "_summary", "backend")
 
     def __init__(self, body: dict) -> None:
         self.id: int = body["id"]
@@ -35,9 +35,20 @@ class ExecJob:
         self.R: dict = body["R"]
         self.userid: int = body.get("userid", 0)
         self.cc: int | None = body.get("cc")
-        self.summary = summarize(self.jobspec)
-        self.name = job_name(self.jobspec)
+        self._summary: dict | None = None
         self.backend = None
+
+    @property
+    def summary(self) -> dict:
+        """Counts and duration (`strato.jobspec.model.summarize`), computed on first
+        use: the local backend never needs them in the broker."""
+        if self._summary is None:
+            self._summary = summarize(self.jobspec)
+        return self._summary
+
+    @property
+    def name(self) -> str:
+        return job_name(self.jobspec)
 
     def wire(self) -> dict:
         """The start message a shell host gets for this job."""

@@ -17,10 +17,11 @@ socketpair the broker made when it started the host):
   and ``shell-host.kill {id, signum}`` (both one-way);
 - what it sends, batched per event-loop turn: ``kvs.commit`` with the appends to
   each job's ``guest.output`` and ``exec.eventlog`` (``shell.init``,
-  ``shell.start``, ``shell.task-exit``), then ``exec.host-events {events: [{id,
-  name, context}]}`` with ``start``, ``exception {type, note}`` and ``finish
-  {status}``. Output is sent before the events of the same turn, so a job's
-  output is in the KVS before its ``finish``.
+  ``shell.start``, ``complete {status}``), one append per key and turn, then
+  ``exec.host-events {events: [{id, name, context}]}`` with ``start``,
+  ``exception {type, note}`` and ``finish {status}``. Output is sent before
+  the events of the same turn, so a job's output is in the KVS before its
+  ``finish``.
 """
 
 from __future__ import annotations
@@ -74,7 +75,7 @@ class ShellHost:
         self.hook = None
         self.uri = ""
         self.rundir = ""
-        self._ops: list[list] = []
+        self._appends: dict[str, list] = {}  # KVS key -> entries to append this turn
         self._events: list[dict] = []
         self._flush_scheduled = False
         conn.serve("shell-host.start", self._start)
@@ -98,16 +99,21 @@ class ShellHost:
 
     def _flush(self) -> None:
         self._flush_scheduled = False
-        if self._ops:
-            ops, self._ops = self._ops, []
-            self.conn.send("kvs.commit", {"ops": ops})
+        if self._appends:
+            appends, self._appends = self._appends, {}
+            self.conn.send("kvs.commit", {"ops": [["append", key, entries]
+                                                  for key, entries in appends.items()]})
         if self._events:
             events, self._events = self._events, []
             self.conn.send("exec.host-events", {"events": events})
 
     def append(self, key: str, entries: list) -> None:
         """Append entries to a KVS list (a job's output or exec eventlog), batched."""
-        self._ops.append(["append", key, entries])
+        pending = self._appends.get(key)
+        if pending is None:
+            self._appends[key] = list(entries)
+        else:
+            pending.extend(entries)
         self._request_flush()
 
     def exec_event(self, job: ShellJob, name: str, context: dict | None = None) -> None:
@@ -151,6 +157,7 @@ class ShellHost:
         finally:
             shell.cleanup()
         self.shells.pop(job.id, None)
+        self.exec_event(job, "complete", {"status": status})
         self.event(job.id, "finish", {"status": status})
 
     def _kill(self, req) -> None:

@@ -371,8 +371,6 @@ class JobShell:
             self._task_done(task)
 
     def _task_done(self, task: Task) -> None:
-        self.host.exec_event(self.job, "shell.task-exit", {"rank": task.rank,
-                                                           "status": task.status})
         call_hook(self.host.hook, "shell_task_exit", shell=self, task=task)
         self.remaining -= 1
         if self.remaining == 0 and self.done is not None and not self.done.done():
