@@ -32,16 +32,20 @@ def module_list() -> int:
     return 0
 
 
+def _load(verb: str, name: str, args: tuple) -> int:
+    from strato import module as api
+
+    out = getattr(api, verb)(handle(), name, list(args))
+    click.echo(f"{verb}ed {out['module']} in {out['seconds']:.3f}s")
+    return 0
+
+
 @module.command("load")
 @click.argument("name")
 @click.argument("args", nargs=-1)
 def module_load(name, args) -> int:
     """Load scheduler NAME (switching from the current one) with KEY=VAL settings."""
-    from strato import module as api
-
-    out = api.load(handle(), name, list(args))
-    click.echo(f"loaded {out['module']} in {out['seconds']:.3f}s")
-    return 0
+    return _load("load", name, args)
 
 
 @module.command("reload")
@@ -49,11 +53,7 @@ def module_load(name, args) -> int:
 @click.argument("args", nargs=-1)
 def module_reload(name, args) -> int:
     """Replace module NAME (``sched``) with a fresh one; KEY=VAL settings apply."""
-    from strato import module as api
-
-    out = api.reload(handle(), name, list(args))
-    click.echo(f"reloaded {out['module']} in {out['seconds']:.3f}s")
-    return 0
+    return _load("reload", name, args)
 
 
 @module.command("remove")

@@ -17,6 +17,7 @@ from collections.abc import Callable
 
 from strato.core import proto
 from strato.core.errors import RPCError
+from strato.core.framing import FramedStream
 
 log = logging.getLogger("strato.connector")
 
@@ -49,46 +50,16 @@ class Connector:
     """One end of a broker link, read and written from the event loop."""
 
     def __init__(self, sock: socket.socket, on_lost: Callable[[], None]) -> None:
-        self.sock = sock
-        sock.setblocking(False)
-        self.fd = sock.fileno()
         self.loop = asyncio.get_running_loop()
         self.handlers: dict[str, Callable[[Incoming], None]] = {}
         self.waiting: dict[int, asyncio.Future] = {}
         self.tag = 0
-        self.rbuf = bytearray()
-        self.wbuf = bytearray()
         self.on_lost = on_lost
-        self.loop.add_reader(self.fd, self._readable)
+        self.stream = FramedStream(sock, self._message, self._lost)
+        self._out = self.stream.write
 
     def serve(self, topic: str, handler: Callable[[Incoming], None]) -> None:
         self.handlers[topic] = handler
-
-    def _out(self, payload: bytes) -> None:
-        data = len(payload).to_bytes(4, "little") + payload
-        if self.wbuf:
-            self.wbuf += data
-            return
-        try:
-            n = self.sock.send(data)
-        except BlockingIOError:
-            n = 0
-        except OSError:
-            return  # the broker is gone: the reader sees it
-        if n < len(data):
-            self.wbuf += data[n:]
-            self.loop.add_writer(self.fd, self._writable)
-
-    def _writable(self) -> None:
-        try:
-            n = self.sock.send(self.wbuf)
-        except BlockingIOError:
-            return
-        except OSError:
-            n = len(self.wbuf)
-        del self.wbuf[:n]
-        if not self.wbuf:
-            self.loop.remove_writer(self.fd)
 
     async def rpc(self, topic: str, body: object = None) -> object:
         self.tag += 1
@@ -100,28 +71,6 @@ class Connector:
     def send(self, topic: str, body: object = None) -> None:
         """A one-way request: the broker sends no answer."""
         self._out(proto.request(topic, 0, body, proto.FLAG_NORESPONSE))
-
-    def _readable(self) -> None:
-        try:
-            data = self.sock.recv(1 << 18)
-        except BlockingIOError:
-            return
-        except OSError:
-            data = b""
-        if not data:
-            self.close()
-            self.on_lost()
-            return
-        buf = self.rbuf
-        buf += data
-        pos = 0
-        while len(buf) - pos >= 4:
-            size = int.from_bytes(buf[pos:pos + 4], "little")
-            if len(buf) - pos - 4 < size:
-                break
-            self._message(bytes(buf[pos + 4:pos + 4 + size]))
-            pos += 4 + size
-        del buf[:pos]
 
     def _message(self, payload: bytes) -> None:
         try:
@@ -152,13 +101,13 @@ class Connector:
             log.exception("%s failed", topic)
             req.error(f"{topic}: internal error: {exc}", "EIO")
 
-    def close(self) -> None:
-        if self.sock.fileno() >= 0:
-            self.loop.remove_reader(self.fd)
-            if self.wbuf:
-                self.loop.remove_writer(self.fd)
-            self.sock.close()
+    def _lost(self) -> None:
         for fut in self.waiting.values():
             if not fut.done():
                 fut.set_exception(RPCError("the broker went away", "EHOSTUNREACH"))
         self.waiting.clear()
+        self.on_lost()
+
+    def close(self) -> None:
+        """Close the link (the broker sees its end of file)."""
+        self.stream.close()

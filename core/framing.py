@@ -1,0 +1,103 @@
+"""Length-framed messages over a non-blocking stream socket, driven by an event loop.
+
+The broker and the shell host it starts talk over a socketpair: each message of
+`strato.core.proto` is sent as a 4-byte little-endian length and the payload.
+`FramedStream` is both ends' transport (`strato.core.broker.Link` on the
+broker's side, `strato.core.connector.Connector` on the host's): writes go out
+at once and are buffered only when the socket is full; reads are split into
+whole messages; end of file (or a garbage length) closes it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from collections.abc import Callable
+
+log = logging.getLogger("strato.framing")
+
+MAX_FRAME = 1 << 30  # a larger length is garbage, not a message
+
+
+class FramedStream:
+    """One end of a framed stream (module docstring)."""
+
+    def __init__(self, sock: socket.socket, on_message: Callable[[bytes], None],
+                 on_close: Callable[[], None]) -> None:
+        self.sock = sock
+        sock.setblocking(False)
+        self.fd = sock.fileno()
+        self.on_message = on_message
+        self.on_close = on_close
+        self.rbuf = bytearray()
+        self.wbuf = bytearray()
+        self.loop = asyncio.get_running_loop()
+        self.loop.add_reader(self.fd, self._readable)
+
+    @property
+    def closed(self) -> bool:
+        return self.sock.fileno() < 0
+
+    def write(self, payload: bytes) -> None:
+        data = len(payload).to_bytes(4, "little") + payload
+        if self.wbuf:
+            self.wbuf += data
+            return
+        try:
+            n = self.sock.send(data)
+        except BlockingIOError:
+            n = 0
+        except OSError:
+            return  # the peer is gone: the reader sees the end of file
+        if n < len(data):
+            self.wbuf += data[n:]
+            self.loop.add_writer(self.fd, self._writable)
+
+    def _writable(self) -> None:
+        try:
+            n = self.sock.send(self.wbuf)
+        except BlockingIOError:
+            return
+        except OSError:
+            n = len(self.wbuf)
+        del self.wbuf[:n]
+        if not self.wbuf:
+            self.loop.remove_writer(self.fd)
+
+    def _readable(self) -> None:
+        try:
+            data = self.sock.recv(1 << 18)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self.close()
+            return
+        buf = self.rbuf
+        buf += data
+        pos = 0
+        while len(buf) - pos >= 4:
+            size = int.from_bytes(buf[pos:pos + 4], "little")
+            if size > MAX_FRAME:
+                log.error("a frame of %d bytes on a stream: closing it", size)
+                self.close()
+                return
+            if len(buf) - pos - 4 < size:
+                break
+            self.on_message(bytes(buf[pos + 4:pos + 4 + size]))
+            if self.closed:
+                return
+            pos += 4 + size
+        del buf[:pos]
+
+    def close(self) -> None:
+        """Stop reading and writing, close the socket and tell the owner (once)."""
+        if self.closed:
+            return
+        self.loop.remove_reader(self.fd)
+        if self.wbuf:
+            self.loop.remove_writer(self.fd)
+        self.sock.close()
+        self.on_close()
