@@ -386,6 +386,10 @@ class Instance:
         """Stop whatever setup got to build (it may have failed half way)."""
         if getattr(self, "exec", None) is not None:
             self.exec.shutdown()
+        # Children that exit after this (the shell host) must not signal a loop
+        # that is about to close.
+        if getattr(self, "reaper", None) is not None:
+            self.reaper.close()
         for part in ("broker", "kvs"):
             obj = getattr(self, part, None)
             if obj is not None:
