@@ -13,9 +13,10 @@ Each run starts a fresh instance with
 and a driver inside it that submits 4000 ``true`` jobs (``JobspecV1.from_command(
 ["true"], environment={})``) with ``job.submit_many`` and waits for them all with
 ``job.wait_all``, timed with ``time.perf_counter`` from the start of the submit to
-the last result. Target: >= 1000 job/s (Fluxion in flux-core: 169 job/s for 1000
-jobs; flux-core's sched-simple: 102 job/s). Median of ``--reps`` runs (default 3),
-next to this machine's pure-Python loop speed measured in the same run.
+the last result. Target: >= 2500 job/s (issue 8; issue 5 asked for 1000). Fluxion
+in flux-core: 169 job/s for 1000 jobs; flux-core's sched-simple: 102 job/s.
+Median of ``--reps`` runs (default 3), next to this machine's pure-Python loop
+speed measured in the same run.
 
     python tests/bench/bench_graph_instance.py [--reps N] [--count N]
 """
@@ -64,7 +65,7 @@ with open(sys.argv[1], "w") as f:
                "jobs_per_s": n / (t2 - t0), "results": counts}, f)
 """
 
-TARGET = 1000.0  # job/s
+TARGET = 2500.0  # job/s (issue 8; issue 5 asked for 1000)
 FLUXION_REF = 169.0  # Fluxion in flux-core, 1000 jobs on 1024 x 32 (issue 5)
 
 

@@ -22,7 +22,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _common import BENCH_DIR, PYTHON, REPO, RESULTS_DIR, print_table, write_results  # noqa: E402,E501
 
 BENCHES = ["machine_limits", "bench_throughput", "bench_latency", "bench_memory", "bench_held",
-           "bench_submit", "bench_graph", "bench_graph_instance"]
+           "bench_submit", "bench_graph", "bench_graph_instance", "bench_reload"]
 
 # flux-core v0.88 on the reference 2-core machines (issue 3, two measurements).
 FLUX = {
@@ -63,14 +63,17 @@ def summary(r: dict) -> list[dict]:
             ">= 400 job/s", FLUX["real"],
             real["jobs_per_s"] >= 400 and real["all_completed"])
         row("real exec / bare spawn rate", real["ratio_to_bare_spawn"] * 100, "%",
-            f"asyncio-only: {real['ratio_to_asyncio_spawn'] * 100:.0f}%", ">= 40%", "-",
-            real["ratio_to_bare_spawn"] >= 0.40)
-        for n, target, key in ((1000, 2000, "sim1000"), (4000, 1500, "sim4000")):
-            for where, label in (("vnodes", "1024x32 vnodes"), ("default", "default R")):
-                c = tp[f"sim_{n}_{where}"]
-                row(f"sim exec {n} jobs ({label})", c["jobs_per_s"], "job/s", "-",
-                    f">= {target} job/s", FLUX[key],
-                    c["jobs_per_s"] >= target and c["all_completed"])
+            f"asyncio-only: {real['ratio_to_asyncio_spawn'] * 100:.0f}%", ">= 60% (issue 8)",
+            "-", real["ratio_to_bare_spawn"] >= 0.60)
+        for n, where, label, target, key in (
+                (1000, "vnodes", "1024x32 vnodes", 10000, "sim1000"),  # issue 8
+                (1000, "default", "default R", 2000, "sim1000"),
+                (4000, "vnodes", "1024x32 vnodes", 1500, "sim4000"),
+                (4000, "default", "default R", 1500, "sim4000")):
+            c = tp[f"sim_{n}_{where}"]
+            row(f"sim exec {n} jobs ({label})", c["jobs_per_s"], "job/s", "-",
+                f">= {target} job/s", FLUX[key],
+                c["jobs_per_s"] >= target and c["all_completed"])
     if lat:
         st = lat["startup"]
         row("strato run true (median)", lat["run_true"]["median_s"] * 1000, "ms",
@@ -111,6 +114,13 @@ def summary(r: dict) -> list[dict]:
             row(f"sched-graph {g['figure']}", g["value"], g["unit"],
                 f"{f:.2f}x Fluxion" if f is not None else "-", g["target"],
                 f"Fluxion {g['ref']} {g['unit']}", g["ok"])
+    rl = r.get("bench_reload")
+    if rl:  # issue 8: scheduler reload with 10,000 queued and 1000 running sim jobs
+        row("module reload sched (sched-simple), 10k queued + 1k running", rl["reload_s"],
+            "s", f"ping {rl['ping_ms']:.1f} ms", "<= 1 s", "-",
+            rl["jobs_kept"] and rl["reload_s"] <= 1.0)
+        row("module load sched-graph (switch), same queue", rl["switch_s"], "s", "-",
+            "<= 1 s", "-", rl["jobs_kept"] and rl["switch_s"] <= 1.0)
     gi = r.get("bench_graph_instance")
     if gi:  # sched-graph in an instance (issue 5)
         lo = gi["loop_ns_per_iter_start_end"]
