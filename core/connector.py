@@ -75,10 +75,14 @@ class Connector:
     def _message(self, payload: bytes) -> None:
         try:
             msg = proto.decode(payload)
+            kind = msg[0]
         except Exception:
             log.warning("dropped a malformed message from the broker")
             return
-        if msg[0] == proto.RESP:
+        if len(msg) not in ((5,) if kind == proto.RESP else (5, 6)):
+            log.warning("dropped a malformed message from the broker")
+            return
+        if kind == proto.RESP:
             _, tag, body, err, _more = msg
             fut = self.waiting.pop(tag, None)
             if fut is not None and not fut.done():

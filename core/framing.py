@@ -86,10 +86,14 @@ class FramedStream:
                 return
             if len(buf) - pos - 4 < size:
                 break
-            self.on_message(bytes(buf[pos + 4:pos + 4 + size]))
+            payload = bytes(buf[pos + 4:pos + 4 + size])
+            pos += 4 + size
+            try:
+                self.on_message(payload)
+            except Exception:  # a message is handled once, whatever its handler does
+                log.exception("handling a framed message failed")
             if self.closed:
                 return
-            pos += 4 + size
         del buf[:pos]
 
     def close(self) -> None:

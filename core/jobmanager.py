@@ -379,6 +379,8 @@ class JobManager:
         job.alloc_pending = False
         self.outstanding -= 1
         self._cancels.append(job.id)
+        if self.sched_limit:  # a slot is free: the next job in order may be sent
+            self.request_schedule()
         self._request_flush()
 
     # -- the scheduler protocol ------------------------------------------------------------
@@ -472,30 +474,39 @@ class JobManager:
 
     def _sched_responses(self, req) -> None:
         """A batch of scheduler responses (alloc, deny, annotate, cancel, free)."""
-        for r in req.body["responses"]:
-            job = self.active.get(r.get("id"))
-            rtype = r.get("type")
-            if rtype == "alloc":
-                self._sched_alloc(job, r)
-            elif job is None:
-                continue
-            elif rtype == "annotate":
-                job.annotations = r.get("annotations") or None
-            elif rtype == "deny":
-                self._request_done(job)
-                if job.state & PENDING:
-                    self.raise_exception(job, "alloc", 0, str(r.get("note", "denied")))
-            elif rtype == "cancel":
-                pass  # withdrawn: already settled on this side
-            elif rtype == "free":
-                if job.free_pending:
-                    job.free_pending = False
-                    self._post(job, "free")
-                    self._clean(job)
-            else:
-                log.warning("unknown scheduler response type %r", rtype)
-        if self._stale:
-            self._prune()
+        try:
+            for r in req.body["responses"]:
+                try:
+                    self._sched_response(r)
+                except Exception:  # one bad response must not drop the rest
+                    log.exception("bad scheduler response %.200r", r)
+        finally:
+            if self._stale:
+                self._prune()
+
+    def _sched_response(self, r: dict) -> None:
+        job = self.active.get(r.get("id"))
+        rtype = r.get("type")
+        if rtype == "alloc":
+            self._sched_alloc(job, r)
+        elif job is None:
+            return
+        elif rtype == "annotate":
+            job.annotations = r.get("annotations") or None
+        elif rtype == "deny":
+            if not job.alloc_pending:
+                return  # the request was withdrawn meanwhile: the answer is stale
+            self._request_done(job)
+            self.raise_exception(job, "alloc", 0, str(r.get("note", "denied")))
+        elif rtype == "cancel":
+            pass  # withdrawn: already settled on this side
+        elif rtype == "free":
+            if job.free_pending:
+                job.free_pending = False
+                self._post(job, "free")
+                self._clean(job)
+        else:
+            log.warning("unknown scheduler response type %r", rtype)
 
     def _request_done(self, job: Job) -> None:
         """The job's alloc request is answered: it leaves the queue (lazily)."""
@@ -581,22 +592,28 @@ class JobManager:
         """A batch of exec events: ``{events: [{id, name, context}]}`` with names
         start, finish {status}, release {ranks, final} and exception {type, note}."""
         for ev in req.body["events"]:
-            job = self.active.get(ev.get("id"))
-            if job is None or job.state not in (RUN, CLEANUP):
-                continue
-            name = ev.get("name")
-            ctx = ev.get("context") or {}
-            if name == "start":
-                if job.state == RUN:
-                    self._post(job, "start")
-            elif name == "finish":
-                self._finish(job, ctx.get("status", 0))
-            elif name == "exception":
-                if job.state == RUN:
-                    self.raise_exception(job, str(ctx.get("type", "exec")), 0,
-                                         str(ctx.get("note", "")))
-            else:
-                log.warning("unknown exec event %r for job %s", name, ids.f58(job.id))
+            try:
+                self._exec_event(ev)
+            except Exception:  # one bad event must not drop the rest
+                log.exception("bad exec event %.200r", ev)
+
+    def _exec_event(self, ev: dict) -> None:
+        job = self.active.get(ev.get("id"))
+        if job is None or job.state not in (RUN, CLEANUP):
+            return
+        name = ev.get("name")
+        ctx = ev.get("context") or {}
+        if name == "start":
+            if job.state == RUN:
+                self._post(job, "start")
+        elif name == "finish":
+            self._finish(job, ctx.get("status", 0))
+        elif name == "exception":
+            if job.state == RUN:
+                self.raise_exception(job, str(ctx.get("type", "exec")), 0,
+                                     str(ctx.get("note", "")))
+        else:
+            log.warning("unknown exec event %r for job %s", name, ids.f58(job.id))
 
     def _finish(self, job: Job, status: int) -> None:
         """All tasks have exited with the highest wait status `status`."""

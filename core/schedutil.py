@@ -228,8 +228,10 @@ class SchedModule:
                 continue
             try:
                 summary = self.summary(j["jobspec"])
-            except RPCError as exc:
-                self._respond({"id": jobid, "type": "deny", "note": str(exc)})
+            except Exception as exc:  # one bad request must not drop the rest of the batch
+                self._respond({"id": jobid, "type": "deny",
+                               "note": str(exc) if isinstance(exc, RPCError)
+                               else f"scheduler cannot read this job: {exc}"})
                 continue
             self._insert(PendingJob(jobid, j["priority"], j["userid"], j["t_submit"],
                                     j["jobspec"], summary))
@@ -256,7 +258,10 @@ class SchedModule:
         for j in req.body["jobs"]:
             jobid = j["id"]
             final = j.get("final", True)
-            self.scheduler.free(jobid, j["R"], final)
+            try:
+                self.scheduler.free(jobid, j["R"], final)
+            except Exception:  # answered anyway: the job must not stay in CLEANUP
+                log.exception("%s: free of job %s failed", self.name, jobid)
             if final:
                 self.running.discard(jobid)
             self._respond({"id": jobid, "type": "free"})

@@ -184,6 +184,7 @@ async def _main(fd: int, rank: int) -> None:
         if not done.done():
             done.set_result(None)
 
+    os.set_inheritable(fd, False)  # the broker link is the host's, never a task's
     conn = Connector(socket.socket(fileno=fd), on_lost=stop)
     host = ShellHost(conn, rank)
     loop.add_signal_handler(signal.SIGTERM, stop)

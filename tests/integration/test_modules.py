@@ -150,6 +150,43 @@ def test_a_scheduler_that_answers_garbage_loses_no_job(make_instance, tmp_path):
     inst.strato("run", "true", check=True)  # a well-formed answer still runs
 
 
+FLAKY_FREE = '''
+from strato.core.hookspecs import hookimpl
+from strato.plugins.sched_simple import SimpleScheduler
+
+
+class FlakyFree(SimpleScheduler):
+    """sched-simple whose first free raises."""
+
+    failed = False
+
+    def free(self, jobid, R, final):
+        if not self.failed:
+            self.failed = True
+            raise RuntimeError("lost the ledger")
+        super().free(jobid, R, final)
+
+
+@hookimpl
+def sched_register_schedulers(register):
+    register("flakyfree", FlakyFree)
+'''
+
+
+def test_a_scheduler_bug_on_one_job_does_not_strand_the_others(make_instance, tmp_path):
+    (tmp_path / "flakyfree.py").write_text(textwrap.dedent(FLAKY_FREE))
+    inst = make_instance(config=SIM + f'[plugins]\nsearchpath = ["{tmp_path}"]\n'
+                         'load = ["flakyfree"]\n[sched]\nplugin = "flakyfree"\n')
+    inst.strato("submit", "--cc=1-4", "--wait", "true", check=True)
+    assert states(inst) == {"INACTIVE": 4}
+
+
+def test_tasks_do_not_inherit_the_shell_host_link(instance):
+    res = instance.strato("run", "sh", "-c", "test -e /proc/$$/fd/3 && echo leaked || echo clean",
+                          check=True)
+    assert res.stdout == "clean\n"
+
+
 def test_a_dead_shell_host_ends_its_jobs_and_is_restarted(instance):
     jobid = instance.strato("submit", "sleep", "300", check=True).stdout.strip()
     instance.strato("job", "wait-event", "-t", "20", jobid, "start", check=True)
