@@ -128,13 +128,6 @@ class ExecService:
                      "backends": {n: getattr(b, "stats", dict)() for n, b in
                                   self.backends.items()}})
 
-    async def wait_ready(self) -> None:
-        """Until every backend that starts something of its own (a shell host) is up."""
-        for backend in self.backends.values():
-            wait = getattr(backend, "wait_ready", None)
-            if wait is not None:
-                await wait()
-
     def shutdown(self) -> None:
         for backend in self.backends.values():
             backend.shutdown()

@@ -106,14 +106,15 @@ class Instance:
         self.jobs.recover()
 
     async def start_modules(self) -> None:
-        """Load the scheduler (it learns the allocations held and says ready) and
-        wait for the shell host, so the initial program finds the instance whole."""
+        """Load the scheduler (it learns the allocations held and says ready).
+
+        The shell host is not waited for: it starts while the initial program
+        does, and a job that comes first waits for its hello (exec-local)."""
         try:
             await self.sched.prepare(sorted(self.drained))
         except Exception as exc:
             raise ConfigError(f"{self.sched.name}: {exc}") from None
         await self.sched.start()
-        await self.exec.wait_ready()
 
     def _make_scheduler(self, config: dict) -> SchedModule:
         """Build the scheduler `config` names (not yet loaded); errors name the cause."""

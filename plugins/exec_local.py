@@ -38,7 +38,6 @@ class LocalExec:
         self.running: set[int] = set()
         self._starts: list[dict] = []
         self._flush_scheduled = False
-        self.hello_seen = self.loop.create_future()
         self.broker.register("exec.host-hello", self._hello)
         self.broker.register("exec.host-events", self._host_events)
         self._spawn_host()
@@ -69,19 +68,12 @@ class LocalExec:
         if pid == self.pid:
             self.ready = False
 
-    async def wait_ready(self) -> None:
-        """Until the first shell host has said hello (or has died trying), so an
-        instance's initial program finds every part of it up."""
-        await self.hello_seen
-
     def _hello(self, req) -> None:
         body = req.body or {}
         if body.get("pid") != self.pid or body.get("rank") != self.broker.rank:
             raise RPCError("exec.host-hello from a process that is not this node's shell host",
                            "EPERM")
         self.ready = True
-        if not self.hello_seen.done():
-            self.hello_seen.set_result(True)
         req.respond({"config": self.service.config, "uri": self.service.uri,
                      "rundir": str(self.service.rundir)})
         self._request_flush()
@@ -89,8 +81,6 @@ class LocalExec:
     def _host_exited(self, pid: int, status: int) -> None:
         if pid != self.pid:
             return
-        if not self.hello_seen.done():
-            self.hello_seen.set_result(False)
         self.pid = 0
         self.ready = False
         self.link.close()
