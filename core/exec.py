@@ -128,6 +128,14 @@ class ExecService:
                      "backends": {n: getattr(b, "stats", dict)() for n, b in
                                   self.backends.items()}})
 
+    def warm_up(self) -> None:
+        """Let backends start what they run on (the shell host) ahead of the first
+        job; a backend may offer ``warm_up()`` for this."""
+        for backend in self.backends.values():
+            warm_up = getattr(backend, "warm_up", None)
+            if warm_up is not None:
+                warm_up()
+
     def shutdown(self) -> None:
         for backend in self.backends.values():
             backend.shutdown()

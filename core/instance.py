@@ -70,7 +70,6 @@ class Instance:
         loop = asyncio.get_running_loop()
         self.reaper = Reaper(loop)
         self.broker = Broker(rank=self.bootstrap["rank"], size=self.bootstrap["size"])
-        # exec first: the shell host process starts while the rest is built
         hook = self.pm.hook
         exec_conf = self.config.get("exec", {})
         self.exec = ExecService(self, registry(hook.exec_register_backends, "exec backend"),
@@ -444,6 +443,7 @@ async def _serve(inst: Instance, command: list[str]) -> int:
         done: asyncio.Future = loop.create_future()
         pid = _spawn_initial(command, env)
         inst.reaper.watch(pid, lambda status: done.done() or done.set_result(status))
+        inst.exec.warm_up()  # the shell host starts alongside the initial program
 
         def terminate(signum: int) -> None:
             try:

@@ -1,7 +1,8 @@
 """exec-local: runs a job's tasks as real processes through this node's shell host.
 
 The shell host is a process of its own (`strato.shell.host`), started by this
-backend when the instance starts and supervised by it: if it dies, the jobs it
+backend once the instance's initial program runs (or by the first job, if that
+comes first) and supervised by it: if it dies, the jobs it
 ran end with an ``exec`` exception and a new one is started for the next job.
 Starts that arrive before the host has said hello wait for it. With virtual nodes
 in R every task still runs on this machine, which is what lets a laptop test a
@@ -40,7 +41,12 @@ class LocalExec:
         self._flush_scheduled = False
         self.broker.register("exec.host-hello", self._hello)
         self.broker.register("exec.host-events", self._host_events)
-        self._spawn_host()
+
+    def warm_up(self) -> None:
+        """Start the shell host now, before any job asks for it (the instance calls
+        this once its initial program is running, so the two start side by side)."""
+        if not self.pid:
+            self._spawn_host()
 
     # -- the shell host process ------------------------------------------------------------
     def _spawn_host(self) -> None:
