@@ -227,13 +227,13 @@ class Instance:
                 apply_override(config, f"{table}.{item}")
             except ConfigError as exc:
                 raise RPCError(str(exc)) from None
+        t0 = time.perf_counter()
         try:
             new = self._make_scheduler(config)
             check_config(config, self.pm)
         except (ConfigError, PluginError, ValueError) as exc:
             text = str(exc)
             raise RPCError(text if text.startswith(table) else f"{table}: {text}") from None
-        t0 = time.perf_counter()
         try:
             await new.prepare(sorted(self.drained))
         except Exception as exc:  # the old scheduler keeps running
