@@ -207,13 +207,16 @@ class Broker:
         self._request_drain()
 
     def defer(self, fn: Callable[[], None]) -> None:
-        """Run `fn` at the end of this event-loop turn, before the socket is read again.
+        """Run `fn` at the end of this event-loop turn, before the socket is read again
+        (once, if it is deferred several times in the turn).
 
         Batching parts (the job manager's requests to the scheduler, the
         scheduler's pass, exec's events) defer their flush with this, so work one
         request causes (and the work that work causes) is complete before the next
         request is read: a client always sees the effect of its previous request.
         """
+        if fn in self._deferred:  # once per turn, however often it is asked for
+            return
         self._deferred.append(fn)
         if not self._defer_scheduled:
             self._defer_scheduled = True

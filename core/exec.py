@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 
+from strato.core import ids
 from strato.core.errors import ConfigError, RPCError
 from strato.core.plugins import unknown_name
 from strato.jobspec.model import job_name, summarize
@@ -25,7 +26,9 @@ log = logging.getLogger("strato.exec")
 
 
 class ExecJob:
-    """A job as exec knows it: what to run, where, and which backend runs it."""
+    """A job as exec knows it: what to run, where, and which backend runs it.
+
+    The shell host reads its start messages into the same class."""
 
     __slots__ = ("id", "jobspec", "R", "userid", "cc", "_summary", "backend")
 
@@ -49,6 +52,11 @@ class ExecJob:
     @property
     def name(self) -> str:
         return job_name(self.jobspec)
+
+    @property
+    def kvsdir(self) -> str:
+        """The job's directory in the KVS (its output and exec eventlog live there)."""
+        return ids.encode(self.id, "kvs")
 
     def wire(self) -> dict:
         """The start message a shell host gets for this job."""

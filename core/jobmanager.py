@@ -170,7 +170,6 @@ class JobManager:
         self._cancels: list[int] = []
         self._reprios: list[list[int]] = []
         self._frees: list[Job] = []
-        self._flush_scheduled = False
         self._stale = 0  # jobs in `pending` that are no longer queued
         self.held: dict[int, dict[int, tuple[set, set]]] = {}  # rank -> jobid -> cores, gpus
         for topic, fn in (("job-manager.sched-hello", self._sched_hello),
@@ -391,13 +390,10 @@ class JobManager:
         self._request_flush()
 
     def _request_flush(self) -> None:
-        if not self._flush_scheduled:
-            self._flush_scheduled = True
-            self.broker.defer(self._flush)
+        self.broker.defer(self._flush)
 
     def _flush(self) -> None:
         """Send this turn's cancel, prioritize, free and alloc requests, one message each."""
-        self._flush_scheduled = False
         if not self.sched_ready:
             return
         send = self.broker.send

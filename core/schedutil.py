@@ -103,7 +103,6 @@ class SchedModule:
         self.annotated: dict[int, dict] = {}
         self._summaries: dict[int, tuple[dict, dict]] = {}
         self._responses: list[dict] = []
-        self._pass_requested = False
         self.loaded = False
 
     # -- life ------------------------------------------------------------------------------
@@ -162,9 +161,7 @@ class SchedModule:
             self.broker.send("job-manager.sched", {"responses": out})
 
     def _request_pass(self) -> None:
-        if not self._pass_requested:
-            self._pass_requested = True
-            self.broker.defer(self._pass)
+        self.broker.defer(self._pass)
 
     def _remove(self, job: PendingJob) -> None:
         del self.by_id[job.id]
@@ -186,7 +183,6 @@ class SchedModule:
 
     # -- the scheduling pass -----------------------------------------------------------
     def _pass(self) -> None:
-        self._pass_requested = False
         if not self.loaded or not self.queue:
             return
         result = self.scheduler.schedule(self.queue)

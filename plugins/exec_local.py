@@ -38,7 +38,6 @@ class LocalExec:
         self.stopping = False
         self.running: set[int] = set()
         self._starts: list[dict] = []
-        self._flush_scheduled = False
         self.broker.register("exec.host-hello", self._hello)
         self.broker.register("exec.host-events", self._host_events)
 
@@ -114,12 +113,9 @@ class LocalExec:
         self._request_flush()
 
     def _request_flush(self) -> None:
-        if not self._flush_scheduled:
-            self._flush_scheduled = True
-            self.broker.defer(self._flush)
+        self.broker.defer(self._flush)
 
     def _flush(self) -> None:
-        self._flush_scheduled = False
         if not self.ready or not self._starts:
             return
         starts, self._starts = self._starts, []

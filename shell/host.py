@@ -35,30 +35,12 @@ import socket
 import sys
 import time
 
-from strato.core import ids
 from strato.core.connector import Connector
+from strato.core.exec import ExecJob
 from strato.shell.shell import JobShell
 from strato.shell.spawn import Reaper, spawn
 
 log = logging.getLogger("strato.shell-host")
-
-
-class ShellJob:
-    """What a job shell needs of its job: the start message plus derived fields."""
-
-    __slots__ = ("id", "jobspec", "R", "userid", "cc", "summary", "name", "kvsdir")
-
-    def __init__(self, body: dict) -> None:
-        from strato.jobspec.model import job_name, summarize
-
-        self.id: int = body["id"]
-        self.jobspec: dict = body["jobspec"]
-        self.R: dict = body["R"]
-        self.userid: int = body.get("userid", 0)
-        self.cc: int | None = body.get("cc")
-        self.summary = summarize(self.jobspec)
-        self.name = job_name(self.jobspec)
-        self.kvsdir = ids.encode(self.id, "kvs")
 
 
 class ShellHost:
@@ -116,7 +98,7 @@ class ShellHost:
             pending.extend(entries)
         self._request_flush()
 
-    def exec_event(self, job: ShellJob, name: str, context: dict | None = None) -> None:
+    def exec_event(self, job: ExecJob, name: str, context: dict | None = None) -> None:
         """Record a shell event in the job's ``exec.eventlog``."""
         entry = {"timestamp": time.time(), "name": name}
         if context is not None:
@@ -132,7 +114,7 @@ class ShellHost:
     def _start(self, req) -> None:
         for body in req.body["jobs"]:
             try:
-                job = ShellJob(body)
+                job = ExecJob(body)
             except Exception as exc:
                 jobid = body.get("id") if isinstance(body, dict) else None
                 log.warning("cannot start job %s: %s", jobid, exc)
