@@ -12,7 +12,34 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-CONFORMANCE = REPO.parent / "shared" / "conformance"
+
+
+def _conformance() -> Path | None:
+    """The public conformance corpora (Flux jobspecs, RFC examples, batch directives,
+    Fluxion graphs): ``STRATO_CONFORMANCE``, else the default beside this repository
+    when it exists. The one place that names that default."""
+    env = os.environ.get("STRATO_CONFORMANCE")
+    if env:
+        return Path(env)
+    default = REPO.parent / "shared" / "conformance"
+    return default if default.is_dir() else None
+
+
+CONFORMANCE = _conformance()
+#: tests that read the corpora are skipped, with this reason, when there are none
+needs_corpora = pytest.mark.skipif(
+    CONFORMANCE is None, reason="conformance corpora not found (set STRATO_CONFORMANCE=DIR)")
+
+
+def bench_inputs() -> Path:
+    """The benchmark inputs beside the corpora (``grug-gen.py`` and its jobspecs)."""
+    return corpus_path().parent / "bench"
+
+
+def corpus_path(*parts: str) -> Path:
+    """A path in the corpora (a path that does not exist when they are absent, so
+    globbing it at import time collects nothing)."""
+    return (CONFORMANCE or REPO / "no-conformance-corpora").joinpath(*parts)
 STRATO = [sys.executable, "-m", "strato.cli.main"]
 # Jobs and initial programs that call `strato` find the one installed with this Python.
 os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"

@@ -102,6 +102,33 @@ def cached_bytecode_env(prefix: str) -> dict:
     return env
 
 
+def run_script_in_instance(config_toml: str, script: str, args: list[str] = (),
+                           timeout: float = 900) -> dict:
+    """Start a fresh instance with `config_toml` running the Python `script`, which
+    is called as ``script OUT_JSON ARGS...`` and writes its figures to OUT_JSON;
+    return them, with the wall time of the whole ``strato start`` as
+    ``instance_wall_s``."""
+    with tempfile.TemporaryDirectory(prefix="strato-bench-") as tmp:
+        cfg = Path(tmp) / "config.toml"
+        cfg.write_text(config_toml)
+        drv = Path(tmp) / "driver.py"
+        drv.write_text(script)
+        out = Path(tmp) / "out.json"
+        env = dict(os.environ)
+        env["PATH"] = f"{Path(PYTHON).parent}:{env.get('PATH', '')}"
+        cmd = [STRATO, "start", "--config", str(cfg), PYTHON, str(drv), str(out), *args]
+        t0 = time.perf_counter()
+        p = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=timeout,
+                           env=env)
+        wall = time.perf_counter() - t0
+        if p.returncode != 0 or not out.exists():
+            raise RuntimeError(f"{' '.join(cmd)} failed (rc={p.returncode}):\n"
+                               f"stdout: {p.stdout[-2000:]}\nstderr: {p.stderr[-4000:]}")
+        data = json.loads(out.read_text())
+        data["instance_wall_s"] = wall
+        return data
+
+
 def run_in_instance(driver_args: list[str], config_toml: str | None = None,
                     overrides: list[str] = (), timeout: float = 600,
                     env: dict | None = None) -> dict:

@@ -24,16 +24,12 @@ speed measured in the same run.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import subprocess
 import sys
-import tempfile
 import time
-from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import PYTHON, REPO, STRATO, median, print_table, write_results  # noqa: E402
+from _common import median, print_table, run_script_in_instance, write_results  # noqa: E402
 
 CONFIG = """\
 [sched]
@@ -81,26 +77,8 @@ def loop_ns(n: int = 1_000_000, reps: int = 5) -> float:
     return median(out)
 
 
-def run_once(count: int, timeout: float = 900) -> dict:
-    with tempfile.TemporaryDirectory(prefix="strato-bench-graph-inst-") as tmp:
-        cfg = Path(tmp) / "config.toml"
-        cfg.write_text(CONFIG)
-        drv = Path(tmp) / "driver.py"
-        drv.write_text(DRIVER)
-        out = Path(tmp) / "out.json"
-        env = dict(os.environ)
-        env["PATH"] = f"{Path(PYTHON).parent}:{env.get('PATH', '')}"
-        cmd = [STRATO, "start", "--config", str(cfg), PYTHON, str(drv), str(out), str(count)]
-        t0 = time.perf_counter()
-        p = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=timeout,
-                           env=env)
-        wall = time.perf_counter() - t0
-        if p.returncode != 0 or not out.exists():
-            raise RuntimeError(f"{' '.join(cmd)} failed (rc={p.returncode}):\n"
-                               f"stdout: {p.stdout[-2000:]}\nstderr: {p.stderr[-4000:]}")
-        data = json.loads(out.read_text())
-        data["instance_wall_s"] = wall
-        return data
+def run_once(count: int) -> dict:
+    return run_script_in_instance(CONFIG, DRIVER, [str(count)])
 
 
 def main(argv=None) -> dict:

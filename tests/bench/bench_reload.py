@@ -16,15 +16,11 @@ and the 10,000 still wait. Next to it, the same run's time for one round trip
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import subprocess
 import sys
-import tempfile
-from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import PYTHON, REPO, STRATO, median, print_table, write_results  # noqa: E402
+from _common import median, print_table, run_script_in_instance, write_results  # noqa: E402
 
 CONFIG = """\
 [exec]
@@ -74,19 +70,8 @@ with open(sys.argv[1], "w") as f:
 TARGET_S = 1.0
 
 
-def run_once(timeout: float = 900) -> dict:
-    with tempfile.TemporaryDirectory(prefix="strato-bench-reload-") as tmp:
-        cfg = Path(tmp) / "config.toml"
-        cfg.write_text(CONFIG)
-        drv = Path(tmp) / "driver.py"
-        drv.write_text(DRIVER)
-        out = Path(tmp) / "out.json"
-        cmd = [STRATO, "start", "--config", str(cfg), PYTHON, str(drv), str(out)]
-        p = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=timeout)
-        if p.returncode != 0 or not out.exists():
-            raise RuntimeError(f"{' '.join(cmd)} failed (rc={p.returncode}):\n"
-                               f"stdout: {p.stdout[-2000:]}\nstderr: {p.stderr[-4000:]}")
-        return json.loads(out.read_text())
+def run_once() -> dict:
+    return run_script_in_instance(CONFIG, DRIVER)
 
 
 def main(argv=None) -> dict:

@@ -1,6 +1,6 @@
 """Fluxion resource-query golden cases, run in-process through strato's matcher.
 
-Every ``kind: golden`` case of ../shared/conformance/fluxion/cases.json is one
+Every ``kind: golden`` case of the corpora's fluxion/cases.json is one
 resource-query session: the graph and options from the manifest, the command script
 on stdin (``@TEST_SRCDIR@/data/resource/`` replaced by the corpus root), and the
 output compared as ``compare_mode`` says. Cases that don't pass yet are listed in
@@ -16,10 +16,12 @@ import re
 from pathlib import Path
 
 import pytest
+from conftest import corpus_path, needs_corpora
 
 from strato.cli.resource_query import Options, SessionError, run_session
 
-CORPUS = Path(__file__).resolve().parents[2].parent / "shared" / "conformance" / "fluxion"
+CORPUS = corpus_path("fluxion")
+pytestmark = needs_corpora
 PLACEHOLDER = "@TEST_SRCDIR@/data/resource/"
 
 # group or case name -> reason it does not pass yet

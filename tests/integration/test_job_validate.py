@@ -14,8 +14,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import corpus_path, needs_corpora
 
-CONFORMANCE = Path(__file__).resolve().parents[2].parent / "shared" / "conformance"
+CONFORMANCE = corpus_path()
 JOBSPEC = CONFORMANCE / "jobspec"
 # Until `validate` is attached to `strato job`, run its module directly; then this becomes
 # [sys.executable, "-m", "strato.cli.main", "job", "validate"].
@@ -101,6 +102,7 @@ def test_canonical_versus_default(v2_file: Path) -> None:
     assert canonical.stdout == f"{v2_file}: ok\n"
 
 
+@needs_corpora
 def test_canonical_rfc_use_case_is_not_v1() -> None:
     path = str(CONFORMANCE / "rfc" / "spec_14" / "use_case_1.2.yaml")
     assert run(path).stdout == f"{path}: version: must be 1\n"
@@ -126,6 +128,7 @@ def test_json_file(tmp_path: Path) -> None:
     assert (proc.returncode, proc.stdout) == (0, f"{path}: ok\n")
 
 
+@needs_corpora
 def test_yaml_syntax_error() -> None:
     path = str(JOBSPEC / "invalid" / "invalid_yaml1.yaml")
     for args in ([path], ["--canonical", path]):
@@ -195,12 +198,14 @@ def _check_all(files: list[str], canonical: bool, valid: bool) -> None:
     assert proc.returncode == (0 if valid else 1)
 
 
+@needs_corpora
 def test_canonical_corpora() -> None:
     _check_all(corpus(JOBSPEC / "valid") + corpus(CONFORMANCE / "rfc" / "spec_14"),
                canonical=True, valid=True)
     _check_all(corpus(JOBSPEC / "invalid"), canonical=True, valid=False)
 
 
+@needs_corpora
 def test_v1_corpora() -> None:
     _check_all(corpus(JOBSPEC / "valid_v1") + corpus(CONFORMANCE / "rfc" / "spec_25"),
                canonical=False, valid=True)

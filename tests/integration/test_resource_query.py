@@ -8,10 +8,12 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import corpus_path, needs_corpora
 
 from strato.cli.resource_query import Options, run_session
 
-FLUXION = Path(__file__).resolve().parents[2].parent / "shared" / "conformance" / "fluxion"
+FLUXION = corpus_path("fluxion")
+pytestmark = needs_corpora
 TINY = FLUXION / "grugs" / "tiny.graphml"
 RQ = [sys.executable, "-m", "strato.cli.main", "resource-query"]
 

@@ -2,7 +2,7 @@
 
 Why: `strato batch` reads options from `#STRATO:`/`#FLUX:` lines, and scripts written
 for Flux must give the same options as under Flux.  The shared conformance corpus
-(``shared/conformance/batch``, read in place) fixes the exact directives of each valid
+(``batch`` in STRATO_CONFORMANCE, read in place) fixes the exact directives of each valid
 script and the error of each invalid one; every file is also checked with the FLUX
 sentinel rewritten to STRATO.  The inline cases cover RFC rules the corpus does not.
 """
@@ -14,10 +14,11 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from conftest import corpus_path, needs_corpora
 
 from strato.jobspec.directives import Directive, directive_args, parse_directives
 
-CORPUS = Path(__file__).resolve().parents[2].parent / "shared" / "conformance" / "batch"
+CORPUS = corpus_path("batch")
 VALID = sorted(p for p in (CORPUS / "valid").glob("*") if p.is_file())
 INVALID = sorted(p for p in (CORPUS / "invalid").glob("*") if p.is_file())
 
@@ -31,6 +32,7 @@ def render(directives: list[Directive]) -> list[str]:
     return [str(d) for d in directives]
 
 
+@needs_corpora
 def test_corpus_present() -> None:
     assert VALID, f"no valid batch scripts under {CORPUS}"
     assert INVALID, f"no invalid batch scripts under {CORPUS}"

@@ -3,7 +3,7 @@
 Why: ``strato job validate --canonical`` and every tool that reads canonical jobspecs
 (any version, any resource graph, count ranges) rely on validate_canonical agreeing
 with Flux on the public corpora, and on each error being one line that names the field.
-The corpora in ../shared/conformance are read in place, never copied.
+The conformance corpora (STRATO_CONFORMANCE) are read in place, never copied.
 """
 
 from __future__ import annotations
@@ -18,11 +18,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import corpus_path, needs_corpora
 
 from strato.jobspec.canonical import load_jobspec, validate_canonical
 from strato.jobspec.model import JobspecError, validate_v1
 
-CONFORMANCE = Path(__file__).resolve().parents[2].parent / "shared" / "conformance"
+CONFORMANCE = corpus_path()
 JOBSPEC = CONFORMANCE / "jobspec"
 
 
@@ -138,6 +139,7 @@ def field_named_by(stem: str) -> str:
     return ""
 
 
+@needs_corpora
 def test_corpora_present() -> None:
     assert VALID and INVALID and SPEC_26, f"corpora missing under {CONFORMANCE}"
 
@@ -774,6 +776,7 @@ def test_v1_rules_are_stricter() -> None:
 # -- load_jobspec ----------------------------------------------------------------------
 
 
+@needs_corpora
 def test_load_yaml_and_json_alike() -> None:
     path = CONFORMANCE / "rfc" / "spec_14" / "use_case_1.2.yaml"
     js = load_jobspec(path.read_text(), path.name)

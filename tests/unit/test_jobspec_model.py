@@ -2,7 +2,7 @@
 
 Why: every submitted job goes through validate_v1, the CLI builds jobspecs with
 JobspecV1.from_command, and the scheduler sizes jobs with summarize(); each must agree
-with Flux.  The public corpora in ../shared/conformance are read in place.
+with Flux.  The public corpora (STRATO_CONFORMANCE) are read in place.
 """
 
 from __future__ import annotations
@@ -18,10 +18,11 @@ from typing import Any
 
 import pytest
 import yaml
+from conftest import corpus_path, needs_corpora
 
 from strato.jobspec import JobspecError, JobspecV1, summarize, validate_v1
 
-CONFORMANCE = Path(__file__).resolve().parents[2].parent / "shared" / "conformance"
+CONFORMANCE = corpus_path()
 INVALID_V1 = sorted((CONFORMANCE / "jobspec" / "invalid_v1").glob("*.yaml"))
 VALID_V1 = sorted((CONFORMANCE / "rfc" / "spec_25").glob("*.yaml")) + sorted(
     (CONFORMANCE / "jobspec" / "valid_v1").glob("*.yaml")
@@ -69,6 +70,7 @@ def error_of(js: object) -> str:
 # -- conformance corpora ---------------------------------------------------------------
 
 
+@needs_corpora
 def test_corpora_present() -> None:
     assert INVALID_V1, f"no invalid_v1 corpus under {CONFORMANCE}"
     assert VALID_V1, f"no spec_25 corpus under {CONFORMANCE}"
@@ -128,10 +130,12 @@ def test_invalid_canonical_corpus_rejected(path: Path) -> None:
         ("with_whatnow", "resources[0].with[0].type: must be core or gpu"),
     ],
 )
+@needs_corpora
 def test_invalid_v1_messages(name: str, expected: str) -> None:
     assert error_of(load(CONFORMANCE / "jobspec" / "invalid_v1" / f"{name}.yaml")) == expected
 
 
+@needs_corpora
 def test_task_count_per_resource_message() -> None:
     message = error_of(
         load(CONFORMANCE / "jobspec" / "invalid_v1" / "task_count_per_resource.yaml")
@@ -431,6 +435,7 @@ def test_validation_does_not_modify() -> None:
         ("use_case_2.4", (16, 4, 16, 1, 1)),
     ],
 )
+@needs_corpora
 def test_summarize_use_cases(name: str, expected: tuple[Any, ...]) -> None:
     summary = summarize(load(CONFORMANCE / "rfc" / "spec_25" / f"{name}.yaml"))
     got = tuple(
@@ -613,6 +618,7 @@ def test_from_json_errors() -> None:
         JobspecV1.from_json("[]")
 
 
+@needs_corpora
 def test_from_yaml_stream_and_file() -> None:
     path = CONFORMANCE / "rfc" / "spec_25" / "use_case_2.4.yaml"
     from_text = JobspecV1.from_yaml_stream(path.read_text())
@@ -623,6 +629,7 @@ def test_from_yaml_stream_and_file() -> None:
     assert from_file.summarize()["ntasks"] == 16
 
 
+@needs_corpora
 def test_from_yaml_errors() -> None:
     with pytest.raises(JobspecError, match=r"^jobspec: invalid YAML"):
         JobspecV1.from_yaml_stream("foo: bar: baz")

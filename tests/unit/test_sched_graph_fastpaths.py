@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import bench_inputs
 
 from strato.cli.resource_query import Options, run_session
 from strato.plugins.sched_graph import jobspec as jsmod
@@ -24,7 +25,7 @@ from strato.plugins.sched_graph.graph import Edge, OutEdgeIndex
 from strato.plugins.sched_graph.jobspec import JobspecError, parse_jobspec
 from strato.plugins.sched_graph.traverser import Traverser
 
-BENCH = Path(__file__).resolve().parents[2].parent / "shared" / "bench"
+BENCH = bench_inputs()
 needs_bench = pytest.mark.skipif(not (BENCH / "grug-gen.py").is_file(),
                                  reason="bench inputs not found")
 

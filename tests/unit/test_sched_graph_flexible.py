@@ -6,6 +6,7 @@ import io
 from pathlib import Path
 
 import pytest
+from conftest import corpus_path
 
 from strato.cli.resource_query import Options, SessionError, run_session
 from strato.plugins.sched_graph.flexible import (
@@ -16,7 +17,7 @@ from strato.plugins.sched_graph.flexible import (
 )
 from strato.plugins.sched_graph.jobspec import JobspecError, Request, parse_jobspec
 
-CORPUS = Path(__file__).resolve().parents[2].parent / "shared" / "conformance" / "fluxion"
+CORPUS = corpus_path("fluxion")
 FLEX = CORPUS / "jobspecs" / "flexible"
 VALIDATION = CORPUS / "jobspecs" / "validation"
 needs_corpus = pytest.mark.skipif(not FLEX.is_dir(), reason="Fluxion corpus not found")

@@ -16,11 +16,12 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import bench_inputs
 
 from strato.cli.resource_query import Options, run_session
 from strato.plugins.sched_graph.traverser import Traverser
 
-BENCH = Path(__file__).resolve().parents[2].parent / "shared" / "bench"
+BENCH = bench_inputs()
 needs_bench = pytest.mark.skipif(not (BENCH / "grug-gen.py").is_file(),
                                  reason="bench inputs not found")
 
