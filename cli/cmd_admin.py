@@ -12,7 +12,7 @@ import time
 
 import click
 
-from strato.cli.common import JOBID, handle
+from strato.cli.common import handle
 
 # -- queue ---------------------------------------------------------------------------------
 QUEUE_OPT = click.option("-q", "--queue", metavar="NAME", help="One queue (default: all).")
@@ -208,17 +208,82 @@ def resource_undrain(targets) -> int:
 
 # -- small commands ------------------------------------------------------------------------
 @click.command()
-@click.argument("target", required=False, type=JOBID)
-def uri(target) -> int:
-    """Print the URI of this instance, or of the instance a job runs."""
-    if target is None:
-        from strato.handle import resolve_uri
+@click.option("--parent", is_flag=True, help="The URI of TARGET's parent instance.")
+@click.option("--local", is_flag=True, help="A URI usable on this host (local://).")
+@click.option("--wait", is_flag=True, help="Wait for a job's instance to start.")
+@click.argument("target", required=False)
+def uri(parent, local, wait, target) -> int:
+    """Print the URI of this instance, or of TARGET: a job's instance (JOBID), a
+    path of them (JOBID/JOBID2, /JOBID from the root) or a URI."""
+    from strato import instance as api
 
-        click.echo(resolve_uri(None))
-        return 0
-    from strato import job as jobapi
+    found = api.resolve(target, wait=wait)
+    if parent:
+        from strato.handle import Handle
 
-    click.echo(jobapi.uri(handle(), target))
+        with Handle(found) as h:
+            found = api.attr_get(h, "parent-uri")
+        if not found:
+            raise click.ClickException("the instance has no parent (it is the root)")
+    if local and not found.startswith("local://"):
+        raise click.ClickException(f"{found}: not an instance on this host")
+    click.echo(found)
+    return 0
+
+
+@click.command(context_settings={"allow_interspersed_args": False})
+@click.argument("target")
+@click.argument("command", nargs=-1, type=click.UNPROCESSED)
+def proxy(target, command) -> int:
+    """Run COMMAND (default: a shell) connected to the instance TARGET (a job id,
+    a path of job ids, or a URI); exit with its exit code."""
+    from strato import instance as api
+    from strato.handle import Handle
+
+    found = api.resolve(target)
+    with Handle(found) as h:  # one-line error now if it is dead or unreachable
+        api.ping(h)
+    argv = list(command) or [os.environ.get("SHELL", "/bin/sh")]
+    env = dict(os.environ, STRATO_URI=found)
+    try:
+        os.execvpe(argv[0], argv, env)
+    except OSError as exc:
+        raise click.ClickException(f"{argv[0]}: {exc.strerror}") from None
+
+
+@click.command()
+@click.argument("name")
+def getattr(name) -> int:  # noqa: A001 - Flux's command name
+    """Print the value of a broker attribute (see strato lsattr)."""
+    from strato import instance as api
+
+    click.echo(api.attr_get(handle(), name))
+    return 0
+
+
+@click.command()
+@click.option("-v", "--values", is_flag=True, help="Show each attribute's value too.")
+def lsattr(values) -> int:
+    """List the broker attributes."""
+    from strato import instance as api
+
+    attrs = api.attributes(handle())
+    width = max(len(k) for k in attrs)
+    for key in sorted(attrs):
+        click.echo(f"{key:<{width}}  {attrs[key]}" if values else key)
+    return 0
+
+
+@click.command()
+@click.argument("target", required=False)
+def shutdown(target) -> int:
+    """Stop the instance (or TARGET: a job id or URI): its initial program ends,
+    then its running jobs."""
+    from strato import instance as api
+    from strato.handle import Handle
+
+    with Handle(api.resolve(target)) as h:
+        api.shutdown(h)
     return 0
 
 

@@ -1,19 +1,40 @@
-"""strato batch: submit a batch script, with its ``#STRATO:``/``#FLUX:`` directives.
+"""strato batch and strato alloc: child instances as jobs (Flux's ``flux batch``,
+``flux alloc``).
 
-Directives (RFC 36) in the script are options too: they are read before the
-command line's, so the command line wins. The script travels in the jobspec
-(``attributes.system.files.script``); the job shell writes it to the job's
-temporary directory and runs it once. (Running it as a nested instance that
-schedules the batch job's own jobs comes with hierarchical instances.)
+Both submit a job whose one task is ``strato start``: a complete instance that
+owns exactly the job's resources and schedules its own jobs in them. ``batch``
+runs a script as the child's initial program (its ``#STRATO:``/``#FLUX:``
+directives, RFC 36, are options read before the command line's, so the command
+line wins; the script travels in ``attributes.system.files.script``). ``alloc``
+runs CMD in the child and streams its output, or, without CMD, gives an
+interactive shell whose ``STRATO_URI`` is the child: the shell runs here, on the
+user's terminal, as Slurm's ``salloc`` does, and the child lives until it exits.
+
+``--conf`` (a TOML or JSON file, a KEY=VAL setting or a JSON object, merged in
+order) is the child's whole config, independent of the parent's; it travels as
+``attributes.system.files["conf.json"]``.
 """
 
 from __future__ import annotations
 
+import json
+import os
+import shlex
+import shutil
+import signal
+import subprocess
 import sys
+import threading
 
 import click
 
-from strato.cli.submitopts import apply_options, job_options, multi_options
+from strato.cli.submitopts import (
+    apply_options,
+    job_options,
+    multi_options,
+    parse_flags,
+    parse_urgency,
+)
 
 _state = {"probing": False}
 
@@ -58,6 +79,96 @@ class BatchCommand(click.Command):
         return super().parse_args(ctx, extra + list(args))
 
 
+def instance_options(fn):
+    """The options of a child instance, shared by batch and alloc (Flux's names)."""
+    for opt in reversed([
+        click.option("--conf", multiple=True, metavar="FILE|KEY=VAL|JSON",
+                     help="The child's config: a TOML/JSON file, a KEY=VAL setting or a"
+                          " JSON object (repeat to merge; later wins)."),
+        click.option("--broker-opts", multiple=True, metavar="OPTS",
+                     help="Options for the child's strato start, e.g. '-S exec.backend=sim'."),
+        click.option("--dump", is_flag=False, flag_value="strato-{{id}}-dump.tgz",
+                     default=None, metavar="[FILE]",
+                     help="Archive the child's KVS to FILE at its end"
+                          " (default strato-{{id}}-dump.tgz)."),
+    ]):
+        fn = opt(fn)
+    return fn
+
+
+def _merge(into: dict, new: dict) -> None:
+    for key, value in new.items():
+        if isinstance(value, dict) and isinstance(into.get(key), dict):
+            _merge(into[key], value)
+        else:
+            into[key] = value
+
+
+def child_config(items: tuple[str, ...]) -> dict:
+    """The ``--conf`` values merged in order (BadParameter names a bad one)."""
+    from strato.core.config import apply_override, read_config_file
+    from strato.core.errors import ConfigError
+
+    conf: dict = {}
+    for item in items:
+        try:
+            if item.lstrip().startswith("{"):
+                try:
+                    value = json.loads(item)
+                except ValueError as exc:
+                    raise ConfigError(f"invalid JSON: {exc}") from None
+                if not isinstance(value, dict):
+                    raise ConfigError("a JSON config must be an object")
+                _merge(conf, value)
+            elif os.path.isfile(item) or item.endswith((".toml", ".json")):
+                _merge(conf, read_config_file(item))
+            elif "=" in item:
+                apply_override(conf, item)
+            else:
+                raise ConfigError("not a config file, KEY=VAL or JSON object")
+        except ConfigError as exc:
+            raise click.BadParameter(f"{item}: {exc}", param_hint="--conf") from None
+    return conf
+
+
+def broker_options(o: dict) -> list[str]:
+    """The child's ``strato start`` options: --broker-opts, --conf, --dump."""
+    out: list[str] = []
+    for text in o["broker_opts"]:
+        try:
+            out.extend(shlex.split(text))
+        except ValueError as exc:
+            raise click.BadParameter(f"{text}: {exc}", param_hint="--broker-opts") from None
+    if o["conf"]:
+        out.append("--config={{tmpdir}}/conf.json")
+    if o["dump"]:
+        out.append(f"--dump={o['dump']}")
+    return out
+
+
+def finish_instance_jobspec(js, o: dict) -> dict:
+    """Add the child's config file and the job options; make ``strato`` runnable."""
+    if o["conf"]:
+        files = js.jobspec.get("attributes", {}).get("system", {}).get("files", {})
+        files = dict(files, **{"conf.json": {"data": json.dumps(child_config(o["conf"])),
+                                             "mode": 0o600}})
+        js.setattr("system.files", files)
+    apply_options(js, o)
+    task = js.jobspec["tasks"][0]
+    task["command"] = strato_argv(js.jobspec["attributes"]["system"].get("environment")) \
+        + task["command"][1:]
+    return js.jobspec
+
+
+def strato_argv(env: dict | None) -> list[str]:
+    """How a job runs this strato: ``strato`` if the job's PATH finds this very
+    program, else this Python with ``-m strato`` (an unactivated venv)."""
+    found = shutil.which("strato", path=(env if env is not None else os.environ).get("PATH"))
+    if found and os.path.realpath(found) == os.path.realpath(sys.argv[0]):
+        return ["strato"]
+    return [sys.executable, "-m", "strato"]
+
+
 def batch_jobspec(script_text: str, args: tuple, o: dict) -> dict:
     """The jobspec of a batch job from the shared options (see JobspecV1)."""
     from strato.cli.submitopts import shape
@@ -67,23 +178,102 @@ def batch_jobspec(script_text: str, args: tuple, o: dict) -> dict:
     try:
         js = JobspecV1.from_batch_command(
             script_text, args, num_slots=nslots, cores_per_slot=o["cores_per_task"],
-            gpus_per_slot=o["gpus_per_task"], name=o["job_name"] or "batch", **common)
+            gpus_per_slot=o["gpus_per_task"], name=o["job_name"] or "batch",
+            broker_opts=broker_options(o), **common)
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from None
     if not o["output"]:
         o = dict(o, output="strato-{{id}}.out")
-    apply_options(js, o)
-    return js.jobspec
+    return finish_instance_jobspec(js, o)
 
 
 @click.command(cls=BatchCommand, context_settings={"allow_interspersed_args": False})
 @job_options
 @multi_options
+@instance_options
 @click.argument("script", required=False)
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 def batch(script, args, **o) -> int:
-    """Submit SCRIPT (or stdin) as a batch job; -n counts slots, not tasks."""
+    """Submit SCRIPT (or stdin) as a batch job: a child instance that runs it and
+    schedules the jobs it submits; -n counts slots, not tasks."""
     from strato.cli.cmd_submit import submit_and_follow
 
     text = click.get_current_context().meta["strato.batch.script"]
     return submit_and_follow(batch_jobspec(text, args, o), o)
+
+
+def alloc_jobspec(command: list[str], o: dict) -> dict:
+    """A child instance running `command` (or, for an interactive shell, running
+    until this process exits)."""
+    from strato.cli.submitopts import shape
+    from strato.jobspec.model import JobspecV1
+
+    nslots, common = shape(o)
+    program = command or [f"--exit-with={os.getpid()}"]
+    try:
+        js = JobspecV1.from_nest_command(
+            [*broker_options(o), *program], num_slots=nslots,
+            cores_per_slot=o["cores_per_task"], gpus_per_slot=o["gpus_per_task"],
+            name=o["job_name"] or (os.path.basename(command[0]) if command else "alloc"),
+            **common)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+    return finish_instance_jobspec(js, o)
+
+
+@click.command(context_settings={"allow_interspersed_args": False})
+@job_options
+@instance_options
+@click.argument("command", nargs=-1, type=click.UNPROCESSED)
+def alloc(command, **o) -> int:
+    """Start a child instance as a job and run COMMAND in it (default: an interactive
+    shell), streaming its output; the instance ends with it. -n counts slots."""
+    if not command and not o["dry_run"] and not sys.stdin.isatty():
+        raise click.UsageError("no command given and stdin is not a terminal"
+                               " (give a command to run in the new instance)")
+    js = alloc_jobspec(list(command), o)
+    if o["dry_run"]:
+        click.echo(json.dumps(js))
+        return 0
+    from strato import job as jobapi
+    from strato.handle import Handle
+
+    h = Handle()
+    urgency, flags = parse_urgency(o["urgency"]), parse_flags(o["flags"])
+    if command:
+        from strato.cli.attach import attach_stream
+
+        jobid, stream = jobapi.submit_and_watch(h, js, urgency, flags, output=True)
+        return attach_stream(h, jobid, stream, "strato-alloc", o["label_io"])
+    return _interactive(h, jobapi.submit(h, js, urgency, flags))
+
+
+def _interactive(h, jobid: int) -> int:
+    """Run the user's shell here with STRATO_URI set to the child; when it exits,
+    stop the child with its exit code. If the job ends first, the shell is hung up."""
+    from strato import instance
+    from strato import job as jobapi
+    from strato.handle import Handle
+
+    uri = jobapi.uri(h, jobid, wait=True)
+    env = dict(os.environ, STRATO_URI=uri)
+    shell = subprocess.Popen([os.environ.get("SHELL", "/bin/sh")], env=env)
+
+    def hang_up_when_job_ends() -> None:
+        with Handle(h.uri) as mine:
+            jobapi.wait(mine, jobid)
+        if shell.poll() is None:
+            shell.send_signal(signal.SIGHUP)
+
+    threading.Thread(target=hang_up_when_job_ends, daemon=True).start()
+    rc = shell.wait()
+    rc = 128 - rc if rc < 0 else rc
+    from strato.core.errors import StratoError
+
+    try:
+        with Handle(uri) as child:
+            instance.shutdown(child, rc)
+    except StratoError:
+        pass  # the child is already gone
+    jobapi.wait(h, jobid)
+    return rc

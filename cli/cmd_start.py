@@ -11,14 +11,23 @@ import click
               help="Override a config key, e.g. -S exec.backend=sim.")
 @click.option("--statedir", metavar="DIR", help="Keep the KVS here, so a restart recovers.")
 @click.option("--rundir", metavar="DIR", help="Put the instance's socket here.")
+@click.option("--exit-with", type=click.IntRange(min=1), metavar="PID",
+              help="Run no command: stop when process PID exits (or on strato shutdown).")
+@click.option("--dump", metavar="FILE",
+              help="At the end, archive the KVS to FILE (.tgz; {{id}} is the job id).")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
-def start(config_path, overrides, statedir, rundir, command) -> int:
+def start(config_path, overrides, statedir, rundir, exit_with, dump, command) -> int:
     """Start an instance and run COMMAND in it (default: an interactive shell).
 
-    The instance exits when COMMAND does, with its exit code.
+    The instance exits when COMMAND does, with its exit code. Run as a job (by
+    strato batch, strato alloc, or strato run strato start ...), it is a child
+    instance: its resources are exactly the job's.
     """
     from strato.core.config import load_config
     from strato.core.instance import run_instance
 
+    if exit_with is not None and command:
+        raise click.UsageError("--exit-with runs no command; give one or the other")
     config = load_config(config_path, list(overrides))
-    return run_instance(config, list(command), statedir=statedir, rundir=rundir)
+    return run_instance(config, list(command), statedir=statedir, rundir=rundir,
+                        exit_with=exit_with, dump=dump)

@@ -188,7 +188,7 @@ class Broker:
             link.close()
         if self._sock is not None:
             self._loop.remove_reader(self._fd)
-            self._sock.close(0)
+            self._sock.close(200)  # answers already sent (e.g. to a shutdown) still leave
             self._sock = None
 
     def _send(self, ident: bytes | None, payload: bytes) -> None:

@@ -13,6 +13,7 @@ declared name instead of being silently ignored.
 from __future__ import annotations
 
 import difflib
+import json
 import tomllib
 from collections.abc import Callable
 from pathlib import Path
@@ -34,16 +35,27 @@ from strato.jobspec.hostlist import expand_hostlist
 from strato.jobspec.idset import decode_idset
 
 
+def read_config_file(path: str) -> dict:
+    """A config file: TOML, or JSON if its name ends in ``.json`` (what ``strato
+    batch --conf`` hands its child instance); ConfigError names what is wrong."""
+    try:
+        text = Path(path).read_text()
+    except OSError as exc:
+        raise ConfigError(f"cannot read config {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a text file") from None
+    try:
+        config = json.loads(text) if path.endswith(".json") else tomllib.loads(text)
+    except (tomllib.TOMLDecodeError, ValueError) as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    if not isinstance(config, dict):
+        raise ConfigError(f"{path}: a config must be a table (a JSON object)")
+    return config
+
+
 def load_config(path: str | None, overrides: list[str] = ()) -> dict:
     """Read the config file (if any) and apply overrides; ConfigError on bad input."""
-    config: dict = {}
-    if path:
-        try:
-            config = tomllib.loads(Path(path).read_text())
-        except OSError as exc:
-            raise ConfigError(f"cannot read config {path}: {exc.strerror}") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{path}: {exc}") from None
+    config: dict = read_config_file(path) if path else {}
     for item in overrides:
         apply_override(config, item)
     _check(config)

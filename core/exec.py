@@ -10,12 +10,16 @@ tasks are running), ``finish {status}`` (the largest task wait status) and
 Backends (`strato.core.hookspecs.ExecBackend`) are registered by plugins:
 ``local`` runs real tasks through this node's shell host process, ``sim`` lets a
 job "run" for a set time with no process. A job asks for ``sim`` with
-``attributes.system.exec.test``; otherwise the instance's ``[exec] backend``.
+``attributes.system.exec.test``; otherwise the instance's ``[exec] backend``,
+except that a job which is itself an instance (its command is ``strato start``,
+as ``strato batch`` and ``strato alloc`` submit) always runs for real: a child
+instance over virtual nodes is a real broker whose own jobs may be simulated.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 
 from strato.core import ids
 from strato.core.errors import ConfigError, RPCError
@@ -62,6 +66,18 @@ class ExecJob:
         """The start message a shell host gets for this job."""
         return {"id": self.id, "jobspec": self.jobspec, "R": self.R, "userid": self.userid,
                 "cc": self.cc}
+
+
+def runs_instance(jobspec: dict) -> bool:
+    """True if the job's command starts a strato instance (``strato start ...`` or
+    ``python -m strato start ...``)."""
+    try:
+        argv = jobspec["tasks"][0]["command"]
+    except (KeyError, IndexError, TypeError):
+        return False
+    if len(argv) > 3 and argv[1:3] == ["-m", "strato"]:
+        argv = argv[2:]
+    return len(argv) > 1 and os.path.basename(str(argv[0])) == "strato" and argv[1] == "start"
 
 
 class ExecService:
@@ -111,7 +127,14 @@ class ExecService:
         system = job.jobspec.get("attributes", {}).get("system", {})
         test = system.get("exec", {}).get("test") if isinstance(system.get("exec"), dict) \
             else None
-        job.backend = self.backend("sim" if test is not None else self.default)
+        if test is not None:
+            name = "sim"
+        elif self.default != "local" and "local" in self.factories \
+                and runs_instance(job.jobspec):
+            name = "local"
+        else:
+            name = self.default
+        job.backend = self.backend(name)
         self.jobs[job.id] = job
         try:
             job.backend.start(job)
@@ -137,12 +160,11 @@ class ExecService:
                                   self.backends.items()}})
 
     def warm_up(self) -> None:
-        """Let backends start what they run on (the shell host) ahead of the first
-        job; a backend may offer ``warm_up()`` for this."""
-        for backend in self.backends.values():
-            warm_up = getattr(backend, "warm_up", None)
-            if warm_up is not None:
-                warm_up()
+        """Let the default backend start what it runs on (the shell host) ahead of
+        the first job; a backend may offer ``warm_up()`` for this."""
+        warm_up = getattr(self.backend(self.default), "warm_up", None)
+        if warm_up is not None:
+            warm_up()
 
     def shutdown(self) -> None:
         for backend in self.backends.values():

@@ -22,13 +22,20 @@ from pathlib import Path
 
 import zmq
 
-from strato.core import job_services
+from strato.core import ids, job_services
 from strato.core.broker import Broker
+from strato.core.child import (
+    Parent,
+    initial_environment,
+    parent_from_environment,
+    post_uri,
+    report_failure,
+)
 from strato.core.config import apply_override, check_config
-from strato.core.errors import ConfigError, PluginError, RPCError, StateError
+from strato.core.errors import ConfigError, PluginError, RPCError, StateError, StratoError
 from strato.core.exec import ExecService
 from strato.core.jobmanager import JobManager
-from strato.core.kvs import KVS
+from strato.core.kvs import KVS, dump_kvs
 from strato.core.plugins import (
     builtin_plugins,
     call_hook,
@@ -52,8 +59,10 @@ log = logging.getLogger("strato.instance")
 class Instance:
     """One running instance in this process (see module docstring)."""
 
-    def __init__(self, config: dict, rundir: Path, statedir: Path | None) -> None:
+    def __init__(self, config: dict, rundir: Path, statedir: Path | None,
+                 parent: Parent | None = None) -> None:
         self.config = config
+        self.parent = parent
         self.rundir = rundir
         self.statedir = statedir
         self.uri = f"local://{rundir}/local"
@@ -63,7 +72,7 @@ class Instance:
         self.drained: dict[int, dict] = {}
         self.sched: SchedModule | None = None
         self.exec: ExecService | None = None
-        self.bootstrap = bootstrap_single()
+        self.bootstrap = bootstrap_single(parent)
 
     def setup(self) -> None:
         """Build every part; errors here stop startup with a one-line message."""
@@ -88,7 +97,7 @@ class Instance:
             epoch = int(time.time() * 1000) - 1
             self.kvs.put("instance.fluid-epoch", epoch)
         self.fluid_epoch = epoch
-        self.nodes, self.R = instance_R(self.config)
+        self.nodes, self.R = instance_R(self.config, self.parent.R if self.parent else None)
         self.kvs.put("resource.R", self.R)
         self.queues = Queues(self.config)
         self.kvs.register_services(self.broker)
@@ -168,6 +177,8 @@ class Instance:
                 "rundir": str(self.rundir),
                 "statedir": str(self.statedir) if self.statedir else "",
                 "instance-level": self.bootstrap["instance-level"],
+                "parent-uri": self.parent.uri if self.parent else "",
+                "jobid": ids.f58(self.parent.jobid) if self.parent else "",
                 "broker.pid": os.getpid()}
 
     def _attr_get(self, req) -> None:
@@ -396,16 +407,10 @@ class Instance:
                 obj.close()
 
 
-def bootstrap_single() -> dict:
-    """The bootstrap of a one-broker instance: rank 0 of size 1 on this host.
-
-    ``instance-level`` comes from the enclosing instance (STRATO_INSTANCE_LEVEL
-    set by a parent's job shell), so a nested instance knows its depth.
-    """
-    try:
-        level = int(os.environ.get("STRATO_INSTANCE_LEVEL", "-1")) + 1
-    except ValueError:
-        level = 0
+def bootstrap_single(parent: Parent | None = None) -> dict:
+    """The bootstrap of a one-broker instance: rank 0 of size 1 on this host, one
+    level below its parent (a child instance) or at level 0."""
+    level = parent.level + 1 if parent else 0
     return {"rank": 0, "size": 1, "hostlist": socket.gethostname(), "instance-level": level}
 
 
@@ -425,7 +430,59 @@ def _spawn_initial(argv: list[str], env: dict[str, str]) -> int:
     return os.posix_spawn(exe, argv, env)
 
 
-async def _serve(inst: Instance, command: list[str]) -> int:
+class _Program:
+    """What the instance lives for: its initial program, or (``--exit-with``) another
+    process on this host; ``strato shutdown`` ends either. ``done`` gets a wait status."""
+
+    def __init__(self, inst: Instance, command: list[str], exit_with: int | None) -> None:
+        loop = asyncio.get_running_loop()
+        self.done: asyncio.Future = loop.create_future()
+        self.pid = 0
+        if exit_with is None:
+            env = initial_environment(dict(os.environ), inst.uri)
+            self.pid = _spawn_initial(command, env)
+            inst.reaper.watch(self.pid, self._finish)
+        else:
+            try:
+                fd = os.pidfd_open(exit_with)
+            except OSError as exc:
+                raise ConfigError(f"--exit-with {exit_with}: {exc.strerror}") from None
+            loop.add_reader(fd, self._watched_exited, loop, fd)
+        inst.broker.register("broker.shutdown", self._shutdown)
+
+    def _finish(self, status: int) -> None:
+        if not self.done.done():
+            self.done.set_result(status)
+
+    def _watched_exited(self, loop: asyncio.AbstractEventLoop, fd: int) -> None:
+        loop.remove_reader(fd)
+        os.close(fd)
+        self._finish(0)
+
+    def signal(self, signum: int) -> None:
+        """Pass a signal on to the initial program (or stop, if there is none)."""
+        if not self.pid:
+            self._finish(signum)
+            return
+        try:
+            os.kill(self.pid, signum)
+        except ProcessLookupError:
+            pass
+
+    def _shutdown(self, req) -> None:
+        """``broker.shutdown {exit}``: end the initial program, or exit with ``exit``."""
+        code = (req.body or {}).get("exit", 0)
+        if not isinstance(code, int) or not 0 <= code <= 255:
+            raise RPCError("exit must be an integer from 0 to 255")
+        req.respond()
+        if self.pid:
+            self.signal(signal.SIGTERM)
+        else:
+            self._finish(code << 8)
+
+
+async def _serve(inst: Instance, command: list[str], exit_with: int | None = None,
+                 dump: str | None = None) -> int:
     try:
         inst.setup()
         await inst.start_modules()
@@ -437,34 +494,40 @@ async def _serve(inst: Instance, command: list[str]) -> int:
             inst.broker.bind(f"ipc://{sock}")
         except zmq.ZMQError as exc:
             raise ConfigError(f"cannot listen on {inst.rundir}/local: {exc}") from None
-        loop = asyncio.get_running_loop()
-        env = dict(os.environ)
-        env["STRATO_URI"] = inst.uri
-        done: asyncio.Future = loop.create_future()
-        pid = _spawn_initial(command, env)
-        inst.reaper.watch(pid, lambda status: done.done() or done.set_result(status))
+        if inst.parent is not None:
+            post_uri(inst.parent, inst.uri)
+        program = _Program(inst, command, exit_with)
         inst.exec.warm_up()  # the shell host starts alongside the initial program
-
-        def terminate(signum: int) -> None:
-            try:
-                os.kill(pid, signum)
-            except ProcessLookupError:
-                pass
-
-        loop.add_signal_handler(signal.SIGTERM, terminate, signal.SIGTERM)
-        loop.add_signal_handler(signal.SIGHUP, terminate, signal.SIGHUP)
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGTERM, program.signal, signal.SIGTERM)
+        loop.add_signal_handler(signal.SIGHUP, program.signal, signal.SIGHUP)
         loop.add_signal_handler(signal.SIGINT, lambda: None)  # the program handles ^C itself
-        status = await done
+        status = await program.done
+        if dump:
+            path = _dump_path(dump, inst)
+            try:
+                dump_kvs(inst.kvs, path)
+            except OSError as exc:
+                log.error("cannot write the dump %s: %s", path, exc.strerror)
     finally:
         inst.shutdown()
     code = os.waitstatus_to_exitcode(status)
     return 128 - code if code < 0 else code
 
 
+def _dump_path(template: str, inst: Instance) -> str:
+    jobid = ids.f58(inst.parent.jobid) if inst.parent else "0"
+    return template.replace("{{id}}", jobid).replace("{{jobid}}", jobid)
+
+
 def run_instance(config: dict, command: list[str], statedir: str | None = None,
-                 rundir: str | None = None) -> int:
-    """Run an instance in this process until `command` exits; returns its exit code."""
-    if not command:
+                 rundir: str | None = None, exit_with: int | None = None,
+                 dump: str | None = None) -> int:
+    """Run an instance in this process until `command` exits (or process `exit_with`,
+    or a shutdown request); returns the exit code. With `dump`, the KVS is archived
+    there at the end. An instance started as a job that cannot start tells its
+    parent why, as an exception on the job, before it fails."""
+    if not command and exit_with is None:
         command = [os.environ.get("SHELL", "/bin/sh")]
     owned = rundir is None
     if owned:
@@ -476,9 +539,17 @@ def run_instance(config: dict, command: list[str], statedir: str | None = None,
             os.chmod(rdir, 0o700)
         except OSError as exc:
             raise ConfigError(f"cannot use rundir {rdir}: {exc.strerror}") from None
+    parent = None
     try:
-        inst = Instance(config, rdir, Path(statedir).resolve() if statedir else None)
-        code = asyncio.run(_serve(inst, command))
+        parent = parent_from_environment(os.environ)
+        inst = Instance(config, rdir, Path(statedir).resolve() if statedir else None, parent)
+        code = asyncio.run(_serve(inst, command, exit_with, dump))
+    except StratoError as exc:
+        if parent is not None:
+            # The parent answers with SIGTERM; the exit code must stay this error's.
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            report_failure(parent, str(exc))
+        raise
     finally:
         if owned:
             shutil.rmtree(rdir, ignore_errors=True)

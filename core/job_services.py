@@ -31,6 +31,8 @@ def job_record(job: Job) -> dict:
         rec["cc"] = job.cc
     if job.annotations:
         rec["annotations"] = job.annotations
+    if job.memo:
+        rec["memo"] = job.memo
     if job.state & PENDING and job.deps_left:
         rec["dependencies"] = [describe(d) for d in dependencies_of(job.jobspec)]
     if job.R is not None:
@@ -134,6 +136,12 @@ def register(broker, jobs: JobManager, kvs) -> None:
             jobs.kill(job, signum)
         req.respond()
 
+    def memo(req) -> None:
+        """{id, memo}: merge ``memo`` into the job's memo (a ``memo`` event)."""
+        body = req.body or {}
+        jobs.memo(jobs.lookup(body.get("id")), body.get("memo"))
+        req.respond()
+
     def urgency(req) -> None:
         body = req.body or {}
         job = jobs.lookup(body.get("id"))
@@ -188,6 +196,7 @@ def register(broker, jobs: JobManager, kvs) -> None:
     for topic, fn in (("job-manager.submit", submit), ("job-manager.events", events),
                       ("job-manager.wait", wait), ("job-manager.cancel", cancel),
                       ("job-manager.kill", kill), ("job-manager.urgency", urgency),
+                      ("job-manager.memo", memo),
                       ("job-list.list", list_jobs), ("job-list.info", info)):
         broker.register(topic, fn)
 

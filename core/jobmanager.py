@@ -51,7 +51,7 @@ class Job:
                  "kvsdir", "t_submit", "t_run", "t_cleanup", "t_inactive", "R", "name",
                  "summary", "result", "status", "exception",
                  "alloc_pending", "deps_left", "state_watchers", "cc",
-                 "annotations", "free_pending", "queued")
+                 "annotations", "free_pending", "queued", "memo")
 
     def __init__(self, jobid: int, userid: int, urgency: int, jobspec: dict, flags: int,
                  summary: dict) -> None:
@@ -81,6 +81,7 @@ class Job:
         self.state_watchers: list | None = None
         self.cc: int | None = None  # this copy's index under --cc
         self.annotations: dict | None = None  # set by the scheduler (RFC 27)
+        self.memo: dict | None = None  # from memo events, e.g. a child instance's uri
 
     @property
     def state_name(self) -> str:
@@ -134,6 +135,14 @@ def apply_event(job: Job, entry: dict) -> int:
     elif name == "clean":
         job.t_inactive = entry["timestamp"]
         return INACTIVE
+    elif name == "memo":
+        memo = dict(job.memo or {})
+        for key, value in ctx.items():  # as Flux: a null value removes the key
+            if value is None:
+                memo.pop(key, None)
+            else:
+                memo[key] = value
+        job.memo = memo or None
     return state
 
 
@@ -617,6 +626,11 @@ class JobManager:
             return
         if not isinstance(status, int):
             status = 1 << 8
+        if job.exception is None and job.memo and "uri" in job.memo and status & 0x7F:
+            # A child instance that was killed (not asked to stop) must say so, or its
+            # job would look like an ordinary failed command.
+            self.raise_exception(job, "exec", 0,
+                                 f"child instance terminated by signal {status & 0x7F}")
         self._post(job, "finish", {"status": status})
         self._post(job, "release", {"ranks": "all", "final": True})
         self._release_held(job)
@@ -673,6 +687,15 @@ class JobManager:
             raise RPCError(f"unknown job id {jobid if isinstance(jobid, str) else ids.f58(jobid)}"
                            if isinstance(jobid, int) else f"invalid job id {jobid!r}", "ENOENT")
         return job
+
+    def memo(self, job: Job, memo: object) -> None:
+        """Post a ``memo`` event: small facts a running job tells about itself
+        (a child instance posts its ``uri``); keys with null values are removed."""
+        if not isinstance(memo, dict) or not memo or not all(isinstance(k, str) for k in memo):
+            raise RPCError("memo must be a non-empty object")
+        if job.state & INACTIVE:
+            raise RPCError(f"job {ids.f58(job.id)} is inactive", "EINVAL")
+        self._post(job, "memo", memo)
 
     def set_urgency(self, job: Job, urgency: int, userid: int) -> int:
         if not isinstance(urgency, int) or not 0 <= urgency <= 31:

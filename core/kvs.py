@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -351,3 +352,28 @@ class KVS:
             req.send({"op": op, "value": v})
 
         req.on_cancel = self.watch(key, on_change, ns)
+
+
+def dump_kvs(kvs: KVS, path: str) -> None:
+    """Archive the primary namespace as a gzipped tar with one JSON file per key
+    (``job/<dirs>/eventlog``, ``resource/R``, ...), as Flux's ``flux dump`` keeps
+    an instance's content after it is gone (``strato batch --dump``)."""
+    import io
+    import json
+    import tarfile
+
+    def walk(d: KvsDir, prefix: str):
+        for name, value in sorted(d.items()):
+            key = f"{prefix}/{name}" if prefix else name
+            if isinstance(value, KvsDir):
+                yield from walk(value, key)
+            else:
+                yield key, value
+
+    now = time.time()
+    with tarfile.open(path, "w:gz") as tar:
+        for key, value in walk(kvs.lookup("."), ""):
+            data = json.dumps(value).encode()
+            info = tarfile.TarInfo(key)
+            info.size, info.mtime = len(data), now
+            tar.addfile(info, io.BytesIO(data))

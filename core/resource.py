@@ -102,17 +102,58 @@ def make_R(parts: list[tuple[int, str, list[int], list[int]]], starttime: float 
     return {"version": 1, "execution": ex}
 
 
-def instance_R(config: dict) -> tuple[list[Node], dict]:
-    """The nodes and R of a new instance from its config (or the machine)."""
+def nodes_from_R(R: dict) -> list[Node]:
+    """The nodes of a granted R (a child instance's job), renumbered from rank 0.
+
+    The parent's ranks are dropped and its hostnames kept: a child of size 1 runs
+    every node it was granted, in the parent's rank order. ValueError if R is
+    not R version 1.
+    """
+    try:
+        ex = R["execution"]
+        hosts = [h for part in ex.get("nodelist", []) for h in expand_hostlist(part)]
+        entries = []
+        for entry in ex["R_lite"]:
+            children = entry["children"]
+            cores = decode_idset(children.get("core", ""))
+            gpus = decode_idset(children["gpu"]) if children.get("gpu") else []
+            entries.extend((rank, cores, gpus) for rank in decode_idset(entry["rank"]))
+        props: dict[int, list[str]] = {}
+        for name, ranks in (ex.get("properties") or {}).items():
+            for rank in decode_idset(ranks):
+                props.setdefault(rank, []).append(name)
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise ValueError(f"R is not R version 1 (no {exc})") from None
+    entries.sort()
+    if len(hosts) != len(entries):
+        hosts = [f"{socket.gethostname()}-{rank}" for rank, _, _ in entries]
+    return [Node(i, host, cores, gpus, props.get(rank, []))
+            for i, ((rank, cores, gpus), host) in enumerate(zip(entries, hosts, strict=True))]
+
+
+def instance_R(config: dict, granted: dict | None = None) -> tuple[list[Node], dict]:
+    """The nodes and R of a new instance: those `granted` by a parent (the R of
+    the job it runs as), else from its config, else the machine."""
     rconf = config.get("resource", {})
     if not isinstance(rconf, dict):
         raise ConfigError("[resource] must be a table")
-    nodes = from_config(rconf["config"]) if "config" in rconf else discover()
+    if granted is not None:
+        if rconf:
+            raise ConfigError("[resource]: an instance started as a job uses the resources"
+                              " its job was granted; remove the [resource] table")
+        try:
+            nodes = nodes_from_R(granted)
+        except ValueError as exc:
+            raise ConfigError(f"the parent granted an invalid R: {exc}") from None
+    else:
+        nodes = from_config(rconf["config"]) if "config" in rconf else discover()
     props: dict[str, list[int]] = {}
     for n in nodes:
         for p in n.properties:
             props.setdefault(p, []).append(n.rank)
-    R = make_R([(n.rank, n.hostname, n.cores, n.gpus) for n in nodes], properties=props)
+    ex = (granted or {}).get("execution", {})
+    R = make_R([(n.rank, n.hostname, n.cores, n.gpus) for n in nodes], properties=props,
+               starttime=ex.get("starttime", 0.0), expiration=ex.get("expiration", 0.0))
     return nodes, R
 
 

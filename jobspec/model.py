@@ -450,13 +450,17 @@ class JobspecV1:
         cwd: str | None = None,
         environment: dict[str, str] | None = None,
         name: str = "batch",
+        broker_opts: list[str] | tuple[str, ...] = (),
     ) -> JobspecV1:
-        """The jobspec ``strato batch`` submits: slots as ``-n/-c/-g/-N`` ask, the
-        script itself in ``attributes.system.files.script``, and one task that runs
-        it from the job's temporary directory (``{{tmpdir}}/script ARGS...``)."""
+        """The jobspec ``strato batch`` submits: a child instance (``strato start
+        BROKER_OPTS {{tmpdir}}/script ARGS...``) owning slots as ``-n/-c/-g/-N``
+        ask, whose initial program is the script, carried in
+        ``attributes.system.files.script`` and written to the job's temporary
+        directory. One broker runs the whole allocation (one task in all)."""
         if not isinstance(script, str):
             raise ValueError("script must be a string")
-        js = cls.from_command(["{{tmpdir}}/script", *args], num_tasks=num_slots,
+        js = cls.from_command(["strato", "start", *broker_opts, "{{tmpdir}}/script", *args],
+                              num_tasks=num_slots,
                               cores_per_task=cores_per_slot, gpus_per_task=gpus_per_slot,
                               num_nodes=num_nodes, exclusive=exclusive, duration=duration,
                               cwd=cwd, environment=environment, name=name)
@@ -478,8 +482,9 @@ class JobspecV1:
         environment: dict[str, str] | None = None,
         name: str | None = None,
     ) -> JobspecV1:
-        """A job that is a nested strato instance: ``strato start COMMAND`` once per
-        allocated node (once in all without ``num_nodes``), owning the slots."""
+        """A job that is a nested strato instance: ``strato start COMMAND`` owning the
+        slots. One broker runs the whole allocation (one task in all), whatever
+        ``num_nodes`` is."""
         if not command or not all(isinstance(a, str) for a in command):
             raise ValueError("command must be a non-empty list of strings")
         if num_nodes is not None and _is_int(num_nodes) and num_slots < num_nodes:
@@ -489,7 +494,7 @@ class JobspecV1:
                               num_nodes=num_nodes, exclusive=exclusive, duration=duration,
                               cwd=cwd, environment=environment,
                               name=name or os.path.basename(command[0]))
-        js.jobspec["tasks"][0]["count"] = {"total": num_nodes or 1}
+        js.jobspec["tasks"][0]["count"] = {"total": 1}
         return js
 
     @classmethod

@@ -53,13 +53,16 @@ class LocalExec:
         argv = [sys.executable, "-m", "strato.shell.host", "shell-host",
                 "--fd", "3", "--rank", str(self.broker.rank)]
         # stdout goes nowhere: only the broker's initial program owns the terminal's
-        # output, and a pipe held open by the host would outlive the broker.
+        # output, and a pipe held open by the host would outlive the broker. The
+        # host has a process group of its own, so that when this broker's group is
+        # killed (its job in a parent cancelled) the host lives to kill its tasks.
         devnull = os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)
         try:
             self.pid = os.posix_spawn(sys.executable, argv, dict(os.environ),
                                       file_actions=[(os.POSIX_SPAWN_DUP2, devnull, 1),
                                                     (os.POSIX_SPAWN_DUP2, theirs.fileno(), 3)],
-                                      setsigdef=(signal.SIGINT, signal.SIGTERM))
+                                      setsigdef=(signal.SIGINT, signal.SIGTERM),
+                                      setpgroup=0)
         finally:
             os.close(devnull)
             theirs.close()

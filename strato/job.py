@@ -270,15 +270,33 @@ def info(h: Handle, jobid: JobId) -> dict:
     return h.rpc("job-list.info", {"id": jobid})
 
 
-def uri(h: Handle, jobid: JobId) -> str:
-    """The URI of the strato instance a job runs (``strato batch``/``alloc``).
+def uri(h: Handle, jobid: JobId, wait: bool = False) -> str:
+    """The URI of the strato instance a job runs (``strato batch``/``alloc``), as
+    its ``memo`` event gives it.
 
-    Raises StratoError if the job is not an instance, RPCError if it is unknown.
+    With `wait`, wait for a pending or starting instance to post it. Raises
+    StratoError (one line: why there is none) if the job is not an instance, has
+    not started or has finished, RPCError if it is unknown.
     """
-    for e in info(h, jobid)["eventlog"]:
-        if e["name"] == "memo" and "uri" in (e.get("context") or {}):
-            return e["context"]["uri"]
-    raise StratoError("job is not a strato instance (it has no URI)")
+    rec = info(h, jobid)
+    name = ids.f58(rec["id"])
+    found = (rec.get("memo") or {}).get("uri")
+    from strato.core.exec import runs_instance
+
+    if not found and not runs_instance(rec["jobspec"]):
+        raise StratoError(f"job {name} is not a strato instance (it has no URI)")
+    if rec["state"] == "INACTIVE":
+        why = "has finished" if found else "ended before its instance started"
+        raise StratoError(f"job {name} {why}: there is no instance to reach")
+    if found:
+        return found
+    if not wait:
+        state = "has not started" if rec["state"] != "RUN" else "is still starting"
+        raise StratoError(f"job {name} {state}: its instance has no URI yet (try --wait)")
+    try:
+        return event_wait(h, rec["id"], "memo")["context"]["uri"]
+    except StratoError:
+        raise StratoError(f"job {name} ended before its instance started") from None
 
 
 def id_parse(text: str) -> int:

@@ -13,6 +13,7 @@ import pytest
 
 import strato
 from strato import job, queue, resource
+from strato.core import ids
 from strato.core.errors import RPCError, StratoError
 
 
@@ -98,7 +99,7 @@ def test_job_control_and_events(instance):
         job.event_wait(h, sleeper, "no-such-event")
     with pytest.raises(StratoError) as exc:
         job.uri(h, sleeper)
-    assert one_line(exc) == "job is not a strato instance (it has no URI)"
+    assert one_line(exc) == f"job {ids.f58(sleeper)} is not a strato instance (it has no URI)"
 
     # severity 0 ends a job; several ids go in one request, and an unknown one is
     # reported while the others are still acted on

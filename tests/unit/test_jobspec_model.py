@@ -649,14 +649,14 @@ def test_batch_and_nest_builders_and_round_trip():
     b = JobspecV1.from_batch_command("#!/bin/sh\necho hi\n", ["x"], num_slots=4,
                                      num_nodes=2, exclusive=True, environment={})
     validate_v1(b.jobspec)
-    assert b.jobspec["tasks"][0] == {"command": ["{{tmpdir}}/script", "x"], "slot": "task",
-                                     "count": {"total": 1}}
+    assert b.jobspec["tasks"][0] == {"command": ["strato", "start", "{{tmpdir}}/script", "x"],
+                                     "slot": "task", "count": {"total": 1}}
     assert b.jobspec["attributes"]["system"]["files"]["script"]["data"].endswith("echo hi\n")
     assert summarize(b.jobspec)["nslots"] == 4 and summarize(b.jobspec)["nnodes"] == 2
     n = JobspecV1.from_nest_command(["sleep", "1"], num_nodes=3, environment={})
     validate_v1(n.jobspec)
     assert n.jobspec["tasks"][0]["command"][:3] == ["strato", "start", "sleep"]
-    assert n.jobspec["tasks"][0]["count"] == {"total": 3}
+    assert n.jobspec["tasks"][0]["count"] == {"total": 1}  # one broker for the whole job
     assert JobspecV1.from_json(b.dumps()) == b
     import yaml
 
