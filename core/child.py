@@ -17,13 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from strato.core import ids
-from strato.core.errors import ConfigError, StratoError
-
-#: What marks a process as a job's task: a child's initial program runs *in* the
-#: child, not as a job of it, so this is removed from its environment (a ``strato
-#: start`` it runs directly is then a new instance, not a second child of the
-#: job); ``strato getattr jobid`` gives the job's id there.
-JOB_VARIABLES = ("STRATO_JOB_ID",)
+from strato.core.errors import ConfigError, RPCError, StratoError
 
 
 @dataclass
@@ -39,8 +33,11 @@ class Parent:
 def parent_from_environment(env: dict[str, str]) -> Parent | None:
     """The parent named by a job's environment, with the job's R; None outside a job.
 
-    Raises ConfigError with one line if the parent cannot be asked or the job has
-    no resources (it is not running).
+    A child's initial program keeps its job's ``STRATO_JOB_ID`` (scripts name
+    files after it) beside the child's own ``STRATO_URI``; a ``strato start`` it
+    runs directly finds no such job in the child and is a new instance, not a
+    second child of the job. Raises ConfigError with one line if the parent
+    cannot be asked or the job has no resources (it is not running).
     """
     uri, jobid_text = env.get("STRATO_URI"), env.get("STRATO_JOB_ID")
     if not uri or not jobid_text:
@@ -60,6 +57,10 @@ def parent_from_environment(env: dict[str, str]) -> Parent | None:
     except TimeoutError:
         raise ConfigError(f"cannot start as job {jobid_text} of {uri}: it does not answer")\
             from None
+    except RPCError as exc:
+        if exc.errnum == "ENOENT":
+            return None
+        raise ConfigError(f"cannot start as job {jobid_text} of {uri}: {exc}") from None
     except StratoError as exc:
         raise ConfigError(f"cannot start as job {jobid_text} of {uri}: {exc}") from None
     if info.get("state") != "RUN" or not info.get("R"):
@@ -104,8 +105,5 @@ def report_failure(parent: Parent, message: str) -> None:
 
 
 def initial_environment(env: dict[str, str], uri: str) -> dict[str, str]:
-    """The initial program's environment: this instance's URI, and no
-    ``STRATO_JOB_ID`` (see `JOB_VARIABLES`)."""
-    out = {k: v for k, v in env.items() if k not in JOB_VARIABLES}
-    out["STRATO_URI"] = uri
-    return out
+    """The initial program's environment: this instance's URI, the rest as given."""
+    return dict(env, STRATO_URI=uri)
