@@ -54,6 +54,15 @@ def _read_script(path: str | None) -> str:
         raise click.BadParameter(f"{path} is not a text file", param_hint="SCRIPT") from None
 
 
+def _wrapped(command: str | None, args: tuple) -> str:
+    """``--wrap``: the command line (or stdin) as a /bin/sh script, as Flux does."""
+    if command is None:
+        body = _read_script(None)
+    else:
+        body = shlex.join([command, *args]) + "\n"
+    return "#!/bin/sh\n" + body
+
+
 class BatchCommand(click.Command):
     """Parses the command line twice: once to find the script, then again with
     the script's directives in front of the user's own arguments."""
@@ -67,6 +76,10 @@ class BatchCommand(click.Command):
         finally:
             _state["probing"] = False
         script = probe.params.get("script")
+        if probe.params.get("wrap"):
+            text = _wrapped(script, probe.params.get("args") or ())
+            ctx.meta["strato.batch.script"] = text
+            return super().parse_args(ctx, list(args))
         text = _read_script(script)
         from strato.jobspec.directives import directive_args
 
@@ -191,15 +204,17 @@ def batch_jobspec(script_text: str, args: tuple, o: dict) -> dict:
 @job_options
 @multi_options
 @instance_options
+@click.option("--wrap", is_flag=True,
+              help="Run the arguments (or stdin) as a /bin/sh script, not a script file.")
 @click.argument("script", required=False)
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
-def batch(script, args, **o) -> int:
+def batch(script, args, wrap, **o) -> int:
     """Submit SCRIPT (or stdin) as a batch job: a child instance that runs it and
     schedules the jobs it submits; -n counts slots, not tasks."""
     from strato.cli.cmd_submit import submit_and_follow
 
     text = click.get_current_context().meta["strato.batch.script"]
-    return submit_and_follow(batch_jobspec(text, args, o), o)
+    return submit_and_follow(batch_jobspec(text, () if wrap else args, o), o)
 
 
 def alloc_jobspec(command: list[str], o: dict) -> dict:

@@ -3,8 +3,13 @@
 #   1. fan out: ten jobs each compute a square and write it to a file;
 #   2. fan in: one job waits for them (--dependency comes later; here `job status`)
 #      and sums the results;
-#   3. a batch job (examples/pipeline.sh) that runs three jobs of its own;
-#   4. show those jobs, where they ran and how they ended.
+#   3. a batch job (examples/pipeline.sh): a child instance that runs three jobs
+#      of its own;
+#   4. show those jobs, where they ran and how they ended;
+#   5. the hierarchical workflows of examples/hierarchy: conventional (one
+#      application over a batch allocation), emerging (a batch job with three
+#      sub-instances running many small jobs) and coupling (a separate client
+#      submits into one of them by its URI).
 # First, the Python API submits 100 jobs as one batch and waits on one stream.
 set -e
 work=$(mktemp -d)
@@ -24,7 +29,7 @@ strato job status $ids
 echo "== fan in: sum of squares"
 strato run --job-name=sum sh -c "cat $work/square-*.out | awk '{ s += \$1 } END { print s }'"
 
-echo "== a batch job that runs its own jobs"
+echo "== a batch job: a child instance that runs its own jobs"
 out="$work/pipeline.out"
 pid=$(strato batch --output="$out" "$(dirname "$0")/pipeline.sh")
 strato job wait "$pid"
@@ -32,3 +37,5 @@ cat "$out"
 
 echo "== jobs"
 strato jobs -a -c 15 -o "{id.f58:>12} {name:<10} {result:<10} {runtime!F:>8} {nodelist}"
+
+"$(dirname "$0")/hierarchy/coupling.sh"
