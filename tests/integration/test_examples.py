@@ -1,0 +1,30 @@
+"""The example workflows `make demo` runs, run here as a user would, so a change
+that breaks them fails the suite (the hierarchy of issue 9 end to end)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+
+from conftest import REPO
+
+
+def test_hierarchical_workflows_conventional_emerging_coupling(make_instance):
+    inst = make_instance(config=(REPO / "examples" / "demo.toml").read_text())
+    out = subprocess.run(["sh", str(REPO / "examples" / "hierarchy" / "coupling.sh")],
+                         env=inst.env, capture_output=True, text=True, timeout=120,
+                         cwd=inst.tmp)
+    assert out.returncode == 0, out.stderr
+    text = out.stdout
+    # conventional: 64 tasks over the 16 nodes of a child at level 1
+    assert "app: 64 tasks over 16 nodes, at instance level 1" in text
+    # emerging: each sub-instance ran all its jobs
+    assert "docking: 600 COMPLETED" in text
+    assert "md+analysis: 200 analysis:COMPLETED 200 md:COMPLETED" in text
+    # coupling: the retrain batch job reached the AI instance by URI, two levels down
+    assert re.search(r"ai instance: job ƒ\w+/ƒ\w+ at local://", text)
+    assert "retrain: new model trained at instance level 3" in text
+    assert "ai: 100 infer:COMPLETED 1 retrain:COMPLETED; model v2" in text
+    # the top instance saw two instance jobs, both complete
+    jobs = inst.strato("jobs", "-a", "-n", "-o", "{name} {result}", check=True).stdout
+    assert sorted(jobs.split("\n")[:-1]) == ["batch COMPLETED", "emerging COMPLETED"]
