@@ -298,6 +298,13 @@ async def wait_async(h: AsyncHandle, jobid: JobId) -> JobResult:
     return _result((await h.rpc("job-manager.wait", {"ids": [jobid]}))["results"][0])
 
 
+async def wait_stream_async(h: AsyncHandle,
+                            jobids: Iterable[JobId]) -> AsyncIterator[list[JobResult]]:
+    """`wait_stream` on an asyncio handle: results in batches as the jobs end."""
+    async for body in h.rpc_stream("job-manager.wait", {"ids": [*jobids]}, final=True):
+        yield [_result(r) for r in body["results"]]
+
+
 async def event_watch_async(h: AsyncHandle, jobid: JobId,
                             output: bool = False) -> AsyncIterator[dict]:
     """`event_watch` on an asyncio handle."""
@@ -305,6 +312,6 @@ async def event_watch_async(h: AsyncHandle, jobid: JobId,
         yield body
 
 
-async def cancel_async(h: AsyncHandle, jobid: JobId, note: str = "") -> None:
-    """`cancel` (of one job) on an asyncio handle."""
-    await h.rpc("job-manager.cancel", {"ids": [jobid], "note": note})
+async def cancel_async(h: AsyncHandle, jobids: JobId | Iterable[JobId], note: str = "") -> None:
+    """`cancel` (of one job or several) on an asyncio handle."""
+    await h.rpc("job-manager.cancel", {"ids": _ids(jobids), "note": note})
