@@ -1,6 +1,8 @@
 """Job verbs over a handle, named as in Flux's ``flux.job``: submit, wait,
 event_watch, event_wait, cancel, kill, list, info, urgency; the ``*_async`` forms
-take an `AsyncHandle`.
+take an `AsyncHandle`. `JobExecutor` (Flux's ``FluxExecutor``) runs jobspecs as
+`concurrent.futures` futures; it lives in `strato.executor` and is imported on
+first use.
 
 A job id is an int or any RFC 19 form of one (``ƒ2Xm...``, ``0x...``). Verbs that
 act on jobs (cancel, raise_exception, kill) take one id or several, sent in one
@@ -315,3 +317,13 @@ async def event_watch_async(h: AsyncHandle, jobid: JobId,
 async def cancel_async(h: AsyncHandle, jobids: JobId | Iterable[JobId], note: str = "") -> None:
     """`cancel` (of one job or several) on an asyncio handle."""
     await h.rpc("job-manager.cancel", {"ids": _ids(jobids), "note": note})
+
+
+def __getattr__(name: str):
+    # JobExecutor needs asyncio and zmq.asyncio: imported only when asked for, so the
+    # CLI's commands (which import this module) do not pay for it.
+    if name in ("JobExecutor", "JobExecutorFuture"):
+        from strato import executor
+
+        return getattr(executor, name)
+    raise AttributeError(f"module 'strato.job' has no attribute {name!r}")
