@@ -62,10 +62,11 @@ class AsyncHandle:
         if self._reader is None:
             self._reader = asyncio.get_running_loop().create_task(self._read())
         self._tag += 1
+        # Encoded first: a body msgpack cannot encode raises here and leaves no waiter.
+        msg = proto.request(topic, self._tag, body, proto.FLAG_STREAM if stream else 0)
         q: asyncio.Queue = asyncio.Queue()
         self._waiters[self._tag] = q
-        await self._sock.send(proto.request(topic, self._tag, body,
-                                            proto.FLAG_STREAM if stream else 0))
+        await self._sock.send(msg)
         return q
 
     async def rpc(self, topic: str, body: object = None) -> object:
@@ -82,7 +83,13 @@ class AsyncHandle:
             _raise(rbody, err)
         return rbody
 
-    async def rpc_stream(self, topic: str, body: object = None) -> AsyncIterator[object]:
+    async def rpc_stream(self, topic: str, body: object = None,
+                         final: bool = False) -> AsyncIterator[object]:
+        """Call a streaming service; yields each response until the last one.
+
+        With `final`, the body of the last response is yielded too (for services
+        whose last answer carries data, like ``job-manager.wait``).
+        """
         tag = self._tag + 1
         q = await self._send(topic, body, True)
         finished = False
@@ -98,6 +105,8 @@ class AsyncHandle:
                     _raise(rbody, err)
                 if not more:
                     finished = True
+                    if final:
+                        yield rbody
                     return
                 yield rbody
         finally:

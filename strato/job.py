@@ -1,6 +1,8 @@
 """Job verbs over a handle, named as in Flux's ``flux.job``: submit, wait,
 event_watch, event_wait, cancel, kill, list, info, urgency; the ``*_async`` forms
-take an `AsyncHandle`.
+take an `AsyncHandle`. `JobExecutor` (Flux's ``FluxExecutor``) runs jobspecs as
+`concurrent.futures` futures; it lives in `strato.executor` and is imported on
+first use.
 
 A job id is an int or any RFC 19 form of one (``ƒ2Xm...``, ``0x...``). Verbs that
 act on jobs (cancel, raise_exception, kill) take one id or several, sent in one
@@ -316,6 +318,13 @@ async def wait_async(h: AsyncHandle, jobid: JobId) -> JobResult:
     return _result((await h.rpc("job-manager.wait", {"ids": [jobid]}))["results"][0])
 
 
+async def wait_stream_async(h: AsyncHandle,
+                            jobids: Iterable[JobId]) -> AsyncIterator[list[JobResult]]:
+    """`wait_stream` on an asyncio handle: results in batches as the jobs end."""
+    async for body in h.rpc_stream("job-manager.wait", {"ids": [*jobids]}, final=True):
+        yield [_result(r) for r in body["results"]]
+
+
 async def event_watch_async(h: AsyncHandle, jobid: JobId,
                             output: bool = False) -> AsyncIterator[dict]:
     """`event_watch` on an asyncio handle."""
@@ -323,6 +332,16 @@ async def event_watch_async(h: AsyncHandle, jobid: JobId,
         yield body
 
 
-async def cancel_async(h: AsyncHandle, jobid: JobId, note: str = "") -> None:
-    """`cancel` (of one job) on an asyncio handle."""
-    await h.rpc("job-manager.cancel", {"ids": [jobid], "note": note})
+async def cancel_async(h: AsyncHandle, jobids: JobId | Iterable[JobId], note: str = "") -> None:
+    """`cancel` (of one job or several) on an asyncio handle."""
+    await h.rpc("job-manager.cancel", {"ids": _ids(jobids), "note": note})
+
+
+def __getattr__(name: str):
+    # JobExecutor needs asyncio and zmq.asyncio: imported only when asked for, so the
+    # CLI's commands (which import this module) do not pay for it.
+    if name in ("JobExecutor", "JobExecutorFuture"):
+        from strato import executor
+
+        return getattr(executor, name)
+    raise AttributeError(f"module 'strato.job' has no attribute {name!r}")
