@@ -30,3 +30,6 @@ cat "$DEMO_DIR/emerging.out" "$DEMO_DIR/docking.out" "$DEMO_DIR/md.out" \
     "$DEMO_DIR/retrain.out" "$DEMO_DIR/ai.out"
 echo "== the instance jobs, as the top instance saw them"
 strato jobs -a -c 4 -o "{id.f58:>12} {name:<10} {result:<10} {runtime!F:>8} {nodelist}"
+
+echo "== Python: one JobExecutor per child instance"
+python3 "$here/executors.py"

@@ -25,6 +25,9 @@ def test_hierarchical_workflows_conventional_emerging_coupling(make_instance):
     assert re.search(r"ai instance: job ƒ\w+/ƒ\w+ at local://", text)
     assert "retrain: new model trained at instance level 3" in text
     assert "ai: 100 infer:COMPLETED 1 retrain:COMPLETED; model v2" in text
-    # the top instance saw two instance jobs, both complete
+    # Python: JobExecutors spread jobs over three child instances
+    assert "executors: 300/300 jobs completed over 3 child instances (100, 100, 100)" in text
+    # the top instance saw the instance jobs, all complete
     jobs = inst.strato("jobs", "-a", "-n", "-o", "{name} {result}", check=True).stdout
-    assert sorted(jobs.split("\n")[:-1]) == ["batch COMPLETED", "emerging COMPLETED"]
+    assert sorted(jobs.split("\n")[:-1]) == ["batch COMPLETED", "emerging COMPLETED"] \
+        + ["leaf COMPLETED"] * 3
