@@ -193,11 +193,28 @@ def register(broker, jobs: JobManager, kvs) -> None:
         rec["eventlog"] = job.eventlog
         req.respond(rec)
 
+    def job_stats(req) -> None:
+        """{}: how many jobs are in each state and how the ended ones ended, as
+        Flux's job-list.job-stats answers it (``failed`` is a nonzero exit only;
+        canceled and timed-out jobs have their own counts). What ``strato jobs``
+        shows of a child instance's progress, so it must cost little: a walk over
+        the active jobs, the ended ones are counted as they end."""
+        states = dict.fromkeys(("new", "depend", "priority", "sched", "run", "cleanup"), 0)
+        for job in jobs.active.values():
+            states[STATE_NAMES[job.state].lower()] += 1
+        c = jobs.counts
+        states["inactive"] = c["inactive"]
+        states["total"] = len(jobs.jobs)
+        req.respond({"job_states": states, "successful": c.get("COMPLETED", 0),
+                     "failed": c.get("FAILED", 0), "canceled": c.get("CANCELED", 0),
+                     "timeout": c.get("TIMEOUT", 0), "inactive_purged": 0})
+
     for topic, fn in (("job-manager.submit", submit), ("job-manager.events", events),
                       ("job-manager.wait", wait), ("job-manager.cancel", cancel),
                       ("job-manager.kill", kill), ("job-manager.urgency", urgency),
                       ("job-manager.memo", memo),
-                      ("job-list.list", list_jobs), ("job-list.info", info)):
+                      ("job-list.list", list_jobs), ("job-list.info", info),
+                      ("job-list.job-stats", job_stats)):
         broker.register(topic, fn)
 
 

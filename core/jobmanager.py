@@ -163,6 +163,8 @@ class JobManager:
         self.fluid = ids.FluidGenerator(0, instance.fluid_epoch)
         self.queues = instance.queues
         self._has_state_hook = bool(self.hook.job_state_change.get_hookimpls())
+        # ended jobs are also counted by result (COMPLETED, FAILED, ...), so
+        # job-list.job-stats answers without walking every job ever run
         self.counts = {"submitted": 0, "inactive": 0}
         try:
             self.kill_timeout = parse_fsd(str(instance.config.get("exec", {})
@@ -642,8 +644,13 @@ class JobManager:
         job.result = _result_of(job)
         self._post(job, "clean")
         del self.active[job.id]
-        self.counts["inactive"] += 1
+        self._count_ended(job)
         self.instance.job_ended(job)
+
+    def _count_ended(self, job: Job) -> None:
+        counts = self.counts
+        counts["inactive"] += 1
+        counts[job.result] = counts.get(job.result, 0) + 1
 
     def kill(self, job: Job, signum: int) -> None:
         """Send a signal to the tasks of a running job."""
@@ -755,7 +762,7 @@ class JobManager:
             self.jobs[jobid] = job
             if state == INACTIVE:
                 job.result = _result_of(job)
-                self.counts["inactive"] += 1
+                self._count_ended(job)
                 continue
             self.active[jobid] = job
             if state & (RUN | CLEANUP):

@@ -241,14 +241,29 @@ def urgency(h: Handle, jobid: JobId, value: int) -> int:
 
 def list_jobs(h: Handle, states: int = ACTIVE, results: list[str] | None = None,
               name: str | None = None, max_entries: int = 0, userid: int | None = None,
-              queue: str | None = None, since: float | None = None) -> list[dict]:
+              queue: str | None = None, since: float | None = None,
+              ids: Iterable[JobId] | None = None) -> list[dict]:
     """Job records (the fields ``strato jobs`` shows), newest first.
 
     Filters: a state mask, results (COMPLETED, FAILED, ...), name, owner `userid`
-    (None: every user), `queue`, and `since` (a time: inactive jobs that ended
-    before it are left out); `max_entries` 0 means all.
+    (None: every user), `queue`, `since` (a time: inactive jobs that ended
+    before it are left out) and `ids` (only these jobs; RPCError for an unknown
+    one); `max_entries` 0 means all. A job that is a running child instance has
+    ``memo: {"uri": ...}``.
     """
-    body = {"states": states, "max": max_entries}
+    return h.rpc("job-list.list", list_request(states, results, name, max_entries, userid,
+                                               queue, since, ids))["jobs"]
+
+
+def list_request(states: int = ACTIVE, results: list[str] | None = None,
+                 name: str | None = None, max_entries: int = 0, userid: int | None = None,
+                 queue: str | None = None, since: float | None = None,
+                 ids: Iterable[JobId] | None = None) -> dict:
+    """The body of a ``job-list.list`` request for `list_jobs`'s filters (a walk of
+    the hierarchy sends the same one to many instances at once)."""
+    body: dict = {"states": states, "max": max_entries}
+    if ids is not None:
+        body["ids"] = [*ids]
     if results:
         body["results"] = results
     if name:
@@ -259,7 +274,69 @@ def list_jobs(h: Handle, states: int = ACTIVE, results: list[str] | None = None,
         body["queue"] = queue
     if since:
         body["since"] = since
-    return h.rpc("job-list.list", body)["jobs"]
+    return body
+
+
+@dataclass
+class JobStats:
+    """How many jobs an instance has in each state, and how the ended ones ended.
+
+    As Flux's ``flux.job.stats.JobStats``: `failed` counts every unsuccessful
+    job (nonzero exit, canceled, timed out), so ``str()`` gives Flux's summary
+    ``PD:1 R:2 CD:3 F:0`` where pending, running, completed and failed add up to
+    `total`; `canceled` and `timeout` are also kept apart.
+    """
+
+    new: int = 0
+    depend: int = 0
+    priority: int = 0
+    sched: int = 0
+    run: int = 0
+    cleanup: int = 0
+    inactive: int = 0
+    total: int = 0
+    successful: int = 0
+    failed: int = 0
+    canceled: int = 0
+    timeout: int = 0
+
+    @classmethod
+    def from_answer(cls, body: dict) -> JobStats:
+        """From a ``job-list.job-stats`` answer (the RPC's ``failed`` is nonzero
+        exits only; here it becomes every unsuccessful job)."""
+        st = body["job_states"]
+        return cls(**{k: st.get(k, 0) for k in ("new", "depend", "priority", "sched", "run",
+                                                  "cleanup", "inactive", "total")},
+                   successful=body["successful"],
+                   failed=body["failed"] + body["canceled"] + body["timeout"],
+                   canceled=body["canceled"], timeout=body["timeout"])
+
+    @property
+    def pending(self) -> int:
+        return self.new + self.depend + self.priority + self.sched
+
+    @property
+    def running(self) -> int:
+        return self.run + self.cleanup
+
+    @property
+    def active(self) -> int:
+        return self.total - self.inactive
+
+    def as_dict(self) -> dict[str, int]:
+        """Every count, the derived ones (pending, running, active) included."""
+        out = {k: getattr(self, k) for k in self.__dataclass_fields__}
+        out.update(pending=self.pending, running=self.running, active=self.active)
+        return out
+
+    def __str__(self) -> str:
+        return f"PD:{self.pending} R:{self.running} CD:{self.successful} F:{self.failed}"
+
+
+def stats(h: Handle) -> JobStats:
+    """The instance's job counts (Flux's ``job-list.job-stats``): cheap at any
+    size, which is why ``strato jobs`` can show a child instance's progress."""
+    return JobStats.from_answer(h.rpc("job-list.job-stats"))
 
 
 # Flux's name for this verb; defined last in the module, after every use of the builtin.
