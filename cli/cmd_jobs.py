@@ -1,4 +1,11 @@
-"""strato jobs: list jobs in Flux's formats (``-o FORMAT``, named formats, --json)."""
+"""strato jobs: list jobs in Flux's formats (``-o FORMAT``, named formats, --json).
+
+A job that is a running child instance (``strato batch``/``alloc``) is asked for
+its own progress, which INFO shows (``PD:1 R:2 CD:3 F:0 cores:50%``) along with
+the ``instance.*`` fields; ``-R`` lists the jobs inside each child too, under
+its id path, as ``flux jobs -R`` does. Children are asked only when a listed
+job is one, so a listing without instance jobs costs one request.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +17,12 @@ import click
 from strato.cli.common import handle
 from strato.core.states import ACTIVE, ALL
 
+# Flux's colours: a job's result, else blue for an instance
+_COLORS = {"COMPLETED": "\033[01;32m", "FAILED": "\033[01;31m", "CANCELED": "\033[37m",
+           "TIMEOUT": "\033[01;31m"}
+_INSTANCE_COLOR = "\033[01;34m"
+_RESET = "\033[0;0m"
+
 
 @click.command()
 @click.option("-a", "all_states", is_flag=True, help="All jobs, inactive ones too.")
@@ -18,7 +31,7 @@ from strato.core.states import ACTIVE, ALL
               help="Only jobs in these states or with these results.")
 @click.option("-n", "--no-header", is_flag=True)
 @click.option("-c", "--count", type=click.IntRange(min=0), default=0,
-              help="At most this many jobs.")
+              help="At most this many jobs (in each instance, with -R).")
 @click.option("--name", metavar="NAME", help="Only jobs with this name.")
 @click.option("-u", "--user", metavar="USER", help="Jobs of USER (name or uid, or 'all').")
 @click.option("-q", "--queue", metavar="QUEUE", help="Only jobs of this queue.")
@@ -26,12 +39,41 @@ from strato.core.states import ACTIVE, ALL
               help="Only jobs active since WHEN (-FSD ago, @EPOCH or ISO 8601).")
 @click.option("-o", "--format", "fmt", default="default",
               help="A format string or a named format (default, long, deps, ...).")
-@click.option("--json", "as_json", is_flag=True, help="Print the job records as JSON.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print the job records as JSON (with -R, an instance's jobs in its 'jobs').")
+@click.option("-R", "--recursive", is_flag=True,
+              help="List the jobs of child instances too, under each one's id path.")
+@click.option("-L", "--level", type=click.IntRange(min=0), default=None, metavar="N",
+              help="With -R, descend at most N levels (0: this instance only).")
+@click.option("--recurse-all", is_flag=True,
+              help="With -R, enter other users' instances too (implies -R).")
+@click.option("--stats", is_flag=True,
+              help="Print job counts before the header (with -R, of each child too).")
+@click.option("--stats-only", is_flag=True,
+              help="Print job counts only; exit 1 if no job is active.")
+@click.option("--color", type=click.Choice(["auto", "never", "always"]), is_flag=False,
+              flag_value="always", default="auto", metavar="[WHEN]",
+              help="Colour jobs by result, and instances blue: auto (on a terminal), "
+                   "never or always (the default without WHEN).")
 def jobs(all_states, all_users, filt, no_header, count, name, user, queue, since, fmt,
-         as_json) -> int:
+         as_json, recursive, level, recurse_all, stats, stats_only, color) -> int:
     """List jobs (active ones by default, newest first; your own unless -A)."""
-    from strato.cli.jobs_format import NAMED_FORMATS, JobsFormatter, parse_filter
+    from strato import instance as instance_api
+    from strato import job as jobapi
+    from strato.cli.jobs_format import (
+        NAMED_FORMATS,
+        JobsFormatter,
+        parse_filter,
+        wants_instance_info,
+    )
 
+    recursive = recursive or recurse_all
+    if as_json and (stats or stats_only):
+        raise click.UsageError("--json cannot be used with --stats or --stats-only")
+    if stats_only:
+        counts = jobapi.stats(handle())
+        click.echo(_stats_line(counts.as_dict()))
+        return 0 if counts.active else 1
     states, results = ALL if all_states else ACTIVE, set()
     if filt:
         try:
@@ -50,20 +92,83 @@ def jobs(all_states, all_users, filt, no_header, count, name, user, queue, since
         t_since = _since(since)
         if not filt:
             states = ALL
-    from strato import job as jobapi
-
-    records = jobapi.list_jobs(handle(), states=states, results=sorted(results), name=name,
-                               max_entries=count, userid=uid, queue=queue, since=t_since)
-    if as_json:
-        click.echo(json.dumps({"jobs": records}))
-        return 0
+    h = handle()
+    if stats:
+        click.echo(_stats_line(jobapi.stats(h).as_dict()))
+    filters = {"states": states, "results": sorted(results), "name": name,
+               "max_entries": count, "userid": uid, "queue": queue, "since": t_since}
+    info = formatter is not None and wants_instance_info(formatter.fields)
+    if recursive:
+        nodes = instance_api.walk(h, level=level, info=info or stats,
+                                  recurse_all=recurse_all, **filters)
+        if as_json:
+            click.echo(json.dumps({"jobs": [_nested(n) for n in nodes]}))
+            return 0
+        records = [n.job for top in nodes for n in top]
+    else:
+        records = jobapi.list_jobs(h, **filters)
+        if as_json:
+            click.echo(json.dumps({"jobs": records}))
+            return 0
+        if info:
+            instance_api.add_instance_info(records)
     formatter = formatter.filter_empty(records, no_header=no_header)
     out = [] if no_header else [formatter.header()]
-    fmt_one = formatter.format
-    out.extend(fmt_one(r) for r in records)
+    paint = color == "always" or (color == "auto" and sys.stdout.isatty())
+    line = _painter(formatter.format) if paint else formatter.format
+    if recursive:
+        _recursive_lines(nodes, line, stats, out)
+    else:
+        out.extend(line(r) for r in records)
     if out:
         sys.stdout.write("\n".join(out) + "\n")
     return 0
+
+
+def _painter(fmt_one):
+    """`fmt_one` with Flux's colours: green, red or grey by result; blue for a job
+    that is a child instance (has a URI) and has not ended."""
+
+    def line(rec: dict) -> str:
+        text = fmt_one(rec)
+        color = _COLORS.get(rec.get("result")) or \
+            (_INSTANCE_COLOR if (rec.get("memo") or {}).get("uri") else None)
+        return f"{color}{text}{_RESET}" if color else text
+
+    return line
+
+
+def _stats_line(st: dict) -> str:
+    """Flux's ``--stats`` summary (failed counts canceled and timed-out jobs too)."""
+    return (f"{st['running']} running, {st['successful']} completed, {st['failed']} failed, "
+            f"{st['pending']} pending")
+
+
+def _recursive_lines(nodes: list, line, stats: bool, out: list[str]) -> None:
+    """As ``flux jobs -R``: the jobs of one instance, then for each child instance
+    entered, a blank line, its id path and a colon, (its counts,) and its jobs,
+    depth first. A child that could not be asked says why on stderr."""
+    out.extend(line(n.job) for n in nodes)
+    for node in nodes:
+        if node.children is None and node.error is None:
+            continue
+        out.append("")
+        out.append(f"{node.path}:")
+        inst = node.job.get("instance")
+        if stats and inst:
+            out.append(_stats_line(inst["stats"]))
+        if node.error is not None:
+            click.echo(f"strato-jobs: {node.path}: {node.error}", err=True)
+            continue
+        _recursive_lines(node.children, line, stats, out)
+
+
+def _nested(node) -> dict:
+    """A node's record, with the records of the jobs inside it under ``jobs``."""
+    rec = dict(node.job)
+    if node.children is not None:
+        rec["jobs"] = [_nested(c) for c in node.children]
+    return rec
 
 
 def _userid(user: str | None, all_users: bool) -> int | None:

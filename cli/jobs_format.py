@@ -276,6 +276,10 @@ def _contextual_info(rec: dict) -> str:
         if rec.get("priority") == 0:
             return "priority-hold"
         return ""
+    inst = rec.get("instance")
+    if inst is not None:  # a running child instance: where it runs, and its progress
+        nodelist = rec.get("nodelist")
+        return f"{nodelist} {_instance_summary(inst)}" if nodelist else _instance_summary(inst)
     return rec.get("nodelist") or ""
 
 
@@ -319,19 +323,70 @@ def _inactive_reason(rec: dict) -> str:
     return f"Exit {rc}"
 
 
+# Id 0 is the enclosing instance itself when ``strato pstree`` shows it as the
+# root of its tree (no job has it), printed as "." in every id form, as Flux does.
 def _f58plain(rec: dict) -> str:
-    return "f" + f58(rec["id"])[1:]
+    i = rec["id"]
+    return "f" + f58(i)[1:] if i else "."
 
 
 def _id_form(form: str) -> Callable[[dict], str]:
     def get(rec: dict) -> str:
-        return encode(rec["id"], form)
+        i = rec["id"]
+        return encode(i, form) if i else "."
 
     return get
 
 
 def _id_f58(rec: dict) -> str:
-    return f58(rec["id"])
+    i = rec["id"]
+    return f58(i) if i else "."
+
+
+def _id_dec(rec: dict) -> str:
+    i = rec["id"]
+    return str(i) if i else "."
+
+
+# --- child instances (records given an "instance" key by strato.instance) -------------
+
+def _instance(path: tuple[str, ...]) -> Callable[[dict], Any]:
+    """Getter for a value of a running child instance's ``instance`` record;
+    empty for a job that is no instance, or whose instance did not answer."""
+
+    def get(rec: dict) -> Any:
+        v: Any = rec.get("instance")
+        for key in path:
+            if not isinstance(v, dict):
+                return ""
+            v = v.get(key)
+        return "" if v is None else v
+
+    return get
+
+
+def _stats_text(stats: dict) -> str:
+    return (f"PD:{stats['pending']} R:{stats['running']} CD:{stats['successful']} "
+            f"F:{stats['failed']}")
+
+
+def _instance_stats(rec: dict) -> str:
+    inst = rec.get("instance")
+    return _stats_text(inst["stats"]) if inst else ""
+
+
+def _instance_summary(inst: dict) -> str:
+    """What INFO shows of a running child instance: its jobs by status (Flux's
+    ``instance.stats``) and how busy its cores (and gpus) are."""
+    out = _stats_text(inst["stats"])
+    for key, what in (("utilization", "cores"), ("gpu_utilization", "gpus")):
+        if inst.get(key) is not None:
+            out += f" {what}:{_percent(inst[key])}"
+    return out
+
+
+def _uri(rec: dict) -> str:
+    return (rec.get("memo") or {}).get("uri") or ""
 
 
 # field name -> (heading, getter).  Headings are Flux's.
@@ -339,7 +394,7 @@ FIELDS: dict[str, tuple[str, Callable[[dict], Any]]] = {
     "id": ("JOBID", _id_f58),
     "id.f58": ("JOBID", _id_f58),
     "id.f58plain": ("JOBID", _f58plain),
-    "id.dec": ("JOBID", lambda rec: str(rec["id"])),
+    "id.dec": ("JOBID", _id_dec),
     "id.hex": ("JOBID", _id_form("hex")),
     "id.dothex": ("JOBID", _id_form("dothex")),
     "id.kvs": ("JOBID", _id_form("kvs")),
@@ -389,7 +444,35 @@ FIELDS: dict[str, tuple[str, Callable[[dict], Any]]] = {
     "contextual_info": ("INFO", _contextual_info),
     "contextual_time": ("TIME", _contextual_time),
     "inactive_reason": ("INACTIVE-REASON", _inactive_reason),
+    "uri": ("URI", _uri),
+    "uri.local": ("URI", _uri),
+    "instance.stats": ("STATS", _instance_stats),
+    "instance.stats.total": ("NJOBS", _instance(("stats", "total"))),
+    "instance.utilization": ("CORE%", _instance(("utilization",))),
+    "instance.gpu_utilization": ("GPU%", _instance(("gpu_utilization",))),
+    "instance.progress": ("PROG", _instance(("progress",))),
 }
+# instance.resources.<state>.<nnodes|ncores|ngpus>, headed as Flux heads them
+for _state, _heading in (("all", ""), ("up", "UP"), ("down", "DOWN"), ("allocated", "USED"),
+                         ("free", "FREE")):
+    for _kind in ("nnodes", "ncores", "ngpus"):
+        FIELDS[f"instance.resources.{_state}.{_kind}"] = (
+            _heading or _kind[1:].upper(), _instance(("resources", _state, _kind)))
+# and the other counts of a child's jobs (strato's: Flux has stats and stats.total)
+for _count in ("pending", "running", "active", "successful", "failed", "canceled", "timeout",
+               "inactive", "new", "depend", "priority", "sched", "run", "cleanup"):
+    FIELDS[f"instance.stats.{_count}"] = (_count.upper(), _instance(("stats", _count)))
+del _state, _heading, _kind, _count
+
+#: the fields whose value comes from a child instance itself (see `wants_instance_info`)
+_FROM_CHILD = ("contextual_info", "instance.")
+
+
+def wants_instance_info(fields: Iterable[str]) -> bool:
+    """True if a format shows anything that a running child instance must be asked
+    for (``instance.*``, and INFO, which shows a child's progress): only then does
+    ``strato jobs`` contact the children."""
+    return any(f.startswith(_FROM_CHILD) for f in fields)
 
 # Headings Flux gives to well-known annotations (RFC 27); other annotation fields are
 # headed by their upper-cased name.
