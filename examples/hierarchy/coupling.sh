@@ -22,6 +22,8 @@ ai_uri=$(strato uri --wait "$em/$ai")
 echo "ai instance: job $em/$ai at $ai_uri"
 rt=$(STRATO_URI=$ai_uri strato batch --output="$DEMO_DIR/retrain.out" "$here/retrain.sh")
 STRATO_URI=$ai_uri strato job wait "$rt"
+echo "== the tree of instances now (strato pstree -x)"
+strato pstree -x
 exec 3<>"$DEMO_DIR/retrained"  # read-write: never blocks, even if ai.sh has failed
 echo "v2" >&3
 
