@@ -508,6 +508,9 @@ async def _serve(inst: Instance, command: list[str], exit_with: int | None = Non
         loop.add_signal_handler(signal.SIGHUP, program.signal, signal.SIGHUP)
         loop.add_signal_handler(signal.SIGINT, lambda: None)  # the program handles ^C itself
         status = await program.done
+        # what is left is cancelled, and gone, before the dump and before this
+        # instance's own job (if it is a child) can end
+        await inst.jobs.shutdown(keep_pending=inst.statedir is not None)
         if dump:
             path = _dump_path(dump, inst)
             try:

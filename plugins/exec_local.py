@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import select
 import signal
 import socket
 import sys
@@ -22,6 +23,9 @@ from strato.core.errors import RPCError
 from strato.core.hookspecs import hookimpl
 
 log = logging.getLogger("strato.exec-local")
+
+#: how long a stopping instance waits for its shell host to kill its tasks and exit
+HOST_EXIT_TIMEOUT = 5.0
 
 
 class LocalExec:
@@ -154,14 +158,24 @@ class LocalExec:
         req.respond()  # nothing is sent for the host's one-way batches
 
     def shutdown(self) -> None:
-        """Stop the shell host; it kills every task it still runs."""
+        """Stop the shell host, which kills every task it still runs, and wait for
+        it to exit (a few seconds at most), so that nothing of this instance
+        outlives its broker: a parent sees a child's job end only after that."""
         self.stopping = True
-        if self.pid:
-            self.link.close()  # the host sees the end of file and stops
-            try:
-                os.kill(self.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
+        if not self.pid:
+            return
+        self.link.close()  # the host sees the end of file and stops
+        try:
+            fd = os.pidfd_open(self.pid)
+            os.kill(self.pid, signal.SIGTERM)
+        except OSError:  # already gone
+            return
+        try:
+            if not select.select([fd], [], [], HOST_EXIT_TIMEOUT)[0]:
+                log.error("the shell host did not exit in %gs; killing it", HOST_EXIT_TIMEOUT)
+                os.kill(self.pid, signal.SIGKILL)
+        finally:
+            os.close(fd)
 
     def stats(self) -> dict:
         return {"pid": self.pid, "state": "running" if self.ready else
