@@ -13,6 +13,7 @@ import asyncio
 import codecs
 import os
 import shutil
+import signal
 import time
 
 from strato.core import ids
@@ -360,6 +361,16 @@ class JobShell:
     def _task_exited(self, task: Task, status: int) -> None:
         task.status = status
         task.pid = -task.pid if task.pid else 0
+        if os.WIFSIGNALED(status) and task.pgid and not self.killed:
+            # A task killed by a signal (not one this shell sent: that one reaches
+            # the whole group, SIGKILL following after the kill timeout) takes its
+            # process group with it: what it started there (a child instance's
+            # initial program, when its broker was killed) would otherwise live on
+            # as orphans and could hold its output open, so the job never ended.
+            try:
+                os.killpg(task.pgid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
         if task.open:
             self._close_one(task)
         else:
