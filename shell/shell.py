@@ -257,7 +257,8 @@ class JobShell:
             if fin is not None:
                 os.close(fin)
         host.exec_event(job, "shell.start")
-        host.event(job.id, "start")
+        # the task groups, so that the broker can kill them if this host dies
+        host.event(job.id, "start", {"pgids": [t.pgid for t in self.tasks if t.pgid]})
         duration = job.summary["duration"]
         if duration > 0:
             self._timer = loop.call_later(duration, self._timeout)
