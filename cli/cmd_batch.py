@@ -39,28 +39,45 @@ from strato.cli.submitopts import (
 _state = {"probing": False}
 
 
-def _read_script(path: str | None) -> str:
+def _read_script(path: str | None, dump: str | None = None) -> str:
+    """The batch script from `path` (or stdin); it must start with ``#!`` (Flux's
+    rule), since the child instance executes it as its initial program."""
+    name = path if path not in (None, "-") else "stdin"
+    # `--dump FILE` takes the next word as its FILE (an optional value, as in
+    # Flux), so `--dump job.sh` leaves no script: say what happened.
+    hint = f" (--dump took '{dump}' as its archive: write --dump=FILE)" \
+        if name == "stdin" and dump and os.path.isfile(dump) else ""
     if path in (None, "-"):
         if sys.stdin.isatty():
-            raise click.UsageError("no script given (name a file or pipe one on stdin)")
-        return sys.stdin.read()
-    try:
-        with open(path) as f:
-            return f.read()
-    except OSError as exc:
-        raise click.BadParameter(f"cannot read {path}: {exc.strerror}",
-                                 param_hint="SCRIPT") from None
-    except UnicodeDecodeError:
-        raise click.BadParameter(f"{path} is not a text file", param_hint="SCRIPT") from None
-
-
-def _wrapped(command: str | None, args: tuple) -> str:
-    """``--wrap``: the command line (or stdin) as a /bin/sh script, as Flux does."""
-    if command is None:
-        body = _read_script(None)
+            raise click.UsageError(f"no script given (name a file or pipe one on stdin){hint}")
+        text = sys.stdin.read()
     else:
-        body = shlex.join([command, *args]) + "\n"
-    return "#!/bin/sh\n" + body
+        try:
+            with open(path) as f:
+                text = f.read()
+        except OSError as exc:
+            raise click.BadParameter(f"cannot read {path}: {exc.strerror}",
+                                     param_hint="SCRIPT") from None
+        except UnicodeDecodeError:
+            raise click.BadParameter(f"{path} is not a text file",
+                                     param_hint="SCRIPT") from None
+    if not text.startswith("#!"):
+        what = "is empty" if not text else "does not start with '#!'"
+        raise click.UsageError(f"{name}: not a script: it {what}{hint}")
+    return text
+
+
+def _wrap(command: list[str]) -> str:
+    """``--wrap``: the command (or stdin) as a /bin/sh script, as Flux's ``flux batch
+    --wrap`` makes it (the words joined by spaces, so shell syntax in them works)."""
+    if command:
+        return "#!/bin/sh\n" + " ".join(command) + "\n"
+    if sys.stdin.isatty():
+        raise click.UsageError("--wrap: no command given (give one, or pipe one on stdin)")
+    text = sys.stdin.read()
+    if not text.strip():
+        raise click.UsageError("--wrap: no command given and stdin is empty")
+    return "#!/bin/sh\n" + text
 
 
 class BatchCommand(click.Command):
@@ -77,10 +94,9 @@ class BatchCommand(click.Command):
             _state["probing"] = False
         script = probe.params.get("script")
         if probe.params.get("wrap"):
-            text = _wrapped(script, probe.params.get("args") or ())
-            ctx.meta["strato.batch.script"] = text
-            return super().parse_args(ctx, list(args))
-        text = _read_script(script)
+            text = _wrap([script, *probe.params["args"]] if script else [])
+        else:
+            text = _read_script(script, probe.params.get("dump"))
         from strato.jobspec.directives import directive_args
 
         try:
@@ -141,7 +157,23 @@ def child_config(items: tuple[str, ...]) -> dict:
                 raise ConfigError("not a config file, KEY=VAL or JSON object")
         except ConfigError as exc:
             raise click.BadParameter(f"{item}: {exc}", param_hint="--conf") from None
+    _check_child_config(conf)
     return conf
+
+
+def _check_child_config(conf: dict) -> None:
+    """Refuse at submission what the child would refuse at its start (an unknown
+    key or table, a value its check refuses), as ``strato config check`` does,
+    rather than let the job fail later. Plugins the config names are loaded for
+    this, since they declare their own keys."""
+    from strato.core.config import check_config
+    from strato.core.errors import StratoError
+    from strato.core.plugins import make_plugin_manager
+
+    try:
+        check_config(conf, make_plugin_manager(conf))
+    except StratoError as exc:
+        raise click.BadParameter(str(exc), param_hint="--conf") from None
 
 
 def broker_options(o: dict) -> list[str]:
@@ -205,7 +237,7 @@ def batch_jobspec(script_text: str, args: tuple, o: dict) -> dict:
 @multi_options
 @instance_options
 @click.option("--wrap", is_flag=True,
-              help="Run the arguments (or stdin) as a /bin/sh script, not a script file.")
+              help="Run COMMAND ARGS... (or stdin) as a /bin/sh script instead of a SCRIPT.")
 @click.argument("script", required=False)
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 def batch(script, args, wrap, **o) -> int:

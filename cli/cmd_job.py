@@ -63,7 +63,10 @@ def wait(jobid) -> int:
 
     res = jobapi.wait(handle(), jobid)
     if not res.success:
-        why = res.exception["note"] if res.exception else f"exit code {res.returncode}"
+        if res.exception:  # a cancel may have no note: then its type says it
+            why = res.exception["note"] or f"{res.exception['type']} exception"
+        else:
+            why = f"exit code {res.returncode}"
         click.echo(f"strato-job: {f58(jobid)}: {res.result.lower()}: {why}", err=True)
         return 1
     return 0

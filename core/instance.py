@@ -424,10 +424,15 @@ def _rss_kb(pid: int) -> int | None:
 
 
 def _spawn_initial(argv: list[str], env: dict[str, str]) -> int:
+    """Start the initial program; ConfigError (one line, which a child also reports
+    to its parent) if it cannot be run."""
     exe = shutil.which(argv[0], path=env.get("PATH")) if "/" not in argv[0] else argv[0]
     if exe is None:
         raise ConfigError(f"{argv[0]}: command not found")
-    return os.posix_spawn(exe, argv, env)
+    try:
+        return os.posix_spawn(exe, argv, env)
+    except OSError as exc:  # not executable, not a program (no '#!'), ...
+        raise ConfigError(f"{argv[0]}: {exc.strerror}") from None
 
 
 class _Program:
@@ -503,6 +508,9 @@ async def _serve(inst: Instance, command: list[str], exit_with: int | None = Non
         loop.add_signal_handler(signal.SIGHUP, program.signal, signal.SIGHUP)
         loop.add_signal_handler(signal.SIGINT, lambda: None)  # the program handles ^C itself
         status = await program.done
+        # what is left is cancelled, and gone, before the dump and before this
+        # instance's own job (if it is a child) can end
+        await inst.jobs.shutdown(keep_pending=inst.statedir is not None)
         if dump:
             path = _dump_path(dump, inst)
             try:

@@ -166,6 +166,7 @@ class JobManager:
         # ended jobs are also counted by result (COMPLETED, FAILED, ...), so
         # job-list.job-stats answers without walking every job ever run
         self.counts = {"submitted": 0, "inactive": 0}
+        self.closing = False  # the instance is shutting down: no new jobs
         try:
             self.kill_timeout = parse_fsd(str(instance.config.get("exec", {})
                                               .get("kill-timeout", 5.0)))
@@ -250,6 +251,8 @@ class JobManager:
         `cc` gives each job its copy index (``--cc``), seen by the shell as
         ``STRATO_JOB_CC`` and ``{{cc}}`` in output templates.
         """
+        if self.closing:
+            raise RPCError("the instance is shutting down", "ENOSYS")
         if cc is not None and (len(cc) != len(jobspecs)
                                or not all(isinstance(c, int) for c in cc)):
             raise RPCError("cc must be a list of integers, one per job")
@@ -678,6 +681,43 @@ class JobManager:
             self.kill(job, signal.SIGTERM)
             loop = asyncio.get_running_loop()
             loop.call_later(self.kill_timeout, self._kill_hard, job)
+
+    async def shutdown(self, keep_pending: bool = False) -> None:
+        """End the jobs of an instance that is stopping (its initial program exited).
+
+        Nothing is submitted or scheduled any more; every running job is cancelled
+        (SIGTERM, then SIGKILL after ``exec.kill-timeout``), and so is every pending
+        one unless `keep_pending` (a statedir keeps them for the restart). Returns
+        once all of those are inactive, so that their eventlogs say how they ended
+        (a child's ``--dump``) and their processes are gone before this instance's
+        own job ends: a child instance among them does the same first, which makes
+        a tree's teardown complete from the top. Gives up after the kill timeout and
+        a few seconds more: the shell host then kills what is left."""
+        self.closing = True
+        for q in self.queues.named(None):
+            q.started, q.stop_reason = False, "the instance is shutting down"
+        self.stop_queue({q.name for q in self.queues.named(None)})
+        ending = [j for j in self.active.values()
+                  if not (keep_pending and j.state & (NEW | PENDING))]
+        if not ending:
+            return
+        left = {j.id for j in ending}
+        done = asyncio.get_running_loop().create_future()
+
+        def gone(job: Job) -> None:
+            left.discard(job.id)
+            if not left and not done.done():
+                done.set_result(None)
+
+        for job in ending:
+            if job.state & (NEW | PENDING | RUN):  # CLEANUP: already ending
+                self.raise_exception(job, "cancel", 0, "the instance is shutting down")
+        for job in ending:
+            self.watch_state(job, INACTIVE, gone)
+        try:
+            await asyncio.wait_for(done, self.kill_timeout + 5.0)
+        except TimeoutError:
+            log.warning("%d job(s) did not end at shutdown", len(left))
 
     def _kill_hard(self, job: Job) -> None:
         if job.state == RUN:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import select
 import signal
 import socket
 import sys
@@ -22,6 +23,9 @@ from strato.core.errors import RPCError
 from strato.core.hookspecs import hookimpl
 
 log = logging.getLogger("strato.exec-local")
+
+#: how long a stopping instance waits for its shell host to kill its tasks and exit
+HOST_EXIT_TIMEOUT = 5.0
 
 
 class LocalExec:
@@ -37,6 +41,9 @@ class LocalExec:
         self.ready = False
         self.stopping = False
         self.running: set[int] = set()
+        # jobid -> the process groups of its tasks, from the host's start event: if
+        # the host dies, its tasks are killed from here instead of living on
+        self.groups: dict[int, list[int]] = {}
         self._starts: list[dict] = []
         self.broker.register("exec.host-hello", self._hello)
         self.broker.register("exec.host-events", self._host_events)
@@ -99,6 +106,7 @@ class LocalExec:
         why = f"killed by signal {-code}" if code < 0 else f"exit code {code}"
         if self.running or self._starts:
             log.error("the shell host exited (%s); ending its jobs", why)
+        self._kill_groups()
         for body in self._starts:
             self.running.add(body["id"])
         self._starts = []
@@ -147,20 +155,48 @@ class LocalExec:
             jobid = ev.get("id")
             if jobid not in self.running:
                 continue
+            ctx = ev.get("context")
+            ctx = dict(ctx) if isinstance(ctx, dict) else None
             if ev["name"] == "finish":
                 self.running.discard(jobid)
-            ctx = ev.get("context")
-            self.service.event(jobid, ev["name"], ctx if isinstance(ctx, dict) else None)
+                self.groups.pop(jobid, None)
+            elif ev["name"] == "start" and ctx is not None:
+                pgids = ctx.pop("pgids", None)
+                if isinstance(pgids, list):
+                    self.groups[jobid] = [g for g in pgids if isinstance(g, int) and g > 1]
+                ctx = ctx or None
+            self.service.event(jobid, ev["name"], ctx)
         req.respond()  # nothing is sent for the host's one-way batches
 
     def shutdown(self) -> None:
-        """Stop the shell host; it kills every task it still runs."""
+        """Stop the shell host, which kills every task it still runs, and wait for
+        it to exit (a few seconds at most), so that nothing of this instance
+        outlives its broker: a parent sees a child's job end only after that."""
         self.stopping = True
-        if self.pid:
-            self.link.close()  # the host sees the end of file and stops
+        if not self.pid:
+            return
+        self.link.close()  # the host sees the end of file and stops
+        try:
+            fd = os.pidfd_open(self.pid)
+            os.kill(self.pid, signal.SIGTERM)
+        except OSError:  # already gone
+            return
+        try:
+            if not select.select([fd], [], [], HOST_EXIT_TIMEOUT)[0]:
+                log.error("the shell host did not exit in %gs; killing it", HOST_EXIT_TIMEOUT)
+                os.kill(self.pid, signal.SIGKILL)
+                self._kill_groups()
+        finally:
+            os.close(fd)
+
+    def _kill_groups(self) -> None:
+        """SIGKILL the tasks of every job the host ran: it is gone, and they would
+        outlive it, still holding resources their jobs no longer have."""
+        groups, self.groups = self.groups, {}
+        for pgid in (g for pgids in groups.values() for g in pgids):
             try:
-                os.kill(self.pid, signal.SIGTERM)
-            except ProcessLookupError:
+                os.killpg(pgid, signal.SIGKILL)
+            except OSError:
                 pass
 
     def stats(self) -> dict:

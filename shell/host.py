@@ -18,7 +18,8 @@ socketpair the broker made when it started the host):
 - what it sends, batched per event-loop turn: ``kvs.commit`` with the appends to
   each job's ``guest.output`` and ``exec.eventlog`` (``shell.init``,
   ``shell.start``, ``complete {status}``), one append per key and turn, then
-  ``exec.host-events {events: [{id, name, context}]}`` with ``start``,
+  ``exec.host-events {events: [{id, name, context}]}`` with ``start {pgids}``
+  (the tasks' process groups, which the broker kills should this host die),
   ``exception {type, note}`` and ``finish {status}``. Output is sent before
   the events of the same turn, so a job's output is in the KVS before its
   ``finish``.
@@ -196,4 +197,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    # Everything is stopped and flushed: skip the interpreter's teardown, which
+    # the instance waits for when it shuts down (tens of milliseconds).
+    logging.shutdown()
+    sys.stdout.flush()
+    os._exit(code)

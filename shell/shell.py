@@ -13,6 +13,7 @@ import asyncio
 import codecs
 import os
 import shutil
+import signal
 import time
 
 from strato.core import ids
@@ -256,7 +257,8 @@ class JobShell:
             if fin is not None:
                 os.close(fin)
         host.exec_event(job, "shell.start")
-        host.event(job.id, "start")
+        # the task groups, so that the broker can kill them if this host dies
+        host.event(job.id, "start", {"pgids": [t.pgid for t in self.tasks if t.pgid]})
         duration = job.summary["duration"]
         if duration > 0:
             self._timer = loop.call_later(duration, self._timeout)
@@ -360,6 +362,16 @@ class JobShell:
     def _task_exited(self, task: Task, status: int) -> None:
         task.status = status
         task.pid = -task.pid if task.pid else 0
+        if os.WIFSIGNALED(status) and task.pgid and not self.killed:
+            # A task killed by a signal (not one this shell sent: that one reaches
+            # the whole group, SIGKILL following after the kill timeout) takes its
+            # process group with it: what it started there (a child instance's
+            # initial program, when its broker was killed) would otherwise live on
+            # as orphans and could hold its output open, so the job never ended.
+            try:
+                os.killpg(task.pgid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
         if task.open:
             self._close_one(task)
         else:

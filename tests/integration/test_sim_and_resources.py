@@ -87,7 +87,8 @@ def test_restart_recovers_the_queue(make_instance, tmp_path):
     rows = dict(line.split(" ", 1) for line in out.splitlines())
     assert rows[done] == "INACTIVE COMPLETED"
     assert rows[held] == "SCHED "
-    assert rows[running] == "INACTIVE FAILED"
+    # an orderly stop cancels what runs (it could not survive the instance)
+    assert rows[running] == "INACTIVE CANCELED"
     assert second.strato("kvs", "get", "site.note", check=True).stdout == "hello\n"
     assert second.strato("job", "attach", done, check=True).stdout == "done\n"
     second.strato("job", "urgency", held, "16", check=True)
@@ -118,6 +119,8 @@ def test_urgency_change_in_depend_survives_restart(make_instance, tmp_path):
     b = first.strato("submit", f"--dependency=afterok:{a}", "true", check=True).stdout.strip()
     first.strato("job", "urgency", b, "20", check=True)
     assert "DEPEND" in first.strato("jobs", "-o", "{state}", check=True).stdout
+    first.proc.kill()  # a crash: a is still running in the statedir's eventlog
+    first.proc.wait()
     first.stop()
     second = make_instance(statedir=state, sub="b")
     res = second.strato("job", "wait", b)
