@@ -237,13 +237,18 @@ def _dependencies(rec: dict) -> str:
     return ",".join(out)
 
 
+def _dig(v: Any, path: tuple[str, ...]) -> Any:
+    """The value at `path` in nested dicts, or None where the path ends early."""
+    for key in path:
+        if not isinstance(v, dict):
+            return None
+        v = v.get(key)
+    return v
+
+
 def _annotation(path: tuple[str, ...]) -> Callable[[dict], Any]:
     def get(rec: dict) -> Any:
-        v: Any = rec.get("annotations")
-        for key in path:
-            if not isinstance(v, dict):
-                return ""
-            v = v.get(key)
+        v = _dig(rec.get("annotations"), path)
         if v is None:
             return ""
         if isinstance(v, dict):
@@ -355,11 +360,7 @@ def _instance(path: tuple[str, ...]) -> Callable[[dict], Any]:
     empty for a job that is no instance, or whose instance did not answer."""
 
     def get(rec: dict) -> Any:
-        v: Any = rec.get("instance")
-        for key in path:
-            if not isinstance(v, dict):
-                return ""
-            v = v.get(key)
+        v = _dig(rec.get("instance"), path)
         return "" if v is None else v
 
     return get
