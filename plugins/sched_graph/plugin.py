@@ -168,7 +168,9 @@ class GraphScheduler:
         allocated, rejected, annotations = [], [], {}
         qp = self.queue_policy
         reservations = 0
-        for job in pending[: self.queue_depth]:
+        window = pending[: self.queue_depth]
+        blocked = False
+        for job in window:
             try:
                 js = self._jobspec(job.jobspec, job.summary.get("queue", ""))
             except JobspecError as exc:
@@ -184,6 +186,7 @@ class GraphScheduler:
                 continue
             except MatchError:
                 if qp.blocks:
+                    blocked = True
                     break
                 continue
             if at <= now:
@@ -194,7 +197,10 @@ class GraphScheduler:
                 self.reserved.add(job.id)
                 annotations[job.id] = {"sched": {"t_estimate": float(at)}}
                 reservations += 1
-        return SchedulePass(allocated, rejected, annotations)
+        # jobs beyond the window wait for the next pass, which follows at once if
+        # this one decided anything (otherwise the same window would be tried again)
+        more = not blocked and len(pending) > len(window) and bool(allocated or rejected)
+        return SchedulePass(allocated, rejected, annotations, more)
 
     def allocate_existing(self, job, R: dict) -> None:
         """Book the resources of a job that already holds `R` (a scheduler reload);
