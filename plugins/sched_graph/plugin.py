@@ -34,7 +34,7 @@ from strato.jobspec.idset import decode_idset
 from .config import core_declare_config  # noqa: F401 - the plugin declares its config keys
 from .errors import MatchError, Unsatisfiable
 from .flexible import TRAVERSERS, create_traverser
-from .jobspec import JobspecError, parse_jobspec
+from .jobspec import JobspecError, match_text, parse_jobspec
 from .policies import MatchPolicy, create_policy
 from .rv1exec import load_rv1exec, r_ranks, rv1exec_update
 from .update import partial_cancel
@@ -141,7 +141,7 @@ class GraphScheduler:
             have = system.get("constraints")
             jobspec = {**jobspec, "attributes": {**jobspec["attributes"], "system": {
                 **system, "constraints": {"and": [have, need]} if have else need}}}
-        js = parse_jobspec(json.dumps(jobspec))
+        js = parse_jobspec(match_text(jobspec))
         if len(self._specs) > 4096:
             self._specs.clear()
         self._specs[key] = (orig, js)
