@@ -241,7 +241,17 @@ def analyse(recs: dict, wall: float, fanout: str, sample: bool) -> dict:
             **{f"{c}_median": median([x[c] for x in rows]) for c in COSTS},
             **{f"{c}_max": max(x[c] for x in rows) for c in COSTS},
         }
+    # the per-level costs added up (sample runs: one instance per level): the
+    # critical path = each level's fan-out + child start + teardown, plus the leaf's
+    # own submit and wait
+    parts = None
+    if sample and per_level:
+        parts = sum(v[f"{c}_max"] for v in per_level.values()
+                    for c in ("fanout_s", "launch_s", "boot_s", "program_s", "teardown_s"))
+        last = per_level[max(per_level, key=int)]
+        parts += last["submit_s_max"] + last["wait_s_max"]
     return {"fanout": fanout, "sample": sample, "brokers": len(recs), "total_s": total,
+            "sum_of_level_costs_s": parts,
             # CPU of every broker and initial program until its program ended (shell
             # hosts and teardown not included)
             "cpu_s": sum(r["broker_cpu_s"] + r["driver_cpu_s"] for r in recs.values()),
