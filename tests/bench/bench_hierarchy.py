@@ -101,9 +101,9 @@ MODELLED = [
      "64,64", 1, 3),
     ("d4_32x32x4_1c", "depth 4: 32 x 32 x 4 leaves of 1 core, 1 job each", LONODE, LONODE,
      "32,32,4", 1, 4),
-    ("d2_1024_simple_upper", "depth 2 as above, root sched-simple, leaves lonode", SIMPLE,
-     LONODE, "1024", 0, 2),
-    ("d3_64x64_1c_simple_upper", "depth 3 (64 x 64 x 1 core), upper levels sched-simple",
+    ("d2_1024_simple_upper", "depth 2: 1024 one-node leaves, root sched-simple, leaves lonode",
+     SIMPLE, LONODE, "1024", 0, 2),
+    ("d3_64x64_1c_simple_upper", "depth 3: 64 x 64 one-core leaves, sched-simple above them",
      SIMPLE, LONODE, "64,64", 1, 3),
 ]
 COSTS = ("fanout_s", "launch_s", "boot_s", "program_s", "submit_s", "wait_s", "teardown_s")
@@ -295,14 +295,15 @@ def measure(quick: bool) -> dict:
         res["measured"] = {}
         for key, label, upper, leaf, fanout, cores in MEASURED:
             r = run_tree(upper, upper, leaf, fanout, leaf_cores=cores)
-            r.update(label=label, depth=len(fanout.split(",")) + 1,
+            r.update(label=label, depth=len(fanout.split(",")) + 1, upper=upper, leaf=leaf,
                      speedup_vs_flat_lonode=base / r["total_s"])
             res["measured"][key] = r
         res["modelled"] = {}
         for key, label, upper, leaf, fanout, cores, depth in MODELLED:
             r = run_median(1 if quick else 3, upper, upper, leaf, fanout, sample=True,
                            leaf_cores=cores)
-            r.update(label=label, depth=depth, jobs_per_s=JOBS / r["total_s"],
+            r.update(label=label, depth=depth, upper=upper, leaf=leaf,
+                     jobs_per_s=JOBS / r["total_s"],
                      speedup_vs_flat_lonode=base / r["total_s"])
             res["modelled"][key] = r
     finally:
@@ -314,9 +315,14 @@ def measure(quick: bool) -> dict:
 def summary(res: dict) -> dict:
     """The issue's targets, from this run."""
     lat = res["latency"]
-    lonode_all = [r for r in res["measured"].values() if "simple" not in r["label"]]
-    best = max(res["measured"].values(), key=lambda r: r["jobs_per_s"])
-    best_model = max(res["modelled"].values(), key=lambda r: r["jobs_per_s"])
+    # the target's trees: the leaves do graph scheduling (lonode), as the flat
+    # lonode instance they are compared with; sched-simple trees are context
+    lonode_all = [r for r in res["measured"].values() if r["upper"] == LONODE]
+    best = max((r for r in res["measured"].values() if r["leaf"] == LONODE),
+               key=lambda r: r["jobs_per_s"])
+    best_any = max(res["measured"].values(), key=lambda r: r["jobs_per_s"])
+    best_model = max((r for r in res["modelled"].values() if r["leaf"] == LONODE),
+                     key=lambda r: r["jobs_per_s"])
 
     def by_depth(rows: list[dict]) -> dict:
         out: dict[int, float] = {}
@@ -324,7 +330,7 @@ def summary(res: dict) -> dict:
             out[r["depth"]] = max(out.get(r["depth"], 0.0), r["speedup_vs_flat_lonode"])
         return dict(sorted(out.items()))
 
-    md = by_depth([r for r in res["modelled"].values() if "simple" not in r["label"]])
+    md = by_depth([r for r in res["modelled"].values() if r["upper"] == LONODE])
     ups = list(md.values())
     first_two = ups[:2]
     mem = max(lat["child_local"]["rss_mb"], lat["child_sim"]["rss_mb"])
@@ -333,6 +339,9 @@ def summary(res: dict) -> dict:
         "tree_median_s": lat["tree"]["median_s"], "tree_ok": lat["tree"]["median_s"] <= 1.2,
         "best_measured": {"key": best["label"], "jobs_per_s": best["jobs_per_s"],
                           "total_s": best["total_s"]},
+        "best_measured_any_scheduler": {"key": best_any["label"],
+                                        "jobs_per_s": best_any["jobs_per_s"],
+                                        "total_s": best_any["total_s"]},
         "best_modelled": {"key": best_model["label"], "jobs_per_s": best_model["jobs_per_s"],
                           "total_s": best_model["total_s"]},
         "best_ok": best["jobs_per_s"] >= 5000,
@@ -395,8 +404,10 @@ def main(argv=None) -> dict:
                 headers=("run", "brokers", "total s", "job/s", "speedup",
                          "CPU s (brokers+programs)",
                          "per level (max): fan-out, child start, submit, wait, teardown"))
-    print(f"\nbest measured: {s['best_measured']['key']} {s['best_measured']['jobs_per_s']:.0f}"
-          f" job/s; best modelled: {s['best_modelled']['key']}"
+    ba = s["best_measured_any_scheduler"]
+    print(f"\nbest measured (lonode leaves): {s['best_measured']['key']}"
+          f" {s['best_measured']['jobs_per_s']:.0f} job/s (any scheduler: {ba['key']}"
+          f" {ba['jobs_per_s']:.0f} job/s); best modelled: {s['best_modelled']['key']}"
           f" {s['best_modelled']['jobs_per_s']:.0f} job/s; speedup by depth measured"
           f" {s['speedup_by_depth_measured']}, modelled {s['speedup_by_depth_modelled']};"
           f" {res['bench_s']:.0f} s in all")
