@@ -211,7 +211,8 @@ class Scheduler(Protocol):
         """Decide for the pending jobs, in queue order (priority, then submission);
         return a `strato.core.schedutil.SchedulePass` of allocations (job, R),
         rejections (job, one-line reason: the job can never run) and annotations
-        of jobs left pending. Called at most once per event-loop turn."""
+        of jobs left pending; ``more=True`` if it looked at only part of the queue
+        and wants another pass. Called at most once per event-loop turn."""
 
     def free(self, jobid: int, R: dict, final: bool) -> None:
         """Give back the resources of a job: those on the ranks of `R` (a partial

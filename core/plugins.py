@@ -1,6 +1,7 @@
 """Building an instance's own plugin manager from its config.
 
-Built-in plugins are modules listed in the ``strato.plugins`` entry-point group.
+Built-in plugins are modules listed in the ``strato.plugins`` entry-point group
+(strato's own are known without reading it, see `OWN_PLUGINS`).
 An instance loads the defaults plus ``[plugins] load`` minus ``[plugins] block``.
 ``load`` entries may also name a module found on ``[plugins] searchpath`` or a
 ``.py`` file, which is how a site adds its own plugin without packaging it.
@@ -24,9 +25,8 @@ import json
 import logging
 import sys
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
@@ -54,9 +54,56 @@ DEFAULT_PLUGINS = (
 _LOADER_FILES = (__file__, str(Path(importlib.__file__).parent))
 
 
-def builtin_plugins() -> dict[str, str]:
+# strato's own plugins, as pyproject.toml declares them in the strato.plugins
+# entry-point group (a test keeps the two equal). Looking these up needs no scan of
+# the installed distributions: importing importlib.metadata and reading the entry
+# points cost every broker ~25 ms of its start-up, a child instance's included.
+OWN_PLUGINS = {
+    "sched-simple": "strato.plugins.sched_simple",
+    "exec-local": "strato.plugins.exec_local",
+    "exec-sim": "strato.plugins.exec_sim",
+    "ingest-basic": "strato.plugins.ingest_basic",
+    "job-priority-default": "strato.plugins.job_priority_default",
+    "ingest-defaults": "strato.plugins.ingest_defaults",
+    "ingest-limits": "strato.plugins.ingest_limits",
+    "ingest-require": "strato.plugins.ingest_require",
+    "sched-graph": "strato.plugins.sched_graph.plugin",
+    "dependency-after": "strato.plugins.dependency_after",
+    "dependency-singleton": "strato.plugins.dependency_singleton",
+    "dependency-begin-time": "strato.plugins.dependency_begin_time",
+}
+
+
+class _Installed(Mapping):
+    """Plugin name -> module path for the ``strato.plugins`` group. strato's own
+    names are answered from `OWN_PLUGINS`; any other name, iterating or counting
+    reads the entry points (once per object)."""
+
+    def __init__(self) -> None:
+        self._all: dict[str, str] | None = None
+
+    def _scan(self) -> dict[str, str]:
+        if self._all is None:
+            from importlib.metadata import entry_points
+
+            found = {ep.name: ep.value for ep in entry_points(group="strato.plugins")}
+            self._all = {**found, **OWN_PLUGINS}
+        return self._all
+
+    def __getitem__(self, name: str) -> str:
+        own = OWN_PLUGINS.get(name)
+        return own if own is not None else self._scan()[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._scan())
+
+    def __len__(self) -> int:
+        return len(self._scan())
+
+
+def builtin_plugins() -> Mapping[str, str]:
     """Map each plugin name in the ``strato.plugins`` group to its module path."""
-    return {ep.name: ep.value for ep in entry_points(group="strato.plugins")}
+    return _Installed()
 
 
 def _import(name: str, builtins: dict[str, str], searchpath: list[str]):

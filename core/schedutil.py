@@ -33,6 +33,7 @@ Every message that arrives in one event-loop turn is applied first; the plugin's
 
 from __future__ import annotations
 
+import asyncio
 import bisect
 import logging
 from dataclasses import dataclass, field
@@ -68,12 +69,16 @@ class SchedulePass:
     ``allocated``: (job, R) pairs; ``rejected``: (job, one-line reason) pairs for
     jobs that can never run; ``annotations``: jobid -> annotation dict for the
     jobs still pending that should show one (e.g. a reservation's t_estimate);
-    a pending job left out has none.
+    a pending job left out has none. ``more``: the scheduler stopped before the
+    end of the queue by a limit of its own (sched-graph's ``queue-depth``) after
+    deciding for some jobs, and wants another pass; it follows in the next turn
+    of the event loop, so the broker reads its messages in between.
     """
 
     allocated: list
     rejected: list
     annotations: dict
+    more: bool = False
 
 
 @dataclass
@@ -214,6 +219,8 @@ class SchedModule:
             if self.annotated.get(jobid) != ann and jobid in self.by_id:
                 self.annotated[jobid] = ann
                 self._respond({"id": jobid, "type": "annotate", "annotations": ann})
+        if result.more and self.queue:
+            asyncio.get_running_loop().call_soon(self._request_pass)
 
     # -- services ----------------------------------------------------------------------
     def _alloc(self, req) -> None:

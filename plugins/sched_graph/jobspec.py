@@ -249,6 +249,35 @@ def parse_jobspec(text: str, known_types=None) -> Jobspec:
     return js
 
 
+def match_text(jobspec: dict) -> str:
+    """The text `parse_jobspec` needs of a jobspec given as a dict.
+
+    What the parser neither reads nor checks is left out: the contents of each
+    task's command, the system attributes other than duration, queue and
+    constraints (the environment, files, ...), the contents of the user
+    attributes. So jobs that differ only there (every child instance's command,
+    a submission's environment) share one parse, and with it the matcher's
+    subtree cache (keyed by the parsed requests). Parts of an unexpected shape are
+    kept whole, so a bad jobspec fails as it did.
+    """
+    view = dict(jobspec)
+    tasks = view.get("tasks")
+    if isinstance(tasks, list) and all(isinstance(t, dict) and isinstance(t.get("command"), list)
+                                       for t in tasks):
+        view["tasks"] = [{**t, "command": []} for t in tasks]
+    attrs = view.get("attributes")
+    if isinstance(attrs, dict):
+        attrs = dict(attrs)
+        system = attrs.get("system")
+        if isinstance(system, dict):
+            attrs["system"] = {k: v for k, v in system.items()
+                               if k in ("duration", "queue", "constraints")}
+        if "user" in attrs:
+            attrs["user"] = None
+        view["attributes"] = attrs
+    return json.dumps(view)
+
+
 def _types_known(resources: list[Request], known_types) -> bool:
     for r in resources:
         if r.type not in known_types or not _types_known(r.with_, known_types):

@@ -34,7 +34,7 @@ from strato.jobspec.idset import decode_idset
 from .config import core_declare_config  # noqa: F401 - the plugin declares its config keys
 from .errors import MatchError, Unsatisfiable
 from .flexible import TRAVERSERS, create_traverser
-from .jobspec import JobspecError, parse_jobspec
+from .jobspec import JobspecError, match_text, parse_jobspec
 from .policies import MatchPolicy, create_policy
 from .rv1exec import load_rv1exec, r_ranks, rv1exec_update
 from .update import partial_cancel
@@ -141,7 +141,7 @@ class GraphScheduler:
             have = system.get("constraints")
             jobspec = {**jobspec, "attributes": {**jobspec["attributes"], "system": {
                 **system, "constraints": {"and": [have, need]} if have else need}}}
-        js = parse_jobspec(json.dumps(jobspec))
+        js = parse_jobspec(match_text(jobspec))
         if len(self._specs) > 4096:
             self._specs.clear()
         self._specs[key] = (orig, js)
@@ -168,7 +168,9 @@ class GraphScheduler:
         allocated, rejected, annotations = [], [], {}
         qp = self.queue_policy
         reservations = 0
-        for job in pending[: self.queue_depth]:
+        window = pending[: self.queue_depth]
+        blocked = False
+        for job in window:
             try:
                 js = self._jobspec(job.jobspec, job.summary.get("queue", ""))
             except JobspecError as exc:
@@ -184,6 +186,7 @@ class GraphScheduler:
                 continue
             except MatchError:
                 if qp.blocks:
+                    blocked = True
                     break
                 continue
             if at <= now:
@@ -194,7 +197,10 @@ class GraphScheduler:
                 self.reserved.add(job.id)
                 annotations[job.id] = {"sched": {"t_estimate": float(at)}}
                 reservations += 1
-        return SchedulePass(allocated, rejected, annotations)
+        # jobs beyond the window wait for the next pass, which follows at once if
+        # this one decided anything (otherwise the same window would be tried again)
+        more = not blocked and len(pending) > len(window) and bool(allocated or rejected)
+        return SchedulePass(allocated, rejected, annotations, more)
 
     def allocate_existing(self, job, R: dict) -> None:
         """Book the resources of a job that already holds `R` (a scheduler reload);

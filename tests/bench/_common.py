@@ -103,18 +103,18 @@ def cached_bytecode_env(prefix: str) -> dict:
 
 
 def run_script_in_instance(config_toml: str, script: str, args: list[str] = (),
-                           timeout: float = 900) -> dict:
+                           timeout: float = 900, env: dict | None = None) -> dict:
     """Start a fresh instance with `config_toml` running the Python `script`, which
     is called as ``script OUT_JSON ARGS...`` and writes its figures to OUT_JSON;
     return them, with the wall time of the whole ``strato start`` as
-    ``instance_wall_s``."""
+    ``instance_wall_s``. `env`: the environment (default: this process's)."""
     with tempfile.TemporaryDirectory(prefix="strato-bench-") as tmp:
         cfg = Path(tmp) / "config.toml"
         cfg.write_text(config_toml)
         drv = Path(tmp) / "driver.py"
         drv.write_text(script)
         out = Path(tmp) / "out.json"
-        env = dict(os.environ)
+        env = dict(os.environ if env is None else env)
         env["PATH"] = f"{Path(PYTHON).parent}:{env.get('PATH', '')}"
         cmd = [STRATO, "start", "--config", str(cfg), PYTHON, str(drv), str(out), *args]
         t0 = time.perf_counter()

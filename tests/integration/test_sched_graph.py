@@ -189,3 +189,18 @@ queue = "batch"
     assert job.info(h, r)["nodelist"] == "node3"
     res = inst.strato("submit", "-q", "debug", "--requires=host:node0", "true")
     assert res.returncode == 1 and "unsatisfiable" in res.stderr
+
+
+def test_more_jobs_than_queue_depth_all_start(make_instance):
+    """A cycle looks at queue-depth jobs; when it made progress, the next cycle
+    follows by itself (it used to wait for a job to end, so 40 long jobs on 64
+    free cores left 8 pending for as long as the first 32 ran)."""
+    inst = graph_instance(make_instance, queue_depth=4,
+                          extra='[[resource.config]]\nhosts = "node[4-15]"\ncores = "0-3"\n')
+    h = strato.Handle(inst.uri)
+    ids = job.submit_many(h, spec("true", run=1000.0), 40)
+    for jobid in ids:
+        job.event_wait(h, jobid, "start", timeout=10)
+    assert {job.info(h, j)["state"] for j in ids} == {"RUN"}
+    job.cancel(h, ids)
+    job.wait_all(h, ids)
