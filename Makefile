@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench docs clean
 
 $(BIN)/strato: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,8 +20,18 @@ test: $(BIN)/strato
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 
+# The documentation site, in site/: MkDocs with --strict (mkdocs.yml), so a broken
+# link or an API reference that cannot be collected fails, naming page and link.
+# Installs the optional [docs] extra into .venv first (once).
+$(VENV)/.docs-installed: $(BIN)/strato pyproject.toml
+	$(BIN)/pip install -q -e '.[test,docs]'
+	touch $@
+
+docs: $(VENV)/.docs-installed
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
+
 bench: $(BIN)/strato
 	$(BIN)/python tests/bench/run_all.py
 
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) build site *.egg-info

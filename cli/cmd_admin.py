@@ -50,7 +50,7 @@ def queue_status(queue) -> int:
 
 
 @queue.command("list")
-@click.option("-n", "--no-header", is_flag=True)
+@click.option("-n", "--no-header", is_flag=True, help="No header line.")
 def queue_list(no_header) -> int:
     """One line per queue: enabled, started, time default and limit, size limits."""
     from strato import queue as api
@@ -139,7 +139,7 @@ def resource() -> None:
 
 
 @resource.command("list")
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the resource status as JSON.")
 def resource_list(as_json) -> int:
     """Free, allocated and down resources."""
     from strato import resource as api
@@ -288,7 +288,8 @@ def shutdown(target) -> int:
 
 
 @click.command()
-@click.option("-c", "--count", type=click.IntRange(min=1), default=1)
+@click.option("-c", "--count", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Number of requests to send.")
 @click.argument("target", default="broker")
 def ping(count, target) -> int:
     """Send requests to the instance and print round-trip times."""

@@ -111,7 +111,8 @@ def wait_event(timeout, quiet, match_context, jobid, event) -> int:
 
 
 @job.command()
-@click.option("-f", "--format", "fmt", type=click.Choice(["text", "json"]), default="text")
+@click.option("-f", "--format", "fmt", type=click.Choice(["text", "json"]), default="text",
+              help="text: one event a line; json: one JSON object a line.")
 @click.argument("jobid", type=JOBID)
 @click.argument("name", default="eventlog", type=click.Choice(["eventlog", "output"]))
 def eventlog(fmt, jobid, name) -> int:
@@ -181,7 +182,7 @@ def kill(sig, jobids) -> int:
 
 
 @job.command("cancel")
-@click.option("-m", "--message", default="")
+@click.option("-m", "--message", default="", help="Reason, recorded in the exception note.")
 @click.argument("jobids", nargs=-1, required=True, type=JOBID)
 def job_cancel(message, jobids) -> int:
     """Cancel jobs."""
@@ -192,9 +193,11 @@ def job_cancel(message, jobids) -> int:
 
 
 @job.command("raise")
-@click.option("-t", "--type", "etype", default="cancel")
-@click.option("-s", "--severity", type=click.IntRange(0, 7), default=0)
-@click.option("-m", "--message", default="")
+@click.option("-t", "--type", "etype", default="cancel", show_default=True,
+              help="Exception type (a word, e.g. cancel, timeout, test).")
+@click.option("-s", "--severity", type=click.IntRange(0, 7), default=0, show_default=True,
+              help="0 (fatal: the job ends) to 7; non-zero is only recorded.")
+@click.option("-m", "--message", default="", help="Note recorded with the exception.")
 @click.argument("jobids", nargs=-1, required=True, type=JOBID)
 def job_raise(etype, severity, message, jobids) -> int:
     """Raise an exception on jobs."""

@@ -29,7 +29,7 @@ _RESET = "\033[0;0m"
 @click.option("-A", "all_users", is_flag=True, help="Jobs of every user.")
 @click.option("-f", "--filter", "filt", metavar="STATE|RESULT,...",
               help="Only jobs in these states or with these results.")
-@click.option("-n", "--no-header", is_flag=True)
+@click.option("-n", "--no-header", is_flag=True, help="No header line.")
 @click.option("-c", "--count", type=click.IntRange(min=0), default=0,
               help="At most this many jobs (in each instance, with -R).")
 @click.option("--name", metavar="NAME", help="Only jobs with this name.")

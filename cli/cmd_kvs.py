@@ -20,7 +20,8 @@ def kvs() -> None:
 
 
 @kvs.command()
-@click.option("-N", "--namespace", default="primary")
+@click.option("-N", "--namespace", default="primary", show_default=True,
+              help="KVS namespace.")
 @click.argument("keys", nargs=-1, required=True)
 def get(namespace, keys) -> int:
     """Print the value of each KEY (strings raw, others as JSON)."""
@@ -33,7 +34,8 @@ def get(namespace, keys) -> int:
 
 
 @kvs.command()
-@click.option("-N", "--namespace", default="primary")
+@click.option("-N", "--namespace", default="primary", show_default=True,
+              help="KVS namespace.")
 @click.option("-A", "--append", is_flag=True, help="Append to a list value.")
 @click.argument("pairs", nargs=-1, required=True)
 def put(namespace, append, pairs) -> int:
@@ -55,8 +57,9 @@ def put(namespace, append, pairs) -> int:
 
 
 @kvs.command()
-@click.option("-N", "--namespace", default="primary")
-@click.option("-R", "--recursive", is_flag=True)
+@click.option("-N", "--namespace", default="primary", show_default=True,
+              help="KVS namespace.")
+@click.option("-R", "--recursive", is_flag=True, help="List subdirectories too.")
 @click.argument("key", default=".")
 def ls(namespace, recursive, key) -> int:
     """List a directory."""
@@ -75,7 +78,8 @@ def ls(namespace, recursive, key) -> int:
 
 
 @kvs.command("dir")
-@click.option("-N", "--namespace", default="primary")
+@click.option("-N", "--namespace", default="primary", show_default=True,
+              help="KVS namespace.")
 @click.argument("key", default=".")
 def dir_(namespace, key) -> int:
     """Print every key under a directory with its value."""
@@ -96,7 +100,8 @@ def dir_(namespace, key) -> int:
 
 
 @kvs.command()
-@click.option("-N", "--namespace", default="primary")
+@click.option("-N", "--namespace", default="primary", show_default=True,
+              help="KVS namespace.")
 @click.option("-f", "--force", is_flag=True, help="No error for a key that does not exist.")
 @click.argument("keys", nargs=-1, required=True)
 def unlink(namespace, force, keys) -> int:

@@ -117,6 +117,7 @@ def integer(minimum: int | None = None) -> Callable[[Any], None]:
             at_least = f" >= {minimum}" if minimum is not None else ""
             raise ValueError(f"must be an integer{at_least} (got {value!r})")
 
+    check.__doc__ = f"An integer >= {minimum}." if minimum is not None else "An integer."
     return check
 
 
@@ -146,6 +147,7 @@ def one_of(what: str, choices: list[str]) -> Callable[[Any], None]:
         if value not in choices:
             raise ValueError(f"unknown {what} '{value}' (have: {', '.join(sorted(choices))})")
 
+    check.__doc__ = f"One of: {', '.join(sorted(choices))}."
     return check
 
 
@@ -169,6 +171,18 @@ class Registered:
         if value in registry(getattr(pm.hook, self.hookname), self.what):
             return None
         return unknown_name(self.what, value, config, self.hookname)
+
+
+def describe_check(check: Callable[[Any], None] | None) -> str:
+    """What a declared key's check accepts, in words (for the config reference):
+    the first line of the check's docstring, which every check here has."""
+    if check is None:
+        return "Any value."
+    if isinstance(check, Registered):
+        return f"Name of a registered {check.what} " \
+               f"(by a loaded plugin, through ``{check.hookname}``)."
+    doc = (getattr(check, "__doc__", None) or "").strip()
+    return doc.splitlines()[0] if doc else "Checked by the plugin."
 
 
 # -- what the core itself reads --------------------------------------------------------------

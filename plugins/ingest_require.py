@@ -17,6 +17,7 @@ from strato.core.hookspecs import hookimpl
 
 
 def _attribute_names(value) -> None:
+    """A list of dotted jobspec attribute names such as ``"system.project"``."""
     if not isinstance(value, list) or not all(isinstance(n, str) and n for n in value):
         raise ValueError("must be a list of attribute names")
 
