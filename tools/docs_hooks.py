@@ -2,7 +2,7 @@
 
 - The package ``strato`` is laid out by ``[tool.setuptools.package-dir]``
   (``strato.core`` is ``core/``, ...), which static analysis cannot follow, so
-  `on_config` copies the sources into that layout under ``build/api-src`` for
+  `on_startup` copies the sources into that layout under ``build/api-src`` for
   mkdocstrings to read (no module is imported, nothing runs).
 - `on_files` adds two generated pages: the config reference (``strato config
   reference``: every table and key the core and the installed plugins declare,
@@ -66,9 +66,10 @@ def _mirror_packages() -> None:
                             or (Path(d) == top and n in sub)])
 
 
-def on_config(config):
+def on_startup(command, dirty):
+    # Before any plugin's on_config: mkdocstrings sets up its source paths there,
+    # and a path that does not exist yet (a fresh clone) would be left out.
     _mirror_packages()
-    return config
 
 
 def cli_reference() -> str:
