@@ -39,6 +39,7 @@ from strato.core.kvs import KVS, dump_kvs
 from strato.core.plugins import (
     builtin_plugins,
     call_hook,
+    config_table,
     describe,
     load_plugin,
     make_plugin_manager,
@@ -108,7 +109,8 @@ class Instance:
         hook.core_register_services(register=self.broker.register)
         for impl in hook.core_configure.get_hookimpls():
             try:
-                impl.function(instance=self, config=self.config.get(impl.plugin_name, {}))
+                table = self.config.get(config_table(impl.plugin_name), {})
+                impl.function(instance=self, config=table)
             except Exception as exc:
                 raise PluginError(f"plugin '{impl.plugin_name}': {exc}") from None
         self.jobs.recover()
