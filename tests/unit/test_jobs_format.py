@@ -471,3 +471,19 @@ def test_import_is_light():
         [sys.executable, "-P", "-c", code], env=env, capture_output=True, text=True, check=True
     )
     assert out.stdout.strip() == "[]"
+
+
+def test_docs_list_every_field_and_named_format():
+    """docs/jobs-format.md carries the generated tables: a field added to FIELDS (or a
+    named format) without regenerating the page fails here."""
+    from pathlib import Path
+
+    from strato.cli.jobs_format import FIELDS, fields_markdown
+
+    page = (Path(__file__).resolve().parents[2] / "docs" / "jobs-format.md").read_text()
+    begin, end = "<!-- fields: begin -->\n", "<!-- fields: end -->"
+    listed = page[page.index(begin) + len(begin):page.index(end)]
+    assert listed == fields_markdown(), \
+        "docs/jobs-format.md is stale: python -m strato.cli.jobs_format prints its tables"
+    for name in FIELDS:
+        assert f"| `{name}` |" in listed
