@@ -52,7 +52,7 @@ from strato.core.schedutil import SchedEnv, SchedModule
 from strato.core.states import ACTIVE, INACTIVE, RUNNING
 from strato.jobspec.hostlist import expand_hostlist
 from strato.jobspec.idset import decode_idset, encode_idset
-from strato.shell.spawn import Reaper
+from strato.shell.spawn import Reaper, release_signals
 
 log = logging.getLogger("strato.instance")
 
@@ -520,7 +520,9 @@ async def _serve(inst: Instance, command: list[str], exit_with: int | None = Non
             except OSError as exc:
                 log.error("cannot write the dump %s: %s", path, exc.strerror)
     finally:
-        inst.shutdown()
+        inst.shutdown()  # closes the reaper: SIGCHLD
+        release_signals(asyncio.get_running_loop(), signal.SIGTERM, signal.SIGHUP,
+                        signal.SIGINT)
     code = os.waitstatus_to_exitcode(status)
     return 128 - code if code < 0 else code
 
