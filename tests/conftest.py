@@ -26,6 +26,15 @@ def _conformance() -> Path | None:
 
 
 CONFORMANCE = _conformance()
+
+
+def pytest_configure(config):
+    """STRATO_CONFORMANCE naming a folder that is not there is a mistake to report in
+    one line (a usage error, before anything runs), not corpora to skip silently."""
+    env = os.environ.get("STRATO_CONFORMANCE")
+    if env and not Path(env).is_dir():
+        raise pytest.UsageError(f"STRATO_CONFORMANCE={env}: no such directory "
+                                "(unset it to skip the tests that need the corpora)")
 #: tests that read the corpora are skipped, with this reason, when there are none
 needs_corpora = pytest.mark.skipif(
     CONFORMANCE is None, reason="conformance corpora not found (set STRATO_CONFORMANCE=DIR)")
