@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint bench docs clean
+.PHONY: demo test lint bench docs coverage clean
 
 $(BIN)/strato: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,8 +30,17 @@ $(VENV)/.docs-installed: $(BIN)/strato pyproject.toml
 docs: $(VENV)/.docs-installed
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
 
+# Branch coverage of the whole suite, the instances and commands it starts included,
+# reported per package (htmlcov/index.html for the lines).
+coverage: $(BIN)/strato
+	rm -rf .coverage .coverage.* htmlcov
+	$(BIN)/coverage run -m pytest -p no:cacheprovider --timeout=300
+	$(BIN)/coverage combine -q
+	$(BIN)/coverage html -q
+	$(BIN)/python tests/coverage_report.py
+
 bench: $(BIN)/strato
 	$(BIN)/python tests/bench/run_all.py
 
 clean:
-	rm -rf $(VENV) build site *.egg-info
+	rm -rf $(VENV) build site *.egg-info .coverage .coverage.* htmlcov

@@ -933,3 +933,18 @@ NAMED_FORMATS: dict[str, str] = {
         "{status_abbrev:>2.2} {t_inactive!d:%b%d %R::>12h} {inactive_reason}"
     ),
 }
+
+
+def fields_markdown() -> str:
+    """The field and named-format tables of ``docs/jobs-format.md``, generated from
+    :data:`FIELDS` and :data:`NAMED_FORMATS` so the page cannot drift from the code
+    (a test compares them; regenerate with ``python -m strato.cli.jobs_format``)."""
+    out = ["| field | heading |", "|---|---|"]
+    out += [f"| `{name}` | {heading} |" for name, (heading, _) in FIELDS.items()]
+    out += ["", "| `-o NAME` | format |", "|---|---|"]
+    out += [f"| `{name}` | `{fmt}` |" for name, fmt in NAMED_FORMATS.items()]
+    return "\n".join(out) + "\n"
+
+
+if __name__ == "__main__":
+    print(fields_markdown(), end="")

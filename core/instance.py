@@ -39,6 +39,7 @@ from strato.core.kvs import KVS, dump_kvs
 from strato.core.plugins import (
     builtin_plugins,
     call_hook,
+    config_table,
     describe,
     load_plugin,
     make_plugin_manager,
@@ -51,7 +52,7 @@ from strato.core.schedutil import SchedEnv, SchedModule
 from strato.core.states import ACTIVE, INACTIVE, RUNNING
 from strato.jobspec.hostlist import expand_hostlist
 from strato.jobspec.idset import decode_idset, encode_idset
-from strato.shell.spawn import Reaper
+from strato.shell.spawn import Reaper, release_signals
 
 log = logging.getLogger("strato.instance")
 
@@ -108,7 +109,8 @@ class Instance:
         hook.core_register_services(register=self.broker.register)
         for impl in hook.core_configure.get_hookimpls():
             try:
-                impl.function(instance=self, config=self.config.get(impl.plugin_name, {}))
+                table = self.config.get(config_table(impl.plugin_name), {})
+                impl.function(instance=self, config=table)
             except Exception as exc:
                 raise PluginError(f"plugin '{impl.plugin_name}': {exc}") from None
         self.jobs.recover()
@@ -518,7 +520,9 @@ async def _serve(inst: Instance, command: list[str], exit_with: int | None = Non
             except OSError as exc:
                 log.error("cannot write the dump %s: %s", path, exc.strerror)
     finally:
-        inst.shutdown()
+        inst.shutdown()  # closes the reaper: SIGCHLD
+        release_signals(asyncio.get_running_loop(), signal.SIGTERM, signal.SIGHUP,
+                        signal.SIGINT)
     code = os.waitstatus_to_exitcode(status)
     return 128 - code if code < 0 else code
 

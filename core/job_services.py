@@ -13,6 +13,7 @@ from strato.core.dependencies import dependencies_of, describe
 from strato.core.errors import RPCError
 from strato.core.jobmanager import Job, JobManager
 from strato.core.states import INACTIVE, PENDING, STATE_NAMES
+from strato.jobspec.idset import decode_idset
 
 
 def job_record(job: Job) -> dict:
@@ -39,8 +40,8 @@ def job_record(job: Job) -> dict:
         ex = job.R["execution"]
         rec["ranks"] = ",".join(e["rank"] for e in ex["R_lite"])
         rec["nodelist"] = ",".join(ex.get("nodelist", []))
-        rec["nnodes"] = sum(len(e["rank"].split(",")) for e in ex["R_lite"]) \
-            if rec["nnodes"] is None else rec["nnodes"]
+        if rec["nnodes"] is None:  # -n without -N: as many nodes as R spans
+            rec["nnodes"] = len({r for e in ex["R_lite"] for r in decode_idset(e["rank"])})
         rec["expiration"] = ex.get("expiration", 0.0)
     if job.exception is not None:
         rec["exception"] = {"type": job.exception["type"], "note": job.exception["note"],

@@ -163,6 +163,13 @@ def _plugin_names(config: dict, builtins: dict[str, str]) -> list[str]:
     return names
 
 
+def config_table(plugin_name: str) -> str:
+    """The config table a plugin's ``core_configure`` gets: its name, or for a plugin
+    loaded by path (``load = ["/site/site_policy.py"]``) the file's stem
+    (``[site_policy]``), the same table it gets when loaded by module name."""
+    return Path(plugin_name).stem if plugin_name.endswith(".py") else plugin_name
+
+
 def _searchpath(config: dict) -> list[str]:
     return [str(Path(p).resolve()) for p in config.get("plugins", {}).get("searchpath", [])]
 

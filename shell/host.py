@@ -39,7 +39,7 @@ import time
 from strato.core.connector import Connector
 from strato.core.exec import ExecJob
 from strato.shell.shell import JobShell
-from strato.shell.spawn import Reaper, spawn
+from strato.shell.spawn import Reaper, release_signals, spawn
 
 log = logging.getLogger("strato.shell-host")
 
@@ -180,6 +180,8 @@ async def _main(fd: int, rank: int) -> None:
     await done
     hello.cancel()
     conn.close()
+    host.reaper.close()
+    release_signals(loop, signal.SIGTERM, signal.SIGINT)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -50,6 +50,23 @@ class Reaper:
         self.loop.remove_signal_handler(signal.SIGCHLD)
 
 
+def release_signals(loop: asyncio.AbstractEventLoop, *signums: int) -> None:
+    """Take back `signums` from `loop` (their handlers removed, each then ignored)
+    before the loop closes.
+
+    asyncio's loop closes its self-pipe *before* it removes its signal handlers, so a
+    signal arriving in between (SIGCHLD from a task just killed, a second SIGTERM) has
+    Python write to a closed wakeup fd: "Exception ignored when trying to write to the
+    signal wakeup fd: ... Bad file descriptor" on stderr. Once the last handler is
+    removed here, the wakeup fd is unset while the pipe is still open. The process is
+    ending: a late SIGTERM or SIGHUP is ignored rather than killing its last steps.
+    """
+    for signum in signums:
+        loop.remove_signal_handler(signum)
+        if signum not in (signal.SIGCHLD, signal.SIGINT):
+            signal.signal(signum, signal.SIG_IGN)
+
+
 _which_cache: dict[tuple[str, str], str | None] = {}
 
 

@@ -26,6 +26,15 @@ def _conformance() -> Path | None:
 
 
 CONFORMANCE = _conformance()
+
+
+def pytest_configure(config):
+    """STRATO_CONFORMANCE naming a folder that is not there is a mistake to report in
+    one line (a usage error, before anything runs), not corpora to skip silently."""
+    env = os.environ.get("STRATO_CONFORMANCE")
+    if env and not Path(env).is_dir():
+        raise pytest.UsageError(f"STRATO_CONFORMANCE={env}: no such directory "
+                                "(unset it to skip the tests that need the corpora)")
 #: tests that read the corpora are skipped, with this reason, when there are none
 needs_corpora = pytest.mark.skipif(
     CONFORMANCE is None, reason="conformance corpora not found (set STRATO_CONFORMANCE=DIR)")
@@ -89,10 +98,11 @@ class Instance:
 
         return strato.Handle(self.uri)
 
-    def stop(self) -> int:
+    def stop(self, timeout: float = 30) -> int:
         if self.proc.poll() is None:
-            self.proc.stdin.close()
-            self.proc.wait(timeout=30)
+            if not self.proc.stdin.closed:
+                self.proc.stdin.close()
+            self.proc.wait(timeout=timeout)
         self.proc.stdout.close()
         self.proc.stderr.close()
         shutil.rmtree(self.rundir, ignore_errors=True)
@@ -114,10 +124,14 @@ def make_instance(tmp_path):
 
     yield make
     for inst in made:
-        if inst.proc.poll() is None:
+        # End it as a user would (its initial program exits), so it cleans up after
+        # itself and, under `make coverage`, writes its data; SIGKILL only if it hangs.
+        try:
+            inst.stop()
+        except subprocess.TimeoutExpired:
             inst.proc.kill()
             inst.proc.wait()
-        inst.stop()
+            inst.stop()
 
 
 @pytest.fixture

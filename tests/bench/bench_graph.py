@@ -1,8 +1,9 @@
 """sched-graph matcher speed (issue 5, "Speed"): strato resource-query vs Fluxion's figures.
 
-GRUG graphs are generated with ``../shared/bench/grug-gen.py N`` for N = 128, 1024,
-4096 (node = 2 sockets x {16 cores, 1 gpu, 1 memory}) into a temporary directory;
-every match figure is taken exactly as ``../shared/bench/README.md`` takes Fluxion's:
+GRUG graphs are generated with ``grug-gen.py N`` of the benchmark inputs
+(``STRATO_BENCH_INPUTS``) for N = 128, 1024, 4096 (node = 2 sockets x {16 cores,
+1 gpu, 1 memory}) into a temporary directory;
+every match figure is taken exactly as their ``README.md`` takes Fluxion's:
 
     strato resource-query -L gN.graphml -f grug -P POLICY -p ALL:core \\
         -F rv1_nosched -e -d -t R.out < cmds

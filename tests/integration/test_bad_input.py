@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 
-from conftest import STRATO
+from conftest import REPO, STRATO
 
 
 def one_line(res) -> str:
@@ -161,3 +161,14 @@ def test_unsatisfiable_is_rejected_at_submission(instance):
     res = instance.strato("submit", "-N", "2", "true")
     assert res.returncode == 1 and "unsatisfiable" in one_line(res)
     assert instance.strato("jobs", "-a", "-n", check=True).stdout == ""
+
+
+def test_conformance_setting_naming_no_folder_is_a_one_line_error(tmp_path):
+    """STRATO_CONFORMANCE=/no/such/dir stops pytest before collecting, with one line."""
+    env = dict(os.environ, STRATO_CONFORMANCE=str(tmp_path / "nope"))
+    res = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider",
+                          "--collect-only", "tests/unit/test_ids.py"], cwd=REPO, env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 4  # pytest's usage error
+    assert res.stderr.strip() == (f"ERROR: STRATO_CONFORMANCE={tmp_path / 'nope'}: no such "
+                                  "directory (unset it to skip the tests that need the corpora)")

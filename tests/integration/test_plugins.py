@@ -87,3 +87,40 @@ def test_a_backend_that_fails_to_start_does_not_wedge_the_queue(make_instance, t
     assert res.returncode == 1 and "exec failed to start: no such cluster" in res.stderr
     inst.strato("run", "true", check=True)  # the next job runs
     assert "free" in inst.strato("resource", "list", check=True).stdout
+
+
+CONFIGURED = textwrap.dedent('''
+    from strato.core.config import integer
+    from strato.core.hookspecs import hookimpl
+
+
+    class Plugin:
+        def __init__(self):
+            self.limit = None
+
+        @hookimpl
+        def core_declare_config(self, declare):
+            declare("site_limits", "max-tasks", default=1024, check=integer(1), help="most")
+
+        @hookimpl
+        def core_configure(self, instance, config):
+            self.limit = config.get("max-tasks")
+
+        @hookimpl
+        def core_register_services(self, register):
+            register("site.limit", lambda req: req.respond({"limit": self.limit}))
+''')
+
+
+def test_plugin_loaded_by_path_gets_the_table_of_its_file_stem(make_instance, tmp_path):
+    """load = ["/x/site_limits.py"] configures the plugin with [site_limits], as loading
+    it by module name does (it used to get the table named by its whole path: none)."""
+    path = tmp_path / "site_limits.py"
+    path.write_text(CONFIGURED)
+    inst = make_instance(config=f"""
+[plugins]
+load = ["{path}"]
+[site_limits]
+max-tasks = 7
+""")
+    assert inst.handle().rpc("site.limit") == {"limit": 7}

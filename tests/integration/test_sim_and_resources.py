@@ -127,3 +127,14 @@ def test_urgency_change_in_depend_survives_restart(make_instance, tmp_path):
     assert res.returncode == 1  # a ended with a restart exception: b can never run
     out = second.strato("job", "eventlog", b, check=True).stdout
     assert "alloc" not in out and "dependency" in out
+
+
+def test_nodes_of_a_job_without_n_nodes_come_from_its_R(sim_instance):
+    """submit -n16 -c2 (no -N) on 4-core nodes spans 8 nodes: NNODES says 8, as its
+    NODELIST and RANKS do (it said 1: the rank idset "0-7" was counted as one entry)."""
+    inst = sim_instance
+    spread = inst.strato("submit", "-n16", "-c2", "--wait", "true", check=True).stdout.strip()
+    odd = inst.strato("submit", "-n3", "-c3", "--wait", "true", check=True).stdout.strip()
+    out = inst.strato("jobs", "-a", "-n", "-o", "{id} {nnodes} {nodelist} {ranks}",
+                      check=True).stdout.splitlines()
+    assert sorted(out) == sorted([f"{spread} 8 node[0-7] 0-7", f"{odd} 3 node[0-2] 0-2"])

@@ -101,11 +101,19 @@ def test_singleton(make_instance):
 
 def test_begin_time(sim_instance):
     inst = sim_instance
+    # An hour away: DEPEND whenever another process looks (+0.5s could have passed
+    # by the time a second CLI process starts on a loaded machine).
+    later = inst.strato("submit", "--begin-time=+1h", "true", check=True).stdout.strip()
+    assert inst.strato("jobs", "-n", "-o", "{id} {state}", check=True).stdout.split() \
+        == [later, "DEPEND"]
+    assert inst.strato("jobs", "-n", "-o", "{dependencies}",
+                       check=True).stdout.startswith("begin@")
+    # A short one runs, and not before its time (t0 precedes the CLI's clock reading).
     t0 = time.time()
     jobid = inst.strato("submit", "--begin-time=+0.5s", "true", check=True).stdout.strip()
-    assert "DEPEND" in inst.strato("jobs", "-o", "{state}", check=True).stdout
     inst.strato("job", "wait", jobid, check=True)
     assert records(inst)[jid(jobid)]["t_run"] >= t0 + 0.5
+    assert records(inst)[jid(later)]["state"] == "DEPEND"
 
 
 @pytest.mark.parametrize("args,message", [

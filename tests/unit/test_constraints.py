@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from types import SimpleNamespace
 
 import pytest
@@ -424,7 +423,7 @@ def test_compile_rejects_invalid() -> None:
         compile_constraint({"or": [{"bogus": []}]})
 
 
-def test_compile_is_fast_on_many_nodes() -> None:
+def test_compiled_constraint_on_many_nodes() -> None:
     nodes = [
         node(i, f"node{i}", "amd64", *(["gpu"] if i % 4 == 0 else []), *(["ssd"] if i % 3 else []))
         for i in range(4096)
@@ -432,15 +431,11 @@ def test_compile_is_fast_on_many_nodes() -> None:
     match = compile_constraint(
         parse_constraint("(gpu or ssd) and not host:node[0-99] and -rank:200-299 amd64")
     )
-    start = time.perf_counter()
-    for _ in range(10):
-        hits = sum(1 for n in nodes if match(n))
-    elapsed = time.perf_counter() - start
+    hits = sum(1 for n in nodes if match(n))
     expected = sum(
         1 for i in range(4096) if (i % 4 == 0 or i % 3) and not (i < 100) and not (200 <= i < 300)
     )
-    assert hits == expected
-    assert elapsed < 2.0  # ~40k evaluations; a few tens of ms in practice
+    assert hits == expected  # how fast: tests/bench, not a wall-clock assertion here
 
 
 # -------------------------------------------------------------------------- round trips

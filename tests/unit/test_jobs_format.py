@@ -127,7 +127,11 @@ def test_named_formats_compile_and_render():
         assert "?:" not in f.format_string
         assert f.header().split()[0] == "JOBID"
         for rec in recs:
-            assert f.format(rec)
+            # each line is a row of the table: the job's id first, as many columns as
+            # the header (names and values here have no spaces)
+            words = f.format(rec).split()
+            assert words[0] == fmt("{id.f58}", rec)
+            assert "sleep" in words
 
 
 def test_headings():
@@ -347,7 +351,8 @@ def test_simple_fields():
     assert fmt("{t_remaining}", job("INACTIVE", expiration=NOW + 30)) == "0.0"
     assert fmt("{queue}|{dependencies}|", rec) == "||"
     assert fmt("{priority:>5} {urgency}", rec) == " 1000 16"
-    assert fmt("{annotations.user.note} {user.note}", job(annotations={"user": {"note": "hi"}}))
+    assert fmt("{annotations.user.note} {user.note}",
+               job(annotations={"user": {"note": "hi"}})) == "hi hi"
     assert JobsFormatter("{annotations.user.note}").header() == "USER.NOTE"
     assert JobsFormatter("{sched.reason_pending}").header() == "REASON"
 
@@ -471,3 +476,19 @@ def test_import_is_light():
         [sys.executable, "-P", "-c", code], env=env, capture_output=True, text=True, check=True
     )
     assert out.stdout.strip() == "[]"
+
+
+def test_docs_list_every_field_and_named_format():
+    """docs/jobs-format.md carries the generated tables: a field added to FIELDS (or a
+    named format) without regenerating the page fails here."""
+    from pathlib import Path
+
+    from strato.cli.jobs_format import FIELDS, fields_markdown
+
+    page = (Path(__file__).resolve().parents[2] / "docs" / "jobs-format.md").read_text()
+    begin, end = "<!-- fields: begin -->\n", "<!-- fields: end -->"
+    listed = page[page.index(begin) + len(begin):page.index(end)]
+    assert listed == fields_markdown(), \
+        "docs/jobs-format.md is stale: python -m strato.cli.jobs_format prints its tables"
+    for name in FIELDS:
+        assert f"| `{name}` |" in listed

@@ -13,7 +13,6 @@ import math
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -733,6 +732,7 @@ def test_deep_nesting_is_an_error_not_a_crash() -> None:
     assert "nested more than 100 levels deep" in message
 
 
+@pytest.mark.timeout(20)  # walking every path would never end: the timeout fails it
 def test_aliases_are_not_walked_again() -> None:
     # 2**40 paths through 40 distinct vertices: walking every path would never end.
     lines = ["version: 1", "x0: &v0 {type: core, count: 1}"]
@@ -742,9 +742,7 @@ def test_aliases_are_not_walked_again() -> None:
     doc = load_jobspec(yaml_text)
     js = base()
     js["resources"] = [doc["x40"], doc["x40"]]
-    start = time.monotonic()
     validate_canonical(js)
-    assert time.monotonic() - start < 1.0
 
 
 def test_validation_does_not_modify() -> None:
