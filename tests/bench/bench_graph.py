@@ -60,7 +60,7 @@ SIZES = (128, 1024, 4096)
 CORES_PER_NODE = 32
 
 # Fluxion resource-query (flux-sched v0.54.0-8, -O2) on the reference 2-core machine,
-# medians of 3 (../shared/bench/README.md). Load in s, the rest in match/s.
+# medians of 3 (the README of the bench inputs beside the corpora). Load in s, the rest in match/s.
 FLUXION_REF = {
     "load": {128: 0.05, 1024: 0.47, 4096: 1.9},
     ("first", NE): {128: 2387, 1024: 1642, 4096: 1360},
