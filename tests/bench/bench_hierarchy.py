@@ -109,11 +109,13 @@ MODELLED = [
 COSTS = ("fanout_s", "launch_s", "boot_s", "program_s", "submit_s", "wait_s", "teardown_s")
 
 # The in-instance part of the latency and memory figures (a default instance:
-# exec-local on this machine's cores).
-LATENCY_SCRIPT = r"""
+# exec-local on this machine's cores). It runs from a temporary file, so it is
+# told where the bench scripts are, for _driver's proc_mem.
+LATENCY_SCRIPT = f"import sys; sys.path.insert(0, {str(BENCH_DIR)!r})\n" + r"""
 import json, os, subprocess, sys, time
 import strato
 from strato import job
+from _driver import proc_mem
 out, alloc_reps, tree_reps, memory = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
 
 def timed(argv, reps):
@@ -127,15 +129,6 @@ def timed(argv, reps):
         if i:
             times.append(dt)
     return times
-
-def proc_mem(pid):
-    got = {}
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            key, _, rest = line.partition(":")
-            if key in ("VmRSS", "VmHWM"):
-                got[key] = int(rest.split()[0]) * 1024 / 1e6
-    return {"rss_mb": got.get("VmRSS"), "hwm_mb": got.get("VmHWM")}
 
 def idle_child(opts):
     h = strato.Handle()
