@@ -39,6 +39,8 @@ COMMANDS = {
     "uptime": ("cmd_admin", "uptime", "Show how long the instance has been up."),
     "plugins": ("cmd_admin", "plugins", "Show loaded plugins and their hooks."),
     "module": ("cmd_module", "module", "List modules; load, reload or remove the scheduler."),
+    "keygen": ("cmd_overlay", "keygen", "Write a CURVE certificate for a multi-broker instance."),
+    "overlay": ("cmd_overlay", "overlay", "Show the tree of brokers and their health."),
     "resource-query": ("cmd_resource_query", "resource_query",
                        "Fluxion resource-query compatible matcher."),
 }

@@ -49,6 +49,32 @@ def attributes(h: Handle) -> dict:
     return h.rpc("attr.list")["attrs"]
 
 
+def overlay_tree(h: Handle, rank: int = 0, timeout: float = 5.0) -> dict:
+    """The overlay below broker `rank`, as nested ``{"rank", "host", "status",
+    "children"}``: ``status`` is a reachable broker's subtree status (``full``,
+    ``partial``, ``degraded``) or, for one that is not, its parent's view of it
+    (``offline``, ``lost``); ``unreachable`` if it did not answer in `timeout`."""
+
+    try:
+        body, err, _ = h.recv(h.send("overlay.health", {}, nodeid=rank), timeout)
+    except TimeoutError:
+        return {"rank": rank, "host": "?", "status": "unreachable", "children": []}
+    if err is not None and body == "ENOSYS" and rank == 0:  # a single broker: no overlay
+        host = attr_get(h, "hostlist")
+        return {"rank": 0, "host": host, "status": "full", "children": []}
+    if err is not None:
+        _raise(body, err)
+    children = []
+    for child in body["children"]:
+        if child["state"] == "online":
+            children.append(overlay_tree(h, child["rank"], timeout))
+        else:
+            children.append({"rank": child["rank"], "host": child["host"],
+                             "status": child["state"], "children": []})
+    return {"rank": body["rank"], "host": body["host"], "status": body["status"],
+            "children": children}
+
+
 def shutdown(h: Handle, exit_code: int = 0) -> None:
     """Stop the instance: its initial program is ended (SIGTERM), or, if it has
     none, it exits with `exit_code`; its jobs end with it."""
