@@ -84,6 +84,7 @@ class _ZmqReader:
         self.scheduled = False
         self.fd = sock.getsockopt(zmq.FD)
         loop.add_reader(self.fd, self.request)
+        self.request()  # what came before the reader was added signals no edge
 
     def request(self) -> None:
         if not self.scheduled:
@@ -476,11 +477,9 @@ class Overlay:
             return
         if kind == zmq.EVENT_DISCONNECTED and self._up_ready:
             why = f"lost the connection to its parent (rank {self.boot.parent})"
-        elif kind != zmq.EVENT_DISCONNECTED:
+        else:  # the handshake failed, or the parent hung up in the middle of it
             why = (f"was refused by its parent (rank {self.boot.parent}) at "
                    f"{self.boot.parent_endpoint}: not the same CURVE certificate")
-        else:
-            return
         if self.on_stop is not None:
             self.on_stop(why)
 

@@ -49,7 +49,7 @@ def attributes(h: Handle) -> dict:
     return h.rpc("attr.list")["attrs"]
 
 
-def overlay_tree(h: Handle, rank: int = 0, timeout: float = 5.0) -> dict:
+def overlay_tree(h: Handle, rank: int = 0, timeout: float = 5.0, top: bool = True) -> dict:
     """The overlay below broker `rank`, as nested ``{"rank", "host", "status",
     "children"}``: ``status`` is a reachable broker's subtree status (``full``,
     ``partial``, ``degraded``) or, for one that is not, its parent's view of it
@@ -62,12 +62,17 @@ def overlay_tree(h: Handle, rank: int = 0, timeout: float = 5.0) -> dict:
     if err is not None and body == "ENOSYS" and rank == 0:  # a single broker: no overlay
         host = attr_get(h, "hostlist")
         return {"rank": 0, "host": host, "status": "full", "children": []}
+    if err is not None and body == "EHOSTUNREACH" and not top:  # lost as we asked
+        return {"rank": rank, "host": "?", "status": "lost", "children": []}
     if err is not None:
         _raise(body, err)
     children = []
     for child in body["children"]:
         if child["state"] == "online":
-            children.append(overlay_tree(h, child["rank"], timeout))
+            sub = overlay_tree(h, child["rank"], timeout, top=False)
+            if sub["host"] == "?":
+                sub["host"] = child["host"]
+            children.append(sub)
         else:
             children.append({"rank": child["rank"], "host": child["host"],
                              "status": child["state"], "children": []})
