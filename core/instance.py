@@ -37,6 +37,7 @@ from strato.core.child import (
 from strato.core.config import apply_override, check_config
 from strato.core.errors import ConfigError, PluginError, RPCError, StateError, StratoError
 from strato.core.exec import ExecService
+from strato.core.exec_ranks import RanksExec
 from strato.core.jobmanager import JobManager
 from strato.core.kvs import KVS, dump_kvs
 from strato.core.overlay import Overlay
@@ -93,6 +94,10 @@ class Instance:
         exec_conf = self.config.get("exec", {})
         self.exec = ExecService(self, registry(hook.exec_register_backends, "exec backend"),
                                 exec_conf.get("backend", "local"))
+        if self.overlay is not None:
+            RanksExec(self.exec)
+            self.overlay.lost_handlers.append(self._ranks_lost)
+            self.overlay.hello_handlers.append(self._rank_joined)
         statefile = None
         if self.statedir is not None:
             try:
@@ -338,6 +343,22 @@ class Instance:
             del self.drained[r]
         self._sched_drain(ranks, False)
         req.respond({"ranks": encode_idset(ranks)})
+
+    def _ranks_lost(self, ranks: list[int]) -> None:
+        """Brokers are lost: their nodes go down and their jobs end (node failure)."""
+        down = [r for r in ranks if r < len(self.nodes) and r not in self.drained]
+        for r in down:
+            self.drained[r] = {"timestamp": time.time(), "reason": "broker lost",
+                               "lost": True}
+        self._sched_drain(down, True)
+        self.exec.spread.ranks_lost(ranks)
+
+    def _rank_joined(self, hello: dict) -> None:
+        """A lost broker is back: its node returns (unless an admin drained it)."""
+        rank = hello.get("rank")
+        if isinstance(rank, int) and self.drained.get(rank, {}).get("lost"):
+            del self.drained[rank]
+            self._sched_drain([rank], False)
 
     def _sched_drain(self, ranks: list[int], drained: bool) -> None:
         if self.sched is not None and self.sched.loaded:
@@ -598,7 +619,7 @@ def run_instance(config: dict, command: list[str], statedir: str | None = None,
         parent = parent_from_environment(os.environ)
         boot = choose_bootstrap(config, parent, test_size, rdir, test_hosts)
         if boot.rank != 0:  # a [bootstrap] config names this host, not as rank 0
-            return run_peer(boot, rdir)
+            return run_peer(boot, rdir, config)
         inst = Instance(config, rdir, Path(statedir).resolve() if statedir else None, parent,
                         boot)
         code = asyncio.run(_serve(inst, command, exit_with, dump))

@@ -40,7 +40,7 @@ import zmq
 from zmq.utils import monitor, z85
 
 from strato.core import proto
-from strato.core.bootstrap import Bootstrap, subtree_child
+from strato.core.bootstrap import Bootstrap, children_of, subtree_child
 from strato.core.errors import ConfigError, RPCError
 
 log = logging.getLogger("strato.overlay")
@@ -137,7 +137,10 @@ class Overlay:
         self._up: zmq.Socket | None = None
         self._up_ready = False
         self.stopping = False
+        # (rank 0) called with each hello of a broker that joins, and with the ranks
+        # of each subtree that is lost
         self.hello_handlers: list[Callable[[dict], None]] = []
+        self.lost_handlers: list[Callable[[list[int]], None]] = []
         self.peer_links = {UP: _Peer(self, None)} if boot.parent is not None else {}
         for r in boot.children:
             self.peer_links[_ident(r)] = _Peer(self, r)
@@ -155,6 +158,7 @@ class Overlay:
         b.register("overlay.child-status", self._child_status_msg)
         if self.rank == 0:
             b.register("overlay.hello", self._hello)
+            b.register("overlay.lost", self._lost_msg)
             b.register("event.publish", self._event_publish)
         if self.boot.children:
             self._start_zap(ctx, loop)
@@ -391,11 +395,34 @@ class Overlay:
             if not self.stopping:
                 log.error("overlay: lost broker rank %d", rank)
             self._fail_hop(rank)
+            if not self.stopping:
+                self._report_lost(rank)
         elif state == "online" and old == "lost":
             log.info("overlay: broker rank %d is back", rank)
         if state == "online":
             self.child_status[rank] = "full"
         self._report_status()
+
+    def _report_lost(self, rank: int) -> None:
+        """Tell rank 0 which brokers are cut off: `rank` and everything below it."""
+        ranks, todo = [], [rank]
+        while todo:
+            r = todo.pop()
+            ranks.append(r)
+            todo.extend(children_of(r, self.boot.size, self.boot.fanout))
+        ranks.sort()
+        if self.rank == 0:
+            for fn in self.lost_handlers:
+                fn(ranks)
+        else:
+            self.broker.send_to(0, "overlay.lost", {"ranks": ranks})
+
+    def _lost_msg(self, req) -> None:
+        ranks = (req.body or {}).get("ranks") if isinstance(req.body, dict) else None
+        if isinstance(ranks, list) and all(isinstance(r, int) for r in ranks):
+            for fn in self.lost_handlers:
+                fn(ranks)
+        req.respond()
 
     def _fail_hop(self, rank: int) -> None:
         """Fail what waits on a lost child, and forget what it asked for."""

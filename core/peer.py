@@ -28,7 +28,9 @@ from strato.core.bootstrap import Bootstrap, children_of, for_test
 from strato.core.broker import Broker
 from strato.core.cert import load_cert
 from strato.core.errors import ConfigError, RPCError
+from strato.core.exec_ranks import RankExec
 from strato.core.overlay import Overlay, overlay_attrs
+from strato.shell.spawn import Reaper, release_signals
 
 log = logging.getLogger("strato.peer")
 
@@ -47,7 +49,7 @@ def broker_attrs(boot: Bootstrap, overlay: Overlay | None, rundir: Path) -> dict
             **overlay_attrs(boot, overlay)}
 
 
-async def serve_peer(boot: Bootstrap, rundir: Path) -> int:
+async def serve_peer(boot: Bootstrap, rundir: Path, config: dict) -> int:
     """Run a broker of rank > 0 until the instance ends; returns its exit code."""
     loop = asyncio.get_running_loop()
     stopped: asyncio.Future = loop.create_future()
@@ -73,10 +75,17 @@ async def serve_peer(boot: Bootstrap, rundir: Path) -> int:
         {"attrs": {**broker_attrs(boot, overlay, rundir), **extra}}))
     broker.register("broker.uptime", lambda req: req.respond(
         {"rank": boot.rank, "uptime": time.time() - t_start}))
+    reaper = Reaper(loop)
+    execution = None
     try:
         broker.bind(f"ipc://{rundir}/local")
+        execution = RankExec(broker, reaper, config, rundir, f"local://{rundir}/local")
         overlay.start()
+        execution.warm_up()
     except Exception:
+        if execution is not None:
+            execution.shutdown()
+        reaper.close()
         broker.close()
         raise
     loop.add_signal_handler(signal.SIGTERM, stop, None)
@@ -84,17 +93,18 @@ async def serve_peer(boot: Bootstrap, rundir: Path) -> int:
     try:
         why = await stopped
     finally:
+        execution.shutdown()  # its shell host kills what it still runs
+        reaper.close()
         overlay.close()
         broker.close()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.remove_signal_handler(sig)
+        release_signals(loop, signal.SIGTERM, signal.SIGINT)
     if why is not None:
         log.error("broker rank %d %s", boot.rank, why)
         return 1
     return 0
 
 
-def run_peer(boot: Bootstrap, rundir: Path) -> int:
+def run_peer(boot: Bootstrap, rundir: Path, config: dict) -> int:
     """Make the rundir and serve a broker of rank > 0 (``strato start`` under a
     ``[bootstrap]`` config on a host that is not rank 0, or a test broker)."""
     try:
@@ -103,7 +113,7 @@ def run_peer(boot: Bootstrap, rundir: Path) -> int:
     except OSError as exc:
         raise ConfigError(f"cannot use rundir {rundir}: {exc.strerror}") from None
     try:
-        return asyncio.run(serve_peer(boot, rundir))
+        return asyncio.run(serve_peer(boot, rundir, config))
     finally:
         try:
             os.unlink(rundir / "local")
@@ -133,7 +143,7 @@ class TestLauncher:
         spec = {"rank": rank, "size": self.boot.size, "level": self.boot.level,
                 "hosts": self.boot.hosts, "cert": self.boot.cert_path,
                 "parent_endpoint": parent_endpoint, "rundir": str(self.inst.rundir / str(rank)),
-                "config": {"tbon": self.inst.config.get("tbon", {})}}
+                "config": self.inst.config}
         env = dict(os.environ)
         env[_SPEC_ENV] = json.dumps(spec)
         argv = [sys.executable, "-m", "strato.core.peer"]
@@ -218,7 +228,7 @@ def _peer_main() -> None:
         boot = for_test(spec["size"], spec["config"], cert, spec["cert"], rank=rank,
                         level=spec["level"], parent_endpoint=spec["parent_endpoint"],
                         hosts=spec["hosts"])
-        code = run_peer(boot, Path(spec["rundir"]))
+        code = run_peer(boot, Path(spec["rundir"]), spec["config"])
     except ConfigError as exc:
         print(f"strato-broker[{rank}]: {exc}", file=sys.stderr)
         code = 1

@@ -146,6 +146,9 @@ class JobShell:
         self.sinks: dict[str, int | None] = {}
         self.rlimits: list[tuple[int, int]] = []
         self.tmpdir: str | None = None
+        self.ntasks = 0  # of the whole job (a job spread over brokers runs a part here)
+        # the shell that writes the job's exec eventlog: the only one, or rank 0's part
+        self.leader = job.rank is None or job.rank == min(r for r, _ in task_layout(job))
 
     # -- output --------------------------------------------------------------------------
     def _output_key(self) -> str:
@@ -156,11 +159,14 @@ class JobShell:
                  "context": {"stream": stream, "rank": str(rank), "data": data}}
         if not self._output_started:
             self._output_started = True
+            if not self.leader:  # one header per job, from the leader
+                self.host.append(self._output_key(), [entry])
+                return
             header = {"timestamp": entry["timestamp"], "name": "header",
                       "context": {"version": 1, "encoding": {"stdout": "UTF-8",
                                                              "stderr": "UTF-8"},
-                                  "count": {"stdout": len(self.tasks),
-                                            "stderr": len(self.tasks)}}}
+                                  "count": {"stdout": self.ntasks,
+                                            "stderr": self.ntasks}}}
             self.host.append(self._output_key(), [header, entry])
         else:
             self.host.append(self._output_key(), [entry])
@@ -213,8 +219,11 @@ class JobShell:
             argv = self._materialize(argv)
         except OSError as exc:
             return self._fail_all(f"cannot write job files: {exc.strerror}")
-        self.tasks = [Task(i, lid, nrank, argv) for i, (nrank, lid) in enumerate(layout)]
-        host.exec_event(job, "shell.init", {"ntasks": len(self.tasks)})
+        self.tasks = [Task(i, lid, nrank, argv) for i, (nrank, lid) in enumerate(layout)
+                      if job.rank is None or nrank == job.rank]
+        self.ntasks = len(layout)
+        if self.leader:
+            host.exec_event(job, "shell.init", {"ntasks": self.ntasks})
         call_hook(host.hook, "shell_init", shell=self)
         try:
             self.rlimits = _rlimits(self.system.get("shell", {}).get("options", {}))
@@ -256,7 +265,10 @@ class JobShell:
                     os.close(fd)
             if fin is not None:
                 os.close(fin)
-        host.exec_event(job, "shell.start")
+        if self.leader:
+            host.exec_event(job, "shell.start")
+        if not self.tasks:  # a part of a spread job with no task on this rank
+            self.done.set_result(0)
         # the task groups, so that the broker can kill them if this host dies
         host.event(job.id, "start", {"pgids": [t.pgid for t in self.tasks if t.pgid]})
         duration = job.summary["duration"]
