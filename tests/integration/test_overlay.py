@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -305,3 +306,45 @@ def test_keygen_bad_input(tmp_path):
     assert res.stderr == f"strato-keygen: cannot write {path}: File exists\n"
     res = subprocess.run([*STRATO, "keygen"], capture_output=True, text=True, timeout=30)
     assert res.returncode == 0 and 'secret-key = "' in res.stdout
+
+
+def test_job_tasks_run_on_each_rank(make_instance):
+    """A 2-node job runs one shell per rank, each started by its own broker: tasks
+    see their own broker's URI, global task ranks, and output gathered at rank 0."""
+    inst = make_instance(args=("--test-size=4",))
+    res = inst.strato("run", "-N4", "-n8", "sh", "-c",
+                      'echo $STRATO_TASK_RANK $(strato getattr rank) $STRATO_JOB_SIZE '
+                      '$STRATO_TASK_LOCAL_ID', check=True)
+    rows = sorted(tuple(int(x) for x in line.split()) for line in res.stdout.splitlines())
+    # block layout: tasks 0-1 on rank 0, 2-3 on rank 1, ...
+    assert rows == [(t, t // 2, 8, t % 2) for t in range(8)]
+    res = inst.strato("run", "-N2", "-n2", "--label-io", "sh", "-c",
+                      "echo from $(strato getattr rank)", check=True)
+    assert sorted(res.stdout.splitlines()) == ["0: from 0", "1: from 1"]
+    # the job's exit status is the largest of its tasks', whichever rank ran them
+    res = inst.strato("run", "-N2", "-n2", "sh", "-c", "exit $((STRATO_TASK_RANK * 3))")
+    assert res.returncode == 3
+
+
+def test_lost_broker_ends_its_jobs(make_instance, tmp_path):
+    inst = make_instance(args=("--test-size=4",))
+    marker = tmp_path / "started"
+    jobid = inst.strato("submit", "-N4", "-n4", "sh", "-c",
+                        f"echo $STRATO_TASK_RANK >> {marker}; exec sleep 300",
+                        check=True).stdout.strip()
+    _wait_for("every task to start",
+              lambda: marker.exists() and len(marker.read_text().split()) == 4)
+    with strato.Handle(_rank_uri(inst, 3)) as h:
+        pid = h.rpc("attr.get", {"name": "broker.pid"})["value"]
+    os.kill(pid, 9)
+    inst.strato("job", "wait-event", "-t", "60", jobid, "clean", check=True)
+    log = inst.strato("job", "eventlog", jobid, check=True).stdout
+    assert 'exception type="node failure" severity=0 note="lost broker rank 3 running ' \
+           'the job"' in log
+    assert "finish status=9" in log
+    rows = json.loads(inst.strato("resource", "list", "--json", check=True).stdout)
+    assert (rows["free"]["ranks"], rows["down"]["ranks"]) == ([0, 1, 2], [3])
+    assert rows["drained"]["3"]["reason"] == "broker lost"
+    # the other ranks' tasks were killed, and the instance goes on with 3 nodes
+    res = inst.strato("run", "-N3", "echo", "ok", check=True)
+    assert res.stdout == "ok\nok\nok\n"
