@@ -54,6 +54,7 @@ class Bootstrap:
     cert: Cert | None = None
     cert_path: str = ""
     bind: str = ""  # where this broker listens for its children ("" if it has none)
+    bind_fd: int | None = None  # a listening socket made for it (--test-size)
     parent_endpoint: str = ""  # where its parent listens ("" on rank 0)
 
     @property
@@ -114,10 +115,11 @@ def tbon_fanout(config: dict) -> int:
     return fanout
 
 
-def for_test(size: int, config: dict, cert: Cert, cert_path: str, rank: int = 0,
-             level: int = 0, parent_endpoint: str = "", hosts: list[str] | None = None
-             ) -> Bootstrap:
-    """The bootstrap of rank `rank` of a ``--test-size`` instance on this machine."""
+def for_test(size: int, config: dict, cert: Cert | None, cert_path: str, rank: int = 0,
+             level: int = 0, parent_endpoint: str = "", hosts: list[str] | None = None,
+             bind: str = "", bind_fd: int | None = None) -> Bootstrap:
+    """The bootstrap of rank `rank` of a ``--test-size`` instance on this machine
+    (`bind`, `bind_fd`: the listening socket rank 0 made for it, if it has children)."""
     if not 1 <= size <= MAX_TEST_SIZE:
         raise ConfigError(f"--test-size must be from 1 to {MAX_TEST_SIZE} (got {size})")
     fanout = tbon_fanout(config)
@@ -125,7 +127,8 @@ def for_test(size: int, config: dict, cert: Cert, cert_path: str, rank: int = 0,
                      mode="test", fanout=fanout, cert=cert, cert_path=cert_path,
                      parent_endpoint=parent_endpoint)
     if boot.children:
-        boot.bind = "tcp://127.0.0.1:*"
+        boot.bind = bind or "tcp://127.0.0.1:*"
+        boot.bind_fd = bind_fd
     return boot
 
 

@@ -214,8 +214,5 @@ class RankExec:
         if isinstance(jobid, int) and isinstance(signum, int) and 0 < signum < 65:
             self.local.kill(jobid, signum)
 
-    def warm_up(self) -> None:
-        self.local.warm_up()
-
     def shutdown(self) -> None:
         self.local.shutdown()

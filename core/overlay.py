@@ -174,6 +174,8 @@ class Overlay:
             events = zmq.EVENT_DISCONNECTED | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL \
                 | zmq.EVENT_HANDSHAKE_FAILED_AUTH | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
             mon = sock.get_monitor_socket(events)
+            if self.boot.bind_fd is not None:  # listening already, made by rank 0
+                sock.setsockopt(zmq.USE_FD, self.boot.bind_fd)
             try:
                 sock.bind(self.boot.bind)
             except zmq.ZMQError as exc:

@@ -8,9 +8,10 @@ event) and ends too, with an error, if it loses its parent.
 
 With ``strato start --test-size=N`` rank 0 starts the others as processes
 ``python -m strato.core.peer`` on this machine, each with the rundir
-``RUNDIR/RANK`` (its socket ``local://RUNDIR/RANK/local``). A broker is started
-once its parent has joined and said where it listens, so the tree is built
-level by level; the initial program starts once every broker has joined.
+``RUNDIR/RANK`` (its socket ``local://RUNDIR/RANK/local``). Rank 0 makes the
+listening tcp socket of every broker that has children and hands it over
+(ZeroMQ's ``ZMQ_USE_FD``), so it knows every endpoint beforehand and starts
+all brokers at once; the initial program starts once every broker has joined.
 """
 
 from __future__ import annotations
@@ -20,11 +21,12 @@ import json
 import logging
 import os
 import signal
+import socket
 import sys
 import time
 from pathlib import Path
 
-from strato.core.bootstrap import Bootstrap, children_of, for_test
+from strato.core.bootstrap import Bootstrap, children_of, for_test, parent_of
 from strato.core.broker import Broker
 from strato.core.cert import load_cert
 from strato.core.errors import ConfigError, RPCError
@@ -39,6 +41,7 @@ JOIN_TIMEOUT = 60.0
 #: how long rank 0 waits for the brokers it started to exit at the end
 EXIT_TIMEOUT = 10.0
 _SPEC_ENV = "STRATO_PEER_BOOTSTRAP"
+_LISTEN_FD = 3  # where a test broker finds the listening socket rank 0 made for it
 
 
 def broker_attrs(boot: Bootstrap, overlay: Overlay | None, rundir: Path) -> dict:
@@ -80,8 +83,7 @@ async def serve_peer(boot: Bootstrap, rundir: Path, config: dict) -> int:
     try:
         broker.bind(f"ipc://{rundir}/local")
         execution = RankExec(broker, reaper, config, rundir, f"local://{rundir}/local")
-        overlay.start()
-        execution.warm_up()
+        overlay.start()  # its shell host starts with its first job
     except Exception:
         if execution is not None:
             execution.shutdown()
@@ -135,22 +137,40 @@ class TestLauncher:
         overlay.hello_handlers.append(self._hello)
 
     def start(self) -> None:
-        """Start rank 0's children; the others follow as their parents join."""
-        for child in self.boot.children:
-            self._spawn(child, self.overlay.endpoint)
+        """Make the listening socket of each broker with children, then start all."""
+        listeners: dict[int, socket.socket] = {}
+        endpoints = {0: self.overlay.endpoint}
+        try:
+            for rank in range(1, self.boot.size):
+                if children_of(rank, self.boot.size, self.boot.fanout):
+                    ls = listeners[rank] = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                    ls.bind(("127.0.0.1", 0))
+                    ls.listen(128)
+                    endpoints[rank] = f"tcp://127.0.0.1:{ls.getsockname()[1]}"
+            for rank in range(1, self.boot.size):
+                parent = parent_of(rank, self.boot.fanout)
+                self._spawn(rank, endpoints[parent], endpoints.get(rank, ""),
+                            listeners.get(rank))
+        finally:
+            for ls in listeners.values():  # each broker has its own copy now
+                ls.close()
 
-    def _spawn(self, rank: int, parent_endpoint: str) -> None:
+    def _spawn(self, rank: int, parent_endpoint: str, bind: str,
+               listener: socket.socket | None) -> None:
         spec = {"rank": rank, "size": self.boot.size, "level": self.boot.level,
                 "hosts": self.boot.hosts, "cert": self.boot.cert_path,
                 "parent_endpoint": parent_endpoint, "rundir": str(self.inst.rundir / str(rank)),
-                "config": self.inst.config}
+                "config": self.inst.config, "bind": bind,
+                "bind_fd": _LISTEN_FD if listener is not None else None}
         env = dict(os.environ)
         env[_SPEC_ENV] = json.dumps(spec)
         argv = [sys.executable, "-m", "strato.core.peer"]
         devnull = os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)
+        actions = [(os.POSIX_SPAWN_DUP2, devnull, 1)]
+        if listener is not None:
+            actions.append((os.POSIX_SPAWN_DUP2, listener.fileno(), _LISTEN_FD))
         try:
-            pid = os.posix_spawn(sys.executable, argv, env,
-                                 file_actions=[(os.POSIX_SPAWN_DUP2, devnull, 1)],
+            pid = os.posix_spawn(sys.executable, argv, env, file_actions=actions,
                                  setsigdef=(signal.SIGINT, signal.SIGTERM))
         finally:
             os.close(devnull)
@@ -171,10 +191,6 @@ class TestLauncher:
         if rank not in self.pids or rank in self.joined:
             return
         self.joined.add(rank)
-        endpoint = body.get("endpoint")
-        for child in children_of(rank, self.boot.size, self.boot.fanout):
-            if isinstance(endpoint, str) and endpoint:
-                self._spawn(child, endpoint)
         if len(self.joined) == self.boot.size - 1 and not self.ready.done():
             self.ready.set_result(None)
 
@@ -227,7 +243,7 @@ def _peer_main() -> None:
         cert = load_cert(spec["cert"])
         boot = for_test(spec["size"], spec["config"], cert, spec["cert"], rank=rank,
                         level=spec["level"], parent_endpoint=spec["parent_endpoint"],
-                        hosts=spec["hosts"])
+                        hosts=spec["hosts"], bind=spec["bind"], bind_fd=spec["bind_fd"])
         code = run_peer(boot, Path(spec["rundir"]), spec["config"])
     except ConfigError as exc:
         print(f"strato-broker[{rank}]: {exc}", file=sys.stderr)
