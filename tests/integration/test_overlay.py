@@ -266,6 +266,63 @@ hosts = [{{host = "fake[0-1]"}}]
         peer.stderr.close()
 
 
+def test_restarted_broker_rejoins(make_instance, tmp_path, monkeypatch):
+    """Rank 1 of a [bootstrap] instance is killed (its node goes down) and started
+    again: it rejoins, its node comes back, and jobs run on it again."""
+    cert = tmp_path / "curve.cert"
+    keygen(str(cert))
+    sockdir = Path(tempfile.mkdtemp(prefix="st-"))
+    config = f"""
+[bootstrap]
+curve_cert = "{cert}"
+default_bind = "ipc://{sockdir}/tbon-%h"
+default_connect = "ipc://{sockdir}/tbon-%h"
+hosts = [{{host = "fake[0-1]"}}]
+"""
+    (tmp_path / "boot.toml").write_text(config)
+    monkeypatch.setenv("STRATO_FAKE_HOSTNAME", "fake0")
+    inst = make_instance(config=config)
+    env1 = dict(_env(), STRATO_FAKE_HOSTNAME="fake1")
+
+    def start_rank1() -> subprocess.Popen:
+        return subprocess.Popen([*STRATO, "start", "--config", str(tmp_path / "boot.toml"),
+                                 "--rundir", tempfile.mkdtemp(prefix="st-")], env=env1,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def status() -> str:
+        return inst.strato("overlay", "status", check=True).stdout
+
+    def free_and_down() -> tuple[list, list]:
+        rows = json.loads(inst.strato("resource", "list", "--json", check=True).stdout)
+        return rows["free"]["ranks"], rows["down"]["ranks"]
+
+    peers = [start_rank1()]
+    try:
+        _wait_for("rank 1 to join", lambda: status() == "0 fake0: full\n└─ 1 fake1: full\n")
+        res = inst.strato("run", "-N2", "-n2", "sh", "-c", "strato getattr rank", check=True)
+        assert sorted(res.stdout.split()) == ["0", "1"]
+        peers[0].kill()
+        peers[0].wait(timeout=30)
+        _wait_for("rank 1 to be lost",
+                  lambda: status() == "0 fake0: degraded\n└─ 1 fake1: lost\n")
+        _wait_for("rank 1's node to go down", lambda: free_and_down() == ([0], [1]))
+        peers.append(start_rank1())
+        _wait_for("rank 1 to rejoin", lambda: status() == "0 fake0: full\n└─ 1 fake1: full\n")
+        _wait_for("rank 1's node to return", lambda: free_and_down() == ([0, 1], []))
+        res = inst.strato("run", "-N2", "-n2", "sh", "-c", "strato getattr rank", check=True)
+        assert sorted(res.stdout.split()) == ["0", "1"]
+    finally:
+        inst.stop()
+        for peer in peers:
+            if peer.poll() is None:
+                try:
+                    peer.wait(timeout=30)  # rank 0 ended the instance
+                except subprocess.TimeoutExpired:
+                    peer.kill()
+                    peer.wait()
+    assert peers[-1].returncode == 0
+
+
 @pytest.mark.parametrize("args, env, message", [
     (["--test-size=0"], {}, "strato-start: --test-size must be from 1 to 1024 (got 0)"),
     (["--test-size=10000"], {},
