@@ -150,7 +150,6 @@ class Overlay:
         """Listen for children, connect to the parent and say hello (in the loop)."""
         loop = asyncio.get_running_loop()
         ctx = zmq.Context.instance()
-        cert = self.boot.cert
         b = self.broker
         b.overlay = self
         b._links.update(self.peer_links)
@@ -161,58 +160,70 @@ class Overlay:
             b.register("overlay.lost", self._lost_msg)
             b.register("event.publish", self._event_publish)
         if self.boot.children:
-            self._start_zap(ctx, loop)
-            sock = ctx.socket(zmq.ROUTER)
-            for opt, val in ((zmq.LINGER, 0), (zmq.SNDHWM, 0), (zmq.RCVHWM, 0),
-                             (zmq.ROUTER_MANDATORY, 1), (zmq.CURVE_SERVER, 1),
-                             (zmq.HEARTBEAT_IVL, HEARTBEAT_IVL),
-                             (zmq.HEARTBEAT_TIMEOUT, HEARTBEAT_TIMEOUT)):
-                sock.setsockopt(opt, val)
-            sock.curve_secretkey = cert.secret
-            sock.curve_publickey = cert.public
-            sock.zap_domain = ZAP_DOMAIN
-            events = zmq.EVENT_DISCONNECTED | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL \
-                | zmq.EVENT_HANDSHAKE_FAILED_AUTH | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
-            mon = sock.get_monitor_socket(events)
-            if self.boot.bind_fd is not None:  # listening already, made by rank 0
-                sock.setsockopt(zmq.USE_FD, self.boot.bind_fd)
-            try:
-                sock.bind(self.boot.bind)
-            except zmq.ZMQError as exc:
-                sock.close()
-                raise ConfigError(f"overlay: cannot listen on {self.boot.bind}: {exc}") \
-                    from None
-            self.endpoint = sock.getsockopt_string(zmq.LAST_ENDPOINT)
-            self._down = sock
-            self._down_reader = _ZmqReader(loop, sock, self._from_child)
-            self._readers.append(self._down_reader)
-            self._readers.append(_ZmqReader(loop, mon, self._down_event))
+            self._listen(ctx, loop)
         if self.boot.parent is not None:
-            sock = ctx.socket(zmq.DEALER)
-            for opt, val in ((zmq.LINGER, 0), (zmq.SNDHWM, 0), (zmq.RCVHWM, 0),
-                             (zmq.HEARTBEAT_IVL, HEARTBEAT_IVL),
-                             (zmq.HEARTBEAT_TIMEOUT, HEARTBEAT_TIMEOUT)):
-                sock.setsockopt(opt, val)
-            sock.routing_id = str(self.rank).encode()
-            sock.curve_serverkey = cert.public
-            sock.curve_publickey = cert.public
-            sock.curve_secretkey = cert.secret
-            mon = sock.get_monitor_socket(zmq.EVENT_DISCONNECTED | zmq.EVENT_HANDSHAKE_SUCCEEDED
-                                          | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
-                                          | zmq.EVENT_HANDSHAKE_FAILED_AUTH
-                                          | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL)
-            try:
-                sock.connect(self.boot.parent_endpoint)
-            except zmq.ZMQError as exc:
-                sock.close()
-                raise ConfigError(f"overlay: cannot connect to "
-                                  f"{self.boot.parent_endpoint}: {exc}") from None
-            self._up = sock
-            self._up_reader = _ZmqReader(loop, sock, self._from_parent)
-            self._readers.append(self._up_reader)
-            self._readers.append(_ZmqReader(loop, mon, self._up_event))
+            self._connect(ctx, loop)
             self._report_status()
             b.send_to(0, "overlay.hello", self.hello_body())
+
+    def _listen(self, ctx: zmq.Context, loop: asyncio.AbstractEventLoop) -> None:
+        """Bind the ROUTER socket the children connect to (a CURVE server)."""
+        cert = self.boot.cert
+        self._start_zap(ctx, loop)
+        sock = ctx.socket(zmq.ROUTER)
+        for opt, val in ((zmq.LINGER, 0), (zmq.SNDHWM, 0), (zmq.RCVHWM, 0),
+                         (zmq.ROUTER_MANDATORY, 1), (zmq.CURVE_SERVER, 1),
+                         (zmq.HEARTBEAT_IVL, HEARTBEAT_IVL),
+                         (zmq.HEARTBEAT_TIMEOUT, HEARTBEAT_TIMEOUT)):
+            sock.setsockopt(opt, val)
+        sock.curve_secretkey = cert.secret
+        sock.curve_publickey = cert.public
+        sock.zap_domain = ZAP_DOMAIN
+        events = zmq.EVENT_DISCONNECTED | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL \
+            | zmq.EVENT_HANDSHAKE_FAILED_AUTH | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
+        mon = sock.get_monitor_socket(events)
+        if self.boot.bind_fd is not None:  # listening already, made by rank 0
+            sock.setsockopt(zmq.USE_FD, self.boot.bind_fd)
+        try:
+            sock.bind(self.boot.bind)
+        except zmq.ZMQError as exc:
+            mon.close()
+            sock.close()
+            why = zmq.strerror(exc.errno)
+            raise ConfigError(f"overlay: cannot listen on {self.boot.bind}: {why}") from None
+        self.endpoint = sock.getsockopt_string(zmq.LAST_ENDPOINT)
+        self._down = sock
+        self._down_reader = _ZmqReader(loop, sock, self._from_child)
+        self._readers.append(self._down_reader)
+        self._readers.append(_ZmqReader(loop, mon, self._down_event))
+
+    def _connect(self, ctx: zmq.Context, loop: asyncio.AbstractEventLoop) -> None:
+        """Connect the DEALER socket to the parent (a CURVE client, same keypair)."""
+        cert = self.boot.cert
+        sock = ctx.socket(zmq.DEALER)
+        for opt, val in ((zmq.LINGER, 0), (zmq.SNDHWM, 0), (zmq.RCVHWM, 0),
+                         (zmq.HEARTBEAT_IVL, HEARTBEAT_IVL),
+                         (zmq.HEARTBEAT_TIMEOUT, HEARTBEAT_TIMEOUT)):
+            sock.setsockopt(opt, val)
+        sock.routing_id = str(self.rank).encode()
+        sock.curve_serverkey = cert.public
+        sock.curve_publickey = cert.public
+        sock.curve_secretkey = cert.secret
+        mon = sock.get_monitor_socket(zmq.EVENT_DISCONNECTED | zmq.EVENT_HANDSHAKE_SUCCEEDED
+                                      | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
+                                      | zmq.EVENT_HANDSHAKE_FAILED_AUTH
+                                      | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL)
+        try:
+            sock.connect(self.boot.parent_endpoint)
+        except zmq.ZMQError as exc:
+            mon.close()
+            sock.close()
+            raise ConfigError(f"overlay: cannot connect to "
+                              f"{self.boot.parent_endpoint}: {zmq.strerror(exc.errno)}") from None
+        self._up = sock
+        self._up_reader = _ZmqReader(loop, sock, self._from_parent)
+        self._readers.append(self._up_reader)
+        self._readers.append(_ZmqReader(loop, mon, self._up_event))
 
     def hello_body(self) -> dict:
         return {"rank": self.rank, "endpoint": self.endpoint, "pid": os.getpid()}

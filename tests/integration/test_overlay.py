@@ -405,3 +405,15 @@ def test_lost_broker_ends_its_jobs(make_instance, tmp_path):
     # the other ranks' tasks were killed, and the instance goes on with 3 nodes
     res = inst.strato("run", "-N3", "echo", "ok", check=True)
     assert res.stdout == "ok\nok\nok\n"
+
+
+def test_address_that_cannot_be_bound(tmp_path):
+    cert = tmp_path / "c.cert"
+    keygen(str(cert))
+    res = _run_start("-S", 'bootstrap.hosts=[{host="n[0-1]"}]', "-S",
+                     f"bootstrap.curve_cert={cert}", "-S",
+                     "bootstrap.default_bind=tcp://no-such-iface0:%p", "true",
+                     env=dict(_env(), STRATO_FAKE_HOSTNAME="n0"))
+    assert res.returncode == 1
+    assert res.stderr.splitlines() == [
+        "strato-start: overlay: cannot listen on tcp://no-such-iface0:8050: No such device"]
