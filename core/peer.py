@@ -23,7 +23,6 @@ import os
 import signal
 import socket
 import sys
-import time
 from pathlib import Path
 
 from strato.core.bootstrap import Bootstrap, children_of, for_test, parent_of
@@ -63,7 +62,6 @@ async def serve_peer(boot: Bootstrap, rundir: Path, config: dict) -> int:
 
     broker = Broker(rank=boot.rank, size=boot.size)
     overlay = Overlay(broker, boot, on_stop=stop)
-    t_start = time.time()
     extra = {"statedir": "", "parent-uri": "", "jobid": ""}
 
     def attr_get(req) -> None:
@@ -76,8 +74,6 @@ async def serve_peer(boot: Bootstrap, rundir: Path, config: dict) -> int:
     broker.register("attr.get", attr_get)
     broker.register("attr.list", lambda req: req.respond(
         {"attrs": {**broker_attrs(boot, overlay, rundir), **extra}}))
-    broker.register("broker.uptime", lambda req: req.respond(
-        {"rank": boot.rank, "uptime": time.time() - t_start}))
     reaper = Reaper(loop)
     execution = None
     try:
