@@ -24,6 +24,7 @@ COMMANDS = {
     "job": ("cmd_job", "job", "Inspect and control one job."),
     "jobs": ("cmd_jobs", "jobs", "List jobs."),
     "pstree": ("cmd_pstree", "pstree", "Draw the tree of instances and their jobs."),
+    "top": ("cmd_top", "top", "Show an instance live: resources, job counts, running jobs."),
     "queue": ("cmd_admin", "queue", "Control and inspect the queue."),
     "resource": ("cmd_admin", "resource", "List, drain and undrain resources."),
     "kvs": ("cmd_kvs", "kvs", "Read and write the key-value store."),
