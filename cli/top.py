@@ -104,9 +104,10 @@ def summary_lines(snap: Snapshot, path: str, depth: int, expiration: float | Non
 
 def _short(seconds: float) -> str:
     """A duration in Flux Standard Duration, to three significant digits."""
-    from strato.jobspec.fsd import format_fsd
-
-    return format_fsd(float(f"{seconds:.3g}"))
+    for unit, size in (("d", 86400.0), ("h", 3600.0), ("m", 60.0)):
+        if seconds >= size:
+            return f"{seconds / size:.3g}{unit}"
+    return f"{seconds:.3g}s"
 
 
 def _version() -> str:
@@ -162,7 +163,9 @@ def run(h: Handle, refresh: float = REFRESH) -> None:
 
     depth = int(instance_api.attr_get(h, "instance-level") or 0)
     stack = [Level(h, "", depth)]
-    state = {"split": True, "error": None}
+    # the instance whose jobs the list shows, whether ended jobs are split by result,
+    # and why the program ends, if it must
+    state = {"shown": None, "split": True, "error": None}
     summary = urwid.Text("")
     header = urwid.AttrMap(urwid.Text(fmt.header(), wrap="clip"), "header")
     walker = urwid.SimpleFocusListWalker([])
@@ -176,6 +179,9 @@ def run(h: Handle, refresh: float = REFRESH) -> None:
     def redraw() -> None:
         level = stack[-1]
         snap = level.snapshot
+        if state["shown"] is level and focused() is not None:
+            level.focus_id = focused()["id"]  # the cursor may have moved since
+        state["shown"] = level
         summary.set_text(("title", "\n".join(summary_lines(
             snap, level.path, level.depth, level.expiration, state["split"]))))
         focus_id = level.focus_id
@@ -215,9 +221,7 @@ def run(h: Handle, refresh: float = REFRESH) -> None:
         return widget.original_widget.rec if widget is not None else None
 
     def on_key(key) -> None:
-        level = stack[-1]
         rec = focused()
-        level.focus_id = rec["id"] if rec else None
         if key in ("q", "Q"):
             if len(stack) == 1:
                 raise urwid.ExitMainLoop()
@@ -250,6 +254,7 @@ def run(h: Handle, refresh: float = REFRESH) -> None:
             note(f"{name}: {exc}")
             return False
         parent = stack[-1]
+        parent.focus_id = rec["id"]  # back on this job after q
         stack.append(Level(child, f"{parent.path}/{name}" if parent.path else name,
                            child_depth, rec.get("expiration") or None))
         note("")
