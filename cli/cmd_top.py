@@ -23,6 +23,7 @@ def top(target) -> int:
     from strato import instance as api
     from strato.handle import Handle
 
+    uri = api.resolve(target)  # a bad TARGET is said first, terminal or not
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
         raise StratoError("needs a terminal (standard input and output are not both one)")
     try:
@@ -31,6 +32,6 @@ def top(target) -> int:
         raise StratoError("needs urwid: pip install 'strato[top]'") from None
     from strato.cli import top as screen
 
-    with Handle(api.resolve(target)) as h:
+    with Handle(uri) as h:
         screen.run(h)
     return 0

@@ -26,6 +26,8 @@ COMMANDS = {
     "pstree": ("cmd_pstree", "pstree", "Draw the tree of instances and their jobs."),
     "top": ("cmd_top", "top", "Show an instance live: resources, job counts, running jobs."),
     "queue": ("cmd_admin", "queue", "Control and inspect the queue."),
+    "report": ("cmd_report", "report",
+               "How the jobs used the instance over time (--plot FILE: as a picture)."),
     "resource": ("cmd_admin", "resource", "List, drain and undrain resources."),
     "kvs": ("cmd_kvs", "kvs", "Read and write the key-value store."),
     "config": ("cmd_config", "config",

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 
 from strato import instance as instance_api
 from strato import job as jobapi
+from strato.cli.common import short_fsd
 from strato.core.errors import StratoError
 from strato.handle import Handle
 
@@ -79,7 +80,7 @@ def summary_lines(snap: Snapshot, path: str, depth: int, expiration: float | Non
     now = time.time() if now is None else now
     res = snap.info.resources
     st = snap.info.stats
-    left = f" expires {_short(max(0.0, expiration - now))}" if expiration else " expires ∞"
+    left = f" expires {short_fsd(max(0.0, expiration - now))}" if expiration else " expires ∞"
     head = f"{path or '.'}"
     counts = [("pending", st.pending), ("running", st.running)]
     if split_inactive:
@@ -97,17 +98,9 @@ def summary_lines(snap: Snapshot, path: str, depth: int, expiration: float | Non
         lines.append(text)
     for extra in counts[3:]:
         lines.append(" " * COUNTS_AT + f"{extra[1]:>6} {extra[0]}")
-    lines.append(f"size {snap.size}  depth {depth}  uptime {_short(snap.uptime)}"
+    lines.append(f"size {snap.size}  depth {depth}  uptime {short_fsd(snap.uptime)}"
                  f"  strato {_version()}")
     return lines
-
-
-def _short(seconds: float) -> str:
-    """A duration in Flux Standard Duration, to three significant digits."""
-    for unit, size in (("d", 86400.0), ("h", 3600.0), ("m", 60.0)):
-        if seconds >= size:
-            return f"{seconds / size:.3g}{unit}"
-    return f"{seconds:.3g}s"
 
 
 def _version() -> str:
