@@ -52,10 +52,12 @@ class Snapshot:
     uptime: float
 
 
-def take_snapshot(h: Handle) -> Snapshot:
-    """A `Snapshot` of the instance at `h` (StratoError if it is gone)."""
+def take_snapshot(h: Handle, queue: str | None = None) -> Snapshot:
+    """A `Snapshot` of the instance at `h`, its counts and jobs those of `queue`
+    if given (StratoError if it is gone)."""
     facts = instance_api.info(h)
-    return Snapshot(instance_api.summary(h), jobapi.list_jobs(h, states=jobapi.RUNNING),
+    return Snapshot(instance_api.summary(h, queue),
+                    jobapi.list_jobs(h, states=jobapi.RUNNING, queue=queue),
                     facts["size"], facts["uptime"])
 
 
@@ -69,19 +71,21 @@ def bar(used: int, down: int, total: int, width: int = BAR_WIDTH) -> str:
 
 
 def summary_lines(snap: Snapshot, path: str, depth: int, expiration: float | None,
-                  split_inactive: bool = True, now: float | None = None) -> list[str]:
+                  split_inactive: bool = True, queue: str | None = None,
+                  now: float | None = None) -> list[str]:
     """The summary pane as lines of text: the path and times, a bar for each of
     nodes, cores and gpus (``used/total``, and how many are down) beside the job
     counts, and the instance's size and depth.
 
     With `split_inactive` (the ``d`` key toggles it), ended jobs are counted as
-    completed and failed; else as one ``inactive`` count.
+    completed and failed; else as one ``inactive`` count. The counts are of
+    `queue`'s jobs when it is named (the resources are always the instance's).
     """
     now = time.time() if now is None else now
     res = snap.info.resources
     st = snap.info.stats
     left = f" expires {short_fsd(max(0.0, expiration - now))}" if expiration else " expires ∞"
-    head = f"{path or '.'}"
+    head = f"{path or '.'}" + (f"  queue {queue}" if queue else "")
     counts = [("pending", st.pending), ("running", st.running)]
     if split_inactive:
         counts += [("completed", st.successful), ("failed", st.failed)]
@@ -119,13 +123,17 @@ class Level:
     depth: int
     #: when its allocation ends (None: unknown or never)
     expiration: float | None = None
+    #: only this queue's jobs are counted and listed (the first level's only:
+    #: a child instance has queues of its own)
+    queue: str | None = None
     #: the id of the job that had the cursor at the last refresh
     focus_id: int | None = None
     snapshot: Snapshot | None = field(default=None, repr=False)
 
 
-def run(h: Handle, refresh: float = REFRESH) -> None:
-    """Show the instance at `h` until the user quits (``q`` at the first level).
+def run(h: Handle, queue: str | None = None, refresh: float = REFRESH) -> None:
+    """Show the instance at `h` (its `queue`'s jobs only, if given) until the
+    user quits (``q`` at the first level).
 
     Raises StratoError when that instance goes away (the screen is restored first).
     """
@@ -155,7 +163,7 @@ def run(h: Handle, refresh: float = REFRESH) -> None:
             return super().keypress(size, {"j": "down", "k": "up"}.get(key, key))
 
     depth = int(instance_api.attr_get(h, "instance-level") or 0)
-    stack = [Level(h, "", depth)]
+    stack = [Level(h, "", depth, queue=queue)]
     # the instance whose jobs the list shows, whether ended jobs are split by result,
     # and why the program ends, if it must
     state = {"shown": None, "split": True, "error": None}
@@ -176,7 +184,7 @@ def run(h: Handle, refresh: float = REFRESH) -> None:
             level.focus_id = focused()["id"]  # the cursor may have moved since
         state["shown"] = level
         summary.set_text(("title", "\n".join(summary_lines(
-            snap, level.path, level.depth, level.expiration, state["split"]))))
+            snap, level.path, level.depth, level.expiration, state["split"], level.queue))))
         focus_id = level.focus_id
         rows = []
         for rec in snap.jobs:
@@ -193,7 +201,7 @@ def run(h: Handle, refresh: float = REFRESH) -> None:
         while True:
             level = stack[-1]
             try:
-                level.snapshot = take_snapshot(level.handle)
+                level.snapshot = take_snapshot(level.handle, level.queue)
                 break
             except StratoError as exc:
                 if len(stack) == 1:

@@ -208,10 +208,13 @@ def _info_from(uri: str, answers: list[object]) -> InstanceInfo | None:
     return InstanceInfo.from_answers(uri, stats, status)
 
 
-def summary(h: Handle) -> InstanceInfo:
-    """The `InstanceInfo` of the instance at `h` itself: its job counts and its
-    resources by state, asked in one round trip (what ``strato top`` shows)."""
-    tags = [h.send(topic, body) for topic, body in _INFO_REQUESTS]
+def summary(h: Handle, queue: str | None = None) -> InstanceInfo:
+    """The `InstanceInfo` of the instance at `h` itself: its job counts (of
+    `queue`'s jobs only, if given) and its resources by state, asked in one
+    round trip (what ``strato top`` shows)."""
+    requests = [("job-list.job-stats", {} if queue is None else {"queue": queue}),
+                ("resource.status", {})]
+    tags = [h.send(topic, body) for topic, body in requests]
     answers = []
     for tag in tags:
         body, err, _ = h.recv(tag)

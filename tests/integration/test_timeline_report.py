@@ -136,6 +136,7 @@ def test_report_and_timeline_of_jobs_that_ran(sim_instance, tmp_path):
     (("top", "{job}"), 1, "strato-top: job {job} is not a strato instance (it has no URI)"),
     (("top",), 1, "strato-top: needs a terminal (standard input and output are not both one)"),
     (("top", "a", "b"), 2, "strato-top: Got unexpected extra argument (b)"),
+    (("top", "-q", "nosuch"), 1, "strato-top: queue 'nosuch' does not exist"),
 ])
 def test_bad_input(sim_instance, args, code, message):
     job = sim_instance.strato("run", "true", check=True)

@@ -231,3 +231,20 @@ def test_top_exits_with_one_line_when_the_instance_goes_away(make_instance, term
     lines = t.err.read_text().splitlines()
     assert len(lines) == 1 and lines[0].startswith("strato-top: lost the instance: "), lines
     assert "Traceback" not in t.screen()
+
+
+def test_top_queue_counts_and_lists_that_queue_only(make_instance, terminal):
+    inst = make_instance(config=SIM + "[queues.a]\n[queues.b]\n")
+    a = inst.strato("submit", "-q", "a", "-N1", "--job-name=in-a", HOUR, "sleep",
+                    check=True).stdout.strip()
+    b = inst.strato("submit", "-q", "b", "-N1", "--job-name=in-b", HOUR, "sleep",
+                    check=True).stdout.strip()
+    for jobid in (a, b):
+        inst.strato("job", "wait-event", "-q", jobid, "start", check=True)
+    t = terminal([*STRATO, "top", "--queue", "b"], inst.env)
+    screen = t.wait_for(r"^\.  queue b\s+expires", r"in-b\s*$")
+    # the counts and rows are queue b's; the resources are the instance's
+    assert re.search(r"^cores \[[| ]+\]\s+8/64\s+1 running$", screen, re.M), screen
+    assert [r[0] for r in job_rows(screen)] == [b]
+    t.keys("q")
+    assert t.exit_status() == 0
