@@ -54,6 +54,7 @@ class Terminal:
         self.status.unlink(missing_ok=True)
         script = (f"{shlex.join(command)} 2> {shlex.quote(str(self.err))}; "
                   f"echo $? > {shlex.quote(str(self.status))}; sleep 60")
+        env = {k: v for k, v in env.items() if k != "TMUX"}  # a server of its own, not nested
         self.tmux("new-session", "-d", "-x", "120", "-y", "40", "-s", "top", script, env=env)
 
     def tmux(self, *args: str, env: dict[str, str] | None = None) -> str:

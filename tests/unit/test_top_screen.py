@@ -3,6 +3,7 @@ itself is driven in a terminal by tests/integration/test_top.py)."""
 
 from __future__ import annotations
 
+import strato
 from strato.cli.top import Snapshot, bar, summary_lines
 from strato.instance import InstanceInfo
 
@@ -37,7 +38,7 @@ def test_summary_lines_counts_resources_and_jobs():
         " gpus [||||||||                      ]    2/8                    5 completed",
         # failed counts canceled and timed-out jobs too
         " " * 65 + "4 failed"]
-    assert lines[5] == "size 10  depth 2  uptime 2.5m  strato 0.1.0"
+    assert lines[5] == f"size 10  depth 2  uptime 2.5m  strato {strato.__version__}"
     folded = summary_lines(snap, "", 0, None, split_inactive=False, queue="debug")
     assert folded[0].startswith(".  queue debug") and folded[0].endswith(" expires ∞")
     assert folded[3].endswith("     9 inactive") and len(folded) == 5
