@@ -250,8 +250,13 @@ def run(h: Handle, queue: str | None = None, refresh: float = REFRESH) -> None:
             return False
         try:
             child = Handle(rec["memo"]["uri"])
+        except StratoError as exc:
+            note(f"{name}: {exc}")
+            return False
+        try:
             child_depth = int(instance_api.attr_get(child, "instance-level") or 0)
         except StratoError as exc:
+            child.close()
             note(f"{name}: {exc}")
             return False
         parent = stack[-1]
