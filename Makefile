@@ -16,7 +16,12 @@ $(BIN)/strato: pyproject.toml
 demo: $(BIN)/strato
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/strato start --config examples/demo.toml sh examples/workflow.sh
 
+# strato top's tests drive it in a real terminal, tmux: installed with apt where it is
+# missing and can be (as root), else those tests skip and say why.
 test: $(BIN)/strato
+	@command -v tmux >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+	  && apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq tmux >/dev/null 2>&1; } \
+	  || echo "tmux is missing and cannot be installed: the strato top tests will skip"
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 
