@@ -17,6 +17,7 @@ that can tell at once.
 from __future__ import annotations
 
 import os
+import shlex
 import threading
 import time
 from collections.abc import Callable
@@ -61,8 +62,9 @@ def jobspec_from_psij(spec: JobSpec) -> strato.JobspecV1:
     no memory resource (``memory`` is not used).
 
     Raises `psij.InvalidJobException` (one line) for what strato cannot express:
-    no executable, a reservation, pre/post-launch scripts, another resource
-    spec version, or counts from_command refuses.
+    no executable, a reservation, another resource spec version, or counts
+    from_command refuses. With ``pre_launch``/``post_launch`` scripts, the job
+    is a child instance that sources them around the launch (`_launch_script`).
     """
     if not spec.executable:
         raise InvalidJobException("the job has no executable")
@@ -70,9 +72,6 @@ def jobspec_from_psij(spec: JobSpec) -> strato.JobspecV1:
     if not isinstance(res, ResourceSpecV1):
         raise InvalidJobException(f"resource spec version {res.version} is not supported "
                                   "(use ResourceSpecV1)")
-    if spec.pre_launch or spec.post_launch:
-        raise InvalidJobException("pre_launch and post_launch scripts are not supported by "
-                                  "the strato executor (run them from the executable)")
     attrs = spec.attributes
     if attrs.reservation_id:
         raise InvalidJobException("strato has no reservations (reservation_id "
@@ -84,15 +83,25 @@ def jobspec_from_psij(spec: JobSpec) -> strato.JobspecV1:
     env = dict(os.environ) if spec.inherit_environment else {}
     env.update({k: str(v) for k, v in (spec.environment or {}).items()})
     directory = os.fspath(spec.directory) if spec.directory else os.getcwd()
+    command = [spec.executable, *(str(a) for a in spec.arguments or ())]
+    shape = {"cores_per_task": res.cpu_cores_per_process or 1,
+             "gpus_per_task": res.gpu_cores_per_process, "num_nodes": nodes,
+             "exclusive": res.exclusive_node_use}
+    common = {"duration": attrs.duration.total_seconds(), "cwd": directory,
+              "environment": env}
+    stdin = os.fspath(spec.stdin_path) if spec.stdin_path else None
     try:
-        js = strato.JobspecV1.from_command(
-            [spec.executable, *(str(a) for a in spec.arguments or ())],
-            num_tasks=res.computed_process_count,
-            cores_per_task=res.cpu_cores_per_process or 1,
-            gpus_per_task=res.gpu_cores_per_process,
-            num_nodes=nodes, exclusive=res.exclusive_node_use,
-            duration=attrs.duration.total_seconds(), cwd=directory, environment=env,
-            name=spec.name)
+        if spec.pre_launch or spec.post_launch:
+            script = _launch_script(spec, command, res.computed_process_count, shape, stdin)
+            stdin = None  # the launch in the script reads it
+            js = strato.JobspecV1.from_batch_command(
+                script, num_slots=res.computed_process_count,
+                cores_per_slot=shape["cores_per_task"], gpus_per_slot=shape["gpus_per_task"],
+                num_nodes=nodes, exclusive=res.exclusive_node_use,
+                name=spec.name or os.path.basename(spec.executable), **common)
+        else:
+            js = strato.JobspecV1.from_command(command, num_tasks=res.computed_process_count,
+                                               name=spec.name, **shape, **common)
     except ValueError as exc:
         raise InvalidJobException(str(exc)) from None
     output = {}
@@ -102,9 +111,8 @@ def jobspec_from_psij(spec: JobSpec) -> strato.JobspecV1:
         output["stderr"] = {"type": "file", "path": os.fspath(spec.stderr_path)}
     if output:
         js.setattr("system.shell.options.output", output)
-    if spec.stdin_path:
-        js.setattr("system.shell.options.input",
-                   {"stdin": {"type": "file", "path": os.fspath(spec.stdin_path)}})
+    if stdin:
+        js.setattr("system.shell.options.input", {"stdin": {"type": "file", "path": stdin}})
     if attrs.queue_name:
         js.setattr("system.queue", attrs.queue_name)
     if attrs.account:
@@ -116,6 +124,30 @@ def jobspec_from_psij(spec: JobSpec) -> strato.JobspecV1:
             except (TypeError, ValueError) as exc:
                 raise InvalidJobException(f"custom attribute {key}: {exc}") from None
     return js
+
+
+def _launch_script(spec: JobSpec, command: list[str], ntasks: int, shape: dict,
+                   stdin: str | None) -> str:
+    """The script of a job with pre/post-launch scripts: PSI/J sources them on the
+    job's first node before and after the launch, so the job is a child instance
+    (as ``strato batch``) whose script sources ``pre_launch``, launches the tasks
+    with ``strato run`` in the job's own resources, sources ``post_launch`` and
+    exits with the tasks' exit code."""
+    run = ["strato", "run", "-n", str(ntasks), "-c", str(shape["cores_per_task"])]
+    if shape["gpus_per_task"]:
+        run += ["-g", str(shape["gpus_per_task"])]
+    if shape["num_nodes"] is not None:
+        run += ["-N", str(shape["num_nodes"])]
+    if stdin:
+        run += ["--input", stdin]
+    lines = ["#!/bin/bash"]
+    if spec.pre_launch:
+        lines.append(f". {shlex.quote(os.fspath(spec.pre_launch))} || exit")
+    lines += [shlex.join([*run, "--", *command]), "rc=$?"]
+    if spec.post_launch:
+        lines.append(f". {shlex.quote(os.fspath(spec.post_launch))}")
+    lines.append("exit $rc")
+    return "\n".join(lines) + "\n"
 
 
 def status_of(result: jobapi.JobResult) -> JobStatus:

@@ -159,6 +159,22 @@ def test_multi_process_spread_over_nodes(ex, inst, tmp_path):
     assert (rec["ntasks"], rec["nnodes"], rec["ncores"]) == (4, 2, 8)
 
 
+def test_pre_and_post_launch_run_once_around_the_tasks(ex, tmp_path):
+    (tmp_path / "pre.sh").write_text('export STAGE=prepared; echo pre >> "$LOG"\n')
+    (tmp_path / "post.sh").write_text('echo "post $STAGE" >> "$LOG"\n')
+    log = tmp_path / "log.txt"
+    spec = JobSpec(executable="/bin/sh",
+                   arguments=["-c", 'echo "task $STRATO_TASK_RANK $STAGE" >> "$LOG"; exit 5'],
+                   environment={"LOG": str(log)}, pre_launch=tmp_path / "pre.sh",
+                   post_launch=tmp_path / "post.sh",
+                   resources=ResourceSpecV1(process_count=2))
+    job, rec = run(ex, spec)
+    assert (job.status.state, job.status.exit_code) == (JobState.FAILED, 5)
+    lines = log.read_text().splitlines()
+    assert lines[0] == "pre" and lines[-1] == "post prepared"
+    assert sorted(lines[1:-1]) == ["task 0 prepared", "task 1 prepared"]
+
+
 def test_many_jobs_with_an_executor_callback(ex):
     seen: dict[str, list[JobState]] = {}
     lock = threading.Lock()
@@ -217,9 +233,6 @@ def test_list_and_attach(ex, inst):
     (JobSpec(arguments=["x"]), "the job has no executable"),
     (JobSpec(executable="/bin/true", attributes=JobAttributes(reservation_id="r1")),
      "strato has no reservations (reservation_id 'r1')"),
-    (JobSpec(executable="/bin/true", pre_launch="/tmp/pre.sh"),
-     "pre_launch and post_launch scripts are not supported by the strato executor "
-     "(run them from the executable)"),
 ])
 def test_refused_at_submit_with_one_line(ex, spec, message):
     job = Job(spec)
