@@ -36,19 +36,6 @@ queue = "batch"
 """
 
 
-def _discover() -> None:
-    """PSI/J scans ``psij-descriptors`` in every sys.path folder at import. An
-    installed strato has it in site-packages (test_found_in_an_installed_wheel);
-    an editable install has it in the checkout, which is on sys.path when pytest
-    runs as ``python -m pytest`` from it: otherwise scan the checkout as PSI/J
-    would have."""
-    if "strato" not in JobExecutor.get_executor_names():
-        psij._find_plugins(str(REPO), str(REPO))
-
-
-_discover()
-
-
 @pytest.fixture
 def inst(make_instance):
     return make_instance(config=CONFIG)
