@@ -229,10 +229,15 @@ def test_refused_at_submit_with_one_line(ex, spec, message):
     assert job.status.state == JobState.NEW and job.native_id is None
 
 
-def test_no_instance_is_one_line(tmp_path):
+def test_no_instance_is_one_line(tmp_path, monkeypatch):
     with pytest.raises(SubmitException) as err:
         JobExecutor.get_instance("strato", url=f"local://{tmp_path}/gone")
     assert str(err.value) == f"no instance at local://{tmp_path}/gone (it is not running)"
+    monkeypatch.delenv("STRATO_URI", raising=False)
+    with pytest.raises(SubmitException) as err:
+        JobExecutor.get_instance("strato")
+    assert str(err.value) == ("no strato instance (STRATO_URI is not set); "
+                              "start one with 'strato start'")
 
 
 def test_instance_lost_under_a_running_job(make_instance):
