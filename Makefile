@@ -11,6 +11,11 @@ $(BIN)/strato: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[test]'
+	# PSI/J finds executors in psij-descriptors folders of sys.path, which an editable
+	# install does not create (a wheel does): link strato's into the venv
+	sp=$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])') && \
+	  mkdir -p "$$sp/psij-descriptors" && \
+	  ln -sf "$(CURDIR)/psij-descriptors/strato_descriptor.py" "$$sp/psij-descriptors/"
 	touch $@
 
 demo: $(BIN)/strato
