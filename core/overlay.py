@@ -446,7 +446,7 @@ class Overlay:
                 req = b._forwarded.pop(tag, None)
                 if req is not None:
                     req.error(f"broker rank {rank} was lost", "EHOSTUNREACH")
-        b.drop_requests_from(_ident(rank))
+        b._client_gone(_ident(rank))
 
     def status(self) -> str:
         """This subtree's status: full, partial or degraded."""

@@ -77,7 +77,7 @@ async def serve_peer(boot: Bootstrap, rundir: Path, config: dict) -> int:
     reaper = Reaper(loop)
     execution = None
     try:
-        broker.bind(f"ipc://{rundir}/local")
+        broker.listen(f"{rundir}/local")
         execution = RankExec(broker, reaper, config, rundir, f"local://{rundir}/local")
         overlay.start()  # its shell host starts with its first job
     except Exception:
