@@ -18,7 +18,14 @@ import sys
 
 import click
 
-from strato.cli.submitopts import build_jobspec, cc_ids, job_options, multi_options
+from strato.cli.submitopts import (
+    FluxCommand,
+    build_jobspec,
+    cc_ids,
+    job_options,
+    multi_options,
+    task_options,
+)
 
 _SEPARATOR = ":::"
 
@@ -125,8 +132,9 @@ def bulksubmit(define, shuffle, args) -> int:
     return submit_many_jobspecs(jobspecs, o0, cc, count)
 
 
-@click.command(context_settings={"allow_interspersed_args": False})
+@click.command(cls=FluxCommand, context_settings={"allow_interspersed_args": False})
 @job_options
+@task_options
 @multi_options
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 def _options_only(command, **o) -> None:
