@@ -265,6 +265,8 @@ def alloc_jobspec(command: list[str], o: dict) -> dict:
     from strato.jobspec.model import JobspecV1
 
     nslots, common = shape(o)
+    if o["nodes"] and nslots < o["nodes"]:  # the builder would add slots; Flux refuses
+        raise click.BadParameter("node count must not be greater than task count")
     program = command or [f"--exit-with={os.getpid()}"]
     try:
         js = JobspecV1.from_nest_command(
@@ -288,6 +290,8 @@ def alloc(command, **o) -> int:
     if not command and not o["dry_run"] and not sys.stdin.isatty():
         raise click.UsageError("no command given and stdin is not a terminal"
                                " (give a command to run in the new instance)")
+    # the I/O options are for batch; alloc accepts and ignores them, as Flux's does
+    o = dict(o, input=None, output=None, error=None)
     js = alloc_jobspec(list(command), o)
     if o["dry_run"]:
         click.echo(json.dumps(js))

@@ -574,6 +574,9 @@ def build_jobspec(command, o: dict) -> dict:
         command = command[1:]
     if not command:
         raise click.UsageError("no command given")
+    if o.get("input") and _is_idset(o["input"]):
+        raise bad(f"'{o['input']}': input for some tasks only (an idset) is not supported",
+                  "--input")
     shaped = o.get("resources_shape") or o.get("resources_json")
     if shaped:
         o = dict(o, nodes=o["nodes"] or 1)  # a placeholder: the resources are replaced

@@ -93,7 +93,8 @@ CASES = [
      "strato-submit: Invalid value for -t/--time-limit: invalid duration 'abc'"),
     ('submit -t inf true', 2, "strato-submit: Invalid value for -t/--time-limit: invalid time"
      " limit 'inf': must be finite and >= 0 (0 means none)"),
-    ('submit --cores=0 true', 2, 'strato-submit: Invalid value: core count must be an integer >= 1'),
+    ('submit --cores=0 true', 2,
+     'strato-submit: Invalid value: core count must be an integer >= 1'),
     ('submit --cores=3 -N2 true', 2,
      'strato-submit: Invalid value: core count must be a multiple of the node count'),
     ('submit --cores=4 -n2 true', 2,
