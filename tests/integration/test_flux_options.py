@@ -103,3 +103,20 @@ def test_jobs_takes_job_ids_in_any_form(make_instance):
         0, f"{a}\n", "strato-jobs: job ƒ2Xm unknown\n")
     res = inst.strato("jobs", "ƒ2Xm")
     assert res.returncode == 1
+
+
+def test_bulksubmit_reads_files_links_lists_and_splits_at_sep(tmp_path):
+    import subprocess
+
+    from conftest import STRATO
+
+    (tmp_path / "in.lst").write_text("p,q")
+
+    def dry(*args: str, stdin: str = "") -> list[str]:
+        res = subprocess.run([*STRATO, "bulksubmit", "--dry-run", *args], input=stdin,
+                             capture_output=True, text=True, cwd=tmp_path, check=True)
+        return [ln.removeprefix("bulksubmit: submit ") for ln in res.stdout.splitlines()]
+
+    assert dry("echo", "{0}", "{1}", ":::", "a", "b", ":::+", "x") == ["echo a x", "echo b x"]
+    assert dry("--sep=,", "echo", "{}", "::::", "in.lst") == ["echo p", "echo q"]
+    assert dry("--sep=none", "echo", "{}", stdin="1 2\n3") == ["echo 1", "echo 2", "echo 3"]
