@@ -642,8 +642,9 @@ def apply_options(js, o: dict) -> None:
     if o["unbuffered"]:
         for stream in ("stdout", "stderr"):
             js.setattr(f"{shell}output.{stream}.buffer", {"type": "none"})
-        js.setattr(shell + "output.batch-timeout", 0.05)
-        js.setattr(shell + "input.batch-timeout", 0.0)
+        options = js.jobspec["attributes"]["system"]["shell"]["options"]
+        options["output"]["batch-timeout"] = 0.05  # Flux's values
+        options.setdefault("input", {})["batch-timeout"] = 0.0
     if o["queue"]:
         js.setattr("system.queue", o["queue"])
     if o.get("bank"):
