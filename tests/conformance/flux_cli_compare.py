@@ -17,9 +17,10 @@ directory (`RUN_DIR`). What the comparison normalises, and why:
 - ``environment``: variables the ``flux`` front end adds to its own environment
   (``FLUX_*``, its PATH/PYTHONPATH/LUA_* changes, found by `flux_injected`) are
   dropped on both sides; everything else must be equal.
-- ``shell.options.rlimit``: a limit equal to the running process's own soft
-  limit becomes ``"current"`` (the machine's limits differ between the recording
-  and CI); any other value must be equal.
+- ``shell.options.rlimit``: a propagated limit equal to the running process's
+  own soft limit becomes ``"current"`` (the machine's limits differ between the
+  recording and CI); a limit the command line sets (``--rlimit=core=0``) and any
+  other value must be equal.
 - ``begin-time`` dependencies: the absolute time becomes its offset from the time
   of the run, in whole minutes (the two runs start a moment apart).
 - batch and alloc: the child instance is Flux's ``flux broker`` but strato's
@@ -234,7 +235,15 @@ def flux_injected(flux: str) -> list[str]:
 
 
 # -- normalising and comparing ---------------------------------------------------------------
-def normalise(result: dict, kind: str, injected: list[str], side: str) -> dict:
+def explicit_rlimits(args: list[str]) -> set[str]:
+    """The limits a command line sets to a value (``--rlimit=core=0``): those are
+    compared as they are, the propagated ones as "current"."""
+    rules = ",".join(a.split("=", 1)[1] for a in args if a.startswith("--rlimit="))
+    return {r.split("=")[0].lower() for r in rules.split(",") if "=" in r}
+
+
+def normalise(result: dict, kind: str, injected: list[str], side: str,
+              args: list[str] = ()) -> dict:
     """The result with only what legitimately differs made equal (module docstring)."""
     if "jobspec" not in result:
         return {"error": result.get("error", True)}
@@ -247,9 +256,10 @@ def normalise(result: dict, kind: str, injected: list[str], side: str) -> dict:
     options = system.get("shell", {}).get("options", {})
     limits = options.get("rlimit")
     if isinstance(limits, dict):
+        given = explicit_rlimits(args)
         for name, value in limits.items():
             res = getattr(resource, f"RLIMIT_{name.upper()}", None)
-            if res is not None and value == resource.getrlimit(res)[0]:
+            if name not in given and res is not None and value == resource.getrlimit(res)[0]:
                 limits[name] = "current"
     for dep in system.get("dependencies") or []:
         if dep.get("scheme") == "begin-time":
@@ -314,8 +324,8 @@ def compare(case: dict, flux_result: dict, injected: list[str]) -> list[str]:
     """The differences between Flux's result for `case` and strato's (none: a match)."""
     kind = case["kind"]
     mine = run_strato(kind, case["args"])
-    want = normalise(flux_result, kind, injected, "flux")
-    got = normalise(mine, kind, injected, "strato")
+    want = normalise(flux_result, kind, injected, "flux", case["args"])
+    got = normalise(mine, kind, injected, "strato", case["args"])
     if "error" in want or "error" in got:
         if "error" in want and "error" in got:
             return []
@@ -334,7 +344,7 @@ def record(flux: str, cases: list[dict], path: Path) -> None:
                             }) + "\n")
         for case in cases:
             res = run_flux(flux, case["kind"], case["args"])
-            norm = normalise(res, case["kind"], injected, "flux")
+            norm = normalise(res, case["kind"], injected, "flux", case["args"])
             if "error" in res:
                 norm["error"] = res["error"]
             f.write(json.dumps({**case, "flux": norm}, ensure_ascii=False) + "\n")
@@ -349,7 +359,7 @@ def replay(path: Path) -> tuple[int, list[tuple[dict, list[str]]]]:
         case = json.loads(line)
         want = case["flux"]
         mine = normalise(run_strato(case["kind"], case["args"]), case["kind"],
-                         header["injected"], "strato")
+                         header["injected"], "strato", case["args"])
         if "error" in want or "error" in mine:
             diffs = [] if ("error" in want) == ("error" in mine) else [
                 f"flux {_verdict(want)}; strato {_verdict(mine)}"]
