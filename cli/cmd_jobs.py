@@ -57,9 +57,11 @@ _RESET = "\033[0;0m"
               flag_value="always", default="auto", metavar="[WHEN]",
               help="Colour jobs by result, and instances blue: auto (on a terminal), "
                    "never or always (the default without WHEN).")
+@click.argument("jobids", nargs=-1, metavar="[JOBID]...")
 def jobs(all_states, all_users, filt, no_header, count, name, user, queue, since, fmt,
-         as_json, recursive, level, recurse_all, stats, stats_only, color) -> int:
-    """List jobs (active ones by default, newest first; your own unless -A)."""
+         as_json, recursive, level, recurse_all, stats, stats_only, color, jobids) -> int:
+    """List jobs (active ones by default, newest first; your own unless -A), or
+    the jobs JOBID... in any state, in that order."""
     from strato import instance as instance_api
     from strato import job as jobapi
     from strato.cli.jobs_format import (
@@ -94,6 +96,7 @@ def jobs(all_states, all_users, filt, no_header, count, name, user, queue, since
         t_since = _since(since)
         if not filt:
             states = ALL
+    ids = _parse_ids(jobids)
     h = handle()
     if stats:
         click.echo(_stats_line(jobapi.stats(h, queue).as_dict(), purged=True))
@@ -107,6 +110,17 @@ def jobs(all_states, all_users, filt, no_header, count, name, user, queue, since
             click.echo(json.dumps({"jobs": [_nested(n) for n in nodes]}))
             return 0
         records = [n.job for top in nodes for n in top]
+    elif jobids:
+        if recursive:
+            raise click.UsageError("JOBID... cannot be used with -R")
+        if any([all_states, all_users, filt, count, name, user, queue, since]):
+            click.echo("strato-jobs: filtering options are ignored with a JOBID list", err=True)
+        records = _records_by_id(h, jobids, ids)
+        if not records:
+            return 1
+        if as_json:
+            click.echo(json.dumps(records[0] if len(jobids) == 1 else {"jobs": records}))
+            return 0
     else:
         records = jobapi.list_jobs(h, **filters)
         if as_json:
@@ -125,6 +139,38 @@ def jobs(all_states, all_users, filt, no_header, count, name, user, queue, since
     if out:
         sys.stdout.write("\n".join(out) + "\n")
     return 0
+
+
+def _parse_ids(texts: tuple[str, ...]) -> list[int]:
+    """JOBID... in any form a job id is written (f58, decimal, hex, dothex, words)."""
+    from strato.core.ids import parse
+
+    ids = []
+    for text in texts:
+        try:
+            ids.append(parse(text))
+        except ValueError:
+            raise click.BadParameter(f"invalid job id '{text}'", param_hint="JOBID") from None
+    return ids
+
+
+def _records_by_id(h, texts: tuple[str, ...], ids: list[int]) -> list[dict]:
+    """The records of the jobs named, in the order given; an unknown one is
+    reported on stderr, as ``flux jobs`` does, and left out."""
+    from strato import job as jobapi
+    from strato.core.errors import RPCError
+
+    try:
+        found = jobapi.list_jobs(h, states=ALL, userid=None, ids=ids)
+    except RPCError:
+        found = []
+        for text, jobid in zip(texts, ids, strict=True):
+            try:
+                found += jobapi.list_jobs(h, states=ALL, userid=None, ids=[jobid])
+            except RPCError:
+                click.echo(f"strato-jobs: job {text} unknown", err=True)
+    by_id = {rec["id"]: rec for rec in found}
+    return [by_id[i] for i in ids if i in by_id]
 
 
 def _painter(fmt_one):
