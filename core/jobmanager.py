@@ -682,12 +682,13 @@ class JobManager:
             loop = asyncio.get_running_loop()
             loop.call_later(self.kill_timeout, self._kill_hard, job)
 
-    async def shutdown(self, keep_pending: bool = False) -> None:
+    async def shutdown(self, keep_pending: bool = False, keep_running: bool = False) -> None:
         """End the jobs of an instance that is stopping (its initial program exited).
 
         Nothing is submitted or scheduled any more; every running job is cancelled
-        (SIGTERM, then SIGKILL after ``exec.kill-timeout``), and so is every pending
-        one unless `keep_pending` (a statedir keeps them for the restart). Returns
+        (SIGTERM, then SIGKILL after ``exec.kill-timeout``) unless `keep_running`,
+        and so is every pending one unless `keep_pending` (a statedir keeps them
+        for the restart: running ones keep running meanwhile). Returns
         once all of those are inactive, so that their eventlogs say how they ended
         (a child's ``--dump``) and their processes are gone before this instance's
         own job ends: a child instance among them does the same first, which makes
@@ -698,7 +699,8 @@ class JobManager:
             q.started, q.stop_reason = False, "the instance is shutting down"
         self.stop_queue({q.name for q in self.queues.named(None)})
         ending = [j for j in self.active.values()
-                  if not (keep_pending and j.state & (NEW | PENDING))]
+                  if not (keep_pending and j.state & (NEW | PENDING))
+                  and not (keep_running and j.state == RUN)]
         if not ending:
             return
         left = {j.id for j in ending}
@@ -760,9 +762,11 @@ class JobManager:
         """Rebuild the jobs of a restarted instance from their eventlogs in the KVS.
 
         Every eventlog is replayed through `apply_event`, the function the live job
-        manager uses. Pending jobs return to the queue; jobs that were running when
-        the instance stopped cannot be reattached, so they end with an exception
-        saying so.
+        manager uses. Pending jobs return to the queue. Jobs that were running hold
+        their resources again (the scheduler learns them from its hello) and go back
+        to exec (``exec.start`` with ``reattach``), whose backend takes them up where
+        they are (their tasks kept running) or ends them; jobs whose end was
+        recorded give their resources back once a scheduler is loaded.
         """
         from strato.core.kvs import KvsDir
 
@@ -776,7 +780,8 @@ class JobManager:
                     for kd, d in c.items():
                         if isinstance(d, KvsDir) and "eventlog" in d and "jobspec" in d:
                             found.append((ids.parse(f"job.{ka}.{kb}.{kc}.{kd}"), d))
-        lost = []
+        running: list[Job] = []
+        cleaning: list[Job] = []
         waiting: list[tuple[Job, list]] = []
         for jobid, d in found:
             eventlog = d["eventlog"]
@@ -805,8 +810,10 @@ class JobManager:
                 self._count_ended(job)
                 continue
             self.active[jobid] = job
-            if state & (RUN | CLEANUP):
-                lost.append(job)
+            if state == RUN:
+                running.append(job)
+            elif state == CLEANUP:
+                cleaning.append(job)
             elif state == SCHED and job.priority > 0:
                 self._enqueue(job)
             elif state == PRIORITY:
@@ -831,10 +838,22 @@ class JobManager:
                                          f"scheme {dep['scheme']} is no longer loaded")
                     break
                 handler.add(dependencies.Dependency(job, dep, self))
-        for job in lost:
-            job.R = None
-            ctx = {"type": "restart", "severity": 0, "userid": job.userid,
-                   "note": "job was running when the instance stopped"}
-            job.state = CLEANUP
-            self._post(job, "exception", ctx)
-            self._clean(job)
+        for job in cleaning:
+            if job.R is None:  # it never had resources: nothing to give back
+                self._clean(job)
+            else:
+                job.free_pending = True  # sent once the scheduler is ready
+        for job in running:
+            why = self._check_R(job, job.R) if isinstance(job.R, dict) else "no R"
+            if why is not None:
+                log.error("job %s cannot run on: %s", ids.f58(job.id), why)
+                job.R = None
+                self.raise_exception(job, "node-failure", 0, f"after the restart: {why}")
+                self._post(job, "finish", {"status": signal.SIGKILL})
+                self._clean(job)
+                continue
+            started = any(e["name"] == "start" for e in job.eventlog)
+            self.broker.send("exec.start", {"id": job.id, "jobspec": job.jobspec, "R": job.R,
+                                            "userid": job.userid, "cc": job.cc,
+                                            "reattach": True, "started": started,
+                                            "t_run": job.t_run})

@@ -19,6 +19,8 @@ from strato.core import proto
 from strato.core.errors import RPCError, StateError
 
 PRIMARY = "primary"
+#: the statedir's format (SQLite ``user_version``): a newer one is refused, unread
+STATE_VERSION = 1
 Watcher = Callable[[str, object], None]
 
 
@@ -45,6 +47,9 @@ class KVS:
         self._flush_pending = False
         self._db: sqlite3.Connection | None = None
         self.commits = 0
+        #: called after every flush that wrote something (exec-local acknowledges
+        #: its shell host's messages once they are on disk)
+        self.on_flush: list[Callable[[], None]] = []
         if statefile is not None:
             self._open(statefile)
 
@@ -52,6 +57,12 @@ class KVS:
     def _open(self, path: Path) -> None:
         try:
             db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            if version > STATE_VERSION:  # read nothing, write nothing: it is not ours
+                db.close()
+                raise StateError(f"cannot use state database {path}: it has format {version},"
+                                 f" written by a newer strato (this one reads up to"
+                                 f" {STATE_VERSION})")
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
             db.execute("CREATE TABLE IF NOT EXISTS kvs (ns TEXT, key TEXT, value BLOB,"
@@ -66,6 +77,8 @@ class KVS:
                 if not isinstance(value, list):
                     raise ValueError(f"log entries for {key}, which is not a list")
                 value.append(proto.decode(entry))
+            if version < STATE_VERSION:
+                db.execute(f"PRAGMA user_version = {STATE_VERSION}")
         except (sqlite3.DatabaseError, ValueError, TypeError) as exc:
             raise StateError(f"cannot use state database {path}: {exc}") from None
         self._db = db
@@ -141,6 +154,8 @@ class KVS:
             db.executemany("INSERT OR REPLACE INTO log VALUES (?, ?, ?, ?)", logs)
         db.execute("COMMIT")
         self.commits += 1
+        for fn in self.on_flush:
+            fn()
 
     # -- tree access -----------------------------------------------------------------
     def _root(self, ns: str, create: bool = False) -> KvsDir:

@@ -137,6 +137,7 @@ class JobShell:
         self.remaining = 0
         self.done: asyncio.Future | None = None
         self.killed = False
+        self.timed_out = False
         system = job.jobspec.get("attributes", {}).get("system", {})
         self.system = system
         self.env: dict[str, str] = {}
@@ -390,8 +391,8 @@ class JobShell:
 
     def _timeout(self) -> None:
         self._timer = None
-        self.host.event(self.jobid, "exception", {"type": "timeout",
-                                                  "note": "resource allocation expired"})
+        self.timed_out = True
+        self.host.timed_out(self)
 
     def kill(self, signum: int) -> None:
         """Signal the process group of every task not yet done, including tasks whose
