@@ -51,7 +51,7 @@ import sys
 import tempfile
 import time
 
-from strato.core import hostlink, proto
+from strato.core import gcpolicy, hostlink, proto
 from strato.core.connector import Connector
 from strato.core.exec import ExecJob
 from strato.jobspec.fsd import parse_fsd
@@ -436,6 +436,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING,
                         format=f"shell-host[{args.rank}]: %(levelname)s %(message)s")
+    gcpolicy.tune_service()
     asyncio.run(_main(args.fd, args.rank, args.statedir))
     return 0
 
