@@ -268,6 +268,41 @@ def test_sim_jobs_are_simulated_again_after_a_restart(make_instance, tmp_path):
         assert job.wait(h, other).result == "COMPLETED"
 
 
+def test_pending_jobs_keep_order_priorities_dependencies_and_holds(make_instance, tmp_path):
+    """Across a SIGKILL and restart the queue is as it was: a held job stays held, a
+    dependent job waits for its dependency, and the rest start by priority, then
+    submission order, once the running job that blocks them ends."""
+    config = ('[exec]\nbackend = "sim"\nsim-duration = "0.01s"\n'
+              '[[resource.config]]\nhosts = "solo"\ncores = "0"\n')
+    state = tmp_path / "state"
+    first = make_instance(config=config, statedir=state, sub="a")
+
+    def submit(*args: str) -> str:
+        return first.strato("submit", *args, "true", check=True).stdout.strip()
+
+    blocker = submit("--setattr=system.exec.test.run_duration=3600")
+    first.strato("job", "wait-event", "-t", "30", blocker, "start", check=True)
+    a, b, c = submit(), submit(), submit("--urgency=20")
+    d = submit(f"--dependency=afterok:{a}")
+    held = submit("--urgency=hold")
+    kill_broker(first)
+
+    second = make_instance(config=config, statedir=state, sub="b")
+    out = second.strato("jobs", "-n", "-o", "{id.f58} {state} {priority}", check=True).stdout
+    rows = {line.split()[0]: line.split()[1:] for line in out.splitlines()}
+    assert rows == {blocker: ["RUN", "16"], a: ["SCHED", "16"], b: ["SCHED", "16"],
+                    c: ["SCHED", "20"], d: ["DEPEND", "0"], held: ["SCHED", "0"]}
+    with second.handle() as h:
+        job.cancel(h, blocker)
+        results = job.wait_all(h, [a, b, c, d])
+        assert all(r.result == "COMPLETED" for r in results)
+        started = sorted((job.info(h, j)["t_run"], j) for j in (a, b, c, d))
+        assert [j for _, j in started] == [c, a, b, d]
+        assert job.info(h, held)["state"] == "SCHED"
+        job.urgency(h, held, 16)
+        assert job.wait(h, held).result == "COMPLETED"
+
+
 # -- faults -----------------------------------------------------------------------------------
 def test_killed_shell_host_of_a_statedir_instance(make_instance, tmp_path):
     """Killing the shell host mid-job ends its jobs with an exec exception, frees
