@@ -29,7 +29,7 @@ import signal
 import socket
 import sys
 
-from strato.core import hostlink, proto
+from strato.core import hostlink, ids, proto
 from strato.core.errors import RPCError
 from strato.core.hookspecs import hookimpl
 
@@ -280,11 +280,39 @@ class LocalExec:
             self.start(job)
             return
         why = self.adopt_error or "its shell host no longer holds it"
+        self._kill_lost_tasks(job)
         self.service.event(job.id, "exception", {
             "type": "node-failure",
             "note": f"lost the job's shell host on rank {self.broker.rank} across the"
                     f" restart: {why}"})
         self.service.event(job.id, "finish", {"status": signal.SIGKILL})
+
+    def _kill_lost_tasks(self, job) -> None:
+        """SIGKILL what is left of a lost job's tasks (its host hung or died, and they
+        ran on): the processes in the task groups its exec eventlog recorded that
+        still carry the job's id in their environment, so that a process group id
+        reused by something else since (after a reboot) is never touched."""
+        pgids = set()
+        for entry in self.kvs.get(job.kvsdir + ".exec.eventlog") or ():
+            if isinstance(entry, dict) and entry.get("name") == "shell.start":
+                ctx = entry.get("context") or {}
+                pgids.update(g for g in ctx.get("pgids", ()) if isinstance(g, int) and g > 1)
+        if not pgids:
+            return
+        mark = b"\0STRATO_JOB_ID=" + ids.f58(job.id).encode() + b"\0"
+        for name in os.listdir("/proc"):
+            if not name.isdigit():
+                continue
+            try:
+                with open(f"/proc/{name}/stat", "rb") as f:
+                    pgrp = int(f.read().rpartition(b")")[2].split()[2])
+                if pgrp not in pgids:
+                    continue
+                with open(f"/proc/{name}/environ", "rb") as f:
+                    if mark in b"\0" + f.read() + b"\0":
+                        os.kill(int(name), signal.SIGKILL)
+            except (OSError, ValueError, IndexError):
+                continue
 
     def shutdown(self) -> None:
         """Stop the shell host, which kills every task it still runs, and wait for

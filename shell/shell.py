@@ -257,9 +257,11 @@ class JobShell:
                     os.close(fd)
             if fin is not None:
                 os.close(fin)
-        host.exec_event(job, "shell.start")
-        # the task groups, so that the broker can kill them if this host dies
-        host.event(job.id, "start", {"pgids": [t.pgid for t in self.tasks if t.pgid]})
+        # the task groups, so that the broker can kill them if this host dies (and,
+        # recorded in the exec eventlog, after a restart that finds this host gone)
+        pgids = [t.pgid for t in self.tasks if t.pgid]
+        host.exec_event(job, "shell.start", {"pgids": pgids})
+        host.event(job.id, "start", {"pgids": pgids})
         duration = job.summary["duration"]
         if duration > 0:
             self._timer = loop.call_later(duration, self._timeout)

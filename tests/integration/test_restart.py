@@ -221,9 +221,12 @@ def test_orphan_timeout_zero_ends_running_jobs_at_stop(make_instance, tmp_path):
         assert job.wait(h, jobid).result == "CANCELED"
 
 
-def test_shell_host_gone_at_restart(make_instance, tmp_path):
-    """The machine rebooted (here: the host and its task were killed): the job ends
-    with a node-failure exception and its resources are free again."""
+@pytest.mark.parametrize("reboot", [True, False])
+def test_shell_host_gone_at_restart(make_instance, tmp_path, reboot):
+    """The shell host is gone at the restart (the machine rebooted: host and task
+    killed; or only the host was killed and its task ran on): the job ends with a
+    node-failure exception, what is left of its task is killed, and its resources
+    are free again."""
     state = tmp_path / "state"
     gate = Gate(tmp_path)
     first = make_instance(statedir=state, sub="a")
@@ -231,13 +234,17 @@ def test_shell_host_gone_at_restart(make_instance, tmp_path):
     task = int(gate.pidfile.read_text())
     kill_broker(first)
     os.kill(host_record(state)["pid"], signal.SIGKILL)
-    os.killpg(task, signal.SIGKILL)
+    if reboot:
+        os.killpg(task, signal.SIGKILL)
+    else:
+        os.kill(task, 0)  # orphaned, still running
     second = make_instance(statedir=state, sub="b")
     with second.handle() as h:
         result = job.wait(h, jobid)
     assert result.exception["type"] == "node-failure"
     assert "lost the job's shell host on rank 0 across the restart" in result.exception["note"]
     assert "is gone" in result.exception["note"]
+    assert exits(task)
     assert allocated_cores(second) == 0
     assert second.strato("run", "echo", "next", check=True).stdout == "next\n"
 
@@ -412,8 +419,7 @@ def test_shell_host_answering_garbage_or_hanging(make_instance, tmp_path, mode):
     jobid = submit_gate(first, gate)
     task = int(gate.pidfile.read_text())
     kill_broker(first)
-    os.kill(host_record(state)["pid"], signal.SIGKILL)
-    os.killpg(task, signal.SIGKILL)
+    os.kill(host_record(state)["pid"], signal.SIGKILL)  # its task runs on, orphaned
     sock = Path(f"/tmp/strato-fake-{os.getpid()}-{mode}.sock")
     sock.unlink(missing_ok=True)
     record = state / f"shell-host.0.{os.getuid()}.json"
@@ -427,6 +433,7 @@ def test_shell_host_answering_garbage_or_hanging(make_instance, tmp_path, mode):
         assert result.exception["type"] == "node-failure"
         why = "garbage" if mode == "garbage" else "did not answer within 1s"
         assert why in result.exception["note"]
+        assert exits(task)  # what was left of it is gone too
         assert allocated_cores(second) == 0
         assert second.strato("run", "echo", "next", check=True).stdout == "next\n"
         second.proc.stdin.close()
