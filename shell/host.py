@@ -63,6 +63,8 @@ log = logging.getLogger("strato.shell-host")
 
 #: how long a connecting broker has to prove it belongs to this instance
 HANDSHAKE_TIMEOUT = 10.0
+#: bytes of kept messages sent to a re-adopting broker before waiting for them to leave
+REPLAY_CHUNK = 1 << 20
 
 
 def _seconds(value: object, default: float) -> float:
@@ -108,10 +110,14 @@ class ShellHost:
         self.conn: Connector | None = None
         self._attach(conn)
 
-    def _attach(self, conn: Connector) -> None:
+    def _serve(self, conn: Connector) -> None:
         conn.serve("shell-host.start", self._start)
         conn.serve("shell-host.kill", self._kill)
         conn.serve("shell-host.ack", self._ack)
+
+    def _attach(self, conn: Connector) -> None:
+        """Make `conn` this host's link to its broker."""
+        self._serve(conn)
         conn.on_lost = lambda: self._lost(conn)
         self.conn = conn
 
@@ -372,14 +378,37 @@ class ShellHost:
         self._draining = False
         self._recorded(seq)
         conn = Connector(sock, on_lost=lambda: None)
-        for _, payload in self.outbox.after(seq):
-            conn.write_encoded(payload)
+        self._serve(conn)  # its acks may come during the replay
+        if not await self._replay(conn, seq):
+            log.warning("the re-adopting broker went away during the replay")
+            conn.close()
+            return
         self._attach(conn)
         log.warning("re-adopted by a broker: replayed what it missed after message %d", seq)
         try:
             await self.hello()
         except Exception as exc:
             log.error("hello to the re-adopting broker failed: %s", exc)
+
+    async def _replay(self, conn: Connector, seq: int) -> bool:
+        """Send `conn` every kept message after `seq`, a bounded chunk at a time
+        (what is produced meanwhile is kept, and sent in turn); True once it has
+        all, with nothing awaited since the last check, so that the caller makes it
+        the host's link before anything new is sent."""
+        last = seq
+        while True:
+            size = 0
+            for s, payload in self.outbox.after(last):
+                conn.write_encoded(payload)
+                last = s
+                size += len(payload)
+                if size >= REPLAY_CHUNK:
+                    break
+            else:
+                return not conn.stream.closed
+            await conn.stream.drained()
+            if conn.stream.closed:
+                return False
 
     def close(self) -> None:
         """Remove what this host made in the statedir and its own directory."""

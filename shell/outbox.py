@@ -14,6 +14,7 @@ nothing is applied twice and nothing is missed.
 
 from __future__ import annotations
 
+import bisect
 import os
 from collections import deque
 from collections.abc import Iterator
@@ -32,6 +33,8 @@ class Outbox:
         self.memory_bytes = 0
         self.spool = None  # open file: messages older than `memory`, once spilled
         self.spool_last = 0  # the highest sequence in the spool file
+        self.spool_seqs: list[int] = []  # each spooled message's sequence ...
+        self.spool_offsets: list[int] = []  # ... and where it starts in the file
         self.acked = 0
 
     @property
@@ -54,6 +57,8 @@ class Outbox:
         self._write(seq, payload)
 
     def _write(self, seq: int, payload: bytes) -> None:
+        self.spool_seqs.append(seq)
+        self.spool_offsets.append(self.spool.tell())
         self.spool.write(seq.to_bytes(8, "little") + len(payload).to_bytes(4, "little"))
         self.spool.write(payload)
         self.spool_last = seq
@@ -73,6 +78,7 @@ class Outbox:
         if self.spool is not None:
             self.spool.close()
             self.spool = None
+        self.spool_seqs, self.spool_offsets = [], []
         try:
             os.unlink(self.spool_path)
         except FileNotFoundError:
@@ -82,7 +88,11 @@ class Outbox:
         """Every kept message with a sequence above `seq`, in order (spool first)."""
         if self.spool is not None:
             self.spool.flush()
+            first = bisect.bisect_right(self.spool_seqs, seq)
+            if first == len(self.spool_seqs):
+                return
             with open(self.spool_path, "rb") as f:
+                f.seek(self.spool_offsets[first])
                 while head := f.read(12):
                     s = int.from_bytes(head[:8], "little")
                     payload = f.read(int.from_bytes(head[8:], "little"))
