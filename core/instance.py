@@ -86,7 +86,8 @@ class Instance:
         if self.statedir is not None:
             self.statelock = lock_statedir(self.statedir)
             statefile = self.statedir / "content.sqlite"
-        self.kvs = KVS(statefile)
+        with gcpolicy.paused():  # a restart loads every job's state: a bulk load
+            self.kvs = KVS(statefile)
         if self.statedir is not None:
             ensure_secret(self.statedir)
         exec_conf = self.config.get("exec", {})
@@ -113,7 +114,8 @@ class Instance:
                 impl.function(instance=self, config=table)
             except Exception as exc:
                 raise PluginError(f"plugin '{impl.plugin_name}': {exc}") from None
-        self.jobs.recover()
+        with gcpolicy.paused():
+            self.jobs.recover()
 
     async def start_modules(self) -> None:
         """Load the scheduler (it learns the allocations held and says ready).

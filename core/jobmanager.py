@@ -54,7 +54,7 @@ class Job:
                  "annotations", "free_pending", "queued", "memo")
 
     def __init__(self, jobid: int, userid: int, urgency: int, jobspec: dict, flags: int,
-                 summary: dict) -> None:
+                 summary: dict, kvsdir: str | None = None, name: str | None = None) -> None:
         self.id = jobid
         self.userid = userid
         self.urgency = urgency
@@ -63,13 +63,13 @@ class Job:
         self.jobspec = jobspec
         self.flags = flags
         self.eventlog: list = []
-        self.kvsdir = ids.encode(jobid, "kvs")
+        self.kvsdir = kvsdir or ids.encode(jobid, "kvs")
         self.t_submit = 0.0
         self.t_run = 0.0
         self.t_cleanup = 0.0
         self.t_inactive = 0.0
         self.R: dict | None = None
-        self.name = job_name(jobspec)
+        self.name = job_name(jobspec) if name is None else name
         self.summary = summary
         self.result: str | None = None
         self.status: int | None = None
@@ -779,28 +779,32 @@ class JobManager:
                 for kc, c in b.items():
                     for kd, d in c.items():
                         if isinstance(d, KvsDir) and "eventlog" in d and "jobspec" in d:
-                            found.append((ids.parse(f"job.{ka}.{kb}.{kc}.{kd}"), d))
+                            found.append((f"job.{ka}.{kb}.{kc}.{kd}", ka + kb + kc + kd, d))
         running: list[Job] = []
         cleaning: list[Job] = []
+        summaries: dict[int, tuple[dict, str]] = {}
         waiting: list[tuple[Job, list]] = []
-        for jobid, d in found:
+        for kvsdir, digits, d in found:
+            try:  # the KVS form of a job id is its 64 bits in four groups of hex digits
+                jobid = int(digits, 16) if len(digits) == 16 else ids.parse(kvsdir)
+            except ValueError:
+                continue
             eventlog = d["eventlog"]
             submit = eventlog[0]
             ctx = submit.get("context", {})
             js = d["jobspec"]
-            try:
-                summary = self.queues.summarize(js)
-            except Exception:
-                continue  # no longer valid here (its queue is gone): nothing to recover
+            known = summaries.get(id(js))  # jobs submitted together share a jobspec
+            if known is None:
+                try:
+                    known = summaries[id(js)] = (self.queues.summarize(js), job_name(js))
+                except Exception:
+                    continue  # no longer valid here (its queue is gone): nothing to recover
             job = Job(jobid, ctx.get("userid", 0), ctx.get("urgency", 16), js,
-                      ctx.get("flags", 0), summary)
+                      ctx.get("flags", 0), known[0], kvsdir, known[1])
             job.eventlog = eventlog
             job.t_submit = submit["timestamp"]
             job.cc = ctx.get("cc")
-            removed = set()
             for e in eventlog:
-                if e["name"] == "dependency-remove":
-                    removed.add((e.get("context") or {}).get("description"))
                 job.state = apply_event(job, e)
             job.R = d.get("R")
             state = job.state
@@ -819,6 +823,8 @@ class JobManager:
             elif state == PRIORITY:
                 waiting.append((job, []))
             elif state == DEPEND:
+                removed = {(e.get("context") or {}).get("description") for e in eventlog
+                           if e["name"] == "dependency-remove"}
                 deps = [dep for dep in dependencies.dependencies_of(js)
                         if dependencies.describe(dep) not in removed]
                 waiting.append((job, deps))

@@ -69,19 +69,58 @@ class KVS:
                        " PRIMARY KEY (ns, key)) WITHOUT ROWID")
             db.execute("CREATE TABLE IF NOT EXISTS log (ns TEXT, key TEXT, seq INTEGER,"
                        " entry BLOB, PRIMARY KEY (ns, key, seq)) WITHOUT ROWID")
-            for ns, key, value in db.execute("SELECT ns, key, value FROM kvs"):
-                self._set(ns, key, proto.decode(value))
-            for ns, key, entry in db.execute("SELECT ns, key, entry FROM log"
-                                             " ORDER BY ns, key, seq"):
-                value = self.get(key, ns)
-                if not isinstance(value, list):
-                    raise ValueError(f"log entries for {key}, which is not a list")
-                value.append(proto.decode(entry))
+            self._load(db)
             if version < STATE_VERSION:
                 db.execute(f"PRAGMA user_version = {STATE_VERSION}")
         except (sqlite3.DatabaseError, ValueError, TypeError) as exc:
             raise StateError(f"cannot use state database {path}: {exc}") from None
         self._db = db
+
+    def _load(self, db: sqlite3.Connection) -> None:
+        """Read the whole store (a restart: 100,000 jobs are a million rows).
+
+        Keys come in order, so a job's keys share the directory found for the first
+        one; a log's entries are appended to the list found once. Jobspecs are
+        decoded once per distinct encoding (jobs submitted together share theirs,
+        as they do when submitted): nothing changes a stored jobspec in place."""
+        decode = proto.decode
+        dirs: dict[tuple[str, str], KvsDir] = {}
+
+        def directory(ns: str, path: str) -> KvsDir:
+            d = dirs.get((ns, path))
+            if d is None:
+                if not path:
+                    d = self._root(ns, create=True)
+                else:
+                    head, _, name = path.rpartition(".")
+                    up = directory(ns, head)
+                    d = up.get(name)
+                    if not isinstance(d, KvsDir):
+                        d = up[name] = KvsDir()
+                dirs[(ns, path)] = d
+            return d
+
+        jobspecs: dict[bytes, object] = {}
+        for ns, key, blob in db.execute("SELECT ns, key, value FROM kvs ORDER BY ns, key"):
+            head, _, name = key.rpartition(".")
+            if not name:
+                raise ValueError(f"invalid key '{key}'")
+            if name == "jobspec":
+                value = jobspecs.get(blob)
+                if value is None:
+                    value = jobspecs[blob] = decode(blob)
+            else:
+                value = decode(blob)
+            directory(ns, head)[name] = value
+        current = None
+        for ns, key, entry in db.execute("SELECT ns, key, entry FROM log"
+                                         " ORDER BY ns, key, seq"):
+            if current is None or key != current[0] or ns != current[1]:
+                value = self.get(key, ns)
+                if not isinstance(value, list):
+                    raise ValueError(f"log entries for {key}, which is not a list")
+                current = (key, ns, value.append)
+            current[2](decode(entry))
 
     def close(self) -> None:
         self.flush()
