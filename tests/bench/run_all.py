@@ -154,7 +154,8 @@ def summary(r: dict) -> list[dict]:
     rs = r.get("bench_restart")
     if rs:  # issue 13: restart with 100,000 inactive and 1000 running jobs
         row(f"restart, {rs['inactive']} inactive + {rs['running']} running sim jobs",
-            rs["restart_s"], "s", f"empty statedir {rs['empty_start_s']:.2f} s (same run)",
+            rs["restart_s"], "s", f"empty statedir {rs['empty_start_s']:.2f} s (same run);"
+            f" broker CPU {rs['broker_cpu_s']:.2f} s vs {rs['empty_broker_cpu_s']:.2f} s",
             "<= 3 s", "-", rs["ok"])
     return rows
 
