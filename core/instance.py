@@ -86,7 +86,7 @@ class Instance:
         if self.statedir is not None:
             self.statelock = lock_statedir(self.statedir)
             statefile = self.statedir / "content.sqlite"
-        with gcpolicy.paused():  # a restart loads every job's state: a bulk load
+        with gcpolicy.bulk_load():  # a restart loads every job's state
             self.kvs = KVS(statefile)
         if self.statedir is not None:
             ensure_secret(self.statedir)
@@ -114,7 +114,7 @@ class Instance:
                 impl.function(instance=self, config=table)
             except Exception as exc:
                 raise PluginError(f"plugin '{impl.plugin_name}': {exc}") from None
-        with gcpolicy.paused():
+        with gcpolicy.bulk_load():
             self.jobs.recover()
 
     async def start_modules(self) -> None:
