@@ -101,6 +101,7 @@ class KVS:
             return d
 
         jobspecs: dict[bytes, object] = {}
+        last = (None, None, None)  # (ns, head, its directory): a job's keys are adjacent
         for ns, key, blob in db.execute("SELECT ns, key, value FROM kvs ORDER BY ns, key"):
             head, _, name = key.rpartition(".")
             if not name:
@@ -111,7 +112,9 @@ class KVS:
                     value = jobspecs[blob] = decode(blob)
             else:
                 value = decode(blob)
-            directory(ns, head)[name] = value
+            if head != last[1] or ns != last[0]:
+                last = (ns, head, directory(ns, head))
+            last[2][name] = value
         current = None
         for ns, key, entry in db.execute("SELECT ns, key, entry FROM log"
                                          " ORDER BY ns, key, seq"):
