@@ -9,7 +9,9 @@ import click
 @click.option("--config", "config_path", metavar="FILE", help="Instance config (TOML).")
 @click.option("-S", "--setattr", "overrides", multiple=True, metavar="KEY=VAL",
               help="Override a config key, e.g. -S exec.backend=sim.")
-@click.option("--statedir", metavar="DIR", help="Keep the KVS here, so a restart recovers.")
+@click.option("--statedir", metavar="DIR",
+              help="Keep the state here: a restart recovers every job (running ones keep"
+                   " running meanwhile).")
 @click.option("--rundir", metavar="DIR", help="Put the instance's socket here.")
 @click.option("--exit-with", type=click.IntRange(min=1), metavar="PID",
               help="Run no command: stop when process PID exits (or on strato shutdown).")

@@ -216,6 +216,14 @@ def declare_core(declare: Callable) -> None:
             help="the exec backend (a name registered by exec_register_backends)")
     declare("exec", "kill-timeout", default=5.0, check=duration,
             help="how long a cancelled job's tasks get between SIGTERM and SIGKILL")
+    declare("exec", "orphan-timeout", default="1d", check=duration,
+            help="with a statedir, how long running jobs outlive a stopped broker waiting"
+                 " for it to come back (0: they end when it stops)")
+    declare("exec", "orphan-memory", default=32 << 20, check=integer(1 << 16),
+            help="bytes of output and events a shell host keeps in memory while its"
+                 " broker is away, before it spills them to a file in the statedir")
+    declare("exec", "adopt-timeout", default="10s", check=duration,
+            help="how long a restarting broker waits for a surviving shell host to answer")
     declare("resource.config", "hosts", check=hostlist,
             help="the hosts of this entry, e.g. \"node[0-15]\" (ranks in order)")
     declare("resource.config", "cores", default="0", check=idset,

@@ -57,6 +57,8 @@ class Connector:
         self.on_lost = on_lost
         self.stream = FramedStream(sock, self._message, self._lost)
         self._out = self.stream.write
+        #: send a message already encoded (`strato.core.proto`), e.g. one kept for replay
+        self.write_encoded = self.stream.write
 
     def serve(self, topic: str, handler: Callable[[Incoming], None]) -> None:
         self.handlers[topic] = handler

@@ -24,6 +24,7 @@ import os
 from strato.core import ids
 from strato.core.errors import ConfigError, RPCError
 from strato.core.plugins import unknown_name
+from strato.jobspec.fsd import parse_fsd
 from strato.jobspec.model import job_name, summarize
 
 log = logging.getLogger("strato.exec")
@@ -100,6 +101,16 @@ class ExecService:
             raise ConfigError(unknown_name("exec backend", default, self.config,
                                            "exec_register_backends"))
         self.default = default
+        exec_conf = self.config.get("exec", {})
+        try:
+            orphan = parse_fsd(str(exec_conf.get("orphan-timeout", "1d")))
+            self.adopt_timeout = parse_fsd(str(exec_conf.get("adopt-timeout", "10s")))
+        except ValueError as exc:
+            raise ConfigError(f"exec: {exc}") from None
+        #: running jobs outlive a stopping broker: a statedir keeps them for its restart
+        #: (a child instance's jobs end with its allocation)
+        self.keep_running = instance.statedir is not None and instance.parent is None \
+            and orphan > 0
         self.backends: dict = {}
         for name in factories:  # a backend's bad config fails startup, not a job
             self.backend(name)
@@ -148,12 +159,28 @@ class ExecService:
         job.backend = self.backend(name)
         self.jobs[job.id] = job
         try:
-            job.backend.start(job)
+            if req.body.get("reattach"):
+                self._reattach(job, req.body)
+            else:
+                job.backend.start(job)
         except Exception as exc:  # a backend bug must not wedge the job
             log.exception("exec failed to start job %s", job.id)
             self.event(job.id, "exception", {"type": "exec",
                                              "note": f"exec failed to start: {exc}"})
             self.event(job.id, "finish", {"status": 1 << 8})
+
+    def _reattach(self, job: ExecJob, body: dict) -> None:
+        """A job that was running when the instance stopped (``exec.start`` with
+        ``reattach``, ``started`` and ``t_run``): its backend takes it up again,
+        or, if the backend cannot, it ends."""
+        reattach = getattr(job.backend, "reattach", None)
+        if reattach is not None:
+            reattach(job, bool(body.get("started")), float(body.get("t_run") or 0.0))
+            return
+        self.event(job.id, "exception", {"type": "node-failure", "note":
+                                         f"exec backend {job.backend.name} cannot take up"
+                                         " a job across a restart"})
+        self.event(job.id, "finish", {"status": 9})
 
     def _kill(self, req) -> None:
         body = req.body

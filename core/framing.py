@@ -37,6 +37,7 @@ class FramedStream:
         self.rbuf = bytearray()
         self.wbuf = bytearray()
         self.pending: list[bytes] = []  # written this turn, not yet sent
+        self._drained: asyncio.Future | None = None
         self.loop = asyncio.get_running_loop()
         self.loop.add_reader(self.fd, self._readable)
 
@@ -81,6 +82,17 @@ class FramedStream:
         del self.wbuf[:n]
         if not self.wbuf:
             self.loop.remove_writer(self.fd)
+            if self._drained is not None and not self._drained.done():
+                self._drained.set_result(None)
+
+    async def drained(self) -> None:
+        """Return once everything written so far has left (or the stream closed): a
+        writer of much data (a shell host replaying its spool) waits on this so
+        that its buffer stays small."""
+        await asyncio.sleep(0)  # this turn's writes are flushed
+        while self.wbuf and not self.closed:
+            self._drained = self.loop.create_future()
+            await self._drained
 
     def _readable(self) -> None:
         try:
@@ -121,5 +133,7 @@ class FramedStream:
         self.loop.remove_reader(self.fd)
         if self.wbuf:
             self.loop.remove_writer(self.fd)
+        if self._drained is not None and not self._drained.done():
+            self._drained.set_result(None)
         self.sock.close()
         self.on_close()

@@ -433,6 +433,13 @@ class ExecBackend(Protocol):
 
     An exception raised by ``start`` ends that job with an ``exec`` exception
     naming it; one raised by ``kill`` or ``shutdown`` is logged.
+
+    A backend whose jobs can outlive a broker restart (an instance with a
+    statedir: ``service.keep_running``) also has ``reattach(job, started, t_run)``:
+    called at restart for each job that was running (``started``: its ``start``
+    event was recorded; ``t_run``: when it got its resources), it takes the job up
+    again and reports its events as for ``start``. A backend without it has such
+    jobs end with a ``node-failure`` exception.
     """
 
     name: str
@@ -445,7 +452,8 @@ class ExecBackend(Protocol):
         """Send `signum` to the job's tasks; a killed job still reports ``finish``."""
 
     def shutdown(self) -> None:
-        """The instance is stopping: end every job now (no events are needed)."""
+        """The instance is stopping: end every job now (no events are needed), or,
+        if ``service.keep_running``, leave them running for ``reattach``."""
 
 
 # ---------------------------------------------------------------------------------------

@@ -36,6 +36,7 @@ from strato.core.config import apply_override, check_config
 from strato.core.errors import ConfigError, PluginError, RPCError, StateError, StratoError
 from strato.core.exec import ExecService
 from strato.core.exec_ranks import RanksExec
+from strato.core.hostlink import ensure_secret
 from strato.core.jobmanager import JobManager
 from strato.core.kvs import KVS, dump_kvs
 from strato.core.overlay import Overlay
@@ -89,6 +90,14 @@ class Instance:
         if boot.size > 1:
             self.overlay = Overlay(self.broker, boot)
         hook = self.pm.hook
+        statefile = None
+        if self.statedir is not None:
+            self.statelock = lock_statedir(self.statedir)
+            statefile = self.statedir / "content.sqlite"
+        with gcpolicy.bulk_load():  # a restart loads every job's state
+            self.kvs = KVS(statefile)
+        if self.statedir is not None:
+            ensure_secret(self.statedir)
         exec_conf = self.config.get("exec", {})
         self.exec = ExecService(self, registry(hook.exec_register_backends, "exec backend"),
                                 exec_conf.get("backend", "local"))
@@ -96,15 +105,6 @@ class Instance:
             RanksExec(self.exec)
             self.overlay.lost_handlers.append(self._ranks_lost)
             self.overlay.hello_handlers.append(self._rank_joined)
-        statefile = None
-        if self.statedir is not None:
-            try:
-                self.statedir.mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                raise StateError(f"cannot use statedir {self.statedir}: {exc.strerror}") \
-                    from None
-            statefile = self.statedir / "content.sqlite"
-        self.kvs = KVS(statefile)
         epoch = self.kvs.get("instance.fluid-epoch")
         if not isinstance(epoch, int):
             epoch = int(time.time() * 1000) - 1
@@ -127,7 +127,8 @@ class Instance:
                 impl.function(instance=self, config=table)
             except Exception as exc:
                 raise PluginError(f"plugin '{impl.plugin_name}': {exc}") from None
-        self.jobs.recover()
+        with gcpolicy.bulk_load():
+            self.jobs.recover()
 
     async def start_modules(self) -> None:
         """Load the scheduler (it learns the allocations held and says ready).
@@ -437,6 +438,32 @@ class Instance:
             obj = getattr(self, part, None)
             if obj is not None:
                 obj.close()
+        if getattr(self, "statelock", None) is not None:
+            os.close(self.statelock)  # the statedir is free for the next broker
+            self.statelock = None
+
+
+def lock_statedir(statedir: Path) -> int:
+    """Make the statedir if needed and hold its lock (``statedir/lock``, flock, with
+    the holder's pid in it) for as long as this process lives; StateError, naming
+    the holder, if another broker has it."""
+    import fcntl
+
+    try:
+        statedir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(statedir / "lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    except OSError as exc:
+        raise StateError(f"cannot use statedir {statedir}: {exc.strerror}") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+        os.close(fd)
+        raise StateError(f"statedir {statedir} is in use by another broker (pid {holder})") \
+            from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    return fd
 
 
 def bootstrap_single(parent: Parent | None = None) -> Bootstrap:
@@ -567,7 +594,8 @@ async def _serve(inst: Instance, command: list[str], exit_with: int | None = Non
         status = await program.done
         # what is left is cancelled, and gone, before the dump and before this
         # instance's own job (if it is a child) can end
-        await inst.jobs.shutdown(keep_pending=inst.statedir is not None)
+        await inst.jobs.shutdown(keep_pending=inst.statedir is not None,
+                                 keep_running=inst.exec.keep_running)
         if inst.overlay is not None:
             inst.overlay.shutdown()
             if launcher is not None:

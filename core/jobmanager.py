@@ -54,7 +54,7 @@ class Job:
                  "annotations", "free_pending", "queued", "memo")
 
     def __init__(self, jobid: int, userid: int, urgency: int, jobspec: dict, flags: int,
-                 summary: dict) -> None:
+                 summary: dict, kvsdir: str | None = None, name: str | None = None) -> None:
         self.id = jobid
         self.userid = userid
         self.urgency = urgency
@@ -63,13 +63,13 @@ class Job:
         self.jobspec = jobspec
         self.flags = flags
         self.eventlog: list = []
-        self.kvsdir = ids.encode(jobid, "kvs")
+        self.kvsdir = kvsdir or ids.encode(jobid, "kvs")
         self.t_submit = 0.0
         self.t_run = 0.0
         self.t_cleanup = 0.0
         self.t_inactive = 0.0
         self.R: dict | None = None
-        self.name = job_name(jobspec)
+        self.name = job_name(jobspec) if name is None else name
         self.summary = summary
         self.result: str | None = None
         self.status: int | None = None
@@ -682,12 +682,13 @@ class JobManager:
             loop = asyncio.get_running_loop()
             loop.call_later(self.kill_timeout, self._kill_hard, job)
 
-    async def shutdown(self, keep_pending: bool = False) -> None:
+    async def shutdown(self, keep_pending: bool = False, keep_running: bool = False) -> None:
         """End the jobs of an instance that is stopping (its initial program exited).
 
         Nothing is submitted or scheduled any more; every running job is cancelled
-        (SIGTERM, then SIGKILL after ``exec.kill-timeout``), and so is every pending
-        one unless `keep_pending` (a statedir keeps them for the restart). Returns
+        (SIGTERM, then SIGKILL after ``exec.kill-timeout``) unless `keep_running`,
+        and so is every pending one unless `keep_pending` (a statedir keeps them
+        for the restart: running ones keep running meanwhile). Returns
         once all of those are inactive, so that their eventlogs say how they ended
         (a child's ``--dump``) and their processes are gone before this instance's
         own job ends: a child instance among them does the same first, which makes
@@ -698,7 +699,8 @@ class JobManager:
             q.started, q.stop_reason = False, "the instance is shutting down"
         self.stop_queue({q.name for q in self.queues.named(None)})
         ending = [j for j in self.active.values()
-                  if not (keep_pending and j.state & (NEW | PENDING))]
+                  if not (keep_pending and j.state & (NEW | PENDING))
+                  and not (keep_running and j.state == RUN)]
         if not ending:
             return
         left = {j.id for j in ending}
@@ -760,9 +762,11 @@ class JobManager:
         """Rebuild the jobs of a restarted instance from their eventlogs in the KVS.
 
         Every eventlog is replayed through `apply_event`, the function the live job
-        manager uses. Pending jobs return to the queue; jobs that were running when
-        the instance stopped cannot be reattached, so they end with an exception
-        saying so.
+        manager uses. Pending jobs return to the queue. Jobs that were running hold
+        their resources again (the scheduler learns them from its hello) and go back
+        to exec (``exec.start`` with ``reattach``), whose backend takes them up where
+        they are (their tasks kept running) or ends them; jobs whose end was
+        recorded give their resources back once a scheduler is loaded.
         """
         from strato.core.kvs import KvsDir
 
@@ -775,27 +779,32 @@ class JobManager:
                 for kc, c in b.items():
                     for kd, d in c.items():
                         if isinstance(d, KvsDir) and "eventlog" in d and "jobspec" in d:
-                            found.append((ids.parse(f"job.{ka}.{kb}.{kc}.{kd}"), d))
-        lost = []
+                            found.append((f"job.{ka}.{kb}.{kc}.{kd}", ka + kb + kc + kd, d))
+        running: list[Job] = []
+        cleaning: list[Job] = []
+        summaries: dict[int, tuple[dict, str]] = {}
         waiting: list[tuple[Job, list]] = []
-        for jobid, d in found:
+        for kvsdir, digits, d in found:
+            try:  # the KVS form of a job id is its 64 bits in four groups of hex digits
+                jobid = int(digits, 16) if len(digits) == 16 else ids.parse(kvsdir)
+            except ValueError:
+                continue
             eventlog = d["eventlog"]
             submit = eventlog[0]
             ctx = submit.get("context", {})
             js = d["jobspec"]
-            try:
-                summary = self.queues.summarize(js)
-            except Exception:
-                continue  # no longer valid here (its queue is gone): nothing to recover
+            known = summaries.get(id(js))  # jobs submitted together share a jobspec
+            if known is None:
+                try:
+                    known = summaries[id(js)] = (self.queues.summarize(js), job_name(js))
+                except Exception:
+                    continue  # no longer valid here (its queue is gone): nothing to recover
             job = Job(jobid, ctx.get("userid", 0), ctx.get("urgency", 16), js,
-                      ctx.get("flags", 0), summary)
+                      ctx.get("flags", 0), known[0], kvsdir, known[1])
             job.eventlog = eventlog
             job.t_submit = submit["timestamp"]
             job.cc = ctx.get("cc")
-            removed = set()
             for e in eventlog:
-                if e["name"] == "dependency-remove":
-                    removed.add((e.get("context") or {}).get("description"))
                 job.state = apply_event(job, e)
             job.R = d.get("R")
             state = job.state
@@ -805,13 +814,17 @@ class JobManager:
                 self._count_ended(job)
                 continue
             self.active[jobid] = job
-            if state & (RUN | CLEANUP):
-                lost.append(job)
+            if state == RUN:
+                running.append(job)
+            elif state == CLEANUP:
+                cleaning.append(job)
             elif state == SCHED and job.priority > 0:
                 self._enqueue(job)
             elif state == PRIORITY:
                 waiting.append((job, []))
             elif state == DEPEND:
+                removed = {(e.get("context") or {}).get("description") for e in eventlog
+                           if e["name"] == "dependency-remove"}
                 deps = [dep for dep in dependencies.dependencies_of(js)
                         if dependencies.describe(dep) not in removed]
                 waiting.append((job, deps))
@@ -831,10 +844,22 @@ class JobManager:
                                          f"scheme {dep['scheme']} is no longer loaded")
                     break
                 handler.add(dependencies.Dependency(job, dep, self))
-        for job in lost:
-            job.R = None
-            ctx = {"type": "restart", "severity": 0, "userid": job.userid,
-                   "note": "job was running when the instance stopped"}
-            job.state = CLEANUP
-            self._post(job, "exception", ctx)
-            self._clean(job)
+        for job in cleaning:
+            if job.R is None:  # it never had resources: nothing to give back
+                self._clean(job)
+            else:
+                job.free_pending = True  # sent once the scheduler is ready
+        for job in running:
+            why = self._check_R(job, job.R) if isinstance(job.R, dict) else "no R"
+            if why is not None:
+                log.error("job %s cannot run on: %s", ids.f58(job.id), why)
+                job.R = None
+                self.raise_exception(job, "node-failure", 0, f"after the restart: {why}")
+                self._post(job, "finish", {"status": signal.SIGKILL})
+                self._clean(job)
+                continue
+            started = any(e["name"] == "start" for e in job.eventlog)
+            self.broker.send("exec.start", {"id": job.id, "jobspec": job.jobspec, "R": job.R,
+                                            "userid": job.userid, "cc": job.cc,
+                                            "reattach": True, "started": started,
+                                            "t_run": job.t_run})

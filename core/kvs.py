@@ -19,6 +19,8 @@ from strato.core import proto
 from strato.core.errors import RPCError, StateError
 
 PRIMARY = "primary"
+#: the statedir's format (SQLite ``user_version``): a newer one is refused, unread
+STATE_VERSION = 1
 Watcher = Callable[[str, object], None]
 
 
@@ -45,6 +47,9 @@ class KVS:
         self._flush_pending = False
         self._db: sqlite3.Connection | None = None
         self.commits = 0
+        #: called after every flush that wrote something (exec-local acknowledges
+        #: its shell host's messages once they are on disk)
+        self.on_flush: list[Callable[[], None]] = []
         if statefile is not None:
             self._open(statefile)
 
@@ -52,23 +57,73 @@ class KVS:
     def _open(self, path: Path) -> None:
         try:
             db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            if version > STATE_VERSION:  # read nothing, write nothing: it is not ours
+                db.close()
+                raise StateError(f"cannot use state database {path}: it has format {version},"
+                                 f" written by a newer strato (this one reads up to"
+                                 f" {STATE_VERSION})")
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
             db.execute("CREATE TABLE IF NOT EXISTS kvs (ns TEXT, key TEXT, value BLOB,"
                        " PRIMARY KEY (ns, key)) WITHOUT ROWID")
             db.execute("CREATE TABLE IF NOT EXISTS log (ns TEXT, key TEXT, seq INTEGER,"
                        " entry BLOB, PRIMARY KEY (ns, key, seq)) WITHOUT ROWID")
-            for ns, key, value in db.execute("SELECT ns, key, value FROM kvs"):
-                self._set(ns, key, proto.decode(value))
-            for ns, key, entry in db.execute("SELECT ns, key, entry FROM log"
-                                             " ORDER BY ns, key, seq"):
-                value = self.get(key, ns)
-                if not isinstance(value, list):
-                    raise ValueError(f"log entries for {key}, which is not a list")
-                value.append(proto.decode(entry))
+            self._load(db)
+            if version < STATE_VERSION:
+                db.execute(f"PRAGMA user_version = {STATE_VERSION}")
         except (sqlite3.DatabaseError, ValueError, TypeError) as exc:
             raise StateError(f"cannot use state database {path}: {exc}") from None
         self._db = db
+
+    def _load(self, db: sqlite3.Connection) -> None:
+        """Read the whole store (a restart: 100,000 jobs are a million rows).
+
+        Keys come in order, so a job's keys share the directory found for the first
+        one; a log's entries are appended to the list found once. Jobspecs are
+        decoded once per distinct encoding (jobs submitted together share theirs,
+        as they do when submitted): nothing changes a stored jobspec in place."""
+        decode = proto.decode
+        dirs: dict[tuple[str, str], KvsDir] = {}
+
+        def directory(ns: str, path: str) -> KvsDir:
+            d = dirs.get((ns, path))
+            if d is None:
+                if not path:
+                    d = self._root(ns, create=True)
+                else:
+                    head, _, name = path.rpartition(".")
+                    up = directory(ns, head)
+                    d = up.get(name)
+                    if not isinstance(d, KvsDir):
+                        d = up[name] = KvsDir()
+                dirs[(ns, path)] = d
+            return d
+
+        jobspecs: dict[bytes, object] = {}
+        last = (None, None, None)  # (ns, head, its directory): a job's keys are adjacent
+        for ns, key, blob in db.execute("SELECT ns, key, value FROM kvs ORDER BY ns, key"):
+            head, _, name = key.rpartition(".")
+            if not name:
+                raise ValueError(f"invalid key '{key}'")
+            if name == "jobspec":
+                value = jobspecs.get(blob)
+                if value is None:
+                    value = jobspecs[blob] = decode(blob)
+            else:
+                value = decode(blob)
+            if head != last[1] or ns != last[0]:
+                last = (ns, head, directory(ns, head))
+            last[2][name] = value
+        current = None
+        for ns, key, entry in db.execute("SELECT ns, key, entry FROM log"
+                                         " ORDER BY ns, key, seq"):
+            if current is None or key != current[0] or ns != current[1]:
+                value = self.get(key, ns)
+                if not isinstance(value, list):
+                    raise ValueError(f"log entries for {key}, which is not a list")
+                current = (key, ns, value.append)
+            current[2](decode(entry))
 
     def close(self) -> None:
         self.flush()
@@ -141,6 +196,8 @@ class KVS:
             db.executemany("INSERT OR REPLACE INTO log VALUES (?, ?, ?, ?)", logs)
         db.execute("COMMIT")
         self.commits += 1
+        for fn in self.on_flush:
+            fn()
 
     # -- tree access -----------------------------------------------------------------
     def _root(self, ns: str, create: bool = False) -> KvsDir:

@@ -7,11 +7,21 @@ ran end with an ``exec`` exception and a new one is started for the next job.
 Starts that arrive before the host has said hello wait for it. With virtual nodes
 in R every task still runs on this machine, which is what lets a laptop test a
 thousand-node layout with real processes.
+
+With a statedir (`strato.core.hostlink`) the host outlives its broker: a broker
+that stops leaves it running its jobs, and a broker that starts on the statedir
+re-adopts it before the job manager recovers, so the jobs that were running are
+reattached (`reattach`) and what the host did meanwhile is replayed to them.
+Every host message carries a sequence number that is recorded in the KVS with
+its effects; the host keeps what is not yet acknowledged, so across a crash
+nothing it sent is lost or applied twice. A job that no host holds any more
+ends with a ``node-failure`` exception.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import select
@@ -19,6 +29,7 @@ import signal
 import socket
 import sys
 
+from strato.core import hostlink, ids, proto
 from strato.core.errors import RPCError
 from strato.core.hookspecs import hookimpl
 
@@ -45,8 +56,21 @@ class LocalExec:
         # the host dies, its tasks are killed from here instead of living on
         self.groups: dict[int, list[int]] = {}
         self._starts: list[dict] = []
+        self.kvs = service.instance.kvs
+        self.statedir = service.instance.statedir
+        self.uid = os.getuid()
+        # the last host message recorded (in the KVS, with its effects) and acknowledged
+        self.seq_key = f"shell-host.{self.broker.rank}-{self.uid}.seq"
+        self.applied = self.acked = 0
+        self.adopted: dict[int, list[int]] | None = None  # jobs a re-adopted host holds
+        self.adopt_error: str | None = None  # why a host the statedir names was not
         self.broker.register("exec.host-hello", self._hello)
-        self.broker.register("exec.host-events", self._host_events)
+        self.broker.register("exec.host-batch", self._host_batch)
+        if self.statedir is not None:
+            seq = self.kvs.get(self.seq_key)
+            self.applied = self.acked = seq if isinstance(seq, int) else 0
+            self.kvs.on_flush.append(self._ack)
+            self._adopt(service.adopt_timeout)
 
     def warm_up(self) -> None:
         """Start the shell host now, before any job asks for it (the instance calls
@@ -59,14 +83,20 @@ class LocalExec:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         argv = [sys.executable, "-m", "strato.shell.host", "shell-host",
                 "--fd", "3", "--rank", str(self.broker.rank)]
-        # stdout goes nowhere: only the broker's initial program owns the terminal's
-        # output, and a pipe held open by the host would outlive the broker. The
+        if self.service.keep_running:
+            argv += ["--statedir", str(self.statedir)]
+        if self.statedir is not None:  # a new host numbers its messages from 1
+            self.applied = self.acked = 0
+            self.kvs.put_quiet(self.seq_key, 0)
+        # stdin and stdout go nowhere: only the broker's initial program owns the
+        # terminal, and a pipe held open by the host would outlive the broker. The
         # host has a process group of its own, so that when this broker's group is
         # killed (its job in a parent cancelled) the host lives to kill its tasks.
-        devnull = os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)
+        devnull = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
         try:
             self.pid = os.posix_spawn(sys.executable, argv, dict(os.environ),
-                                      file_actions=[(os.POSIX_SPAWN_DUP2, devnull, 1),
+                                      file_actions=[(os.POSIX_SPAWN_DUP2, devnull, 0),
+                                                    (os.POSIX_SPAWN_DUP2, devnull, 1),
                                                     (os.POSIX_SPAWN_DUP2, theirs.fileno(), 3)],
                                       setsigdef=(signal.SIGINT, signal.SIGTERM),
                                       setpgroup=0)
@@ -93,7 +123,8 @@ class LocalExec:
                      "rundir": str(self.service.rundir)})
         self._request_flush()
 
-    def _host_exited(self, pid: int, status: int) -> None:
+    def _host_exited(self, pid: int, status: int | None) -> None:
+        """The host is gone (`status` is None for a re-adopted host: not our child)."""
         if pid != self.pid:
             return
         self.pid = 0
@@ -102,8 +133,11 @@ class LocalExec:
         self.broker.drop_provider("shell-host")
         if self.stopping:
             return
-        code = os.waitstatus_to_exitcode(status)
-        why = f"killed by signal {-code}" if code < 0 else f"exit code {code}"
+        if status is None:
+            why = "no longer answering"
+        else:
+            code = os.waitstatus_to_exitcode(status)
+            why = f"killed by signal {-code}" if code < 0 else f"exit code {code}"
         if self.running or self._starts:
             log.error("the shell host exited (%s); ending its jobs", why)
         self._kill_groups()
@@ -143,10 +177,21 @@ class LocalExec:
         if jobid in self.running and self.ready:
             self.broker.send("shell-host.kill", {"id": jobid, "signum": signum})
 
-    def _host_events(self, req) -> None:
-        events = (req.body or {}).get("events")
+    def _host_batch(self, req) -> None:
+        """``exec.host-batch {seq, ops, events}``: one turn of the host's work (module
+        docstring of `strato.shell.host`)."""
+        body = req.body
+        if not isinstance(body, dict):
+            raise RPCError("exec.host-batch needs a mapping")
+        events = body.get("events", [])
         if not isinstance(events, list):
-            raise RPCError("exec.host-events needs a list of events")
+            raise RPCError("exec.host-batch needs a list of events")
+        ops = body.get("ops")
+        if ops:
+            try:
+                self.kvs.commit(ops)
+            except RPCError as exc:
+                log.warning("dropped the shell host's output: %s", exc)
         for ev in events:
             if not isinstance(ev, dict) or ev.get("name") not in ("start", "exception",
                                                                    "finish"):
@@ -166,7 +211,108 @@ class LocalExec:
                     self.groups[jobid] = [g for g in pgids if isinstance(g, int) and g > 1]
                 ctx = ctx or None
             self.service.event(jobid, ev["name"], ctx)
+        seq = body.get("seq")
+        if isinstance(seq, int) and self.statedir is not None and seq > self.applied \
+                and self.pid and req.sender == self.link.ident:
+            # The events' effects (the job manager's eventlog entries) are made now,
+            # so that the KVS records them in the same transaction as the sequence.
+            self.broker.run_deferred()
+            self.applied = seq
+            self.kvs.put_quiet(self.seq_key, seq)
         req.respond()  # nothing is sent for the host's one-way batches
+
+    def _ack(self) -> None:
+        """The KVS has flushed: tell the host what it may forget."""
+        if self.applied > self.acked and self.pid and not self.link.stream.closed:
+            self.acked = self.applied
+            self.link.write(proto.request("shell-host.ack", 0, {"seq": self.applied},
+                                          proto.FLAG_NORESPONSE))
+
+    # -- re-adoption after a restart -----------------------------------------------------------
+    def _adopt(self, timeout: float) -> None:
+        """Re-adopt the shell host the statedir names, if there is one (module docstring)."""
+        record = hostlink.endpoint_file(self.statedir, self.broker.rank, self.uid)
+        try:
+            info = json.loads(record.read_text())
+            pid, path = info["pid"], info["socket"]
+        except FileNotFoundError:
+            return
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            self.adopt_error = f"its record {record} is unreadable ({exc})"
+            log.error("cannot re-adopt the shell host of rank %d: %s", self.broker.rank,
+                      self.adopt_error)
+            return
+        try:
+            sock, answer = hostlink.adopt(path, hostlink.read_secret(self.statedir),
+                                          self.applied, timeout)
+        except (ConnectionRefusedError, FileNotFoundError):
+            self.adopt_error = f"shell host pid {pid} is gone"
+        except (hostlink.HandshakeError, OSError, ValueError) as exc:
+            self.adopt_error = f"shell host pid {pid}: {exc}"
+        else:
+            self.pid = answer["pid"]
+            self.adopted = {int(k): [g for g in v if isinstance(g, int) and g > 1]
+                            for k, v in answer["jobs"].items() if str(k).isdigit()
+                            and isinstance(v, list)}
+            pid = self.pid
+            self.link = self.broker.add_link(sock, f"shell-host.{pid}".encode(),
+                                             lambda: self._host_exited(pid, None))
+            return
+        log.error("cannot re-adopt the shell host of rank %d: %s", self.broker.rank,
+                  self.adopt_error)
+        if _is_our_host(pid, self.statedir):
+            os.kill(pid, signal.SIGKILL)  # it holds nothing we can reach any more
+        try:
+            record.unlink()
+        except OSError:
+            pass
+
+    def reattach(self, job, started: bool, t_run: float) -> None:
+        """A job that was running when the instance stopped: the re-adopted host
+        holds it (its events follow), or it never reached a host (start it now),
+        or it is lost with the host that ran it."""
+        if self.adopted is not None and job.id in self.adopted:
+            self.running.add(job.id)
+            if self.adopted[job.id]:
+                self.groups[job.id] = self.adopted[job.id]
+            return
+        if not started and self.adopt_error is None:
+            self.start(job)
+            return
+        why = self.adopt_error or "its shell host no longer holds it"
+        self._kill_lost_tasks(job)
+        self.service.event(job.id, "exception", {
+            "type": "node-failure",
+            "note": f"lost the job's shell host on rank {self.broker.rank} across the"
+                    f" restart: {why}"})
+        self.service.event(job.id, "finish", {"status": signal.SIGKILL})
+
+    def _kill_lost_tasks(self, job) -> None:
+        """SIGKILL what is left of a lost job's tasks (its host hung or died, and they
+        ran on): the processes in the task groups its exec eventlog recorded that
+        still carry the job's id in their environment, so that a process group id
+        reused by something else since (after a reboot) is never touched."""
+        pgids = set()
+        for entry in self.kvs.get(job.kvsdir + ".exec.eventlog") or ():
+            if isinstance(entry, dict) and entry.get("name") == "shell.start":
+                ctx = entry.get("context") or {}
+                pgids.update(g for g in ctx.get("pgids", ()) if isinstance(g, int) and g > 1)
+        if not pgids:
+            return
+        mark = b"\0STRATO_JOB_ID=" + ids.f58(job.id).encode() + b"\0"
+        for name in os.listdir("/proc"):
+            if not name.isdigit():
+                continue
+            try:
+                with open(f"/proc/{name}/stat", "rb") as f:
+                    pgrp = int(f.read().rpartition(b")")[2].split()[2])
+                if pgrp not in pgids:
+                    continue
+                with open(f"/proc/{name}/environ", "rb") as f:
+                    if mark in b"\0" + f.read() + b"\0":
+                        os.kill(int(name), signal.SIGKILL)
+            except (OSError, ValueError, IndexError):
+                continue
 
     def shutdown(self) -> None:
         """Stop the shell host, which kills every task it still runs, and wait for
@@ -175,16 +321,21 @@ class LocalExec:
         self.stopping = True
         if not self.pid:
             return
+        if self.service.keep_running and (self.running or self._starts):
+            # The host holds them until the instance comes back on its statedir.
+            self.link.close()
+            return
+        pid = self.pid
         self.link.close()  # the host sees the end of file and stops
         try:
-            fd = os.pidfd_open(self.pid)
-            os.kill(self.pid, signal.SIGTERM)
+            fd = os.pidfd_open(pid)
+            os.kill(pid, signal.SIGTERM)
         except OSError:  # already gone
             return
         try:
             if not select.select([fd], [], [], HOST_EXIT_TIMEOUT)[0]:
                 log.error("the shell host did not exit in %gs; killing it", HOST_EXIT_TIMEOUT)
-                os.kill(self.pid, signal.SIGKILL)
+                os.kill(pid, signal.SIGKILL)
                 self._kill_groups()
         finally:
             os.close(fd)
@@ -202,6 +353,16 @@ class LocalExec:
     def stats(self) -> dict:
         return {"pid": self.pid, "state": "running" if self.ready else
                 ("starting" if self.pid else "stopped"), "running": len(self.running)}
+
+
+def _is_our_host(pid: int, statedir) -> bool:
+    """True if `pid` is a shell host started for `statedir` (its command line says so)."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            argv = f.read().split(b"\0")
+    except OSError:
+        return False
+    return b"shell-host" in argv and str(statedir).encode() in argv
 
 
 @hookimpl

@@ -9,6 +9,7 @@ thousands of virtual nodes in tests and benchmarks.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 
 from strato.core.config import duration
@@ -40,8 +41,12 @@ class SimExec:
         self.timers: dict[int, asyncio.TimerHandle] = {}
 
     def start(self, job) -> None:
+        self.service.event(job.id, "start")
+        self._simulate(job, 0.0)
+
+    def _simulate(self, job, elapsed: float) -> None:
+        """Run `job`'s timers; `elapsed` seconds of it have run already (a restart)."""
         event = self.service.event
-        event(job.id, "start")
         try:
             duration = run_duration(job, self.default)
         except ValueError as exc:
@@ -51,11 +56,22 @@ class SimExec:
             return
         limit = job.summary["duration"]
         if limit and duration > limit:
-            self.timers[job.id] = self.loop.call_later(limit, self._timeout, job.id)
-        elif duration <= 0:
+            self.timers[job.id] = self.loop.call_later(max(0.0, limit - elapsed),
+                                                       self._timeout, job.id)
+        elif duration <= elapsed:
             self.timers[job.id] = self.loop.call_soon(self._finish, job.id, 0)
         else:
-            self.timers[job.id] = self.loop.call_later(duration, self._finish, job.id, 0)
+            self.timers[job.id] = self.loop.call_later(duration - elapsed, self._finish,
+                                                       job.id, 0)
+
+    def reattach(self, job, started: bool, t_run: float) -> None:
+        """A simulated job that was running when the instance stopped is simulated
+        again from when it got its resources: it ends when it would have, or at once
+        if that time has passed (a time limit that passed meanwhile ends it with a
+        ``timeout`` exception)."""
+        if not started:
+            self.service.event(job.id, "start")
+        self._simulate(job, max(time.time() - t_run, 0.0) if t_run else 0.0)
 
     def _finish(self, jobid: int, status: int) -> None:
         self.timers.pop(jobid, None)

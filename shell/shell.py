@@ -169,6 +169,7 @@ class JobShell:
         self.remaining = 0
         self.done: asyncio.Future | None = None
         self.killed = False
+        self.timed_out = False
         system = job.jobspec.get("attributes", {}).get("system", {})
         self.system = system
         self.env: dict[str, str] = {}
@@ -312,12 +313,14 @@ class JobShell:
                     os.close(fd)
             if fin is not None:
                 os.close(fin)
+        # the task groups, so that the broker can kill them if this host dies (and,
+        # recorded in the exec eventlog, after a restart that finds this host gone)
+        pgids = [t.pgid for t in self.tasks if t.pgid]
         if self.leader:
-            host.exec_event(job, "shell.start")
+            host.exec_event(job, "shell.start", {"pgids": pgids})
         if not self.tasks:  # a part of a spread job with no task on this rank
             self.done.set_result(0)
-        # the task groups, so that the broker can kill them if this host dies
-        host.event(job.id, "start", {"pgids": [t.pgid for t in self.tasks if t.pgid]})
+        host.event(job.id, "start", {"pgids": pgids})
         duration = job.summary["duration"]
         if duration > 0:
             self._timer = loop.call_later(duration, self._timeout)
@@ -455,8 +458,8 @@ class JobShell:
 
     def _timeout(self) -> None:
         self._timer = None
-        self.host.event(self.jobid, "exception", {"type": "timeout",
-                                                  "note": "resource allocation expired"})
+        self.timed_out = True
+        self.host.timed_out(self)
 
     def _expand(self, template: str, task: Task) -> str:
         """An ``--env=VAR={{...}}`` value for one task: {{rank}}, {{size}},

@@ -23,7 +23,7 @@ from _common import BENCH_DIR, PYTHON, REPO, RESULTS_DIR, print_table, write_res
 
 BENCHES = ["machine_limits", "bench_throughput", "bench_latency", "bench_memory", "bench_held",
            "bench_submit", "bench_graph", "bench_graph_instance", "bench_reload",
-           "bench_hierarchy"]
+           "bench_hierarchy", "bench_restart"]
 
 # flux-core v0.88 on the reference 2-core machines (issue 3, two measurements).
 FLUX = {
@@ -151,6 +151,12 @@ def summary(r: dict) -> list[dict]:
             "grows with depth (2 -> 3)", "seed: 45x / 60x", s["speedup_grows_ok"])
         row("child broker idle RSS", s["child_rss_mb"], "MB", "-", "<= 40 MB", "-",
             s["child_rss_ok"])
+    rs = r.get("bench_restart")
+    if rs:  # issue 13: restart with 100,000 inactive and 1000 running jobs
+        row(f"restart, {rs['inactive']} inactive + {rs['running']} running sim jobs",
+            rs["restart_s"], "s", f"empty statedir {rs['empty_start_s']:.2f} s (same run);"
+            f" broker CPU {rs['broker_cpu_s']:.2f} s vs {rs['empty_broker_cpu_s']:.2f} s",
+            "<= 3 s", "-", rs["ok"])
     return rows
 
 

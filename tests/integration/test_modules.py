@@ -208,8 +208,11 @@ def test_garbage_to_the_exec_protocol_is_refused(instance):
     with pytest.raises(RPCError, match="not this node's shell host"):
         h.rpc("exec.host-hello", {"rank": 0, "pid": 1})
     with pytest.raises(RPCError, match="needs a list of events"):
-        h.rpc("exec.host-events", {"events": "nope"})
-    h.rpc("exec.host-events", {"events": [{"id": 12, "name": "finish"}, "junk", 7]})
+        h.rpc("exec.host-batch", {"events": "nope"})
+    with pytest.raises(RPCError, match="needs a mapping"):
+        h.rpc("exec.host-batch", [1, 2])
+    h.rpc("exec.host-batch", {"events": [{"id": 12, "name": "finish"}, "junk", 7],
+                              "ops": [["append", "x", 1], "junk"], "seq": 5})
     assert instance.strato("run", "true").returncode == 0
 
 

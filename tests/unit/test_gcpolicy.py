@@ -30,3 +30,16 @@ def test_a_tuned_service_freezes_its_start_up_objects_and_collects_less_often():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout.split()
     assert out == [str(gcpolicy.SERVICE_GEN0_THRESHOLD), "True"]
+
+
+def test_a_bulk_load_freezes_what_it_allocated():
+    """Run apart: freezing in the test process would keep pytest's objects forever."""
+    code = ("import gc; from strato.core import gcpolicy\n"
+            "before = gc.get_freeze_count()\n"
+            "with gcpolicy.bulk_load():\n"
+            "    assert not gc.isenabled()\n"
+            "    jobs = [{'id': i, 'eventlog': [{}]} for i in range(10000)]\n"
+            "print(gc.isenabled(), gc.get_freeze_count() - before >= 20000)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.split()
+    assert out == ["True", "True"]
