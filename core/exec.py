@@ -91,6 +91,8 @@ class ExecService:
 
     def __init__(self, instance, factories: dict, default: str) -> None:
         self.instance = instance
+        self.kvs = instance.kvs
+        self.statedir = instance.statedir
         self.broker = instance.broker
         self.config = instance.config
         self.rundir = instance.rundir
@@ -108,9 +110,10 @@ class ExecService:
         except ValueError as exc:
             raise ConfigError(f"exec: {exc}") from None
         #: running jobs outlive a stopping broker: a statedir keeps them for its restart
-        #: (a child instance's jobs end with its allocation)
+        #: (a child instance's jobs end with its allocation; so do a multi-broker
+        #: instance's, whose other ranks do not keep theirs yet)
         self.keep_running = instance.statedir is not None and instance.parent is None \
-            and orphan > 0
+            and orphan > 0 and instance.bootstrap.size == 1
         self.backends: dict = {}
         for name in factories:  # a backend's bad config fails startup, not a job
             self.backend(name)

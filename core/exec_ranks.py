@@ -180,6 +180,12 @@ class RankExec:
         self.config = config
         self.rundir = rundir
         self.uri = uri
+        # a rank > 0 keeps no state: its host's output goes to rank 0's KVS, and its
+        # jobs end with the broker (surviving a restart is rank 0's, for now)
+        self.kvs = None
+        self.statedir = None
+        self.keep_running = False
+        self.adopt_timeout = 0.0
         self._events: list[dict] = []
         self.local = LocalExec(self, config.get("exec", {}))
         broker.register("exec.rank-start", self._start)

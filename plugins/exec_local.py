@@ -56,8 +56,10 @@ class LocalExec:
         # the host dies, its tasks are killed from here instead of living on
         self.groups: dict[int, list[int]] = {}
         self._starts: list[dict] = []
-        self.kvs = service.instance.kvs
-        self.statedir = service.instance.statedir
+        # on a broker of rank > 0 (no KVS of its own, no statedir) the host's KVS
+        # operations go to rank 0's KVS as a kvs.commit
+        self.kvs = service.kvs
+        self.statedir = service.statedir
         self.uid = os.getuid()
         # the last host message recorded (in the KVS, with its effects) and acknowledged
         self.seq_key = f"shell-host.{self.broker.rank}-{self.uid}.seq"
@@ -187,7 +189,9 @@ class LocalExec:
         if not isinstance(events, list):
             raise RPCError("exec.host-batch needs a list of events")
         ops = body.get("ops")
-        if ops:
+        if ops and self.kvs is None:
+            self.broker.send("kvs.commit", {"ops": ops})
+        elif ops:
             try:
                 self.kvs.commit(ops)
             except RPCError as exc:
