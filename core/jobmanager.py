@@ -88,7 +88,7 @@ class Job:
         return STATE_NAMES[self.state]
 
 
-def _result_of(job: Job) -> str:
+def result_of(job: Job) -> str:
     """RFC 21 result of an ended job: an exception's type decides, else the status."""
     exc = job.exception
     if exc is not None and exc["severity"] == 0:
@@ -644,7 +644,7 @@ class JobManager:
         self._request_flush()
 
     def _clean(self, job: Job) -> None:
-        job.result = _result_of(job)
+        job.result = result_of(job)
         self._post(job, "clean")
         del self.active[job.id]
         self._count_ended(job)
@@ -801,7 +801,7 @@ class JobManager:
             state = job.state
             self.jobs[jobid] = job
             if state == INACTIVE:
-                job.result = _result_of(job)
+                job.result = result_of(job)
                 self._count_ended(job)
                 continue
             self.active[jobid] = job
