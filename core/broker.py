@@ -17,6 +17,11 @@ of its own) serves ``shell-host.*`` and how a scheduler could run elsewhere. A
 process the broker starts itself (the shell host) talks over a `Link`, a
 socketpair, with exactly the same messages.
 
+Nothing leaves the broker before the state it reports is saved: while the KVS has
+changes not yet written to the statedir (`Broker.store`), outgoing messages wait and
+leave, in order, right after the commit. So a job id, a cancel's acknowledgement or a
+job's result that a client has seen survives a SIGKILL of the broker.
+
 Requests are addressed to a rank (``nodeid``): a rank number, `NODEID_ANY` or
 `NODEID_UPSTREAM`. With one broker every address that exists resolves here; a
 multi-broker overlay adds only the transport. Events (`publish`) carry a
@@ -148,6 +153,10 @@ class Broker:
         self._check_scheduled = False
         self._deferred: list[Callable[[], None]] = []
         self._defer_scheduled = False
+        #: the KVS of an instance with a statedir (``unsaved``, ``flush()``): messages
+        #: wait until what it holds is on disk (module docstring)
+        self.store = None
+        self._held: list[tuple[bytes, bytes]] | None = None
         self.register("broker.cancel", self._cancel_stream)
         self.register("broker.ping", lambda req: req.respond(req.body))
         self.register("service.add", self._service_add)
@@ -184,6 +193,8 @@ class Broker:
         return link
 
     def close(self) -> None:
+        if self._held is not None:
+            self._release()
         for link in list(self._links.values()):
             link.close()
         if self._sock is not None:
@@ -192,6 +203,27 @@ class Broker:
             self._sock = None
 
     def _send(self, ident: bytes | None, payload: bytes) -> None:
+        if self._held is not None:  # behind messages already waiting: keep the order
+            self._held.append((ident, payload))
+        elif self.store is not None and self.store.unsaved:
+            self._held = [(ident, payload)]
+            asyncio.get_running_loop().call_soon(self._release)
+        else:
+            self._send_now(ident, payload)
+
+    def _release(self) -> None:
+        """Save what the held messages report, then send them. The store's own flush,
+        queued before this, has usually done the saving; a failure to save is logged
+        and the messages still leave (a client must not wait forever)."""
+        try:
+            self.store.flush()
+        except Exception:
+            log.exception("cannot save the instance's state before answering")
+        held, self._held = self._held, None
+        for ident, payload in held:
+            self._send_now(ident, payload)
+
+    def _send_now(self, ident: bytes | None, payload: bytes) -> None:
         link = self._links.get(ident) if ident is not None else None
         if link is not None:
             link.write(payload)

@@ -81,6 +81,12 @@ class KVS:
             self._flush_pending = True
             asyncio.get_running_loop().call_soon(self.flush)
 
+    @property
+    def unsaved(self) -> bool:
+        """True while changes wait for the end-of-turn flush (the broker holds its
+        answers back until then: `strato.core.broker.Broker.store`)."""
+        return self._flush_pending
+
     def _mark(self, ns: str, key: str, present: bool, replaced_dir: bool = False) -> None:
         """Record a whole write (present) or a removal of `key` for the next flush."""
         if self._db is None:

@@ -14,7 +14,7 @@ import zmq.asyncio
 
 from strato.core import proto
 from strato.core.errors import NoInstanceError
-from strato.handle import _raise, check_alive, connect
+from strato.handle import _raise, check_alive, connect, socket_identity
 
 
 class AsyncHandle:
@@ -22,6 +22,7 @@ class AsyncHandle:
 
     def __init__(self, uri: str | None = None) -> None:
         self.uri, self._sock = connect(zmq.asyncio.Context.instance(), uri)
+        self._identity = socket_identity(self.uri)
         self._tag = 0
         self._waiters: dict[int, asyncio.Queue] = {}
         self._reader: asyncio.Task | None = None
@@ -43,7 +44,7 @@ class AsyncHandle:
             while True:
                 if not await self._sock.poll(1000):
                     if self._waiters:
-                        check_alive(self.uri)
+                        check_alive(self.uri, self._identity)
                     continue
                 data = await self._sock.recv()
                 _, tag, body, err, more = proto.decode(data)

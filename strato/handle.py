@@ -31,10 +31,27 @@ def resolve_uri(uri: str | None) -> str:
     return uri
 
 
-def check_alive(uri: str) -> None:
-    """Raise NoInstanceError unless a broker is listening at a local URI."""
+def socket_identity(uri: str) -> tuple[int, int, int] | None:
+    """Which socket a local URI names now (device, inode, creation time: a broker
+    started again at the same URI makes a new socket, which may reuse the inode
+    number). None if there is none or the URI is not local."""
+    if not uri.startswith("local://"):
+        return None
+    try:
+        st = os.stat(uri[len("local://"):])
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino, st.st_ctime_ns
+
+
+def check_alive(uri: str, identity: tuple[int, int, int] | None = None) -> None:
+    """Raise NoInstanceError unless a broker is listening at a local URI (with
+    `identity`, the same broker that was there when it was taken: `socket_identity`)."""
     if not uri.startswith("local://"):
         return
+    if identity is not None and socket_identity(uri) not in (identity, None):
+        raise NoInstanceError(f"the instance at {uri} was restarted: requests in flight "
+                              "were lost (connect again)")
     path = uri[len("local://"):]
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
@@ -79,6 +96,7 @@ class Handle:
 
     def __init__(self, uri: str | None = None) -> None:
         self.uri, self._sock = connect(zmq.Context.instance(), uri)
+        self._identity = socket_identity(self.uri)
         self._tag = 0
         self._inbox: dict[int, deque] = {}
 
@@ -128,7 +146,7 @@ class Handle:
                 break
             if deadline is not None and time.monotonic() >= deadline:
                 raise TimeoutError("timed out")
-            check_alive(self.uri)
+            check_alive(self.uri, self._identity)
         while True:
             try:
                 data = sock.recv(zmq.NOBLOCK)

@@ -6,6 +6,7 @@ instance had been restarted."""
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import sys
 import time
@@ -15,6 +16,7 @@ import pytest
 
 import strato
 from strato import job
+from strato.async_handle import AsyncHandle
 from strato.core.errors import NoInstanceError
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
@@ -112,11 +114,21 @@ def test_a_handle_notices_its_instance_was_restarted(tmp_path):
         js = strato.JobspecV1.from_command(["true"], environment={})
         js.setattr("system.exec.test.run_duration", 3600)
         long = job.submit(h, js)
-        tag = h.send("job-manager.wait", {"ids": [long]})
-        inst.kill()
-        inst.start()
-        with pytest.raises(NoInstanceError, match="restarted"):
-            h.recv(tag, timeout=10)
+
+        async def both_handles() -> None:
+            tag = h.send("job-manager.wait", {"ids": [long]})
+            async with AsyncHandle(inst.uri) as ah:
+                waiting = asyncio.ensure_future(job.wait_async(ah, long))
+                done, _ = await asyncio.wait([waiting], timeout=0.5)  # the request is out
+                assert not done
+                inst.kill()
+                inst.start()
+                with pytest.raises(NoInstanceError, match="restarted"):
+                    h.recv(tag, timeout=10)
+                with pytest.raises(NoInstanceError, match="restarted"):
+                    await asyncio.wait_for(waiting, 10)
+
+        asyncio.run(both_handles())
         h.close()
         with inst.handle() as fresh:  # a new handle works
             assert job.info(fresh, long)["state"] == "INACTIVE"
