@@ -816,6 +816,8 @@ class JobManager:
                         if dependencies.describe(dep) not in removed]
                 waiting.append((job, deps))
         self.jobs = dict(sorted(self.jobs.items()))
+        if self.jobs:  # a new job must not take a recovered one's id
+            self.fluid.advance_past(next(reversed(self.jobs)))
         for job, deps in waiting:  # every job is known again: targets can be found
             job.deps_left = len(deps)
             if job.state == PRIORITY:

@@ -1,8 +1,9 @@
 """Load and crashes (issue 13, "Load"): many clients at once, a SIGKILL and restart in
 the middle, and the checker of tests/bench/load_check.py comparing what every client
-was told with what the instance recorded. Also the two faults that load found: an
-answer that left before its state was on disk, and a handle that never noticed its
-instance had been restarted."""
+was told with what the instance recorded. Also the faults found on the way, each
+on its own: an answer that left before its state was on disk, a handle that never
+noticed its instance had been restarted, and a restarted instance that could issue
+an id it had issued before."""
 
 from __future__ import annotations
 
@@ -132,5 +133,41 @@ def test_a_handle_notices_its_instance_was_restarted(tmp_path):
         h.close()
         with inst.handle() as fresh:  # a new handle works
             assert job.info(fresh, long)["state"] == "INACTIVE"
+    finally:
+        inst.cleanup()
+
+
+def test_a_restart_never_reuses_a_job_id(tmp_path):
+    """New ids stay above every recovered one even when the wall clock went back
+    between two runs (here: the instance's epoch moves an hour later, which is what
+    a clock an hour behind looks like). Before, new ids came out smaller than the old
+    ones, so one could equal an old job's id and replace that job."""
+    from strato.core import proto
+
+    inst = load_check.LoadInstance(tmp_path)
+    inst.statedir.mkdir()
+
+    def set_epoch(ms_ago: int) -> None:
+        db = sqlite3.connect(inst.statedir / "content.sqlite", isolation_level=None)
+        db.execute("CREATE TABLE IF NOT EXISTS kvs (ns TEXT, key TEXT, value BLOB,"
+                   " PRIMARY KEY (ns, key)) WITHOUT ROWID")
+        db.execute("INSERT OR REPLACE INTO kvs VALUES ('primary', 'instance.fluid-epoch', ?)",
+                   (proto.encode(time.time_ns() // 1_000_000 - ms_ago),))
+        db.close()
+
+    set_epoch(3_600_000)
+    inst.start()
+    try:
+        js = strato.JobspecV1.from_command(["true"], environment={})
+        with inst.handle() as h:
+            old = job.submit_many(h, js, 3)
+        inst.stop()
+        set_epoch(1_000)
+        inst.start()
+        with inst.handle() as h:
+            new = job.submit_many(h, js, 3)
+            kept = {r["id"] for r in job.list_jobs(h, states=0x7F)}
+        assert min(new) > max(old)
+        assert kept == set(old) | set(new)
     finally:
         inst.cleanup()
