@@ -8,6 +8,7 @@ an id it had issued before."""
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
 import sys
 import time
@@ -171,3 +172,79 @@ def test_a_restart_never_reuses_a_job_id(tmp_path):
         assert kept == set(old) | set(new)
     finally:
         inst.cleanup()
+
+
+def test_the_checker_sees_every_kind_of_broken_promise(tmp_path):
+    """The checker is only worth its silence if it speaks: a real instance's record
+    against a client record that is right (no failure), then wrong in each way."""
+    inst = load_check.LoadInstance(tmp_path, statedir=False)
+    inst.start()
+    try:
+        h = inst.handle()
+
+        def spec(name: str, duration: float):
+            js = strato.JobspecV1.from_command(["true"], environment={}, name=name)
+            js.setattr("system.exec.test.run_duration", duration)
+            return js
+
+        b0 = job.submit_many(h, spec("c-b0", 0), 3)
+        b1 = job.submit_many(h, spec("c-b1", 3600), 2)
+        job.cancel(h, b1[0])
+        job.wait(h, b0[0])
+        ids = b0 + b1
+        rec = load_check.ClientRecord("c", "api")
+        rec.batches = {"c-b0": {"size": 3, "ids": b0, "resolved": None},
+                       "c-b1": {"size": 2, "ids": b1, "resolved": None}}
+        rec.cancels = [{"ids": [b1[0]], "outcome": "ok", "refused": [], "t_answer": time.time()}]
+        job.cancel(h, b1[1])
+        rec.results = {str(r.id): [r.result, r.status] for r in job.wait_all(h, ids)}
+
+        def failures(mutate=None) -> str:
+            r = load_check.ClientRecord(**json.loads(json.dumps(rec.__dict__)))
+            if mutate:
+                mutate(r)
+            return "\n".join(load_check.check(h, [r]).failures)
+
+        assert failures() == ""
+        assert "the instance lost it" in failures(lambda r: r.batches["c-b0"]["ids"].append(7))
+        assert "told to nobody" in failures(lambda r: r.batches.pop("c-b1"))
+        assert "told to c-b0 and to c-b1" in failures(
+            lambda r: r.batches["c-b1"]["ids"].append(b0[0]))
+        assert "wait told" in failures(
+            lambda r: r.results.__setitem__(str(b0[1]), ["FAILED", 256]))
+        assert "no cancel exception" in failures(lambda r: r.cancels[0]["ids"].append(b0[2]))
+        assert "cancel refused, yet" in failures(
+            lambda r: r.cancels[0].update(outcome="refused", refused=[b1[0]]))
+        assert "unknown submit of 3 left 0 jobs" not in failures(
+            lambda r: r.batches["c-b0"].update(ids=None))  # none or all: all is fine
+        assert "unknown submit of 4 left 3 jobs" in failures(
+            lambda r: r.batches["c-b0"].update(ids=None, size=4))
+    finally:
+        inst.cleanup()
+
+
+def _ev(*names, **ctx):
+    return [{"timestamp": float(i), "name": n, **({"context": ctx[n]} if n in ctx else {})}
+            for i, n in enumerate(names)]
+
+
+@pytest.mark.parametrize("eventlog, record, expected", [
+    (_ev("submit", "validate", "depend", "priority", "alloc", "start", "finish", "release",
+         "free", "clean", finish={"status": 0}), ("COMPLETED", 0), ""),
+    (_ev("submit", "validate", "depend", "priority", "alloc", "start", finish={"status": 0}),
+     ("COMPLETED", 0), "does not end with its only clean"),
+    (_ev("validate", "submit", "clean"), (None, None), "does not start with submit"),
+    (_ev("submit", "validate", "depend", "priority", "alloc", "start", "clean"),
+     ("COMPLETED", None), "allocated but not"),
+    (_ev("submit", "validate", "depend", "priority", "alloc", "finish", "release", "free",
+         "clean", finish={"status": 256}), ("COMPLETED", 256), "its eventlog says FAILED"),
+    (_ev("submit", "validate", "depend", "priority", "alloc", "exception", "clean",
+         exception={"type": "restart", "severity": 0, "note": ""}), ("FAILED", None),
+     "not running at a kill"),
+])
+def test_the_checker_reads_an_eventlog_as_the_job_manager_does(eventlog, record, expected):
+    report = load_check.Report()
+    rec = {"state": "INACTIVE", "result": record[0], "waitstatus": record[1]}
+    load_check.check_eventlog(1 << 24, eventlog, rec, report, kills=[(100.0, 101.0)])
+    assert ("\n".join(report.failures) == "") if not expected else \
+        expected in "\n".join(report.failures)
