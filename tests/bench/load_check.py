@@ -1,6 +1,7 @@
 """Load generator and checker (issue 13, "Load"): many clients submit, cancel and wait
 for simulated jobs at once; a checker then compares what every client was told with
-what the instance recorded, optionally across a SIGKILL and restart of the instance.
+what the instance recorded, optionally across a restart of the instance in the
+middle of the run (after a SIGKILL, or after a clean ``strato shutdown``).
 
 The pieces, each usable on its own (tests/integration/test_load.py runs them small,
 tests/bench/bench_load.py at full size):
@@ -28,7 +29,8 @@ The rules the checker applies (a job is "told" when a client got its id back):
 
 1. every told id was told once, to one client, and exists in the instance;
 2. the jobs named after a batch are exactly the ids told for it; for an ``unknown``
-   batch none or all of its size, and what the client resolved it to;
+   batch none or all of its size, and what the client resolved it to; for a batch
+   refused because the instance was shutting down, none;
 3. the instance has no other job (no duplicate, no ghost);
 4. every job is INACTIVE and its eventlog is complete and well formed: it starts with
    ``submit``, ends with its only ``clean``, timestamps never go back, replaying it
@@ -140,7 +142,7 @@ class LoadInstance:
         self.proc: subprocess.Popen | None = None
         self.starts = 0
 
-    def start(self, timeout: float = 60.0) -> float:
+    def start(self, timeout: float = 900.0) -> float:
         """Start the broker and wait until it answers; returns the seconds it took."""
         from strato.core.errors import StratoError
         from strato.handle import Handle
@@ -304,6 +306,12 @@ def api_client(name: str, uri: str, njobs: int, seed: int, biggest: int) -> Clie
                 got = job.submit_many(h, specs[0], size)
             else:
                 got = job.submit_list(h, specs)
+        except RPCError as exc:
+            if "shutting down" not in str(exc):
+                rec.errors.append(f"submit {bname}: {exc}")
+                raise
+            rec.batches[bname].update(ids=[], refused=str(exc))  # told: not accepted
+            continue
         except Exception as exc:
             if not _lost(exc):
                 rec.errors.append(f"submit {bname}: {exc}")
@@ -388,6 +396,9 @@ def cli_client(name: str, uri: str, njobs: int, seed: int, biggest: int) -> Clie
             args.append(f"--cc=1-{size}")
         rec.batches[bname] = {"size": size, "ids": None, "resolved": None}
         res = _cli([*args, "true"], uri)
+        if res.returncode != 0 and "shutting down" in res.stderr:
+            rec.batches[bname].update(ids=[], refused=res.stderr.strip())
+            continue
         if res.returncode != 0:
             if not any(w in res.stderr for w in LOST):
                 rec.errors.append(f"submit {bname}: {res.stderr.strip()}")
@@ -551,6 +562,9 @@ def check_eventlog(jobid: int, ev: list[dict], rec: dict, report: Report,
         if any(n in names for n in ("start", "finish", "release", "free")):
             report.fail(f"{f58}: ran without alloc: {names}")
         return
+    if any(e["name"] == "exception" and (e.get("context") or {}).get("note")
+           == "the instance is shutting down" for e in ev):
+        report.count("running at stop: cancelled by the shutdown")
     restart = [e for e in ev if e["name"] == "exception"
                and (e.get("context") or {}).get("type") == "restart"]
     at_kill = any(t_alloc < t_kill and t_clean > t_kill for t_kill, _ in kills)
@@ -591,7 +605,11 @@ def check(h, records: list[ClientRecord], kills: list[tuple[float, float]] = ())
             report.fail(f"client {c.client}: {e}")
         for bname, b in c.batches.items():
             have = byname.get(bname, set())
-            if b["ids"] is not None:  # rules 1 and 2
+            if b.get("refused"):  # refused while the instance was shutting down
+                report.count("refused batches (shutting down)")
+                if have:
+                    report.fail(f"{bname}: refused ({b['refused']}), yet {len(have)} jobs")
+            elif b["ids"] is not None:  # rules 1 and 2
                 report.count("told")
                 report.count("told jobs", len(b["ids"]))
                 for i in b["ids"]:
@@ -722,11 +740,14 @@ def submitted(inst: LoadInstance) -> int:
         return 0
 
 
-def run_load(tmp: Path, nclients: int = 10, njobs: int = 500, restart: bool = False,
+def run_load(tmp: Path, nclients: int = 10, njobs: int = 500, restart: str | None = None,
              seed: int = 1, biggest: int | None = None, timeout: float = 3600.0) -> dict:
-    """One load run: start an instance, run the clients (with a SIGKILL and restart of
-    the instance once half the jobs are in, if `restart`), wait for every job to end,
-    check, and return the figures with the checker's `Report`."""
+    """One load run: start an instance, run the clients, wait for every job to end,
+    check, and return the figures with the checker's `Report`. With `restart`, the
+    instance is stopped once half the jobs are in and started again on its statedir:
+    ``"kill"`` by SIGKILL, ``"stop"`` by ``strato shutdown`` (a clean stop)."""
+    if restart not in (None, "kill", "stop"):
+        raise ValueError(f"restart must be kill or stop, not {restart!r}")
     biggest = biggest or max(21, min(1000, njobs // 10))
     inst = LoadInstance(tmp)
     out: dict = {"clients": nclients, "jobs_per_client": njobs, "restart": restart,
@@ -742,7 +763,10 @@ def run_load(tmp: Path, nclients: int = 10, njobs: int = 500, restart: bool = Fa
                     break
                 time.sleep(0.05)
             out["killed_at_jobs"] = submitted(inst)
-            inst.kill()
+            if restart == "kill":
+                inst.kill()
+            else:
+                inst.stop()
             t_kill = time.time()  # the broker is gone: every event it posted is older
             out["restart_s"] = inst.start()
             out["kills"].append((t_kill, time.time()))

@@ -48,7 +48,7 @@ def test_ten_clients_across_a_sigkill_and_restart(tmp_path):
     submit whose answer was lost left none or all of its jobs; the jobs that were
     running at the kill end (today with a ``restart`` exception), none is lost; and
     a clean restart afterwards shows exactly the same jobs and eventlogs."""
-    out = load_check.run_load(tmp_path, nclients=10, njobs=300, restart=True, timeout=300)
+    out = load_check.run_load(tmp_path, nclients=10, njobs=300, restart="kill", timeout=300)
     _ok(out)
     assert out["reconnects"] > 0  # the clients did see the instance go
     c = out["report"].counts
