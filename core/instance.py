@@ -93,8 +93,6 @@ class Instance:
                     from None
             statefile = self.statedir / "content.sqlite"
         self.kvs = KVS(statefile)
-        if statefile is not None:
-            self.broker.store = self.kvs  # answers leave once their state is saved
         epoch = self.kvs.get("instance.fluid-epoch")
         if not isinstance(epoch, int):
             epoch = int(time.time() * 1000) - 1

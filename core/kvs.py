@@ -304,6 +304,8 @@ class KVS:
 
     # -- services --------------------------------------------------------------------
     def register_services(self, broker) -> None:
+        if self._db is not None:  # the broker's answers wait until their state is saved
+            broker.store = self
         broker.register("kvs.get", self._svc_get)
         broker.register("kvs.commit", self._svc_commit)
         broker.register("kvs.ls", self._svc_ls)
