@@ -107,8 +107,9 @@ def _wait_saved(db: sqlite3.Connection, jobid: int, n: int) -> None:
 
 def test_a_handle_notices_its_instance_was_restarted(tmp_path):
     """A request in flight when the broker dies is lost; if a new broker is up at the
-    same URI before the handle looks, the handle must still say so (it waited forever:
-    the new broker answers pings but will never answer that request)."""
+    same URI before the handle looks, the handle must still say so (over ZeroMQ it
+    waited forever: the new broker answered pings but would never answer that
+    request; a stream socket's end of file now says at once that its broker went)."""
     inst = load_check.LoadInstance(tmp_path)
     inst.start()
     try:
@@ -125,9 +126,9 @@ def test_a_handle_notices_its_instance_was_restarted(tmp_path):
                 assert not done
                 inst.kill()
                 inst.start()
-                with pytest.raises(NoInstanceError, match="restarted"):
+                with pytest.raises(NoInstanceError):
                     h.recv(tag, timeout=10)
-                with pytest.raises(NoInstanceError, match="restarted"):
+                with pytest.raises(NoInstanceError):
                     await asyncio.wait_for(waiting, 10)
 
         asyncio.run(both_handles())
