@@ -35,8 +35,10 @@ sequence number, so a subscriber can tell whether it missed one.
 from __future__ import annotations
 
 import asyncio
+import errno
 import inspect
 import logging
+import os
 import socket
 from collections.abc import AsyncIterator, Callable
 
@@ -136,6 +138,20 @@ class Link:
         self._on_close()
 
 
+def _accepting(path: str) -> bool:
+    """True unless the Unix socket at `path` refuses connections (its broker is gone)."""
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.connect(path)
+    except ConnectionRefusedError:
+        return False
+    except OSError:
+        return True  # not ours to judge (permissions, not a socket): leave it
+    finally:
+        probe.close()
+    return True
+
+
 class Broker:
     """Routes requests from clients and from in-broker callers to services."""
 
@@ -176,10 +192,18 @@ class Broker:
             del self.services[topic]
 
     def listen(self, path: str) -> None:
-        """Accept clients on a Unix stream socket at `path`."""
+        """Accept clients on a Unix stream socket at `path`. A socket file left there
+        by a broker that was killed (nothing accepts on it) is replaced, so an
+        instance restarts on the same rundir; a live broker's is left alone."""
         srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
-            srv.bind(path)
+            try:
+                srv.bind(path)
+            except OSError as exc:
+                if exc.errno != errno.EADDRINUSE or _accepting(path):
+                    raise
+                os.unlink(path)
+                srv.bind(path)
             srv.listen(128)
         except OSError:
             srv.close()

@@ -750,6 +750,7 @@ def run_load(tmp: Path, nclients: int = 10, njobs: int = 500, restart: str | Non
         raise ValueError(f"restart must be kill or stop, not {restart!r}")
     biggest = biggest or max(21, min(1000, njobs // 10))
     inst = LoadInstance(tmp)
+    procs: list[tuple[subprocess.Popen, Path]] = []
     out: dict = {"clients": nclients, "jobs_per_client": njobs, "restart": restart,
                  "kills": [], "startup_s": inst.start()}
     try:
@@ -803,6 +804,10 @@ def run_load(tmp: Path, nclients: int = 10, njobs: int = 500, restart: str | Non
         out["report"] = report
         return out
     finally:
+        for p, _ in procs:  # a run that failed must not leave its clients behind
+            if p.poll() is None:
+                p.kill()
+                p.wait()
         inst.cleanup()
 
 

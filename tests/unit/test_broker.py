@@ -71,3 +71,28 @@ def test_messages_wait_until_the_store_has_saved_what_they_report():
         assert events == [b"now", "flush", b"one", b"two"]
 
     asyncio.run(main())
+
+
+def test_listen_replaces_a_dead_brokers_socket_but_not_a_live_one(tmp_path):
+    """A broker killed with SIGKILL leaves its socket file; the next broker on the same
+    rundir takes the path over. A path a live broker listens on is refused."""
+    import errno
+    import socket
+
+    path = str(tmp_path / "local")
+    dead = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    dead.bind(path)
+    dead.close()  # the file stays, nothing accepts on it
+
+    async def main():
+        b = Broker()
+        b.listen(path)
+        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        probe.connect(path)  # the new broker accepts there
+        probe.close()
+        with pytest.raises(OSError) as info:
+            Broker().listen(path)
+        assert info.value.errno == errno.EADDRINUSE
+        b.close()
+
+    asyncio.run(main())
