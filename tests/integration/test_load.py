@@ -55,11 +55,21 @@ def test_ten_clients_across_a_sigkill_and_restart(tmp_path):
     assert c["instance_jobs"] >= c["told jobs"] > 0
 
 
+def test_ten_clients_across_a_clean_stop_and_restart(tmp_path):
+    """The same with ``strato shutdown`` instead of the SIGKILL (10 x 200 jobs): a submit
+    refused because the instance is shutting down leaves no job, what was pending
+    runs after the restart, and nothing is lost or duplicated."""
+    out = load_check.run_load(tmp_path, nclients=10, njobs=200, restart="stop", timeout=300)
+    _ok(out)
+    c = out["report"].counts
+    assert c["instance_jobs"] >= c["told jobs"] > 0
+
+
 def test_no_answer_before_the_state_is_on_disk(tmp_path):
     """A submit is answered only once its job is in the statedir. Another process holds
     the state database's write lock, so the broker cannot commit; the client must not
-    get ids meanwhile (it did: they came back at once, and a SIGKILL then lost jobs
-    the client had been told about)."""
+    get ids meanwhile (over ZeroMQ they came back at once, and a SIGKILL then lost
+    jobs the client had been told about)."""
     inst = load_check.LoadInstance(tmp_path)
     inst.start()
     try:
@@ -85,6 +95,56 @@ def test_no_answer_before_the_state_is_on_disk(tmp_path):
         with inst.handle() as h:
             kept = [r["id"] for r in job.list_jobs(h, states=job.STATES["INACTIVE"] | job.ACTIVE)]
         assert first in kept and set(told) <= set(kept)
+    finally:
+        inst.cleanup()
+
+
+def test_no_cancel_acknowledged_before_it_is_on_disk(tmp_path):
+    """The same for a cancel that arrives with a ping in one read: the ping's answer
+    is written first in that turn, and the cancel's used to leave with it, before the
+    commit, so after a SIGKILL the job the client was told was cancelled came back
+    pending. Now the cancel is acknowledged only once its exception is on disk."""
+    import socket
+
+    from strato.core import proto
+
+    inst = load_check.LoadInstance(tmp_path)
+    inst.start()
+    try:
+        js = strato.JobspecV1.from_command(["true"], environment={})
+        with inst.handle() as h:
+            held = job.submit(h, js, urgency=0)
+            n = len(job.info(h, held)["eventlog"])
+        pid = inst.pid()
+        db = sqlite3.connect(inst.statedir / "content.sqlite", isolation_level=None)
+        _wait_saved(db, held, n)
+        db.execute("BEGIN IMMEDIATE")  # the broker's next commit waits for this
+        raw = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        raw.connect(str(inst.rundir / "local"))
+        frames = b"".join(len(m).to_bytes(4, "little") + m for m in (
+            proto.request("broker.ping", 1, None),
+            proto.request("job-manager.cancel", 2, {"ids": [held]})))
+        raw.sendall(frames)  # one write: the broker reads both in one turn
+        raw.settimeout(1.0)
+        got = b""
+        try:
+            while True:
+                got += raw.recv(65536)
+        except TimeoutError:
+            pass
+        tags = []
+        while len(got) >= 4:
+            size = int.from_bytes(got[:4], "little")
+            tags.append(proto.decode(got[4:4 + size])[1])
+            got = got[4 + size:]
+        inst.kill(pid)  # while its commit still waits
+        db.execute("ROLLBACK")
+        db.close()
+        raw.close()
+        assert tags == [1], "the cancel was acknowledged before it was on disk"
+        inst.start()
+        with inst.handle() as h:
+            assert job.info(h, held)["state"] == "SCHED"  # not cancelled, and not told so
     finally:
         inst.cleanup()
 
