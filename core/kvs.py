@@ -111,7 +111,24 @@ class KVS:
         self._schedule_flush()
 
     def flush(self) -> None:
-        """Write every change since the last flush in one transaction."""
+        """Write every change since the last flush in one transaction.
+
+        If that fails (the database is locked past its timeout, the disk is full),
+        the transaction is rolled back and the changes stay marked, so the next
+        flush writes them; the error goes to the caller. Before, the changes were
+        forgotten and the transaction left open, so no later flush could write
+        anything either."""
+        pending = (set(self._puts), set(self._dels), dict(self._appends))
+        try:
+            self._write()
+        except Exception:
+            if self._db is not None and self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+            self._puts, self._dels, self._appends = pending
+            raise
+
+    def _write(self) -> None:
+        """`flush` without the recovery from a failed write."""
         self._flush_pending = False
         db = self._db
         if db is None or not (self._puts or self._dels or self._appends):
