@@ -21,6 +21,11 @@ of its own) serves ``shell-host.*`` and how a scheduler could run elsewhere. A
 process the broker starts itself (the shell host) talks over a `Link` too, on
 one end of a socketpair, with exactly the same messages.
 
+Nothing leaves the broker before the state it reports is saved: while the KVS has
+changes not yet written to the statedir (`Broker.store`), outgoing messages wait and
+leave, in order, right after the commit. So a job id, a cancel's acknowledgement or a
+job's result that a client has seen survives a SIGKILL of the broker.
+
 Requests are addressed to a rank (``nodeid``): a rank number, `NODEID_ANY` or
 `NODEID_UPSTREAM`. With one broker every address that exists resolves here. In
 a multi-broker instance the overlay (`strato.core.overlay`, set as
@@ -33,8 +38,10 @@ so a subscriber can tell whether it missed one; rank 0 numbers them all.
 from __future__ import annotations
 
 import asyncio
+import errno
 import inspect
 import logging
+import os
 import socket
 from collections.abc import AsyncIterator, Callable
 
@@ -134,6 +141,20 @@ class Link:
         self._on_close()
 
 
+def _accepting(path: str) -> bool:
+    """True unless the Unix socket at `path` refuses connections (its broker is gone)."""
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.connect(path)
+    except ConnectionRefusedError:
+        return False
+    except OSError:
+        return True  # not ours to judge (permissions, not a socket): leave it
+    finally:
+        probe.close()
+    return True
+
+
 class Broker:
     """Routes requests from clients and from in-broker callers to services."""
 
@@ -153,6 +174,10 @@ class Broker:
         self._nclients = 0
         self._deferred: list[Callable[[], None]] = []
         self._defer_scheduled = False
+        #: the KVS of an instance with a statedir (``unsaved``, ``flush()``): messages
+        #: wait until what it holds is on disk (module docstring)
+        self.store = None
+        self._held: list[tuple[bytes, bytes]] | None = None
         self.register("broker.cancel", self._cancel_stream)
         self.register("broker.ping", lambda req: req.respond(req.body))
         self.register("service.add", self._service_add)
@@ -171,10 +196,18 @@ class Broker:
             del self.services[topic]
 
     def listen(self, path: str) -> None:
-        """Accept clients on a Unix stream socket at `path`."""
+        """Accept clients on a Unix stream socket at `path`. A socket file left there
+        by a broker that was killed (nothing accepts on it) is replaced, so an
+        instance restarts on the same rundir; a live broker's is left alone."""
         srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
-            srv.bind(path)
+            try:
+                srv.bind(path)
+            except OSError as exc:
+                if exc.errno != errno.EADDRINUSE or _accepting(path):
+                    raise
+                os.unlink(path)
+                srv.bind(path)
             srv.listen(128)
         except OSError:
             srv.close()
@@ -219,6 +252,8 @@ class Broker:
         return link
 
     def close(self) -> None:
+        if self._held is not None:
+            self._release()
         for link in list(self._links.values()):
             link.close()  # what was written to it still leaves if it can
         if self._listener is not None:
@@ -227,6 +262,27 @@ class Broker:
             self._listener = None
 
     def _send(self, ident: bytes | None, payload: bytes) -> None:
+        if self._held is not None:  # behind messages already waiting: keep the order
+            self._held.append((ident, payload))
+        elif self.store is not None and self.store.unsaved:
+            self._held = [(ident, payload)]
+            asyncio.get_running_loop().call_soon(self._release)
+        else:
+            self._send_now(ident, payload)
+
+    def _release(self) -> None:
+        """Save what the held messages report, then send them. The store's own flush,
+        queued before this, has usually done the saving; a failure to save is logged
+        and the messages still leave (a client must not wait forever)."""
+        try:
+            self.store.flush()
+        except Exception:
+            log.exception("cannot save the instance's state before answering")
+        held, self._held = self._held, None
+        for ident, payload in held:
+            self._send_now(ident, payload)
+
+    def _send_now(self, ident: bytes | None, payload: bytes) -> None:
         link = self._links.get(ident) if ident is not None else None
         if link is not None:
             link.write(payload)

@@ -115,6 +115,13 @@ class FluidGenerator:
             raise OverflowError("FLUID timestamp exhausted (epoch is over 34 years ago)")
         return self._ts << _TIMESTAMP_SHIFT | self._generator_bits | self._seq
 
+    def advance_past(self, jobid: int) -> None:
+        """Issue only ids larger than `jobid` from now on: a restarted instance must
+        never repeat an id it issued before, even if the wall clock went back."""
+        ts, _, seq = fields(jobid)
+        if (ts, seq) > (self._ts, self._seq):
+            self._ts, self._seq = ts, seq
+
 
 def fields(jobid: int) -> tuple[int, int, int]:
     """Split a FLUID into (timestamp ms since its epoch, generator id, sequence)."""

@@ -88,7 +88,7 @@ class Job:
         return STATE_NAMES[self.state]
 
 
-def _result_of(job: Job) -> str:
+def result_of(job: Job) -> str:
     """RFC 21 result of an ended job: an exception's type decides, else the status."""
     exc = job.exception
     if exc is not None and exc["severity"] == 0:
@@ -644,7 +644,7 @@ class JobManager:
         self._request_flush()
 
     def _clean(self, job: Job) -> None:
-        job.result = _result_of(job)
+        job.result = result_of(job)
         self._post(job, "clean")
         del self.active[job.id]
         self._count_ended(job)
@@ -810,7 +810,7 @@ class JobManager:
             state = job.state
             self.jobs[jobid] = job
             if state == INACTIVE:
-                job.result = _result_of(job)
+                job.result = result_of(job)
                 self._count_ended(job)
                 continue
             self.active[jobid] = job
@@ -829,6 +829,8 @@ class JobManager:
                         if dependencies.describe(dep) not in removed]
                 waiting.append((job, deps))
         self.jobs = dict(sorted(self.jobs.items()))
+        if self.jobs:  # a new job must not take a recovered one's id
+            self.fluid.advance_past(next(reversed(self.jobs)))
         for job, deps in waiting:  # every job is known again: targets can be found
             job.deps_left = len(deps)
             if job.state == PRIORITY:

@@ -136,6 +136,12 @@ class KVS:
             self._flush_pending = True
             asyncio.get_running_loop().call_soon(self.flush)
 
+    @property
+    def unsaved(self) -> bool:
+        """True while changes wait for the end-of-turn flush (the broker holds its
+        answers back until then: `strato.core.broker.Broker.store`)."""
+        return self._flush_pending
+
     def _mark(self, ns: str, key: str, present: bool, replaced_dir: bool = False) -> None:
         """Record a whole write (present) or a removal of `key` for the next flush."""
         if self._db is None:
@@ -160,7 +166,24 @@ class KVS:
         self._schedule_flush()
 
     def flush(self) -> None:
-        """Write every change since the last flush in one transaction."""
+        """Write every change since the last flush in one transaction.
+
+        If that fails (the database is locked past its timeout, the disk is full),
+        the transaction is rolled back and the changes stay marked, so the next
+        flush writes them; the error goes to the caller. Before, the changes were
+        forgotten and the transaction left open, so no later flush could write
+        anything either."""
+        pending = (set(self._puts), set(self._dels), dict(self._appends))
+        try:
+            self._write()
+        except Exception:
+            if self._db is not None and self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+            self._puts, self._dels, self._appends = pending
+            raise
+
+    def _write(self) -> None:
+        """`flush` without the recovery from a failed write."""
         self._flush_pending = False
         db = self._db
         if db is None or not (self._puts or self._dels or self._appends):
@@ -355,6 +378,8 @@ class KVS:
 
     # -- services --------------------------------------------------------------------
     def register_services(self, broker) -> None:
+        if self._db is not None:  # the broker's answers wait until their state is saved
+            broker.store = self
         broker.register("kvs.get", self._svc_get)
         broker.register("kvs.commit", self._svc_commit)
         broker.register("kvs.ls", self._svc_ls)

@@ -23,7 +23,7 @@ from _common import BENCH_DIR, PYTHON, REPO, RESULTS_DIR, print_table, write_res
 
 BENCHES = ["machine_limits", "bench_throughput", "bench_latency", "bench_memory", "bench_held",
            "bench_submit", "bench_graph", "bench_graph_instance", "bench_reload",
-           "bench_hierarchy", "bench_restart"]
+           "bench_hierarchy", "bench_restart", "bench_load"]
 
 # flux-core v0.88 on the reference 2-core machines (issue 3, two measurements).
 FLUX = {
@@ -157,6 +157,15 @@ def summary(r: dict) -> list[dict]:
             rs["restart_s"], "s", f"empty statedir {rs['empty_start_s']:.2f} s (same run);"
             f" broker CPU {rs['broker_cpu_s']:.2f} s vs {rs['empty_broker_cpu_s']:.2f} s",
             "<= 3 s", "-", rs["ok"])
+    ld = r.get("bench_load")
+    if ld:  # issue 13: what clients were told against what the instance recorded
+        for variant, run in ld["runs"].items():
+            c = run["counts"]
+            row(f"load {ld['clients']}x{ld['jobs_per_client']} sim jobs ({variant})",
+                c.get("instance_jobs", 0) / run["all_done_s"], "job/s",
+                f"{c.get('told jobs', 0)} told, {c.get('unknown batches', 0)} unknown"
+                f" submits, {len(run['failures'])} checker failures", "0 failures", "-",
+                not run["failures"])
     return rows
 
 

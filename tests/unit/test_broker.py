@@ -41,3 +41,58 @@ def test_in_process_call_and_stream():
             b.register("t.echo", echo)
 
     asyncio.run(main())
+
+
+def test_messages_wait_until_the_store_has_saved_what_they_report():
+    """With unsaved changes in the store, outgoing messages are held and leave in
+    order right after the store's flush; with none, they leave at once."""
+    events = []
+
+    class Store:
+        unsaved = False
+
+        def flush(self):
+            events.append("flush")
+            Store.unsaved = False
+
+    async def main():
+        b = Broker()
+        b.store = Store()
+        b._send_now = lambda ident, payload: events.append(payload)
+        b._send(b"c", b"now")
+        assert events == [b"now"]
+        Store.unsaved = True
+        b._send(b"c", b"one")
+        Store.unsaved = False  # saved meanwhile: "two" still waits behind "one"
+        b._send(b"c", b"two")
+        assert events == [b"now"]
+        Store.unsaved = True
+        await asyncio.sleep(0)
+        assert events == [b"now", "flush", b"one", b"two"]
+
+    asyncio.run(main())
+
+
+def test_listen_replaces_a_dead_brokers_socket_but_not_a_live_one(tmp_path):
+    """A broker killed with SIGKILL leaves its socket file; the next broker on the same
+    rundir takes the path over. A path a live broker listens on is refused."""
+    import errno
+    import socket
+
+    path = str(tmp_path / "local")
+    dead = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    dead.bind(path)
+    dead.close()  # the file stays, nothing accepts on it
+
+    async def main():
+        b = Broker()
+        b.listen(path)
+        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        probe.connect(path)  # the new broker accepts there
+        probe.close()
+        with pytest.raises(OSError) as info:
+            Broker().listen(path)
+        assert info.value.errno == errno.EADDRINUSE
+        b.close()
+
+    asyncio.run(main())

@@ -156,6 +156,18 @@ def test_generator_epoch() -> None:
     assert 0 <= ts < 60_000
 
 
+def test_generator_advances_past_an_id_it_must_not_repeat() -> None:
+    """A restarted instance's generator whose clock is behind the ids it recovered
+    (the wall clock went back) still issues larger ones; an older id changes nothing."""
+    gen = ids.FluidGenerator()
+    ahead = ids.FluidGenerator(epoch_ms=time.time_ns() // 1_000_000 - 3_600_000).next()
+    gen.advance_past(ahead)
+    first = gen.next()
+    assert first > ahead and ids.fields(first)[0] == ids.fields(ahead)[0]
+    gen.advance_past(ahead - 5)
+    assert gen.next() > first
+
+
 def test_generator_timestamp_exhausted() -> None:
     now_ms = time.time_ns() // 1_000_000
     gen = ids.FluidGenerator(epoch_ms=now_ms - (1 << ids.TIMESTAMP_BITS))

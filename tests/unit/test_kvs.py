@@ -138,3 +138,31 @@ def test_commit_checks_each_operation_against_the_ones_before():
     assert k.get("k") == ["x"]
     with pytest.raises(RPCError, match="keys must be strings"):
         k.commit([["put", 3, 1]])
+
+
+def test_a_failed_flush_keeps_its_changes_for_the_next(tmp_path):
+    """A commit that fails (here: another process holds the write lock past the
+    timeout) is rolled back and its changes are written by the next flush; before,
+    they were dropped and the open transaction made every later flush fail too."""
+    path = tmp_path / "content.sqlite"
+
+    async def work():
+        kvs = KVS(path)
+        kvs._db.execute("PRAGMA busy_timeout = 50")
+        other = sqlite3.connect(path, isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")
+        kvs.put("a.b", 1)
+        kvs.append("log", [1, 2])
+        with pytest.raises(sqlite3.OperationalError, match="locked"):
+            kvs.flush()
+        other.execute("ROLLBACK")
+        other.close()
+        kvs.append("log", [3])
+        kvs.put("c", "x")
+        kvs.flush()
+        kvs.close()
+
+    asyncio.run(work())
+    again = KVS(path)
+    assert (again.get("a.b"), again.get("log"), again.get("c")) == (1, [1, 2, 3], "x")
+    again.close()
