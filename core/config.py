@@ -48,6 +48,8 @@ def read_config_file(path: str) -> dict:
         config = json.loads(text) if path.endswith(".json") else tomllib.loads(text)
     except (tomllib.TOMLDecodeError, ValueError) as exc:
         raise ConfigError(f"{path}: {exc}") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: nested too deeply") from None
     if not isinstance(config, dict):
         raise ConfigError(f"{path}: a config must be a table (a JSON object)")
     return config
@@ -65,8 +67,9 @@ def load_config(path: str | None, overrides: list[str] = ()) -> dict:
 def apply_override(config: dict, item: str) -> None:
     """Set one ``key=value`` override in `config`, creating tables on the way."""
     key, sep, text = item.partition("=")
+    shown = f"'{item}'" if item.isprintable() else repr(item)
     if not sep or not key or any(not p for p in key.split(".")):
-        raise ConfigError(f"invalid override '{item}' (expected key=value)")
+        raise ConfigError(f"invalid override {shown} (expected key=value)")
     try:
         value = tomllib.loads(f"v = {text}")["v"]
     except tomllib.TOMLDecodeError:
@@ -76,7 +79,7 @@ def apply_override(config: dict, item: str) -> None:
     for p in parts[:-1]:
         nxt = d.setdefault(p, {})
         if not isinstance(nxt, dict):
-            raise ConfigError(f"invalid override '{item}': {p} is not a table")
+            raise ConfigError(f"invalid override {shown}: {_key_text(p)} is not a table")
         d = nxt
     d[parts[-1]] = value
 
@@ -95,6 +98,15 @@ def _check(config: dict) -> None:
 
 # -- checks a declaration can use -----------------------------------------------------------
 # Each raises ValueError with a message that reads after the key's name.
+
+
+def _key_text(name: str) -> str:
+    """A key as TOML writes it: bare if it can be, else quoted (so a newline in a key's
+    name shows as ``\\n`` and the message stays one line)."""
+    if name and all(c.isascii() and (c.isalnum() or c in "-_") for c in name):
+        return name
+    return json.dumps(name, ensure_ascii=False).replace("\u2028", "\\u2028") \
+        .replace("\u2029", "\\u2029").replace("\x85", "\\u0085")
 
 
 def string(value: Any) -> None:
@@ -145,7 +157,8 @@ def one_of(what: str, choices: list[str]) -> Callable[[Any], None]:
     """One of a fixed set of names."""
     def check(value: Any) -> None:
         if value not in choices:
-            raise ValueError(f"unknown {what} '{value}' (have: {', '.join(sorted(choices))})")
+            shown = value if isinstance(value, str) and value.isprintable() else repr(value)
+            raise ValueError(f"unknown {what} '{shown}' (have: {', '.join(sorted(choices))})")
 
     check.__doc__ = f"One of: {', '.join(sorted(choices))}."
     return check
@@ -300,7 +313,8 @@ class _Checker:
 
     def walk(self, parts: Parts, shown: str, table: dict) -> None:
         for name, value in table.items():
-            where = f"{shown}.{name}" if shown else name
+            key = _key_text(name)
+            where = f"{shown}.{key}" if shown else key
             decl = self.schema.key(parts, name)
             path = (*parts, name)
             if decl is not None:
