@@ -29,6 +29,7 @@ import asyncio
 import inspect
 import logging
 import socket
+import time
 from collections.abc import AsyncIterator, Callable
 
 import zmq
@@ -148,6 +149,9 @@ class Broker:
         self._check_scheduled = False
         self._deferred: list[Callable[[], None]] = []
         self._defer_scheduled = False
+        self._malformed_t = 0.0  # when the current second of malformed messages began
+        self._malformed_n = 0
+        self.message_size_limit = proto.DEFAULT_MESSAGE_SIZE_LIMIT
         self.register("broker.cancel", self._cancel_stream)
         self.register("broker.ping", lambda req: req.respond(req.body))
         self.register("service.add", self._service_add)
@@ -166,8 +170,14 @@ class Broker:
             del self.services[topic]
 
     def bind(self, endpoint: str) -> None:
-        """Start listening for clients on `endpoint` (``ipc://...``)."""
+        """Start listening for clients on `endpoint` (``ipc://...``).
+
+        A client that sends a message larger than `message_size_limit` bytes is
+        disconnected by ZeroMQ before the message is read (so a declared size of
+        gigabytes costs nothing); the client libraries check the limit first.
+        """
         sock = zmq.Context.instance().socket(zmq.ROUTER)
+        sock.setsockopt(zmq.MAXMSGSIZE, self.message_size_limit)
         sock.setsockopt(zmq.LINGER, 0)
         sock.setsockopt(zmq.SNDHWM, 0)
         sock.setsockopt(zmq.RCVHWM, 0)
@@ -266,25 +276,42 @@ class Broker:
             self._request_drain()
 
     def _dispatch_frames(self, frames: list[bytes]) -> None:
+        """Decode one message from a client and route it.
+
+        A client's bytes are not trusted: a request that decodes but is malformed
+        gets an EPROTO error naming the bad field when it has a usable tag; anything
+        else (not msgpack, not an array, extra frames, no tag) cannot be answered and
+        is dropped with a line in the log.
+        """
+        ident = frames[0]
         try:
             msg = proto.decode(frames[-1])
-            kind = msg[0]
-        except Exception:  # malformed message from a client: drop it
-            log.warning("dropped malformed message")
+        except Exception:  # msgspec.DecodeError, or a nesting too deep to decode
+            self._malformed(ident, "not a msgpack message")
             return
-        if kind == proto.RESP and len(msg) == 5 and len(frames) == 2:
-            self._route_response(frames[0], msg)
+        if not isinstance(msg, list) or not msg or len(frames) != 2:
+            self._malformed(ident, "not a message array")
             return
-        if kind != proto.REQ or len(msg) not in (5, 6) or len(frames) != 2:
-            log.warning("dropped malformed request")
+        kind = msg[0]
+        if kind == proto.RESP and len(msg) == 5:
+            self._route_response(ident, msg)
+            return
+        if kind != proto.REQ:
+            self._malformed(ident, f"unknown message kind {kind!r}"[:100])
+            return
+        problem = proto.request_problem(msg)
+        if problem is not None:
+            tag = msg[2] if len(msg) > 2 else None
+            flags = msg[4] if len(msg) > 4 else 0
+            if proto.is_int(tag) and not (proto.is_int(flags)
+                                            and flags & proto.FLAG_NORESPONSE):
+                self._send(ident, proto.response(tag, "EPROTO",
+                                                 f"malformed request: {problem}"))
+            else:
+                self._malformed(ident, problem)
             return
         _, topic, tag, body, flags, *rest = msg
         nodeid = rest[0] if rest else proto.NODEID_ANY
-        if not isinstance(topic, str) or not isinstance(tag, int) \
-                or not isinstance(flags, int) or not isinstance(nodeid, int):
-            log.warning("dropped malformed request")
-            return
-        ident = frames[0]
         streaming = bool(flags & proto.FLAG_STREAM)
         req = Request(self, topic, body, tag, ident, streaming,
                       noresponse=bool(flags & proto.FLAG_NORESPONSE))
@@ -294,6 +321,18 @@ class Broker:
             req.error(self._unreachable(nodeid), "EHOSTUNREACH")
             return
         self._handle(req)
+
+    def _malformed(self, ident: bytes, why: str) -> None:
+        """Log one line about a message that cannot be answered, at most a few a
+        second (a client looping on garbage must not flood the log)."""
+        now = time.monotonic()
+        if now - self._malformed_t >= 1.0:
+            self._malformed_t, self._malformed_n = now, 0
+        self._malformed_n += 1
+        if self._malformed_n <= 5:
+            log.warning("dropped a message from client %s: %s", ident.hex()[:16] or "-", why)
+        elif self._malformed_n == 6:
+            log.warning("dropping more malformed messages this second without a word")
 
     def _unreachable(self, nodeid: int) -> str:
         if nodeid == proto.NODEID_UPSTREAM:
@@ -307,7 +346,8 @@ class Broker:
             if provider is not None:
                 self._forward(provider, req)
             else:
-                req.error(f"no service matches {req.topic}", "ENOSYS")
+                topic = req.topic if req.topic.isprintable() else repr(req.topic)
+                req.error(f"no service matches {topic}", "ENOSYS")
             return
         try:
             result = handler(req)
@@ -369,9 +409,11 @@ class Broker:
 
     def _route_response(self, ident: bytes, msg: list) -> None:
         _, tag, body, err, more = msg
-        req = self._forwarded.get(tag) if isinstance(tag, int) else None
-        if req is None:
-            log.warning("dropped a response nobody waits for")
+        req = self._forwarded.get(tag) if proto.is_int(tag) else None
+        # only the provider a request went to answers it: another client's response
+        # with a guessed tag must not complete someone else's request
+        if req is None or self.providers.get(req.topic.partition(".")[0]) != ident:
+            self._malformed(ident, "a response nobody waits for")
             return
         if more:
             req.send(body)

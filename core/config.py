@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import re
 import tomllib
 from collections.abc import Callable
 from pathlib import Path
@@ -21,6 +22,7 @@ from typing import Any
 
 import pluggy
 
+from strato.core import proto
 from strato.core.errors import ConfigError, PluginError
 from strato.core.plugins import (
     ConfigKey,
@@ -153,6 +155,32 @@ def hostlist(value: Any) -> None:
     expand_hostlist(value)
 
 
+_SIZE_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+_SIZE_RE = re.compile(r"([0-9]{1,18})([kKmMgGtT]?)")
+
+
+def parse_size(value: Any) -> int:
+    """Bytes from a size: an integer, or a string with an optional binary suffix
+    (``"64M"``, ``"512k"``, ``"1G"``: K, M, G, T, either case, as Flux writes sizes).
+    ValueError if it is neither."""
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    match = _SIZE_RE.fullmatch(value) if isinstance(value, str) else None
+    if match is not None:
+        return int(match[1]) * _SIZE_UNITS[match[2].lower()]
+    raise ValueError(f"must be a size such as \"64M\" or a number of bytes (got {value!r})")
+
+
+def size(minimum: int = 0) -> Callable[[Any], None]:
+    """A size in bytes, at least `minimum`."""
+    def check(value: Any) -> None:
+        if parse_size(value) < minimum:
+            raise ValueError(f"must be at least {minimum} bytes (got {value!r})")
+
+    check.__doc__ = f"A size: bytes, or a number with K, M, G or T (binary), at least {minimum}."
+    return check
+
+
 def one_of(what: str, choices: list[str]) -> Callable[[Any], None]:
     """One of a fixed set of names."""
     def check(value: Any) -> None:
@@ -224,6 +252,10 @@ def declare_core(declare: Callable) -> None:
     declare("sched", "plugin", default="sched-simple",
             check=Registered("scheduler", "sched_register_schedulers"),
             help="the scheduler (a name registered by sched_register_schedulers)")
+    declare("broker", "message-size-limit", default="64M",
+            check=size(proto.MIN_MESSAGE_SIZE_LIMIT),
+            help="largest message a client may send: the connection of a client that "
+                 "sends a larger one is closed (the client library refuses it first)")
     declare("exec", "backend", default="local",
             check=Registered("exec backend", "exec_register_backends"),
             help="the exec backend (a name registered by exec_register_backends)")

@@ -31,7 +31,7 @@ from strato.core.child import (
     post_uri,
     report_failure,
 )
-from strato.core.config import apply_override, check_config
+from strato.core.config import apply_override, check_config, parse_size
 from strato.core.errors import ConfigError, PluginError, RPCError, StateError, StratoError
 from strato.core.exec import ExecService
 from strato.core.jobmanager import JobManager
@@ -80,6 +80,9 @@ class Instance:
         loop = asyncio.get_running_loop()
         self.reaper = Reaper(loop)
         self.broker = Broker(rank=self.bootstrap["rank"], size=self.bootstrap["size"])
+        limit = self.config.get("broker", {}).get("message-size-limit")
+        if limit is not None:
+            self.broker.message_size_limit = parse_size(limit)
         hook = self.pm.hook
         exec_conf = self.config.get("exec", {})
         self.exec = ExecService(self, registry(hook.exec_register_backends, "exec backend"),
@@ -181,7 +184,8 @@ class Instance:
                 "instance-level": self.bootstrap["instance-level"],
                 "parent-uri": self.parent.uri if self.parent else "",
                 "jobid": ids.f58(self.parent.jobid) if self.parent else "",
-                "broker.pid": os.getpid()}
+                "broker.pid": os.getpid(),
+                "broker.message-size-limit": self.broker.message_size_limit}
 
     def _attr_get(self, req) -> None:
         name = (req.body or {}).get("name")
