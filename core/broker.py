@@ -152,22 +152,30 @@ class Broker:
         self._malformed_t = 0.0  # when the current second of malformed messages began
         self._malformed_n = 0
         self.message_size_limit = proto.DEFAULT_MESSAGE_SIZE_LIMIT
-        self.register("broker.cancel", self._cancel_stream)
-        self.register("broker.ping", lambda req: req.respond(req.body))
+        self.any_body: set[str] = set()  # topics whose requests may carry any body
+        self.register("broker.cancel", self._cancel_stream, any_body=True)  # a tag
+        self.register("broker.ping", lambda req: req.respond(req.body), any_body=True)
         self.register("service.add", self._service_add)
         self.register("service.remove", self._service_remove)
         self.register("event.subscribe", self._subscribe)
 
-    def register(self, topic: str, handler: Handler) -> None:
-        """Register `handler` as the service answering `topic`."""
+    def register(self, topic: str, handler: Handler, any_body: bool = False) -> None:
+        """Register `handler` as the service answering `topic`.
+
+        A client's request carries a mapping as its body, or none: the broker answers
+        any other body with EPROTO before the handler sees it, unless `any_body`.
+        """
         if topic in self.services:
             raise ValueError(f"service {topic} is registered twice")
         self.services[topic] = handler
+        if any_body:
+            self.any_body.add(topic)
 
     def unregister_prefix(self, prefix: str) -> None:
         """Remove every service whose topic starts with ``prefix.`` (a module unloads)."""
         for topic in [t for t in self.services if t.startswith(prefix + ".")]:
             del self.services[topic]
+            self.any_body.discard(topic)
 
     def bind(self, endpoint: str) -> None:
         """Start listening for clients on `endpoint` (``ipc://...``).
@@ -312,6 +320,12 @@ class Broker:
             return
         _, topic, tag, body, flags, *rest = msg
         nodeid = rest[0] if rest else proto.NODEID_ANY
+        if body is not None and not isinstance(body, dict) and topic not in self.any_body:
+            if not flags & proto.FLAG_NORESPONSE:
+                shown = topic if topic.isprintable() else repr(topic)
+                self._send(ident, proto.response(
+                    tag, "EPROTO", f"malformed request: the body of {shown} must be a mapping"))
+            return
         streaming = bool(flags & proto.FLAG_STREAM)
         req = Request(self, topic, body, tag, ident, streaming,
                       noresponse=bool(flags & proto.FLAG_NORESPONSE))
@@ -384,6 +398,8 @@ class Broker:
 
     def _service_remove(self, req: Request) -> None:
         name = (req.body or {}).get("service") if isinstance(req.body, dict) else None
+        if not isinstance(name, str):
+            raise RPCError("service.remove: a service name is required", "EPROTO")
         if self.providers.get(name) != req.sender:
             raise RPCError(f"service {name} is not provided by this client", "ENOENT")
         self.drop_provider(name)

@@ -190,6 +190,8 @@ class Instance:
     def _attr_get(self, req) -> None:
         name = (req.body or {}).get("name")
         attrs = self.attrs()
+        if not isinstance(name, str):
+            raise RPCError("attr.get: the attribute name must be a string", "EPROTO")
         if name not in attrs:
             raise RPCError(f"unknown attribute '{name}'", "ENOENT")
         req.respond({"value": attrs[name]})

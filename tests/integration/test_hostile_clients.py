@@ -71,6 +71,18 @@ class RawDealer:
             got[tag] = (body, err)
         raise AssertionError("the broker did not answer a ping")
 
+    def answers(self, tags: set[int], timeout: float = 30) -> dict:
+        """The final responses to requests `tags` (a service may answer later than a
+        ping sent after them, e.g. a coroutine): ``{tag: (body, error)}``."""
+        got = {}
+        deadline = time.monotonic() + timeout
+        while set(got) != tags and time.monotonic() < deadline:
+            if self.sock.poll(1000):
+                _, tag, body, err, more = msgspec.msgpack.decode(self.sock.recv())
+                if tag in tags and not more:
+                    got[tag] = (body, err)
+        return got
+
     def close(self) -> None:
         self.sock.close(0)
 
@@ -172,6 +184,49 @@ def test_random_messages_leave_the_broker_serving(hostile):
 
     try:
         send_garbage()
+    finally:
+        bad.close()
+    assert hostile.proc.poll() is None
+    well_behaved_client_runs_a_job(hostile.uri)
+
+
+# every service a client may call that cannot stop the instance or keep jobs from running
+# (broker.shutdown, module.*, queue.control, resource.drain and kvs.commit can, on purpose)
+TOPICS = ["attr.get", "attr.list", "broker.info", "broker.cancel", "event.subscribe",
+          "plugins.list", "queue.status", "queue.wait", "resource.status", "kvs.get", "kvs.ls",
+          "kvs.watch", "kvs.namespace-create", "job-manager.submit", "job-manager.events",
+          "job-manager.wait", "job-manager.cancel", "job-manager.kill", "job-manager.urgency",
+          "job-manager.memo", "job-list.list", "job-list.info", "job-list.job-stats",
+          "module.list", "service.add", "service.remove", "sched.feasibility"]
+FIELDS = ["ids", "id", "name", "key", "namespace", "jobspec", "jobspecs", "count", "urgency",
+          "flags", "states", "results", "prefix", "service", "memo", "type", "note", "signum",
+          "max_entries", "attrs", "since", "constraint", "userid", "severity"]
+bodies = st.none() | json_like | st.dictionaries(st.sampled_from(FIELDS), json_like,
+                                                  max_size=4)
+
+
+def test_wrong_types_in_request_bodies_get_clear_errors(hostile):
+    bad = RawDealer(hostile.uri)
+    tags = iter(range(1, 10**6))
+
+    @settings(max_examples=60, deadline=None, derandomize=True, database=None,
+              suppress_health_check=[HealthCheck.too_slow])
+    @given(st.lists(st.tuples(st.sampled_from(TOPICS), bodies), min_size=1, max_size=6))
+    def call_with(calls: list[tuple[str, object]]) -> None:
+        sent = {}
+        for topic, body in calls:
+            tag = next(tags)
+            sent[tag] = topic
+            bad.send(proto.request(topic, tag, body))
+        got = bad.answers(set(sent))
+        assert set(got) == set(sent), f"not answered: {set(sent) - set(got)}"
+        for tag, (rbody, err) in got.items():
+            if err is not None:
+                one_line_error((rbody, err))
+                assert rbody != "EIO", f"{sent[tag]}: {err}"  # an internal error: a bug
+
+    try:
+        call_with()
     finally:
         bad.close()
     assert hostile.proc.poll() is None
