@@ -17,7 +17,13 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 from prop_checks import one_line, parse_or_error
 
-from strato.core.config import apply_override, config_errors, load_config, read_config_file
+from strato.core.config import (
+    apply_override,
+    config_errors,
+    load_config,
+    parse_size,
+    read_config_file,
+)
 from strato.core.errors import StratoError
 from strato.core.plugins import make_plugin_manager
 
@@ -102,3 +108,16 @@ def test_any_override(item: str) -> None:
     ok, _ = parse_or_error(apply_override, config, item, error=StratoError)
     if ok:
         parse_or_error(load_config, None, [item], error=StratoError)
+
+
+@given(st.integers(0, 10**12) | st.text(alphabet="0123456789kKmMgGtTbB .-", max_size=8)
+       | st.floats() | st.booleans() | st.none())
+@example("64M")
+@example("1" * 5000 + "k")
+def test_any_size(value) -> None:
+    """broker.message-size-limit and any other size: bytes, or a one-line error."""
+    ok, size = parse_or_error(parse_size, value)
+    if ok:
+        assert isinstance(size, int) and size >= 0
+        for unit, factor in (("k", 1 << 10), ("M", 1 << 20), ("G", 1 << 30)):
+            assert parse_size(f"{size}{unit}") == size * factor
