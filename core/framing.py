@@ -3,9 +3,13 @@
 The broker and the shell host it starts talk over a socketpair: each message of
 `strato.core.proto` is sent as a 4-byte little-endian length and the payload.
 `FramedStream` is both ends' transport (`strato.core.broker.Link` on the
-broker's side, `strato.core.connector.Connector` on the host's): writes go out
-at once and are buffered only when the socket is full; reads are split into
-whole messages; end of file (or a garbage length) closes it.
+broker's side, `strato.core.connector.Connector` on the host's). The messages
+written in one turn of the event loop go out together at the end of the turn, in
+one system call: each call wakes the peer process, and a shell host reporting a
+job's events and its KVS appends, or a broker answering several requests, would
+otherwise wake the other side once per message. Writes are buffered further only
+when the socket is full; reads are split into whole messages; end of file (or a
+garbage length) closes it.
 """
 
 from __future__ import annotations
@@ -15,23 +19,27 @@ import logging
 import socket
 from collections.abc import Callable
 
-log = logging.getLogger("strato.framing")
+from strato.core.proto import MAX_FRAME
 
-MAX_FRAME = 1 << 30  # a larger length is garbage, not a message
+log = logging.getLogger("strato.framing")
 
 
 class FramedStream:
     """One end of a framed stream (module docstring)."""
 
     def __init__(self, sock: socket.socket, on_message: Callable[[bytes], None],
-                 on_close: Callable[[], None]) -> None:
+                 on_close: Callable[[], None], max_frame: int = MAX_FRAME,
+                 name: str = "a stream") -> None:
         self.sock = sock
+        self.max_frame = max_frame  # a longer frame closes the stream before it is read
+        self.name = name  # who is at the other end, for the log
         sock.setblocking(False)
         self.fd = sock.fileno()
         self.on_message = on_message
         self.on_close = on_close
         self.rbuf = bytearray()
         self.wbuf = bytearray()
+        self.pending: list[bytes] = []  # written this turn, not yet sent
         self.loop = asyncio.get_running_loop()
         self.loop.add_reader(self.fd, self._readable)
 
@@ -40,7 +48,19 @@ class FramedStream:
         return self.sock.fileno() < 0
 
     def write(self, payload: bytes) -> None:
-        data = len(payload).to_bytes(4, "little") + payload
+        """Queue one message; it leaves at the end of this turn of the loop."""
+        if not self.pending:
+            self.loop.call_soon(self.flush)
+        self.pending.append(len(payload).to_bytes(4, "little"))
+        self.pending.append(payload)
+
+    def flush(self) -> None:
+        """Send what was written this turn (a no-op when nothing is queued)."""
+        if not self.pending or self.closed:
+            self.pending.clear()
+            return
+        data = b"".join(self.pending)
+        self.pending.clear()
         if self.wbuf:
             self.wbuf += data
             return
@@ -80,8 +100,9 @@ class FramedStream:
         pos = 0
         while len(buf) - pos >= 4:
             size = int.from_bytes(buf[pos:pos + 4], "little")
-            if size > MAX_FRAME:
-                log.error("a frame of %d bytes on a stream: closing it", size)
+            if size > self.max_frame:
+                log.warning("closed the connection of %s: a message of %d bytes is over the "
+                            "limit of %d bytes", self.name, size, self.max_frame)
                 self.close()
                 return
             if len(buf) - pos - 4 < size:
@@ -100,6 +121,7 @@ class FramedStream:
         """Stop reading and writing, close the socket and tell the owner (once)."""
         if self.closed:
             return
+        self.flush()  # what was written before closing still goes out if it can
         self.loop.remove_reader(self.fd)
         if self.wbuf:
             self.loop.remove_writer(self.fd)

@@ -20,9 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-import zmq
-
-from strato.core import ids, job_services
+from strato.core import gcpolicy, ids, job_services
 from strato.core.broker import Broker
 from strato.core.child import (
     Parent,
@@ -106,7 +104,8 @@ class Instance:
         self.queues = Queues(self.config)
         self.kvs.register_services(self.broker)
         self.jobs = JobManager(self)
-        self.sched = self._make_scheduler(self.config)
+        with gcpolicy.paused():  # a graph's build allocates many long-lived objects
+            self.sched = self._make_scheduler(self.config)
         job_services.register(self.broker, self.jobs, self.kvs)
         self._register_services()
         hook.core_register_services(register=self.broker.register)
@@ -124,7 +123,8 @@ class Instance:
         The shell host is not waited for: it starts while the initial program
         does, and a job that comes first waits for its hello (exec-local)."""
         try:
-            await self.sched.prepare(sorted(self.drained))
+            with gcpolicy.paused():
+                await self.sched.prepare(sorted(self.drained))
         except Exception as exc:
             raise ConfigError(f"{self.sched.name}: {exc}") from None
         await self.sched.start()
@@ -248,13 +248,15 @@ class Instance:
                 raise RPCError(str(exc)) from None
         t0 = time.perf_counter()
         try:
-            new = self._make_scheduler(config)
+            with gcpolicy.paused():  # a graph's build allocates many long-lived objects
+                new = self._make_scheduler(config)
             check_config(config, self.pm)
         except (ConfigError, PluginError, ValueError) as exc:
             text = str(exc)
             raise RPCError(text if text.startswith(table) else f"{table}: {text}") from None
         try:
-            await new.prepare(sorted(self.drained))
+            with gcpolicy.paused():
+                await new.prepare(sorted(self.drained))
         except Exception as exc:  # the old scheduler keeps running
             raise RPCError(f"{new.name} cannot take over the running jobs: {exc}") from None
         if self.sched is not None and self.sched.loaded:
@@ -287,7 +289,8 @@ class Instance:
                 "size": self.broker.size, "rank": self.broker.rank, "nodes": len(self.nodes),
                 "t_start": self.t_start,
                 "uptime": time.time() - self.t_start, "jobs": len(self.jobs.jobs),
-                "active": len(self.jobs.active)}
+                "active": len(self.jobs.active), "clients": self.broker.clients(),
+                "streams": len(self.broker._streams)}
 
     async def _resource_status(self, req) -> None:
         if self.sched is None or not self.sched.loaded:
@@ -504,11 +507,12 @@ async def _serve(inst: Instance, command: list[str], exit_with: int | None = Non
             raise ConfigError(f"rundir {inst.rundir} is too long: a socket path has at most"
                               " 107 bytes")
         try:
-            inst.broker.bind(f"ipc://{sock}")
-        except zmq.ZMQError as exc:
-            raise ConfigError(f"cannot listen on {inst.rundir}/local: {exc}") from None
+            inst.broker.listen(sock)
+        except OSError as exc:
+            raise ConfigError(f"cannot listen on {sock}: {exc.strerror}") from None
         if inst.parent is not None:
             post_uri(inst.parent, inst.uri)
+        gcpolicy.tune_service()
         program = _Program(inst, command, exit_with)
         inst.exec.warm_up()  # the shell host starts alongside the initial program
         loop = asyncio.get_running_loop()

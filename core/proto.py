@@ -14,12 +14,12 @@ responses to the request on the client side. A client that provides a service
 (``service.add``) receives requests in the same shape on its own socket and
 answers them with responses carrying the tag it was given.
 
-A broker takes no message larger than its ``broker.message-size-limit`` (default
-`DEFAULT_MESSAGE_SIZE_LIMIT`, never below `MIN_MESSAGE_SIZE_LIMIT`): the transport
-drops the connection of a client that sends one, before reading it. So a client
-library checks a request larger than `MIN_MESSAGE_SIZE_LIMIT` against the limit
-(broker attribute ``broker.message-size-limit``) and refuses it itself, with a
-clear error, instead of sending it.
+A broker reads no message from a client larger than its
+``broker.message-size-limit`` (default `DEFAULT_MESSAGE_SIZE_LIMIT`, never below
+`MIN_MESSAGE_SIZE_LIMIT`): it closes the connection of a client whose frame
+declares more, before reading the frame. So a client library checks a request
+larger than `MIN_MESSAGE_SIZE_LIMIT` against the limit (the broker attribute
+``broker.message-size-limit``) and refuses it itself, with a clear error.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ FLAG_STREAM = 1
 FLAG_NORESPONSE = 2  # one-way: the sender wants no answer (batched protocol messages)
 NODEID_ANY = -1  # the nearest broker that has the service (on one broker: this one)
 NODEID_UPSTREAM = -2  # the broker's parent in the overlay (rank 0 has none)
+MAX_FRAME = 1 << 30  # on a stream socket, a longer length is garbage, not a message
 DEFAULT_MESSAGE_SIZE_LIMIT = 64 << 20
 MIN_MESSAGE_SIZE_LIMIT = 1 << 20  # smaller requests never need a look at the limit
 
@@ -74,12 +75,3 @@ def request_problem(msg: object) -> str | None:
 def response(tag: int, body: object, error: str | None = None, more: bool = False) -> bytes:
     """Encode a response message."""
     return encode((RESP, tag, body, error, more))
-
-
-def uri_to_endpoint(uri: str) -> str:
-    """Map a strato URI (``local:///run/dir/local``) to a ZeroMQ endpoint."""
-    if uri.startswith("local://"):
-        return "ipc://" + uri[len("local://") :]
-    if uri.startswith(("ipc://", "tcp://")):
-        return uri
-    raise ValueError(f"unsupported URI '{uri}'")

@@ -415,7 +415,7 @@ async def cancel_async(h: AsyncHandle, jobids: JobId | Iterable[JobId], note: st
 
 
 def __getattr__(name: str):
-    # JobExecutor needs asyncio and zmq.asyncio: imported only when asked for, so the
+    # JobExecutor needs asyncio: imported only when asked for, so the
     # CLI's commands (which import this module) do not pay for it.
     if name in ("JobExecutor", "JobExecutorFuture"):
         from strato import executor

@@ -9,13 +9,12 @@ client still submits a job and sees it complete.
 
 from __future__ import annotations
 
+import select
 import socket
-import struct
 import time
 
 import msgspec
 import pytest
-import zmq
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -23,6 +22,7 @@ import strato
 from strato import job
 from strato.core import proto
 from strato.core.errors import RPCError
+from strato.handle import frame, split_frames, uri_path
 
 LIMIT = 1 << 20  # the instance's broker.message-size-limit: small, so tests stay cheap
 CONFIG = f"""
@@ -42,29 +42,45 @@ def hostile(make_instance):
     return make_instance(config=CONFIG)
 
 
-class RawDealer:
-    """A ZeroMQ client that sends whatever bytes it is given as one message."""
+class RawClient:
+    """A client on the broker's local socket that sends whatever it is given, framed
+    (``send``) or as raw bytes (``send_raw``)."""
 
     def __init__(self, uri: str) -> None:
-        self.sock = zmq.Context.instance().socket(zmq.DEALER)
-        self.sock.setsockopt(zmq.LINGER, 0)
-        self.sock.connect(proto.uri_to_endpoint(uri))
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.connect(uri_path(uri))
+        self.rbuf = bytearray()
         self.pings = 10**6
 
-    def send(self, *frames: bytes) -> None:
-        self.sock.send_multipart(frames)
+    def send(self, payload: bytes) -> None:
+        self.sock.sendall(frame(payload))
+
+    def send_raw(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def _next(self, deadline: float) -> list | None:
+        """The next message from the broker (None at the deadline)."""
+        while True:
+            frames = split_frames(self.rbuf)
+            if frames:
+                self.rbuf[:0] = b"".join(frame(f) for f in frames[1:])
+                return msgspec.msgpack.decode(frames[0])
+            wait = deadline - time.monotonic()
+            if wait <= 0 or not select.select([self.sock], [], [], wait)[0]:
+                return None
+            data = self.sock.recv(1 << 18)
+            assert data, "the broker closed the connection"
+            self.rbuf += data
 
     def replies(self, timeout: float = 30) -> dict:
         """Every response up to the answer of a ping sent now (so every message sent
-        before has been handled): ``{tag: (body, error)}``; the broker must answer."""
+        before has been read): ``{tag: (body, error)}``; the broker must answer."""
         self.pings += 1
-        self.sock.send(proto.request("broker.ping", self.pings, "alive?"))
+        self.send(proto.request("broker.ping", self.pings, "alive?"))
         got = {}
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if not self.sock.poll(1000):
-                continue
-            _, tag, body, err, _more = msgspec.msgpack.decode(self.sock.recv())
+        while (msg := self._next(deadline)) is not None:
+            _, tag, body, err, _more = msg
             if tag == self.pings:
                 assert (body, err) == ("alive?", None)
                 return got
@@ -76,15 +92,27 @@ class RawDealer:
         ping sent after them, e.g. a coroutine): ``{tag: (body, error)}``."""
         got = {}
         deadline = time.monotonic() + timeout
-        while set(got) != tags and time.monotonic() < deadline:
-            if self.sock.poll(1000):
-                _, tag, body, err, more = msgspec.msgpack.decode(self.sock.recv())
-                if tag in tags and not more:
-                    got[tag] = (body, err)
+        while set(got) != tags and (msg := self._next(deadline)) is not None:
+            _, tag, body, err, more = msg
+            if tag in tags and not more:
+                got[tag] = (body, err)
         return got
 
+    def closed_by_broker(self, timeout: float = 20) -> bool:
+        """Whether the broker closes this connection (what it sent before is skipped)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not select.select([self.sock], [], [], deadline - time.monotonic())[0]:
+                return False
+            try:
+                if not self.sock.recv(1 << 18):
+                    return True
+            except ConnectionResetError:
+                return True
+        return False
+
     def close(self) -> None:
-        self.sock.close(0)
+        self.sock.close()
 
 
 def well_behaved_client_runs_a_job(uri: str) -> None:
@@ -104,8 +132,8 @@ def one_line_error(reply: tuple) -> str:
 # -- messages that decode badly or not at all --------------------------------------------
 
 def test_malformed_messages_get_an_error_or_are_dropped(hostile):
-    bad = RawDealer(hostile.uri)
-    good = RawDealer(hostile.uri)  # another client, talking all along
+    bad = RawClient(hostile.uri)
+    good = RawClient(hostile.uri)  # another client, talking all along
     try:
         for data in (b"", b"\xc1", b"\x93\x00", b'{"topic": "x"}', b"\x91" * 100000,
                      pack(5), pack([]), pack({"0": 1}), pack([0]), pack([0, "broker.ping"]),
@@ -114,7 +142,6 @@ def test_malformed_messages_get_an_error_or_are_dropped(hostile):
                      pack([1, 5, None, None, False]),  # a response nobody waits for
                      pack([0, "broker.ping", 9, None, 2, 0, 0])):  # 7 fields
             bad.send(data)
-        bad.send(b"two", b"frames")
         assert bad.replies() == {}
         # the tag is usable: an EPROTO error naming the field
         bad.send(pack([0, 5, 1, None, 0]))
@@ -145,7 +172,7 @@ def test_malformed_messages_get_an_error_or_are_dropped(hostile):
     hostile.proc.wait(timeout=60)
     log = hostile.proc.stderr.read()
     assert "Traceback" not in log
-    dropped = [line for line in log.splitlines() if line.startswith("dropped a message")]
+    dropped = [line for line in log.splitlines() if line.startswith("dropped a message from")]
     assert dropped, log
     assert any(line.endswith(": not a msgpack message") for line in dropped), log
 
@@ -170,7 +197,7 @@ garbage = st.binary(max_size=64) | json_like.map(pack) | requests.map(pack)
 
 
 def test_random_messages_leave_the_broker_serving(hostile):
-    bad = RawDealer(hostile.uri)
+    bad = RawClient(hostile.uri)
 
     @settings(max_examples=80, deadline=None, derandomize=True, database=None,
               suppress_health_check=[HealthCheck.too_slow])
@@ -206,7 +233,7 @@ bodies = st.none() | json_like | st.dictionaries(st.sampled_from(FIELDS), json_l
 
 
 def test_wrong_types_in_request_bodies_get_clear_errors(hostile):
-    bad = RawDealer(hostile.uri)
+    bad = RawClient(hostile.uri)
     tags = iter(range(1, 10**6))
 
     @settings(max_examples=60, deadline=None, derandomize=True, database=None,
@@ -233,88 +260,68 @@ def test_wrong_types_in_request_bodies_get_clear_errors(hostile):
     well_behaved_client_runs_a_job(hostile.uri)
 
 
-# -- the transport: truncated, huge and oversized frames -----------------------------------
+# -- the transport: truncated, huge and oversized frames ----------------------------------
 
-def _zmtp_client(uri: str) -> socket.socket:
-    """A raw unix socket that has done a ZMTP 3.0 NULL handshake as a DEALER, so that the
-    frames it sends next reach the broker's ZeroMQ decoder."""
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.settimeout(20)
-    s.connect(uri[len("local://"):])
-    greeting = b"\xff" + b"\0" * 8 + b"\x7f" + b"\x03\x00" + b"NULL".ljust(20, b"\0") \
-        + b"\x00" + b"\0" * 31
-    s.sendall(greeting)
-    prop = b"\x0bSocket-Type" + struct.pack(">I", 6) + b"DEALER"
-    body = b"\x05READY" + prop
-    s.sendall(bytes([0x04, len(body)]) + body)
-    got = b""
-    while len(got) < 64:  # the broker's greeting
-        chunk = s.recv(64 - len(got))
-        assert chunk, "the broker closed the connection during the handshake"
-        got += chunk
-    return s
-
-
-def _closed_by_peer(s: socket.socket, timeout: float = 20) -> bool:
-    """Whether the broker closes the connection (its READY and anything else it sends
-    before the end of file are skipped)."""
-    s.settimeout(timeout)
-    try:
-        while True:
-            if not s.recv(65536):
-                return True
-    except TimeoutError:
-        return False
-    except ConnectionResetError:
-        return True
+def _length(n: int) -> bytes:
+    return n.to_bytes(4, "little")
 
 
 def test_frames_over_the_limit_close_the_connection_before_they_are_read(hostile):
-    good = RawDealer(hostile.uri)
+    good = RawClient(hostile.uri)  # another client, connected all along
     try:
-        for declared in (LIMIT + 1, 1 << 40, (1 << 63) - 1):
-            s = _zmtp_client(hostile.uri)
-            s.sendall(b"\x02" + struct.pack(">Q", declared) + b"x" * 100)  # and no more
-            assert _closed_by_peer(s), f"a frame declaring {declared} bytes was accepted"
-            s.close()
-        # a frame within the limit, cut short by the client going away: nothing happens
-        s = _zmtp_client(hostile.uri)
-        s.sendall(b"\x02" + struct.pack(">Q", 1000) + b"x" * 10)
-        s.close()
-        # not ZeroMQ at all: the handshake fails and the connection is closed
-        for junk in (b"\0" * 100, b"\xff" + b"\xee" * 63):
-            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            s.connect(hostile.uri[len("local://"):])
-            s.sendall(junk)
-            assert _closed_by_peer(s), f"{junk!r} kept its connection"
-            s.close()
-        # junk that reads as the start of an old ZMTP greeting waits for the rest (until
-        # ZeroMQ's handshake timeout), holding one connection and nothing else
-        lingering = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        lingering.connect(hostile.uri[len("local://"):])
-        lingering.sendall(b"GET / HTTP/1.0\r\n\r\n")
-        assert good.replies() == {}
-        well_behaved_client_runs_a_job(hostile.uri)
-        lingering.close()
-        # a length prefix cut in the middle, then the client goes away
-        s = _zmtp_client(hostile.uri)
-        s.sendall(b"\x02\x00\x00")
-        s.close()
+        for declared in (LIMIT + 1, 1 << 31, (1 << 32) - 1):
+            bad = RawClient(hostile.uri)
+            bad.send_raw(_length(declared) + b"x" * 100)  # and nothing more
+            assert bad.closed_by_broker(), f"a frame declaring {declared} bytes was accepted"
+            bad.close()
+        # a whole message over the limit: the connection is closed at its length
+        bad = RawClient(hostile.uri)
+        try:
+            bad.send(proto.request("broker.ping", 1, "x" * (LIMIT + 10)))
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # closed while it was still sending
+        assert bad.closed_by_broker()
+        bad.close()
+        # a length prefix cut in the middle, and a frame cut short, then the client
+        # goes away: nothing is left of them
+        for data in (b"\x05\x00", _length(1000) + b"y" * 10):
+            bad = RawClient(hostile.uri)
+            bad.send_raw(data)
+            bad.close()
         assert good.replies() == {}
     finally:
         good.close()
     well_behaved_client_runs_a_job(hostile.uri)
+    hostile.proc.stdin.close()  # end it, then read what it logged
+    hostile.proc.wait(timeout=60)
+    log = hostile.proc.stderr.read()
+    closed = [line for line in log.splitlines() if line.startswith("closed the connection")]
+    assert len(closed) == 4, log
+    assert closed[0].endswith(f"a message of {LIMIT + 1} bytes is over the limit of "
+                              f"{LIMIT} bytes"), closed[0]
 
 
-def test_an_oversized_message_from_a_raw_client_is_not_read(hostile):
-    bad = RawDealer(hostile.uri)
-    try:
-        bad.send(proto.request("broker.ping", 1, "x" * (LIMIT + 10)))
-        # the broker drops that connection; ZeroMQ reconnects the client, which is
-        # served again (its oversized request is never answered)
-        assert 1 not in bad.replies()
-    finally:
+def test_random_byte_streams_leave_the_broker_serving(hostile):
+    good = RawClient(hostile.uri)
+
+    @settings(max_examples=60, deadline=None, derandomize=True, database=None,
+              suppress_health_check=[HealthCheck.too_slow])
+    @given(st.lists(st.binary(max_size=40) | garbage.map(frame), min_size=1, max_size=4))
+    def stream(chunks: list[bytes]) -> None:
+        bad = RawClient(hostile.uri)
+        try:
+            for chunk in chunks:
+                bad.send_raw(chunk)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the broker closed it: a length over the limit
         bad.close()
+        assert good.replies() == {}  # the broker serves the others meanwhile
+
+    try:
+        stream()
+    finally:
+        good.close()
+    assert hostile.proc.poll() is None
     well_behaved_client_runs_a_job(hostile.uri)
 
 
