@@ -150,7 +150,7 @@ def urgency(jobid, value) -> int:
     from strato import job as jobapi
     from strato.cli.submitopts import parse_urgency
 
-    jobapi.urgency(handle(), jobid, parse_urgency(value))
+    jobapi.urgency(handle(), jobid, parse_urgency(value, "'VALUE'"))
     return 0
 
 
