@@ -29,11 +29,13 @@ import threading
 import click
 
 from strato.cli.submitopts import (
+    FluxCommand,
     apply_options,
     job_options,
     multi_options,
     parse_flags,
     parse_urgency,
+    slot_options,
 )
 
 _state = {"probing": False}
@@ -80,7 +82,7 @@ def _wrap(command: list[str]) -> str:
     return "#!/bin/sh\n" + text
 
 
-class BatchCommand(click.Command):
+class BatchCommand(FluxCommand):
     """Parses the command line twice: once to find the script, then again with
     the script's directives in front of the user's own arguments."""
 
@@ -195,8 +197,8 @@ def finish_instance_jobspec(js, o: dict) -> dict:
     """Add the child's config file and the job options; make ``strato`` runnable."""
     if o["conf"]:
         files = js.jobspec.get("attributes", {}).get("system", {}).get("files", {})
-        files = dict(files, **{"conf.json": {"data": json.dumps(child_config(o["conf"])),
-                                             "mode": 0o600}})
+        files = dict(files, **{"conf.json": {"data": child_config(o["conf"]),
+                                             "mode": 0o100600}})
         js.setattr("system.files", files)
     apply_options(js, o)
     task = js.jobspec["tasks"][0]
@@ -214,6 +216,10 @@ def strato_argv(env: dict | None) -> list[str]:
     return [sys.executable, "-m", "strato"]
 
 
+def _cores(o: dict) -> int:
+    return 1 if o["cores_per_task"] is None else o["cores_per_task"]
+
+
 def batch_jobspec(script_text: str, args: tuple, o: dict) -> dict:
     """The jobspec of a batch job from the shared options (see JobspecV1)."""
     from strato.cli.submitopts import shape
@@ -222,7 +228,7 @@ def batch_jobspec(script_text: str, args: tuple, o: dict) -> dict:
     nslots, common = shape(o)
     try:
         js = JobspecV1.from_batch_command(
-            script_text, args, num_slots=nslots, cores_per_slot=o["cores_per_task"],
+            script_text, args, num_slots=nslots, cores_per_slot=_cores(o),
             gpus_per_slot=o["gpus_per_task"], name=o["job_name"] or "batch",
             broker_opts=broker_options(o), **common)
     except ValueError as exc:
@@ -233,6 +239,7 @@ def batch_jobspec(script_text: str, args: tuple, o: dict) -> dict:
 
 
 @click.command(cls=BatchCommand, context_settings={"allow_interspersed_args": False})
+@slot_options
 @job_options
 @multi_options
 @instance_options
@@ -246,6 +253,8 @@ def batch(script, args, wrap, **o) -> int:
     from strato.cli.cmd_submit import submit_and_follow
 
     text = click.get_current_context().meta["strato.batch.script"]
+    # the job is named after the script as given (its first word with --wrap), as in Flux
+    o = dict(o, job_name=o["job_name"] or script)
     return submit_and_follow(batch_jobspec(text, () if wrap else args, o), o)
 
 
@@ -256,11 +265,13 @@ def alloc_jobspec(command: list[str], o: dict) -> dict:
     from strato.jobspec.model import JobspecV1
 
     nslots, common = shape(o)
+    if o["nodes"] and nslots < o["nodes"]:  # the builder would add slots; Flux refuses
+        raise click.BadParameter("node count must not be greater than task count")
     program = command or [f"--exit-with={os.getpid()}"]
     try:
         js = JobspecV1.from_nest_command(
             [*broker_options(o), *program], num_slots=nslots,
-            cores_per_slot=o["cores_per_task"], gpus_per_slot=o["gpus_per_task"],
+            cores_per_slot=_cores(o), gpus_per_slot=o["gpus_per_task"],
             name=o["job_name"] or (os.path.basename(command[0]) if command else "alloc"),
             **common)
     except ValueError as exc:
@@ -268,7 +279,8 @@ def alloc_jobspec(command: list[str], o: dict) -> dict:
     return finish_instance_jobspec(js, o)
 
 
-@click.command(context_settings={"allow_interspersed_args": False})
+@click.command(cls=FluxCommand, context_settings={"allow_interspersed_args": False})
+@slot_options
 @job_options
 @instance_options
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
@@ -278,6 +290,8 @@ def alloc(command, **o) -> int:
     if not command and not o["dry_run"] and not sys.stdin.isatty():
         raise click.UsageError("no command given and stdin is not a terminal"
                                " (give a command to run in the new instance)")
+    # the I/O options are for batch; alloc accepts and ignores them, as Flux's does
+    o = dict(o, input=None, output=None, error=None)
     js = alloc_jobspec(list(command), o)
     if o["dry_run"]:
         click.echo(json.dumps(js))

@@ -18,7 +18,14 @@ import sys
 
 import click
 
-from strato.cli.submitopts import build_jobspec, cc_ids, job_options, multi_options
+from strato.cli.submitopts import (
+    FluxCommand,
+    build_jobspec,
+    cc_ids,
+    job_options,
+    multi_options,
+    task_options,
+)
 
 _SEPARATOR = ":::"
 
@@ -35,20 +42,56 @@ class _Input(str):
         return eval(code, {"__builtins__": __builtins__}, {"x": str(self)})  # noqa: S307
 
 
-def split_inputs(args: list[str]) -> tuple[list[str], list[list[str]]]:
-    """The command line before the first ``:::`` and the input lists after it."""
-    if _SEPARATOR not in args:
-        return args, []
-    i = args.index(_SEPARATOR)
+def read_inputs(stream, sep: str | None) -> list[str]:
+    """The inputs in a file: its text split at `sep` (None: at whitespace), empty
+    ones left out."""
+    return [v for v in stream.read().split(sep) if v]
+
+
+def split_inputs(args: list[str], sep: str | None = "\n"
+                 ) -> tuple[list[str], list[list[str]], list[tuple[int, list[str]]]]:
+    """The command line before the first ``:::`` (or ``::::``, ``:::+``), the input
+    lists after it, and the linked lists: as in GNU parallel and Flux, ``:::: FILE``
+    reads a list from FILE (``-``: stdin), and ``:::+ LIST`` is not combined with
+    the others but goes along with the list before it, cycling if shorter."""
+    starts = [i for i, a in enumerate(args) if a.startswith(_SEPARATOR)]
+    if not starts:
+        return args, [], []
+    groups = [args[i:j] for i, j in zip(starts, [*starts[1:], len(args)], strict=True)]
     lists: list[list[str]] = []
-    for arg in args[i:]:
-        if arg == _SEPARATOR:
-            lists.append([])
-        else:
-            lists[-1].append(arg)
-    if any(not lst for lst in lists):
-        raise click.UsageError("empty input list after :::")
-    return args[:i], lists
+    links: list[tuple[int, list[str]]] = []
+    for index, (mark, *items) in enumerate(groups):
+        if not items:
+            raise click.UsageError(f"empty input list after {mark}")
+        if mark == _SEPARATOR + ":":
+            if len(items) > 1:
+                raise click.UsageError(":::: takes one file name")
+            try:
+                if items[0] == "-":
+                    items = read_inputs(sys.stdin, sep)
+                else:
+                    with open(items[0]) as f:
+                        items = read_inputs(f, sep)
+            except OSError as exc:
+                raise click.UsageError(f":::: {items[0]}: {exc.strerror}") from None
+        elif mark in (_SEPARATOR + "+", _SEPARATOR + ":+"):
+            links.append((index, items))
+            continue
+        elif mark != _SEPARATOR:
+            raise click.UsageError(f"unknown input separator '{mark}' (:::, ::::, :::+)")
+        lists.append(items)
+    return args[:starts[0]], lists, links
+
+
+def combinations(lists: list[list[str]], links: list[tuple[int, list[str]]]) -> list[tuple]:
+    """Every combination of the lists, each linked list's values put in at its
+    place, one per combination in turn."""
+    combos = [list(c) for c in itertools.product(*lists)]
+    for index, values in links:
+        cycle = itertools.cycle(values)
+        for combo in combos:
+            combo.insert(index, next(cycle))
+    return [tuple(c) for c in combos]
 
 
 def _fields(text: str) -> bool:
@@ -75,8 +118,10 @@ def substitute(text: str, inputs: tuple, seq: int) -> str:
 @click.option("--define", multiple=True, metavar="NAME=CODE",
               help="{.NAME} is CODE evaluated with x = the input.")
 @click.option("--shuffle", is_flag=True, help="Submit in random order.")
+@click.option("--sep", default="\\n", show_default=True, metavar="STRING",
+              help="What separates inputs read from stdin or a file ('none': whitespace).")
 @click.argument("args", nargs=-1, required=True, type=click.UNPROCESSED)
-def bulksubmit(define, shuffle, args) -> int:
+def bulksubmit(define, shuffle, sep, args) -> int:
     """Submit COMMAND once per input (::: LIST ... or stdin lines)."""
     from strato.cli.cmd_submit import submit_many_jobspecs
 
@@ -87,14 +132,21 @@ def bulksubmit(define, shuffle, args) -> int:
             raise click.BadParameter(f"invalid define '{d}'", param_hint="--define")
         defines[name] = code
     _Input.defines = defines
-    template, lists = split_inputs(list(args))
+    try:
+        sep = sep.encode().decode("unicode_escape")
+    except UnicodeDecodeError:
+        raise click.BadParameter(f"invalid separator '{sep}'", param_hint="--sep") from None
+    if not sep:
+        raise click.BadParameter("empty separator", param_hint="--sep")
+    split_at = None if sep.lower() == "none" else sep
+    template, lists, links = split_inputs(list(args), split_at)
     if not lists:
         if sys.stdin.isatty():
             raise click.UsageError("no inputs: give ::: lists or pipe them on stdin")
-        lists = [[ln.rstrip("\n") for ln in sys.stdin if ln.strip()]]
+        lists = [read_inputs(sys.stdin, split_at)]
         if not lists[0]:
             raise click.UsageError("no inputs on stdin")
-    combos = [tuple(_Input(v) for v in combo) for combo in itertools.product(*lists)]
+    combos = [tuple(_Input(v) for v in combo) for combo in combinations(lists, links)]
     # Parse the options once when none of their values has a {field}; else per input.
     try:
         o0 = _parse(template)
@@ -125,8 +177,9 @@ def bulksubmit(define, shuffle, args) -> int:
     return submit_many_jobspecs(jobspecs, o0, cc, count)
 
 
-@click.command(context_settings={"allow_interspersed_args": False})
+@click.command(cls=FluxCommand, context_settings={"allow_interspersed_args": False})
 @job_options
+@task_options
 @multi_options
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 def _options_only(command, **o) -> None:

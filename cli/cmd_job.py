@@ -255,3 +255,12 @@ def _attach_validate() -> None:
 
 
 _attach_validate()
+
+
+def _attach_timeline() -> None:
+    from strato.cli.cmd_timeline import timeline
+
+    job.add_command(timeline, "timeline")
+
+
+_attach_timeline()

@@ -48,16 +48,20 @@ _RESET = "\033[0;0m"
 @click.option("--recurse-all", is_flag=True,
               help="With -R, enter other users' instances too (implies -R).")
 @click.option("--stats", is_flag=True,
-              help="Print job counts before the header (with -R, of each child too).")
+              help="Print job counts (of --queue's jobs, with it) before the header "
+                   "(with -R, of each child too).")
 @click.option("--stats-only", is_flag=True,
-              help="Print job counts only; exit 1 if no job is active.")
+              help="Print job counts only (other options but --queue are ignored); "
+                   "exit 1 if no job is active.")
 @click.option("--color", type=click.Choice(["auto", "never", "always"]), is_flag=False,
               flag_value="always", default="auto", metavar="[WHEN]",
               help="Colour jobs by result, and instances blue: auto (on a terminal), "
                    "never or always (the default without WHEN).")
+@click.argument("jobids", nargs=-1, metavar="[JOBID]...")
 def jobs(all_states, all_users, filt, no_header, count, name, user, queue, since, fmt,
-         as_json, recursive, level, recurse_all, stats, stats_only, color) -> int:
-    """List jobs (active ones by default, newest first; your own unless -A)."""
+         as_json, recursive, level, recurse_all, stats, stats_only, color, jobids) -> int:
+    """List jobs (active ones by default, newest first; your own unless -A), or
+    the jobs JOBID... in any state, in that order."""
     from strato import instance as instance_api
     from strato import job as jobapi
     from strato.cli.jobs_format import (
@@ -70,9 +74,9 @@ def jobs(all_states, all_users, filt, no_header, count, name, user, queue, since
     recursive = recursive or recurse_all
     if as_json and (stats or stats_only):
         raise click.UsageError("--json cannot be used with --stats or --stats-only")
-    if stats_only:
-        counts = jobapi.stats(handle())
-        click.echo(_stats_line(counts.as_dict()))
+    if stats_only:  # as Flux: every other option but --queue is ignored
+        counts = jobapi.stats(handle(), queue)
+        click.echo(_stats_line(counts.as_dict(), purged=True))
         return 0 if counts.active else 1
     states, results = ALL if all_states else ACTIVE, set()
     if filt:
@@ -92,9 +96,10 @@ def jobs(all_states, all_users, filt, no_header, count, name, user, queue, since
         t_since = _since(since)
         if not filt:
             states = ALL
+    ids = _parse_ids(jobids)
     h = handle()
     if stats:
-        click.echo(_stats_line(jobapi.stats(h).as_dict()))
+        click.echo(_stats_line(jobapi.stats(h, queue).as_dict(), purged=True))
     filters = {"states": states, "results": sorted(results), "name": name,
                "max_entries": count, "userid": uid, "queue": queue, "since": t_since}
     info = formatter is not None and wants_instance_info(formatter.fields)
@@ -105,6 +110,17 @@ def jobs(all_states, all_users, filt, no_header, count, name, user, queue, since
             click.echo(json.dumps({"jobs": [_nested(n) for n in nodes]}))
             return 0
         records = [n.job for top in nodes for n in top]
+    elif jobids:
+        if recursive:
+            raise click.UsageError("JOBID... cannot be used with -R")
+        if any([all_states, all_users, filt, count, name, user, queue, since]):
+            click.echo("strato-jobs: filtering options are ignored with a JOBID list", err=True)
+        records = _records_by_id(h, jobids, ids)
+        if not records:
+            return 1
+        if as_json:
+            click.echo(json.dumps(records[0] if len(jobids) == 1 else {"jobs": records}))
+            return 0
     else:
         records = jobapi.list_jobs(h, **filters)
         if as_json:
@@ -125,6 +141,38 @@ def jobs(all_states, all_users, filt, no_header, count, name, user, queue, since
     return 0
 
 
+def _parse_ids(texts: tuple[str, ...]) -> list[int]:
+    """JOBID... in any form a job id is written (f58, decimal, hex, dothex, words)."""
+    from strato.core.ids import parse
+
+    ids = []
+    for text in texts:
+        try:
+            ids.append(parse(text))
+        except ValueError:
+            raise click.BadParameter(f"invalid job id '{text}'", param_hint="JOBID") from None
+    return ids
+
+
+def _records_by_id(h, texts: tuple[str, ...], ids: list[int]) -> list[dict]:
+    """The records of the jobs named, in the order given; an unknown one is
+    reported on stderr, as ``flux jobs`` does, and left out."""
+    from strato import job as jobapi
+    from strato.core.errors import RPCError
+
+    try:
+        found = jobapi.list_jobs(h, states=ALL, userid=None, ids=ids)
+    except RPCError:
+        found = []
+        for text, jobid in zip(texts, ids, strict=True):
+            try:
+                found += jobapi.list_jobs(h, states=ALL, userid=None, ids=[jobid])
+            except RPCError:
+                click.echo(f"strato-jobs: job {text} unknown", err=True)
+    by_id = {rec["id"]: rec for rec in found}
+    return [by_id[i] for i in ids if i in by_id]
+
+
 def _painter(fmt_one):
     """`fmt_one` with Flux's colours: green, red or grey by result; blue for a job
     that is a child instance (has a URI) and has not ended."""
@@ -138,10 +186,13 @@ def _painter(fmt_one):
     return line
 
 
-def _stats_line(st: dict) -> str:
-    """Flux's ``--stats`` summary (failed counts canceled and timed-out jobs too)."""
-    return (f"{st['running']} running, {st['successful']} completed, {st['failed']} failed, "
+def _stats_line(st: dict, purged: bool = False) -> str:
+    """Flux's ``--stats`` summary (failed counts canceled and timed-out jobs too);
+    the enclosing instance's also says how many ended jobs were purged, as
+    Flux's does (a child's line under ``-R`` does not, as in Flux)."""
+    line = (f"{st['running']} running, {st['successful']} completed, {st['failed']} failed, "
             f"{st['pending']} pending")
+    return f"{line}, {st.get('inactive_purged', 0)} inactive purged" if purged else line
 
 
 def _recursive_lines(nodes: list, line, stats: bool, out: list[str]) -> None:

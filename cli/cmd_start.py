@@ -13,10 +13,16 @@ import click
 @click.option("--rundir", metavar="DIR", help="Put the instance's socket here.")
 @click.option("--exit-with", type=click.IntRange(min=1), metavar="PID",
               help="Run no command: stop when process PID exits (or on strato shutdown).")
+@click.option("--test-size", type=int, metavar="N",
+              help="Start N brokers on this machine, joined by the overlay (rank 0 runs "
+                   "COMMAND).")
+@click.option("--test-hosts", metavar="HOSTLIST",
+              help="With --test-size: the brokers' hostnames (default: this host's).")
 @click.option("--dump", metavar="FILE",
               help="At the end, archive the KVS to FILE (.tgz; {{id}} is the job id).")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
-def start(config_path, overrides, statedir, rundir, exit_with, dump, command) -> int:
+def start(config_path, overrides, statedir, rundir, exit_with, test_size, test_hosts, dump,
+          command) -> int:
     """Start an instance and run COMMAND in it (default: an interactive shell).
 
     The instance exits when COMMAND does, with its exit code. Run as a job (by
@@ -28,6 +34,20 @@ def start(config_path, overrides, statedir, rundir, exit_with, dump, command) ->
 
     if exit_with is not None and command:
         raise click.UsageError("--exit-with runs no command; give one or the other")
+    if test_hosts is not None and test_size is None:
+        raise click.UsageError("--test-hosts needs --test-size")
     config = load_config(config_path, list(overrides))
+    hosts = None
+    if test_hosts is not None:
+        from strato.jobspec.hostlist import expand_hostlist
+
+        try:
+            hosts = expand_hostlist(test_hosts)
+        except ValueError as exc:
+            raise click.UsageError(f"--test-hosts: {exc}") from None
+        if len(hosts) != test_size:
+            raise click.UsageError(f"--test-hosts names {len(hosts)} hosts for "
+                                   f"--test-size={test_size}")
     return run_instance(config, list(command), statedir=statedir, rundir=rundir,
-                        exit_with=exit_with, dump=dump)
+                        exit_with=exit_with, dump=dump, test_size=test_size,
+                        test_hosts=hosts)

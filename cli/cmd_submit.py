@@ -13,13 +13,39 @@ import sys
 import click
 
 from strato.cli.submitopts import (
+    FluxCommand,
     build_jobspec,
     cc_ids,
     job_options,
     multi_options,
     parse_flags,
     parse_urgency,
+    task_options,
 )
+
+
+class _Logs:
+    """Where --log and --log-stderr send job ids and error messages (a file named
+    by both is opened once), else stdout and stderr."""
+
+    def __init__(self, o: dict) -> None:
+        self.files: dict[str, object] = {}
+        self.out = self._open(o.get("log")) or sys.stdout
+        self.err = self._open(o.get("log_stderr")) or (self.out if o.get("log") else sys.stderr)
+
+    def _open(self, path: str | None):
+        if not path:
+            return None
+        if path not in self.files:
+            try:
+                self.files[path] = open(path, "w", buffering=1)  # noqa: SIM115
+            except OSError as exc:
+                raise click.BadParameter(f"{path}: {exc.strerror}", param_hint="--log") from None
+        return self.files[path]
+
+    def close(self) -> None:
+        for f in self.files.values():
+            f.close()
 
 
 def submit_and_follow(js: dict, o: dict) -> int:
@@ -32,8 +58,25 @@ def submit_and_follow(js: dict, o: dict) -> int:
     from strato import job as jobapi
     from strato.handle import Handle
 
-    h = Handle()
-    return _follow(h, jobapi.submit_many(h, js, count, urgency, flags, cc), o)
+    return _logged(o, lambda h: jobapi.submit_many(h, js, count, urgency, flags, cc), Handle)
+
+
+def _logged(o: dict, submit, make_handle) -> int:
+    """Submit (``submit(handle)`` gives the ids) and follow, with --log/--log-stderr
+    receiving what would go to the terminal, errors included."""
+    from strato.core.errors import StratoError
+
+    logs = _Logs(o)
+    try:
+        h = make_handle()
+        return _follow(h, submit(h), o, logs)
+    except StratoError as exc:
+        if logs.err is sys.stderr:
+            raise
+        logs.err.write(f"strato-submit: {exc}\n")
+        return exc.exit_code
+    finally:
+        logs.close()
 
 
 def submit_many_jobspecs(jobspecs: list[dict], o: dict, cc: list[int] | None,
@@ -43,20 +86,19 @@ def submit_many_jobspecs(jobspecs: list[dict], o: dict, cc: list[int] | None,
     from strato import job as jobapi
     from strato.handle import Handle
 
-    h = Handle()
-    jobids = jobapi.submit_list(h, [js for js in jobspecs for _ in range(count)], urgency,
-                                flags, None if cc is None else cc * len(jobspecs))
-    return _follow(h, jobids, o)
+    return _logged(o, lambda h: jobapi.submit_list(
+        h, [js for js in jobspecs for _ in range(count)], urgency, flags,
+        None if cc is None else cc * len(jobspecs)), Handle)
 
 
-def _follow(h, jobids: list[int], o: dict) -> int:
-    """Print the ids, then do what --watch, --progress or --wait ask."""
+def _follow(h, jobids: list[int], o: dict, logs: _Logs) -> int:
+    """Print the ids, then do what --watch, --progress, --wait-event or --wait ask."""
     from strato import job as jobapi
     from strato.core.ids import f58
 
     if not o["quiet"]:
-        sys.stdout.write("".join(f58(i) + "\n" for i in jobids))
-        sys.stdout.flush()
+        logs.out.write("".join(f58(i) + "\n" for i in jobids))
+        logs.out.flush()
     if o["watch"]:
         from strato.cli.attach import attach_stream
 
@@ -67,12 +109,31 @@ def _follow(h, jobids: list[int], o: dict) -> int:
         return rc
     if o["progress"]:
         return _progress(h, jobids, o["jps"])
-    if not o["wait"]:
+    event = o.get("wait_event")
+    if event and event != "clean":
+        return _wait_event(h, jobids, event, logs)
+    if not o["wait"] and not event:
         return 0
     rc = 0
     for res in jobapi.wait_all(h, jobids):
         if not res.success:
             rc = max(rc, res.returncode or 1)
+    return rc
+
+
+def _wait_event(h, jobids: list[int], name: str, logs: _Logs) -> int:
+    """--wait-event=NAME: until every job has posted NAME; 1 if one ended without it."""
+    from strato import job as jobapi
+    from strato.core.errors import StratoError
+    from strato.core.ids import f58
+
+    rc = 0
+    for jobid in jobids:
+        try:
+            jobapi.event_wait(h, jobid, name)
+        except StratoError as exc:
+            logs.err.write(f"strato-submit: {f58(jobid)}: {exc}\n")
+            rc = 1
     return rc
 
 
@@ -104,8 +165,9 @@ def _progress(h, jobids: list[int], show_jps: bool) -> int:
     return rc
 
 
-@click.command(context_settings={"allow_interspersed_args": False})
+@click.command(cls=FluxCommand, context_settings={"allow_interspersed_args": False})
 @job_options
+@task_options
 @multi_options
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 def submit(command, **o) -> int:
@@ -113,8 +175,11 @@ def submit(command, **o) -> int:
     return submit_and_follow(build_jobspec(command, o), o)
 
 
-@click.command(context_settings={"allow_interspersed_args": False})
+@click.command(cls=FluxCommand, context_settings={"allow_interspersed_args": False})
 @job_options
+@task_options
+@click.option("--wait-event", metavar="NAME",
+              help="Return once the job has posted event NAME (e.g. start), not at its end.")
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 def run(command, **o) -> int:
     """Run COMMAND as a job, stream its output, and exit with its exit code."""
@@ -129,5 +194,17 @@ def run(command, **o) -> int:
     from strato.handle import Handle
 
     h = Handle()
+    if o["wait_event"] and o["wait_event"] not in ("finish", "clean"):
+        from strato.core.ids import f58
+
+        jobid = jobapi.submit(h, js, urgency, flags)
+        if o["verbose"]:
+            click.echo(f"jobid: {f58(jobid)}", err=True)
+        jobapi.event_wait(h, jobid, o["wait_event"])
+        return 0
     jobid, stream = jobapi.submit_and_watch(h, js, urgency, flags, output=True)
+    if o["verbose"]:
+        from strato.core.ids import f58
+
+        click.echo(f"jobid: {f58(jobid)}", err=True)
     return attach_stream(h, jobid, stream, "strato-run", o["label_io"])

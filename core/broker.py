@@ -22,9 +22,12 @@ process the broker starts itself (the shell host) talks over a `Link` too, on
 one end of a socketpair, with exactly the same messages.
 
 Requests are addressed to a rank (``nodeid``): a rank number, `NODEID_ANY` or
-`NODEID_UPSTREAM`. With one broker every address that exists resolves here; a
-multi-broker overlay adds only the transport. Events (`publish`) carry a
-sequence number, so a subscriber can tell whether it missed one.
+`NODEID_UPSTREAM`. With one broker every address that exists resolves here. In
+a multi-broker instance the overlay (`strato.core.overlay`, set as
+``broker.overlay``) carries a request addressed elsewhere, or one for a service
+this broker lacks, one hop along the tree; it is consulted only on those paths,
+so one broker pays nothing for it. Events (`publish`) carry a sequence number,
+so a subscriber can tell whether it missed one; rank 0 numbers them all.
 """
 
 from __future__ import annotations
@@ -146,6 +149,7 @@ class Broker:
         self._streams: dict[tuple, Request] = {}
         self._subscribers: list[tuple[str, Request]] = []
         self.event_seq = 0
+        self.overlay = None  # the tree of brokers (strato.core.overlay), if size > 1
         self._listener: socket.socket | None = None
         self._links: dict[bytes, Link] = {}
         self._nclients = 0
@@ -213,7 +217,8 @@ class Broker:
         return sum(1 for ident in self._links if ident.startswith(b"client."))
 
     def _client_gone(self, ident: bytes) -> None:
-        """A client closed its connection: drop its streams and the services it gave."""
+        """A client closed its connection (or an overlay peer was lost): drop its
+        streams and the services it gave."""
         for key in [k for k in self._streams if k[0] == ident]:
             req = self._streams.pop(key)
             req.done = True
@@ -319,7 +324,7 @@ class Broker:
         if streaming and not req.noresponse:
             self._streams[(ident, tag)] = req
         if nodeid != proto.NODEID_ANY and nodeid != self.rank:
-            req.error(self._unreachable(nodeid), "EHOSTUNREACH")
+            self._route(req, nodeid)
             return
         self._handle(req)
 
@@ -335,6 +340,13 @@ class Broker:
         elif self._malformed_n == 6:
             log.warning("dropping more malformed messages this second without a word")
 
+    def _route(self, req: Request, nodeid: int) -> None:
+        """A request for another broker: the overlay's, or unreachable."""
+        if self.overlay is not None:
+            self.overlay.route(req, nodeid)
+        else:
+            req.error(self._unreachable(nodeid), "EHOSTUNREACH")
+
     def _unreachable(self, nodeid: int) -> str:
         if nodeid == proto.NODEID_UPSTREAM:
             return f"rank {self.rank} has no upstream broker"
@@ -346,7 +358,7 @@ class Broker:
             provider = self.providers.get(req.topic.partition(".")[0])
             if provider is not None:
                 self._forward(provider, req)
-            else:
+            elif self.overlay is None or not self.overlay.forward_up(req):
                 topic = req.topic if req.topic.isprintable() else repr(req.topic)
                 req.error(f"no service matches {topic}", "ENOSYS")
             return
@@ -429,14 +441,25 @@ class Broker:
 
     # -- events ------------------------------------------------------------------------
     def publish(self, topic: str, body: object = None) -> int:
-        """Send an event to every subscriber of a matching prefix; returns its sequence."""
+        """Send an event to every subscriber of a matching prefix; returns its sequence
+        (0 on a rank > 0, which has rank 0 number and send it)."""
+        if self.overlay is not None and self.rank:
+            self.overlay.publish_up(topic, body)
+            return 0
         self.event_seq += 1
+        self.deliver_event(topic, self.event_seq, body)
+        return self.event_seq
+
+    def deliver_event(self, topic: str, seq: int, body: object) -> None:
+        """Hand event number `seq` to this broker's subscribers (and overlay children)."""
+        self.event_seq = seq
         if self._subscribers:
-            msg = {"topic": topic, "seq": self.event_seq, "body": body}
+            msg = {"topic": topic, "seq": seq, "body": body}
             for prefix, req in self._subscribers:
                 if topic.startswith(prefix):
                     req.send(msg)
-        return self.event_seq
+        if self.overlay is not None:
+            self.overlay.events_down(topic, seq, body)
 
     def _subscribe(self, req: Request) -> None:
         """{prefix}: stream every event whose topic starts with prefix."""
@@ -466,6 +489,22 @@ class Broker:
     def send(self, topic: str, body: object = None) -> None:
         """Send a one-way request (no response) to a service, in or out of this broker."""
         self._handle(Request(self, topic, body, 0, None, False, None, True))
+
+    def send_to(self, nodeid: int, topic: str, body: object = None) -> None:
+        """Send a one-way request to a service on broker rank `nodeid`."""
+        req = Request(self, topic, body, 0, None, False, None, True)
+        if nodeid == self.rank:
+            self._handle(req)
+        else:
+            self._route(req, nodeid)
+
+    async def call_on(self, nodeid: int, topic: str, body: object = None) -> object:
+        """Call a service on broker rank `nodeid`; returns its response body."""
+        if nodeid == self.rank:
+            return await self.call(topic, body)
+        fut = asyncio.get_running_loop().create_future()
+        self._route(Request(self, topic, body, 0, None, False, fut), nodeid)
+        return await fut
 
     async def call_stream(self, topic: str, body: object = None) -> AsyncIterator[object]:
         """Call a streaming service inside this broker; yields each response body."""

@@ -269,6 +269,24 @@ def declare_core(declare: Callable) -> None:
             help="the gpu ids of each host, e.g. \"0-3\"")
     declare("resource.config", "properties", default=[], check=strings,
             help="properties of these hosts, for --requires and queue requires")
+    declare("tbon", "fanout", default=2, check=integer(1),
+            help="children per broker in the overlay tree (kary:FANOUT)")
+    declare("tbon", "topo", check=string,
+            help="overlay tree shape, \"kary:K\" (wins over tbon.fanout)")
+    declare("bootstrap", "curve_cert", check=string,
+            help="the instance's CURVE certificate (strato keygen writes one)")
+    declare("bootstrap", "default_port", default=8050, check=integer(1),
+            help="the port that %p stands for in bind and connect endpoints")
+    declare("bootstrap", "default_bind", default="tcp://*:%p", check=string,
+            help="where a broker listens for its overlay children (%h host, %p port)")
+    declare("bootstrap", "default_connect", default="tcp://%h:%p", check=string,
+            help="how children reach a broker (%h its host, %p the port)")
+    declare("bootstrap.hosts", "host", check=hostlist,
+            help="hosts of this entry, in rank order, e.g. \"node[0-15]\"")
+    declare("bootstrap.hosts", "bind", check=string,
+            help="this entry's bind endpoint (instead of default_bind)")
+    declare("bootstrap.hosts", "connect", check=string,
+            help="this entry's connect endpoint (instead of default_connect)")
     _declare_policy(declare, "policy")
     declare("policy.jobspec.defaults.system", "queue", check=string,
             help="queue of a job submitted without -q")

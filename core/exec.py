@@ -34,7 +34,7 @@ class ExecJob:
 
     The shell host reads its start messages into the same class."""
 
-    __slots__ = ("id", "jobspec", "R", "userid", "cc", "_summary", "backend")
+    __slots__ = ("id", "jobspec", "R", "userid", "cc", "rank", "_summary", "backend")
 
     def __init__(self, body: dict) -> None:
         self.id: int = body["id"]
@@ -42,6 +42,8 @@ class ExecJob:
         self.R: dict = body["R"]
         self.userid: int = body.get("userid", 0)
         self.cc: int | None = body.get("cc")
+        # a job spread over several brokers: the one rank whose tasks this part runs
+        self.rank: int | None = body.get("rank")
         self._summary: dict | None = None
         self.backend = None
 
@@ -64,8 +66,11 @@ class ExecJob:
 
     def wire(self) -> dict:
         """The start message a shell host gets for this job."""
-        return {"id": self.id, "jobspec": self.jobspec, "R": self.R, "userid": self.userid,
+        wire = {"id": self.id, "jobspec": self.jobspec, "R": self.R, "userid": self.userid,
                 "cc": self.cc}
+        if self.rank is not None:
+            wire["rank"] = self.rank
+        return wire
 
 
 def runs_instance(jobspec: dict) -> bool:
@@ -100,6 +105,8 @@ class ExecService:
             self.backend(name)
         self.jobs: dict[int, ExecJob] = {}
         self._events: list[dict] = []
+        # jobs spread over several brokers (strato.core.exec_ranks), if size > 1
+        self.spread = None
         for method, fn in (("start", self._start), ("kill", self._kill),
                            ("stats", self._stats)):
             self.broker.register(f"exec.{method}", fn)
@@ -112,6 +119,8 @@ class ExecService:
 
     def event(self, jobid: int, name: str, context: dict | None = None) -> None:
         """Report an event of a job to the job manager (batched to the end of the turn)."""
+        if self.spread is not None and self.spread.takes(jobid, name, context):
+            return  # this rank's part of a spread job: gathered with the others
         if name == "finish":
             self.jobs.pop(jobid, None)
         if not self._events:
@@ -134,6 +143,8 @@ class ExecService:
             name = "local"
         else:
             name = self.default
+        if name == "local" and self.spread is not None and self.spread.wants(job):
+            name = "ranks"
         job.backend = self.backend(name)
         self.jobs[job.id] = job
         try:

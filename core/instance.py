@@ -3,7 +3,8 @@
 `run_instance` is what ``strato start`` does: it makes the run directory, starts
 every part in this process, runs the initial program with ``STRATO_URI`` set, and
 returns the program's exit code once the program exits and the instance has
-shut down.
+shut down. In a multi-broker instance (`strato.core.bootstrap`) this is rank 0;
+the other ranks run `strato.core.peer`, and ``--test-size`` has rank 0 start them.
 """
 
 from __future__ import annotations
@@ -14,14 +15,16 @@ import logging
 import os
 import shutil
 import signal
-import socket
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 from strato.core import gcpolicy, ids, job_services
+from strato.core.bootstrap import Bootstrap, for_test
+from strato.core.bootstrap import from_config as bootstrap_from_config
 from strato.core.broker import Broker
+from strato.core.cert import keygen
 from strato.core.child import (
     Parent,
     initial_environment,
@@ -32,8 +35,11 @@ from strato.core.child import (
 from strato.core.config import apply_override, check_config, parse_size
 from strato.core.errors import ConfigError, PluginError, RPCError, StateError, StratoError
 from strato.core.exec import ExecService
+from strato.core.exec_ranks import RanksExec
 from strato.core.jobmanager import JobManager
 from strato.core.kvs import KVS, dump_kvs
+from strato.core.overlay import Overlay
+from strato.core.peer import TestLauncher, broker_attrs, run_peer
 from strato.core.plugins import (
     builtin_plugins,
     call_hook,
@@ -59,7 +65,7 @@ class Instance:
     """One running instance in this process (see module docstring)."""
 
     def __init__(self, config: dict, rundir: Path, statedir: Path | None,
-                 parent: Parent | None = None) -> None:
+                 parent: Parent | None = None, bootstrap: Bootstrap | None = None) -> None:
         self.config = config
         self.parent = parent
         self.rundir = rundir
@@ -71,20 +77,28 @@ class Instance:
         self.drained: dict[int, dict] = {}
         self.sched: SchedModule | None = None
         self.exec: ExecService | None = None
-        self.bootstrap = bootstrap_single(parent)
+        self.bootstrap = bootstrap or bootstrap_single(parent)
+        self.overlay: Overlay | None = None
 
     def setup(self) -> None:
         """Build every part; errors here stop startup with a one-line message."""
         loop = asyncio.get_running_loop()
         self.reaper = Reaper(loop)
-        self.broker = Broker(rank=self.bootstrap["rank"], size=self.bootstrap["size"])
+        boot = self.bootstrap
+        self.broker = Broker(rank=boot.rank, size=boot.size)
         limit = self.config.get("broker", {}).get("message-size-limit")
         if limit is not None:
             self.broker.message_size_limit = parse_size(limit)
+        if boot.size > 1:
+            self.overlay = Overlay(self.broker, boot)
         hook = self.pm.hook
         exec_conf = self.config.get("exec", {})
         self.exec = ExecService(self, registry(hook.exec_register_backends, "exec backend"),
                                 exec_conf.get("backend", "local"))
+        if self.overlay is not None:
+            RanksExec(self.exec)
+            self.overlay.lost_handlers.append(self._ranks_lost)
+            self.overlay.hello_handlers.append(self._rank_joined)
         statefile = None
         if self.statedir is not None:
             try:
@@ -99,7 +113,8 @@ class Instance:
             epoch = int(time.time() * 1000) - 1
             self.kvs.put("instance.fluid-epoch", epoch)
         self.fluid_epoch = epoch
-        self.nodes, self.R = instance_R(self.config, self.parent.R if self.parent else None)
+        self.nodes, self.R = instance_R(self.config, self.parent.R if self.parent else None,
+                                        hosts=boot.hosts if boot.size > 1 else None)
         self.kvs.put("resource.R", self.R)
         self.queues = Queues(self.config)
         self.kvs.register_services(self.broker)
@@ -177,14 +192,10 @@ class Instance:
     # -- attributes and modules --------------------------------------------------------
     def attrs(self) -> dict:
         """Broker attributes, as Flux's ``flux getattr``/``lsattr`` show them."""
-        return {"rank": self.broker.rank, "size": self.broker.size,
-                "hostlist": self.bootstrap["hostlist"], "local-uri": self.uri,
-                "rundir": str(self.rundir),
+        return {**broker_attrs(self.bootstrap, self.overlay, self.rundir),
                 "statedir": str(self.statedir) if self.statedir else "",
-                "instance-level": self.bootstrap["instance-level"],
                 "parent-uri": self.parent.uri if self.parent else "",
                 "jobid": ids.f58(self.parent.jobid) if self.parent else "",
-                "broker.pid": os.getpid(),
                 "broker.message-size-limit": self.broker.message_size_limit}
 
     def _attr_get(self, req) -> None:
@@ -338,6 +349,22 @@ class Instance:
         self._sched_drain(ranks, False)
         req.respond({"ranks": encode_idset(ranks)})
 
+    def _ranks_lost(self, ranks: list[int]) -> None:
+        """Brokers are lost: their nodes go down and their jobs end (node failure)."""
+        down = [r for r in ranks if r < len(self.nodes) and r not in self.drained]
+        for r in down:
+            self.drained[r] = {"timestamp": time.time(), "reason": "broker lost",
+                               "lost": True}
+        self._sched_drain(down, True)
+        self.exec.spread.ranks_lost(ranks)
+
+    def _rank_joined(self, hello: dict) -> None:
+        """A lost broker is back: its node returns (unless an admin drained it)."""
+        rank = hello.get("rank")
+        if isinstance(rank, int) and self.drained.get(rank, {}).get("lost"):
+            del self.drained[rank]
+            self._sched_drain([rank], False)
+
     def _sched_drain(self, ranks: list[int], drained: bool) -> None:
         if self.sched is not None and self.sched.loaded:
             self.broker.send("sched.drain", {"ranks": ranks, "drained": drained})
@@ -412,17 +439,34 @@ class Instance:
         # that is about to close.
         if getattr(self, "reaper", None) is not None:
             self.reaper.close()
-        for part in ("broker", "kvs"):
+        for part in ("overlay", "broker", "kvs"):
             obj = getattr(self, part, None)
             if obj is not None:
                 obj.close()
 
 
-def bootstrap_single(parent: Parent | None = None) -> dict:
+def bootstrap_single(parent: Parent | None = None) -> Bootstrap:
     """The bootstrap of a one-broker instance: rank 0 of size 1 on this host, one
     level below its parent (a child instance) or at level 0."""
+    return Bootstrap(level=parent.level + 1 if parent else 0)
+
+
+def choose_bootstrap(config: dict, parent: Parent | None, test_size: int | None,
+                     rundir: Path, test_hosts: list[str] | None = None) -> Bootstrap:
+    """This broker's bootstrap: ``--test-size`` (with a certificate made for it in
+    the rundir), a ``[bootstrap]`` config table, or a single broker."""
     level = parent.level + 1 if parent else 0
-    return {"rank": 0, "size": 1, "hostlist": socket.gethostname(), "instance-level": level}
+    if test_size is not None:
+        if "bootstrap" in config:
+            raise ConfigError("--test-size starts its brokers on this machine: remove the"
+                              " [bootstrap] table")
+        if test_size == 1:
+            return for_test(1, config, None, "", level=level, hosts=test_hosts)
+        for_test(test_size, config, None, "")  # checks the size and fanout first
+        path = str(rundir / "curve.cert")
+        cert = keygen(path, name="test-size")
+        return for_test(test_size, config, cert, path, level=level, hosts=test_hosts)
+    return bootstrap_from_config(config, level=level) or bootstrap_single(parent)
 
 
 def _rss_kb(pid: int) -> int | None:
@@ -499,6 +543,7 @@ class _Program:
 
 async def _serve(inst: Instance, command: list[str], exit_with: int | None = None,
                  dump: str | None = None) -> int:
+    launcher = None
     try:
         inst.setup()
         await inst.start_modules()
@@ -510,6 +555,12 @@ async def _serve(inst: Instance, command: list[str], exit_with: int | None = Non
             inst.broker.listen(sock)
         except OSError as exc:
             raise ConfigError(f"cannot listen on {sock}: {exc.strerror}") from None
+        if inst.overlay is not None:
+            inst.overlay.start()
+            if inst.bootstrap.mode == "test":
+                launcher = TestLauncher(inst, inst.overlay)
+                launcher.start()
+                await launcher.wait_joined()
         if inst.parent is not None:
             post_uri(inst.parent, inst.uri)
         gcpolicy.tune_service()
@@ -523,6 +574,10 @@ async def _serve(inst: Instance, command: list[str], exit_with: int | None = Non
         # what is left is cancelled, and gone, before the dump and before this
         # instance's own job (if it is a child) can end
         await inst.jobs.shutdown(keep_pending=inst.statedir is not None)
+        if inst.overlay is not None:
+            inst.overlay.shutdown()
+            if launcher is not None:
+                await launcher.stop()
         if dump:
             path = _dump_path(dump, inst)
             try:
@@ -530,6 +585,8 @@ async def _serve(inst: Instance, command: list[str], exit_with: int | None = Non
             except OSError as exc:
                 log.error("cannot write the dump %s: %s", path, exc.strerror)
     finally:
+        if launcher is not None:
+            launcher.terminate()  # nothing is left if startup failed half way
         inst.shutdown()  # closes the reaper: SIGCHLD
         release_signals(asyncio.get_running_loop(), signal.SIGTERM, signal.SIGHUP,
                         signal.SIGINT)
@@ -544,7 +601,8 @@ def _dump_path(template: str, inst: Instance) -> str:
 
 def run_instance(config: dict, command: list[str], statedir: str | None = None,
                  rundir: str | None = None, exit_with: int | None = None,
-                 dump: str | None = None) -> int:
+                 dump: str | None = None, test_size: int | None = None,
+                 test_hosts: list[str] | None = None) -> int:
     """Run an instance in this process until `command` exits (or process `exit_with`,
     or a shutdown request); returns the exit code. With `dump`, the KVS is archived
     there at the end. An instance started as a job that cannot start tells its
@@ -564,7 +622,11 @@ def run_instance(config: dict, command: list[str], statedir: str | None = None,
     parent = None
     try:
         parent = parent_from_environment(os.environ)
-        inst = Instance(config, rdir, Path(statedir).resolve() if statedir else None, parent)
+        boot = choose_bootstrap(config, parent, test_size, rdir, test_hosts)
+        if boot.rank != 0:  # a [bootstrap] config names this host, not as rank 0
+            return run_peer(boot, rdir, config)
+        inst = Instance(config, rdir, Path(statedir).resolve() if statedir else None, parent,
+                        boot)
         code = asyncio.run(_serve(inst, command, exit_with, dump))
     except StratoError as exc:
         if parent is not None:

@@ -8,6 +8,8 @@ still names its kind:
   and may be left off, meaning NODEID_ANY)
 - response: ``[RESP, tag, body, error, more]``   (error: None or a one-line str;
   ``more`` is true for the intermediate responses of a streaming request)
+- event: ``[EVENT, topic, seq, body]``, only between brokers (from a parent to
+  its overlay children); clients get events as responses to ``event.subscribe``
 
 Requests are routed by topic (``service.method``) and nodeid; the tag matches
 responses to the request on the client side. A client that provides a service
@@ -28,6 +30,7 @@ import msgspec
 
 REQ = 0
 RESP = 1
+EVENT = 2
 FLAG_STREAM = 1
 FLAG_NORESPONSE = 2  # one-way: the sender wants no answer (batched protocol messages)
 NODEID_ANY = -1  # the nearest broker that has the service (on one broker: this one)
@@ -75,3 +78,8 @@ def request_problem(msg: object) -> str | None:
 def response(tag: int, body: object, error: str | None = None, more: bool = False) -> bytes:
     """Encode a response message."""
     return encode((RESP, tag, body, error, more))
+
+
+def event(topic: str, seq: int, body: object) -> bytes:
+    """Encode an event as a parent passes it to its overlay children."""
+    return encode((EVENT, topic, seq, body))

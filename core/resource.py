@@ -131,9 +131,12 @@ def nodes_from_R(R: dict) -> list[Node]:
             for i, ((rank, cores, gpus), host) in enumerate(zip(entries, hosts, strict=True))]
 
 
-def instance_R(config: dict, granted: dict | None = None) -> tuple[list[Node], dict]:
+def instance_R(config: dict, granted: dict | None = None,
+               hosts: list[str] | None = None) -> tuple[list[Node], dict]:
     """The nodes and R of a new instance: those `granted` by a parent (the R of
-    the job it runs as), else from its config, else the machine."""
+    the job it runs as), else from its config, else the machine: one node per
+    broker of a multi-broker instance (its `hosts`, in rank order), each with
+    the cores and gpus discovered here."""
     rconf = config.get("resource", {})
     if not isinstance(rconf, dict):
         raise ConfigError("[resource] must be a table")
@@ -147,6 +150,9 @@ def instance_R(config: dict, granted: dict | None = None) -> tuple[list[Node], d
             raise ConfigError(f"the parent granted an invalid R: {exc}") from None
     else:
         nodes = from_config(rconf["config"]) if "config" in rconf else discover()
+        if hosts is not None and "config" not in rconf:
+            here = nodes[0]
+            nodes = [Node(rank, host, here.cores, here.gpus) for rank, host in enumerate(hosts)]
     props: dict[str, list[int]] = {}
     for n in nodes:
         for p in n.properties:

@@ -447,6 +447,72 @@ class JobspecV1:
         return cls(jobspec)
 
     @classmethod
+    def per_resource(
+        cls,
+        command: list[str],
+        ncores: int | None = None,
+        nnodes: int | None = None,
+        per_resource_type: str | None = None,
+        per_resource_count: int | None = None,
+        gpus_per_node: int | None = None,
+        exclusive: bool = False,
+        **kwargs: Any,
+    ) -> JobspecV1:
+        """Build the jobspec of ``flux submit --cores/--tasks-per-node/--tasks-per-core/
+        --gpus-per-node``: resources counted per node or core, tasks placed by the
+        shell, ``per_resource_count`` of them on each ``per_resource_type`` ("node" or
+        "core") it is given (``system.shell.options.per-resource``), else one per slot.
+
+        ``ncores`` alone asks for that many one-core slots; with ``nnodes`` one slot of
+        ``ncores / nnodes`` cores on each node (which must divide evenly); ``nnodes``
+        alone needs ``exclusive`` (whole nodes). Other keyword arguments are those of
+        :meth:`from_command`. Raises ValueError for an impossible combination.
+        """
+        per = None
+        if per_resource_type is not None or per_resource_count is not None:
+            if per_resource_type not in ("node", "core"):
+                raise ValueError(f"invalid per-resource type {per_resource_type!r}"
+                                 " (node or core)")
+            if not _is_int(per_resource_count) or per_resource_count < 1:
+                raise ValueError("per-resource count must be an integer >= 1")
+            per = {"type": per_resource_type, "count": per_resource_count}
+        if ncores is not None and (not _is_int(ncores) or ncores < 1):
+            raise ValueError("core count must be an integer >= 1")
+        if gpus_per_node is not None:
+            if not _is_int(gpus_per_node) or gpus_per_node < 0:
+                raise ValueError("gpus per node must be an integer >= 0")
+            if not nnodes:
+                raise ValueError("gpus per node needs a node count")
+        if nnodes is not None:
+            if not _is_int(nnodes) or nnodes < 1:
+                raise ValueError("node count must be an integer >= 1")
+        elif exclusive:
+            raise ValueError("exclusive can only be set with a node count")
+        if nnodes and ncores:
+            if ncores < nnodes:
+                raise ValueError("core count must not be less than the node count")
+            if ncores % nnodes:
+                raise ValueError("core count must be a multiple of the node count")
+            nslots, cores = 1, ncores // nnodes
+        elif ncores:
+            nslots, cores = ncores, 1
+        elif nnodes:
+            if not exclusive:
+                raise ValueError("a node count needs a core count or exclusive")
+            nslots, cores = 1, 1
+        else:
+            raise ValueError("per-resource options need a node or core count")
+        js = cls.from_command(command, num_tasks=nslots * (nnodes or 1),
+                              cores_per_task=cores, num_nodes=nnodes,
+                              exclusive=exclusive, **kwargs)
+        slot = js.resources[0]["with"][0] if nnodes else js.resources[0]
+        if gpus_per_node:
+            slot["with"].append({"type": "gpu", "count": gpus_per_node})
+        if per is not None:
+            js.setattr("system.shell.options.per-resource", per)
+        return js
+
+    @classmethod
     def from_batch_command(
         cls,
         script: str,
@@ -475,7 +541,8 @@ class JobspecV1:
                               num_nodes=num_nodes, exclusive=exclusive, duration=duration,
                               cwd=cwd, environment=environment, name=name)
         js.jobspec["tasks"][0]["count"] = {"total": 1}
-        js.setattr("system.files", {"script": {"data": script, "mode": 0o700}})
+        js.setattr("system.files", {"script": {"mode": 0o100700, "data": script,
+                                               "encoding": "utf-8"}})
         return js
 
     @classmethod

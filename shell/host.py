@@ -141,7 +141,8 @@ class ShellHost:
         finally:
             shell.cleanup()
         self.shells.pop(job.id, None)
-        self.exec_event(job, "complete", {"status": status})
+        if shell.leader:
+            self.exec_event(job, "complete", {"status": status})
         self.event(job.id, "finish", {"status": status})
 
     def _kill(self, req) -> None:

@@ -83,29 +83,47 @@ def task_layout(job) -> list[tuple[int, int]]:
 
     Slots are laid out over the allocated nodes in rank order; a ``total`` task
     count is spread over the slots in blocks, earlier slots taking the remainder.
+    The ``per-resource`` shell option (``--tasks-per-node``/``--tasks-per-core``)
+    instead runs its count of tasks on each allocated node or core, and the
+    ``taskmap`` option (``--taskmap``) numbers the tasks over the nodes.
     """
     s = job.summary
+    options = job.jobspec.get("attributes", {}).get("system", {}) \
+        .get("shell", {}).get("options", {})
+    per_resource = options.get("per-resource")
     slots: list[int] = []
     per_node = s["nslots"] // s["nnodes"] if s["nnodes"] else 0
+    cores: dict[int, int] = {}
     for entry in job.R["execution"]["R_lite"]:
         ncores = len(decode_idset(entry["children"].get("core", "")))
         for rank in decode_idset(entry["rank"]):
+            cores[rank] = cores.get(rank, 0) + ncores
             n = per_node or (ncores // s["cores_per_slot"] if s["cores_per_slot"] else 1)
             slots.extend([rank] * n)
-    slots = slots[: s["nslots"]] or [0]
-    count = job.jobspec["tasks"][0]["count"]
-    if "total" in count:
-        base, extra = divmod(count["total"], len(slots))
-        per_slot = [base + (1 if i < extra else 0) for i in range(len(slots))]
+    if isinstance(per_resource, dict) and per_resource.get("type") in ("node", "core"):
+        count = int(per_resource.get("count", 1))
+        ranks = list(cores)
+        counts = [count * (cores[r] if per_resource["type"] == "core" else 1) for r in ranks]
     else:
-        per_slot = [count["per_slot"]] * len(slots)
+        slots = slots[: s["nslots"]] or [0]
+        count = job.jobspec["tasks"][0]["count"]
+        if "total" in count:
+            base, extra = divmod(count["total"], len(slots))
+            per_slot = [base + (1 if i < extra else 0) for i in range(len(slots))]
+        else:
+            per_slot = [count["per_slot"]] * len(slots)
+        ranks = list(dict.fromkeys(slots))
+        counts = [sum(n for r, n in zip(slots, per_slot, strict=True) if r == rank)
+                  for rank in ranks]
+    from strato.jobspec.taskmap import order_tasks
+
     layout = []
     local: dict[int, int] = {}
-    for rank, n in zip(slots, per_slot, strict=True):
-        for _ in range(n):
-            lid = local.get(rank, 0)
-            local[rank] = lid + 1
-            layout.append((rank, lid))
+    for index in order_tasks(counts, options.get("taskmap")):
+        rank = ranks[index]
+        lid = local.get(rank, 0)
+        local[rank] = lid + 1
+        layout.append((rank, lid))
     return layout
 
 
@@ -125,6 +143,20 @@ def render_template(template: str, job) -> str:
     return out
 
 
+def _file_bytes(spec: dict) -> bytes:
+    """The content of an RFC 37 file entry: text, base64, or a JSON object."""
+    data = spec.get("data", "")
+    if isinstance(data, (dict, list)):
+        import json
+
+        return json.dumps(data).encode()
+    if spec.get("encoding") == "base64":
+        import base64
+
+        return base64.b64decode(data)
+    return str(data).encode()
+
+
 class JobShell:
     """Runs one job's tasks on this node (see module docstring)."""
 
@@ -142,10 +174,14 @@ class JobShell:
         self.env: dict[str, str] = {}
         self._output_started = False
         self._timer: asyncio.TimerHandle | None = None
+        self._warning: asyncio.TimerHandle | None = None  # --signal before the limit
         self.label = False
         self.sinks: dict[str, int | None] = {}
         self.rlimits: list[tuple[int, int]] = []
         self.tmpdir: str | None = None
+        self.ntasks = 0  # of the whole job (a job spread over brokers runs a part here)
+        # the shell that writes the job's exec eventlog: the only one, or rank 0's part
+        self.leader = job.rank is None or job.rank == min(r for r, _ in task_layout(job))
 
     # -- output --------------------------------------------------------------------------
     def _output_key(self) -> str:
@@ -156,11 +192,14 @@ class JobShell:
                  "context": {"stream": stream, "rank": str(rank), "data": data}}
         if not self._output_started:
             self._output_started = True
+            if not self.leader:  # one header per job, from the leader
+                self.host.append(self._output_key(), [entry])
+                return
             header = {"timestamp": entry["timestamp"], "name": "header",
                       "context": {"version": 1, "encoding": {"stdout": "UTF-8",
                                                              "stderr": "UTF-8"},
-                                  "count": {"stdout": len(self.tasks),
-                                            "stderr": len(self.tasks)}}}
+                                  "count": {"stdout": self.ntasks,
+                                            "stderr": self.ntasks}}}
             self.host.append(self._output_key(), [header, entry])
         else:
             self.host.append(self._output_key(), [entry])
@@ -169,7 +208,8 @@ class JobShell:
         """File descriptors for --output/--error (None: output goes to the KVS)."""
         shell_opts = self.system.get("shell", {}).get("options", {})
         out = shell_opts.get("output", {})
-        self.label = bool(out.get("label"))
+        self.label = bool(out.get("label") or any(
+            isinstance(out.get(k), dict) and out[k].get("label") for k in ("stdout", "stderr")))
         cwd = self.system.get("cwd") or os.getcwd()
 
         def open_tmpl(spec: dict | None) -> int | None:
@@ -200,7 +240,10 @@ class JobShell:
         job = self.job
         host = self.host
         argv = [str(a) for a in job.jobspec["tasks"][0]["command"]]
-        layout = task_layout(job)
+        try:
+            layout = task_layout(job)
+        except (ValueError, TypeError) as exc:
+            return self._fail_all(f"cannot lay out the tasks: {exc}")
         nnodes = len({r for r, _ in layout})
         env = self.system.get("environment")
         base = dict(os.environ if env is None else env)
@@ -213,8 +256,11 @@ class JobShell:
             argv = self._materialize(argv)
         except OSError as exc:
             return self._fail_all(f"cannot write job files: {exc.strerror}")
-        self.tasks = [Task(i, lid, nrank, argv) for i, (nrank, lid) in enumerate(layout)]
-        host.exec_event(job, "shell.init", {"ntasks": len(self.tasks)})
+        self.tasks = [Task(i, lid, nrank, argv) for i, (nrank, lid) in enumerate(layout)
+                      if job.rank is None or nrank == job.rank]
+        self.ntasks = len(layout)
+        if self.leader:
+            host.exec_event(job, "shell.init", {"ntasks": self.ntasks})
         call_hook(host.hook, "shell_init", shell=self)
         try:
             self.rlimits = _rlimits(self.system.get("shell", {}).get("options", {}))
@@ -241,6 +287,7 @@ class JobShell:
             spawn_out, spawn_err = fout, ferr
         self.remaining = len(self.tasks)
         cwd = self.system.get("cwd")
+        expand = self.system.get("shell", {}).get("options", {}).get("env-expand") or {}
         try:
             for task in self.tasks:
                 if fin is not None and task.rank > 0:  # the last task's copy is spawned
@@ -251,6 +298,8 @@ class JobShell:
                 env = dict(base)
                 env["STRATO_TASK_RANK"] = str(task.rank)
                 env["STRATO_TASK_LOCAL_ID"] = str(task.local_id)
+                for var, template in expand.items():
+                    env[var] = self._expand(template, task)
                 task.env = env
                 call_hook(self.host.hook, "shell_task_init", shell=self, task=task)
                 if self.killed:
@@ -263,15 +312,24 @@ class JobShell:
                     os.close(fd)
             if fin is not None:
                 os.close(fin)
-        host.exec_event(job, "shell.start")
+        if self.leader:
+            host.exec_event(job, "shell.start")
+        if not self.tasks:  # a part of a spread job with no task on this rank
+            self.done.set_result(0)
         # the task groups, so that the broker can kill them if this host dies
         host.event(job.id, "start", {"pgids": [t.pgid for t in self.tasks if t.pgid]})
         duration = job.summary["duration"]
         if duration > 0:
             self._timer = loop.call_later(duration, self._timeout)
+            warn = self.system.get("shell", {}).get("options", {}).get("signal")
+            if isinstance(warn, dict):
+                self._warning = loop.call_later(
+                    max(0.0, duration - float(warn.get("timeleft", 60))),
+                    self._signal_tasks, int(warn.get("signum", signal.SIGUSR1)))
         status = await self.done
-        if self._timer:
-            self._timer.cancel()
+        for timer in (self._timer, self._warning):
+            if timer:
+                timer.cancel()
         call_hook(self.host.hook, "shell_exit", shell=self)
         return status
 
@@ -289,8 +347,8 @@ class JobShell:
             path = os.path.join(self.tmpdir, name)
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC,
                          int(spec.get("mode", 0o600)) & 0o777)
-            with os.fdopen(fd, "w") as f:
-                f.write(spec.get("data", ""))
+            with os.fdopen(fd, "wb") as f:
+                f.write(_file_bytes(spec))
         self.env["STRATO_JOB_TMPDIR"] = self.tmpdir
         return [a.replace("{{tmpdir}}", self.tmpdir) for a in argv]
 
@@ -399,6 +457,27 @@ class JobShell:
         self._timer = None
         self.host.event(self.jobid, "exception", {"type": "timeout",
                                                   "note": "resource allocation expired"})
+
+    def _expand(self, template: str, task: Task) -> str:
+        """An ``--env=VAR={{...}}`` value for one task: {{rank}}, {{size}},
+        {{nnodes}}, {{tmpdir}} and the job's own fields ({{id}}, {{name}}...)."""
+        out = template
+        for key, value in (("taskid", task.rank), ("task.id", task.rank), ("rank", task.rank),
+                           ("task.index", task.rank), ("task.localid", task.local_id),
+                           ("size", len(self.tasks)), ("tmpdir", self.tmpdir or ""),
+                           ("nnodes", self.env.get("STRATO_JOB_NNODES", "1"))):
+            out = out.replace("{{" + key + "}}", str(value))
+        return render_template(out, self.job)
+
+    def _signal_tasks(self, signum: int) -> None:
+        """--signal: warn the tasks (their process groups) that the limit is near."""
+        self._warning = None
+        for task in self.tasks:
+            if task.pgid and task.status is None:
+                try:
+                    os.killpg(task.pgid, signum)
+                except ProcessLookupError:
+                    pass
 
     def kill(self, signum: int) -> None:
         """Signal the process group of every task not yet done, including tasks whose

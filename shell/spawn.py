@@ -117,6 +117,9 @@ def _with_rlimits(rlimits, fn, *args) -> int:
 
     posix_spawn has no rlimit action and a child inherits its parent's limits; the
     shell host is one thread, so a set-spawn-restore window affects no one else.
+    A limit already in force is left alone (jobs carry all the submitter's limits,
+    as with Flux, and most are the same here); one above this process's hard limit
+    is lowered to it, as Flux's shell goes on when it cannot raise a limit.
     """
     import resource
 
@@ -127,7 +130,9 @@ def _with_rlimits(rlimits, fn, *args) -> int:
             hard = old[1]
             if hard != resource.RLIM_INFINITY and (soft == resource.RLIM_INFINITY
                                                    or soft > hard):
-                raise OSError(1, f"soft limit above the hard limit {hard}")
+                soft = hard
+            if soft == old[0]:
+                continue
             resource.setrlimit(res, (soft, hard))
             saved.append((res, old))
         return fn(*args)

@@ -49,6 +49,37 @@ def attributes(h: Handle) -> dict:
     return h.rpc("attr.list")["attrs"]
 
 
+def overlay_tree(h: Handle, rank: int = 0, timeout: float = 5.0, top: bool = True) -> dict:
+    """The overlay below broker `rank`, as nested ``{"rank", "host", "status",
+    "children"}``: ``status`` is a reachable broker's subtree status (``full``,
+    ``partial``, ``degraded``) or, for one that is not, its parent's view of it
+    (``offline``, ``lost``); ``unreachable`` if it did not answer in `timeout`."""
+
+    try:
+        body, err, _ = h.recv(h.send("overlay.health", {}, nodeid=rank), timeout)
+    except TimeoutError:
+        return {"rank": rank, "host": "?", "status": "unreachable", "children": []}
+    if err is not None and body == "ENOSYS" and rank == 0:  # a single broker: no overlay
+        host = attr_get(h, "hostlist")
+        return {"rank": 0, "host": host, "status": "full", "children": []}
+    if err is not None and body == "EHOSTUNREACH" and not top:  # lost as we asked
+        return {"rank": rank, "host": "?", "status": "lost", "children": []}
+    if err is not None:
+        _raise(body, err)
+    children = []
+    for child in body["children"]:
+        if child["state"] == "online":
+            sub = overlay_tree(h, child["rank"], timeout, top=False)
+            if sub["host"] == "?":
+                sub["host"] = child["host"]
+            children.append(sub)
+        else:
+            children.append({"rank": child["rank"], "host": child["host"],
+                             "status": child["state"], "children": []})
+    return {"rank": body["rank"], "host": body["host"], "status": body["status"],
+            "children": children}
+
+
 def shutdown(h: Handle, exit_code: int = 0) -> None:
     """Stop the instance: its initial program is ended (SIGTERM), or, if it has
     none, it exits with `exit_code`; its jobs end with it."""
@@ -206,6 +237,22 @@ def _info_from(uri: str, answers: list[object]) -> InstanceInfo | None:
     if isinstance(stats, StratoError) or isinstance(status, StratoError):
         return None
     return InstanceInfo.from_answers(uri, stats, status)
+
+
+def summary(h: Handle, queue: str | None = None) -> InstanceInfo:
+    """The `InstanceInfo` of the instance at `h` itself: its job counts (of
+    `queue`'s jobs only, if given) and its resources by state, asked in one
+    round trip (what ``strato top`` shows)."""
+    requests = [("job-list.job-stats", {} if queue is None else {"queue": queue}),
+                ("resource.status", {})]
+    tags = [h.send(topic, body) for topic, body in requests]
+    answers = []
+    for tag in tags:
+        body, err, _ = h.recv(tag)
+        if err is not None:
+            _raise(body, err)
+        answers.append(body)
+    return InstanceInfo.from_answers(h.uri, *answers)
 
 
 def child_info(uris: list[str], timeout: float = TIMEOUT) -> list[InstanceInfo | None]:

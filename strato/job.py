@@ -299,6 +299,8 @@ class JobStats:
     failed: int = 0
     canceled: int = 0
     timeout: int = 0
+    #: ended jobs the instance no longer keeps (strato keeps them all: 0 so far)
+    inactive_purged: int = 0
 
     @classmethod
     def from_answer(cls, body: dict) -> JobStats:
@@ -309,7 +311,8 @@ class JobStats:
                                                   "cleanup", "inactive", "total")},
                    successful=body["successful"],
                    failed=body["failed"] + body["canceled"] + body["timeout"],
-                   canceled=body["canceled"], timeout=body["timeout"])
+                   canceled=body["canceled"], timeout=body["timeout"],
+                   inactive_purged=body.get("inactive_purged", 0))
 
     @property
     def pending(self) -> int:
@@ -333,10 +336,12 @@ class JobStats:
         return f"PD:{self.pending} R:{self.running} CD:{self.successful} F:{self.failed}"
 
 
-def stats(h: Handle) -> JobStats:
+def stats(h: Handle, queue: str | None = None) -> JobStats:
     """The instance's job counts (Flux's ``job-list.job-stats``): cheap at any
-    size, which is why ``strato jobs`` can show a child instance's progress."""
-    return JobStats.from_answer(h.rpc("job-list.job-stats"))
+    size, which is why ``strato jobs`` can show a child instance's progress.
+    With `queue`, the counts of that queue's jobs only."""
+    return JobStats.from_answer(h.rpc("job-list.job-stats",
+                                      {} if queue is None else {"queue": queue}))
 
 
 # Flux's name for this verb; defined last in the module, after every use of the builtin.

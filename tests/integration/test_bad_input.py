@@ -46,7 +46,8 @@ def test_dead_instance(make_instance, tmp_path):
 
 def test_unknown_options_and_commands(instance):
     res = instance.strato("submit", "--bogus", "true")
-    assert res.returncode == 2 and one_line(res) == "strato-submit: No such option '--bogus'."
+    assert res.returncode == 2
+    assert one_line(res).startswith("strato-submit: No such option '--bogus'.")
     res = instance.strato("frobnicate")
     assert res.returncode == 2 and "No such command" in one_line(res)
     res = instance.strato("job", "urgency", "ƒ2", "99")
@@ -55,7 +56,7 @@ def test_unknown_options_and_commands(instance):
 
 def test_bad_option_values_submit_nothing(instance):
     for args in (["-t", "soon", "true"], ["--cc=3-1", "true"], ["-n", "0", "true"],
-                 ["--urgency=40", "true"], ["-S", "noequals", "true"],
+                 ["--urgency=40", "true"], ["-S", "=novalue", "true"],
                  ["-N", "2", "-n", "1", "true"], ["-c", "x", "true"]):
         res = instance.strato("submit", *args)
         assert res.returncode != 0, args
