@@ -43,6 +43,7 @@ import inspect
 import logging
 import os
 import socket
+import time
 from collections.abc import AsyncIterator, Callable
 
 from strato.core import proto
@@ -123,11 +124,12 @@ class Link:
     """
 
     def __init__(self, broker: Broker, sock: socket.socket, ident: bytes,
-                 on_close: Callable[[], None]) -> None:
+                 on_close: Callable[[], None], max_frame: int = proto.MAX_FRAME) -> None:
         self.broker = broker
         self.ident = ident
         self._on_close = on_close
-        self.stream = FramedStream(sock, self._message, self._closed)
+        self.stream = FramedStream(sock, self._message, self._closed, max_frame,
+                                   ident.decode(errors="replace"))
         self.write = self.stream.write
         self.close = self.stream.close
 
@@ -178,22 +180,34 @@ class Broker:
         #: wait until what it holds is on disk (module docstring)
         self.store = None
         self._held: list[tuple[bytes, bytes]] | None = None
-        self.register("broker.cancel", self._cancel_stream)
-        self.register("broker.ping", lambda req: req.respond(req.body))
+        self._malformed_t = 0.0  # when the current second of malformed messages began
+        self._malformed_n = 0
+        #: a client whose frame declares more bytes than this is disconnected unread
+        self.message_size_limit = proto.DEFAULT_MESSAGE_SIZE_LIMIT
+        self.any_body: set[str] = set()  # topics whose requests may carry any body
+        self.register("broker.cancel", self._cancel_stream, any_body=True)  # a tag
+        self.register("broker.ping", lambda req: req.respond(req.body), any_body=True)
         self.register("service.add", self._service_add)
         self.register("service.remove", self._service_remove)
         self.register("event.subscribe", self._subscribe)
 
-    def register(self, topic: str, handler: Handler) -> None:
-        """Register `handler` as the service answering `topic`."""
+    def register(self, topic: str, handler: Handler, any_body: bool = False) -> None:
+        """Register `handler` as the service answering `topic`.
+
+        A client's request carries a mapping as its body, or none: the broker answers
+        any other body with EPROTO before the handler sees it, unless `any_body`.
+        """
         if topic in self.services:
             raise ValueError(f"service {topic} is registered twice")
         self.services[topic] = handler
+        if any_body:
+            self.any_body.add(topic)
 
     def unregister_prefix(self, prefix: str) -> None:
         """Remove every service whose topic starts with ``prefix.`` (a module unloads)."""
         for topic in [t for t in self.services if t.startswith(prefix + ".")]:
             del self.services[topic]
+            self.any_body.discard(topic)
 
     def listen(self, path: str) -> None:
         """Accept clients on a Unix stream socket at `path`. A socket file left there
@@ -228,7 +242,8 @@ class Broker:
                 return
             self._nclients += 1
             ident = b"client.%d" % self._nclients
-            self.add_link(conn, ident, lambda ident=ident: self._client_gone(ident))
+            self.add_link(conn, ident, lambda ident=ident: self._client_gone(ident),
+                          self.message_size_limit)
 
     def clients(self) -> int:
         """Connections to the local socket open now."""
@@ -245,10 +260,11 @@ class Broker:
         for name in [n for n, who in self.providers.items() if who == ident]:
             self.drop_provider(name)
 
-    def add_link(self, sock: socket.socket, ident: bytes,
-                 on_close: Callable[[], None]) -> Link:
-        """Serve a process over a stream socket as if it were a client `ident`."""
-        link = self._links[ident] = Link(self, sock, ident, on_close)
+    def add_link(self, sock: socket.socket, ident: bytes, on_close: Callable[[], None],
+                 max_frame: int = proto.MAX_FRAME) -> Link:
+        """Serve a process over a stream socket as if it were a client `ident`; a frame
+        longer than `max_frame` closes the link unread."""
+        link = self._links[ident] = Link(self, sock, ident, on_close, max_frame)
         return link
 
     def close(self) -> None:
@@ -316,25 +332,48 @@ class Broker:
                     log.exception("deferred work failed")
 
     def _dispatch_frames(self, frames: list[bytes]) -> None:
+        """Decode one message from a client and route it.
+
+        A client's bytes are not trusted: a request that decodes but is malformed
+        gets an EPROTO error naming the bad field when it has a usable tag; anything
+        else (not msgpack, not an array, no tag) cannot be answered and is dropped
+        with a line in the log.
+        """
+        ident = frames[0]
         try:
             msg = proto.decode(frames[-1])
-            kind = msg[0]
-        except Exception:  # malformed message from a client: drop it
-            log.warning("dropped malformed message")
+        except Exception:  # msgspec.DecodeError, or a nesting too deep to decode
+            self._malformed(ident, "not a msgpack message")
             return
-        if kind == proto.RESP and len(msg) == 5 and len(frames) == 2:
-            self._route_response(frames[0], msg)
+        if not isinstance(msg, list) or not msg or len(frames) != 2:
+            self._malformed(ident, "not a message array")
             return
-        if kind != proto.REQ or len(msg) not in (5, 6) or len(frames) != 2:
-            log.warning("dropped malformed request")
+        kind = msg[0]
+        if kind == proto.RESP and len(msg) == 5:
+            self._route_response(ident, msg)
+            return
+        if kind != proto.REQ:
+            self._malformed(ident, f"unknown message kind {kind!r}"[:100])
+            return
+        problem = proto.request_problem(msg)
+        if problem is not None:
+            tag = msg[2] if len(msg) > 2 else None
+            flags = msg[4] if len(msg) > 4 else 0
+            if proto.is_int(tag) and not (proto.is_int(flags)
+                                            and flags & proto.FLAG_NORESPONSE):
+                self._send(ident, proto.response(tag, "EPROTO",
+                                                 f"malformed request: {problem}"))
+            else:
+                self._malformed(ident, problem)
             return
         _, topic, tag, body, flags, *rest = msg
         nodeid = rest[0] if rest else proto.NODEID_ANY
-        if not isinstance(topic, str) or not isinstance(tag, int) \
-                or not isinstance(flags, int) or not isinstance(nodeid, int):
-            log.warning("dropped malformed request")
+        if body is not None and not isinstance(body, dict) and topic not in self.any_body:
+            if not flags & proto.FLAG_NORESPONSE:
+                shown = topic if topic.isprintable() else repr(topic)
+                self._send(ident, proto.response(
+                    tag, "EPROTO", f"malformed request: the body of {shown} must be a mapping"))
             return
-        ident = frames[0]
         streaming = bool(flags & proto.FLAG_STREAM)
         req = Request(self, topic, body, tag, ident, streaming,
                       noresponse=bool(flags & proto.FLAG_NORESPONSE))
@@ -344,6 +383,18 @@ class Broker:
             self._route(req, nodeid)
             return
         self._handle(req)
+
+    def _malformed(self, ident: bytes, why: str) -> None:
+        """Log one line about a message that cannot be answered, at most a few a
+        second (a client looping on garbage must not flood the log)."""
+        now = time.monotonic()
+        if now - self._malformed_t >= 1.0:
+            self._malformed_t, self._malformed_n = now, 0
+        self._malformed_n += 1
+        if self._malformed_n <= 5:
+            log.warning("dropped a message from %s: %s", ident.decode(errors="replace"), why)
+        elif self._malformed_n == 6:
+            log.warning("dropping more malformed messages this second without a word")
 
     def _route(self, req: Request, nodeid: int) -> None:
         """A request for another broker: the overlay's, or unreachable."""
@@ -364,7 +415,8 @@ class Broker:
             if provider is not None:
                 self._forward(provider, req)
             elif self.overlay is None or not self.overlay.forward_up(req):
-                req.error(f"no service matches {req.topic}", "ENOSYS")
+                topic = req.topic if req.topic.isprintable() else repr(req.topic)
+                req.error(f"no service matches {topic}", "ENOSYS")
             return
         try:
             result = handler(req)
@@ -401,6 +453,8 @@ class Broker:
 
     def _service_remove(self, req: Request) -> None:
         name = (req.body or {}).get("service") if isinstance(req.body, dict) else None
+        if not isinstance(name, str):
+            raise RPCError("service.remove: a service name is required", "EPROTO")
         if self.providers.get(name) != req.sender:
             raise RPCError(f"service {name} is not provided by this client", "ENOENT")
         self.drop_provider(name)
@@ -426,9 +480,11 @@ class Broker:
 
     def _route_response(self, ident: bytes, msg: list) -> None:
         _, tag, body, err, more = msg
-        req = self._forwarded.get(tag) if isinstance(tag, int) else None
-        if req is None:
-            log.warning("dropped a response nobody waits for")
+        req = self._forwarded.get(tag) if proto.is_int(tag) else None
+        # only the provider a request went to answers it: another client's response
+        # with a guessed tag must not complete someone else's request
+        if req is None or self.providers.get(req.topic.partition(".")[0]) != ident:
+            self._malformed(ident, "a response nobody waits for")
             return
         if more:
             req.send(body)

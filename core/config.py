@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import re
 import tomllib
 from collections.abc import Callable
 from pathlib import Path
@@ -21,6 +22,7 @@ from typing import Any
 
 import pluggy
 
+from strato.core import proto
 from strato.core.errors import ConfigError, PluginError
 from strato.core.plugins import (
     ConfigKey,
@@ -48,6 +50,8 @@ def read_config_file(path: str) -> dict:
         config = json.loads(text) if path.endswith(".json") else tomllib.loads(text)
     except (tomllib.TOMLDecodeError, ValueError) as exc:
         raise ConfigError(f"{path}: {exc}") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: nested too deeply") from None
     if not isinstance(config, dict):
         raise ConfigError(f"{path}: a config must be a table (a JSON object)")
     return config
@@ -65,8 +69,9 @@ def load_config(path: str | None, overrides: list[str] = ()) -> dict:
 def apply_override(config: dict, item: str) -> None:
     """Set one ``key=value`` override in `config`, creating tables on the way."""
     key, sep, text = item.partition("=")
+    shown = f"'{item}'" if item.isprintable() else repr(item)
     if not sep or not key or any(not p for p in key.split(".")):
-        raise ConfigError(f"invalid override '{item}' (expected key=value)")
+        raise ConfigError(f"invalid override {shown} (expected key=value)")
     try:
         value = tomllib.loads(f"v = {text}")["v"]
     except tomllib.TOMLDecodeError:
@@ -76,7 +81,7 @@ def apply_override(config: dict, item: str) -> None:
     for p in parts[:-1]:
         nxt = d.setdefault(p, {})
         if not isinstance(nxt, dict):
-            raise ConfigError(f"invalid override '{item}': {p} is not a table")
+            raise ConfigError(f"invalid override {shown}: {_key_text(p)} is not a table")
         d = nxt
     d[parts[-1]] = value
 
@@ -95,6 +100,15 @@ def _check(config: dict) -> None:
 
 # -- checks a declaration can use -----------------------------------------------------------
 # Each raises ValueError with a message that reads after the key's name.
+
+
+def _key_text(name: str) -> str:
+    """A key as TOML writes it: bare if it can be, else quoted (so a newline in a key's
+    name shows as ``\\n`` and the message stays one line)."""
+    if name and all(c.isascii() and (c.isalnum() or c in "-_") for c in name):
+        return name
+    return json.dumps(name, ensure_ascii=False).replace("\u2028", "\\u2028") \
+        .replace("\u2029", "\\u2029").replace("\x85", "\\u0085")
 
 
 def string(value: Any) -> None:
@@ -141,11 +155,38 @@ def hostlist(value: Any) -> None:
     expand_hostlist(value)
 
 
+_SIZE_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+_SIZE_RE = re.compile(r"([0-9]{1,18})([kKmMgGtT]?)")
+
+
+def parse_size(value: Any) -> int:
+    """Bytes from a size: an integer, or a string with an optional binary suffix
+    (``"64M"``, ``"512k"``, ``"1G"``: K, M, G, T, either case, as Flux writes sizes).
+    ValueError if it is neither."""
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    match = _SIZE_RE.fullmatch(value) if isinstance(value, str) else None
+    if match is not None:
+        return int(match[1]) * _SIZE_UNITS[match[2].lower()]
+    raise ValueError(f"must be a size such as \"64M\" or a number of bytes (got {value!r})")
+
+
+def size(minimum: int = 0) -> Callable[[Any], None]:
+    """A size in bytes, at least `minimum`."""
+    def check(value: Any) -> None:
+        if parse_size(value) < minimum:
+            raise ValueError(f"must be at least {minimum} bytes (got {value!r})")
+
+    check.__doc__ = f"A size: bytes, or a number with K, M, G or T (binary), at least {minimum}."
+    return check
+
+
 def one_of(what: str, choices: list[str]) -> Callable[[Any], None]:
     """One of a fixed set of names."""
     def check(value: Any) -> None:
         if value not in choices:
-            raise ValueError(f"unknown {what} '{value}' (have: {', '.join(sorted(choices))})")
+            shown = value if isinstance(value, str) and value.isprintable() else repr(value)
+            raise ValueError(f"unknown {what} '{shown}' (have: {', '.join(sorted(choices))})")
 
     check.__doc__ = f"One of: {', '.join(sorted(choices))}."
     return check
@@ -211,6 +252,10 @@ def declare_core(declare: Callable) -> None:
     declare("sched", "plugin", default="sched-simple",
             check=Registered("scheduler", "sched_register_schedulers"),
             help="the scheduler (a name registered by sched_register_schedulers)")
+    declare("broker", "message-size-limit", default="64M",
+            check=size(proto.MIN_MESSAGE_SIZE_LIMIT),
+            help="largest message a client may send: the connection of a client that "
+                 "sends a larger one is closed (the client library refuses it first)")
     declare("exec", "backend", default="local",
             check=Registered("exec backend", "exec_register_backends"),
             help="the exec backend (a name registered by exec_register_backends)")
@@ -326,7 +371,8 @@ class _Checker:
 
     def walk(self, parts: Parts, shown: str, table: dict) -> None:
         for name, value in table.items():
-            where = f"{shown}.{name}" if shown else name
+            key = _key_text(name)
+            where = f"{shown}.{key}" if shown else key
             decl = self.schema.key(parts, name)
             path = (*parts, name)
             if decl is not None:

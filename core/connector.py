@@ -77,11 +77,14 @@ class Connector:
     def _message(self, payload: bytes) -> None:
         try:
             msg = proto.decode(payload)
-            kind = msg[0]
         except Exception:
-            log.warning("dropped a malformed message from the broker")
-            return
-        if len(msg) not in ((5,) if kind == proto.RESP else (5, 6)):
+            msg = None
+        kind = msg[0] if isinstance(msg, list) and msg else None
+        if kind == proto.RESP:
+            malformed = len(msg) != 5 or not proto.is_int(msg[1])
+        else:
+            malformed = kind != proto.REQ or proto.request_problem(msg) is not None
+        if malformed:
             log.warning("dropped a malformed message from the broker")
             return
         if kind == proto.RESP:

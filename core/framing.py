@@ -28,8 +28,11 @@ class FramedStream:
     """One end of a framed stream (module docstring)."""
 
     def __init__(self, sock: socket.socket, on_message: Callable[[bytes], None],
-                 on_close: Callable[[], None]) -> None:
+                 on_close: Callable[[], None], max_frame: int = MAX_FRAME,
+                 name: str = "a stream") -> None:
         self.sock = sock
+        self.max_frame = max_frame  # a longer frame closes the stream before it is read
+        self.name = name  # who is at the other end, for the log
         sock.setblocking(False)
         self.fd = sock.fileno()
         self.on_message = on_message
@@ -109,8 +112,9 @@ class FramedStream:
         pos = 0
         while len(buf) - pos >= 4:
             size = int.from_bytes(buf[pos:pos + 4], "little")
-            if size > MAX_FRAME:
-                log.error("a frame of %d bytes on a stream: closing it", size)
+            if size > self.max_frame:
+                log.warning("closed the connection of %s: a message of %d bytes is over the "
+                            "limit of %d bytes", self.name, size, self.max_frame)
                 self.close()
                 return
             if len(buf) - pos - 4 < size:

@@ -78,7 +78,8 @@ def core_register_services(register: Callable[[str, Callable], None]) -> None:
     """Add broker services.
 
     :param register: ``register(topic, handler)``; ``handler(request)`` answers with
-        ``request.respond(body)`` or ``request.error(message)``.
+        ``request.respond(body)`` or ``request.error(message)``. A client's request
+        body is a mapping or None: the broker answers any other with EPROTO itself.
 
     Raising (or registering a topic twice) stops startup with the message; an
     exception raised later by a handler fails that request with

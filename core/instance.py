@@ -32,7 +32,7 @@ from strato.core.child import (
     post_uri,
     report_failure,
 )
-from strato.core.config import apply_override, check_config
+from strato.core.config import apply_override, check_config, parse_size
 from strato.core.errors import ConfigError, PluginError, RPCError, StateError, StratoError
 from strato.core.exec import ExecService
 from strato.core.exec_ranks import RanksExec
@@ -87,6 +87,9 @@ class Instance:
         self.reaper = Reaper(loop)
         boot = self.bootstrap
         self.broker = Broker(rank=boot.rank, size=boot.size)
+        limit = self.config.get("broker", {}).get("message-size-limit")
+        if limit is not None:
+            self.broker.message_size_limit = parse_size(limit)
         if boot.size > 1:
             self.overlay = Overlay(self.broker, boot)
         hook = self.pm.hook
@@ -193,11 +196,14 @@ class Instance:
         return {**broker_attrs(self.bootstrap, self.overlay, self.rundir),
                 "statedir": str(self.statedir) if self.statedir else "",
                 "parent-uri": self.parent.uri if self.parent else "",
-                "jobid": ids.f58(self.parent.jobid) if self.parent else ""}
+                "jobid": ids.f58(self.parent.jobid) if self.parent else "",
+                "broker.message-size-limit": self.broker.message_size_limit}
 
     def _attr_get(self, req) -> None:
         name = (req.body or {}).get("name")
         attrs = self.attrs()
+        if not isinstance(name, str):
+            raise RPCError("attr.get: the attribute name must be a string", "EPROTO")
         if name not in attrs:
             raise RPCError(f"unknown attribute '{name}'", "ENOENT")
         req.respond({"value": attrs[name]})

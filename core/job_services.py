@@ -81,7 +81,7 @@ def register(broker, jobs: JobManager, kvs) -> None:
     def wait(req) -> None:
         """{ids}: respond (stream) a result per job as each becomes inactive."""
         body = req.body or {}
-        targets = [jobs.lookup(i) for i in body.get("ids", [])]
+        targets = [jobs.lookup(i) for i in _ids(body)]
         if body.get("all"):
             targets = list(jobs.active.values())
         if not targets:
@@ -113,7 +113,7 @@ def register(broker, jobs: JobManager, kvs) -> None:
         """{ids, type?, note?}: raise a severity 0 exception (default type cancel)."""
         body = req.body or {}
         errors = []
-        for jid in body.get("ids", []):
+        for jid in _ids(body):
             try:
                 job = jobs.lookup(jid)
                 jobs.raise_exception(job, body.get("type", "cancel"), body.get("severity", 0),
@@ -130,7 +130,7 @@ def register(broker, jobs: JobManager, kvs) -> None:
         signum = body.get("signum", 15)
         if not isinstance(signum, int) or not 0 < signum < 65:
             raise RPCError(f"invalid signal {signum}")
-        for jid in body.get("ids", []):
+        for jid in _ids(body):
             job = jobs.lookup(jid)
             if job.state & INACTIVE or job.R is None:
                 raise RPCError(f"job {ids.f58(job.id)} is not running")
@@ -161,7 +161,7 @@ def register(broker, jobs: JobManager, kvs) -> None:
         mask = body.get("states", 0x7F)
         results = body.get("results")
         if body.get("ids"):
-            src = [jobs.lookup(i) for i in body["ids"]]
+            src = [jobs.lookup(i) for i in _ids(body)]
         else:
             src = jobs.jobs.values()
         name = body.get("name")
@@ -228,6 +228,14 @@ def register(broker, jobs: JobManager, kvs) -> None:
                       ("job-list.list", list_jobs), ("job-list.info", info),
                       ("job-list.job-stats", job_stats)):
         broker.register(topic, fn)
+
+
+def _ids(body: dict) -> list:
+    """The ``ids`` of a request body: a list (RPCError if it is anything else)."""
+    ids = body.get("ids", [])
+    if not isinstance(ids, list):
+        raise RPCError("ids must be a list of job ids", "EPROTO")
+    return ids
 
 
 def _result(job: Job) -> dict:

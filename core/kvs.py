@@ -386,11 +386,19 @@ class KVS:
         broker.register("kvs.watch", self._svc_watch)
         broker.register("kvs.namespace-create", self._svc_ns_create)
 
+    @staticmethod
+    def _key_ns(body: dict, default_key: str = "") -> tuple[str, str]:
+        """The key and namespace a request names (RPCError unless both are strings)."""
+        key = body.get("key") or default_key
+        ns = body.get("namespace", PRIMARY)
+        if not isinstance(key, str) or not isinstance(ns, str):
+            raise RPCError("the key and namespace must be strings", "EPROTO")
+        return key, ns
+
     def _svc_get(self, req) -> None:
-        body = req.body or {}
-        key = body.get("key", "")
+        key, ns = self._key_ns(req.body or {})
         try:
-            value = self.lookup(key, body.get("namespace", PRIMARY))
+            value = self.lookup(key, ns)
         except KeyError:
             raise RPCError(f"{key}: no such key", "ENOENT") from None
         if isinstance(value, KvsDir):
@@ -398,10 +406,9 @@ class KVS:
         req.respond({"value": value})
 
     def _svc_ls(self, req) -> None:
-        body = req.body or {}
-        key = body.get("key") or "."
+        key, ns = self._key_ns(req.body or {}, ".")
         try:
-            value = self.lookup(key, body.get("namespace", PRIMARY))
+            value = self.lookup(key, ns)
         except KeyError:
             raise RPCError(f"{key}: no such key", "ENOENT") from None
         if not isinstance(value, KvsDir):
@@ -421,9 +428,7 @@ class KVS:
         req.respond()
 
     def _svc_watch(self, req) -> None:
-        body = req.body or {}
-        key = body.get("key", "")
-        ns = body.get("namespace", PRIMARY)
+        key, ns = self._key_ns(req.body or {})
         self._split(key)
         self._root(ns)
         value = self.get(key, ns)

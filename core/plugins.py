@@ -285,6 +285,8 @@ def unknown_name(what: str, name: str, config: dict, hookname: str) -> str:
     nearest of them, and, if an installed plugin has it, that it must be loaded.
     """
     installed = installed_names(config, hookname)
+    if not name.isprintable():  # a newline in it would split the message
+        return f"unknown {what} {name!r} (installed: {', '.join(sorted(installed))})"
     if name in installed:
         plugin = installed[name]
         fix = "it is in [plugins] block" if plugin in config.get("plugins", {}).get("block", []) \

@@ -15,6 +15,13 @@ Requests are routed by topic (``service.method``) and nodeid; the tag matches
 responses to the request on the client side. A client that provides a service
 (``service.add``) receives requests in the same shape on its own socket and
 answers them with responses carrying the tag it was given.
+
+A broker reads no message from a client larger than its
+``broker.message-size-limit`` (default `DEFAULT_MESSAGE_SIZE_LIMIT`, never below
+`MIN_MESSAGE_SIZE_LIMIT`): it closes the connection of a client whose frame
+declares more, before reading the frame. So a client library checks a request
+larger than `MIN_MESSAGE_SIZE_LIMIT` against the limit (the broker attribute
+``broker.message-size-limit``) and refuses it itself, with a clear error.
 """
 
 from __future__ import annotations
@@ -29,6 +36,8 @@ FLAG_NORESPONSE = 2  # one-way: the sender wants no answer (batched protocol mes
 NODEID_ANY = -1  # the nearest broker that has the service (on one broker: this one)
 NODEID_UPSTREAM = -2  # the broker's parent in the overlay (rank 0 has none)
 MAX_FRAME = 1 << 30  # on a stream socket, a longer length is garbage, not a message
+DEFAULT_MESSAGE_SIZE_LIMIT = 64 << 20
+MIN_MESSAGE_SIZE_LIMIT = 1 << 20  # smaller requests never need a look at the limit
 
 _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder()
@@ -43,6 +52,27 @@ def request(topic: str, tag: int, body: object, flags: int = 0,
     if nodeid == NODEID_ANY:
         return encode((REQ, topic, tag, body, flags))
     return encode((REQ, topic, tag, body, flags, nodeid))
+
+
+def is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def request_problem(msg: object) -> str | None:
+    """What is wrong with a decoded request (None if nothing): the one-line reason a
+    broker gives the client that sent it."""
+    if not isinstance(msg, list) or len(msg) not in (5, 6):
+        return "a request is an array of 5 or 6 fields"
+    _, topic, tag, _body, flags, *rest = msg
+    if not isinstance(topic, str):
+        return "the topic must be a string"
+    if not is_int(tag):
+        return "the tag must be an integer"
+    if not is_int(flags):
+        return "the flags must be an integer"
+    if rest and not is_int(rest[0]):
+        return "the nodeid must be an integer"
+    return None
 
 
 def response(tag: int, body: object, error: str | None = None, more: bool = False) -> bytes:

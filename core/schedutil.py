@@ -274,6 +274,13 @@ class SchedModule:
         jobspec = (req.body or {}).get("jobspec")
         if not isinstance(jobspec, dict):
             raise RPCError("sched.feasibility: a jobspec is required")
+        if req.sender is not None:  # from a client, not from the job manager's ingest
+            from strato.jobspec.model import JobspecError, validate_v1
+
+            try:
+                validate_v1(jobspec)
+            except JobspecError as exc:
+                raise RPCError(f"sched.feasibility: {exc}") from None
         job = PendingJob(0, 16, 0, 0.0, jobspec, self.summary(jobspec))
         req.respond({"error": self.scheduler.feasibility(job)})
 

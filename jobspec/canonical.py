@@ -43,12 +43,11 @@ with one-line errors; ``yaml`` is imported only when it is called.
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Mapping
 from typing import Any
 
-from .model import JobspecError
+from .model import JobspecError, _is_finite
 
 __all__ = ["load_jobspec", "validate_canonical"]
 
@@ -82,6 +81,14 @@ _IDSET_ELEMENT_RE = re.compile(r"(?P<lo>[1-9][0-9]{0,17})(?:-(?P<hi>[1-9][0-9]{0
 
 def _fail(path: str, reason: str) -> JobspecError:
     return JobspecError(f"{path}: {reason}")
+
+
+def _child(path: str, key: object) -> str:
+    """The path of ``key`` under ``path``; a key that is not printable text (a newline in
+    an environment variable's name) is shown quoted, so the message stays one line."""
+    if isinstance(key, str) and key and key.isprintable():
+        return f"{path}.{key}"
+    return f"{path}[{key!r}]"
 
 
 def _is_int(value: object) -> bool:
@@ -276,7 +283,7 @@ def _check_environment(env: object, path: str) -> None:
         if not isinstance(name, str):
             raise _fail(path, f"variable name {name!r} must be a string")
         if value is not None and not isinstance(value, str):
-            raise _fail(f"{path}.{name}", f"must be a string or null, not {_type_name(value)}")
+            raise _fail(_child(path, name), f"must be a string or null, not {_type_name(value)}")
 
 
 def _check_task_count(count: object, path: str) -> None:
@@ -353,7 +360,7 @@ def _check_constraint(obj: object, path: str, depth: int = 0) -> None:
         if not isinstance(op, str):
             raise _fail(path, f"operator {op!r} must be a string")
         if not isinstance(values, list):
-            raise _fail(f"{path}.{op}", f"must be a list, not {_type_name(values)}")
+            raise _fail(_child(path, op), f"must be a list, not {_type_name(values)}")
         for i, value in enumerate(values):
             if op in _CONSTRAINT_NESTED:
                 _check_constraint(value, f"{path}.{op}[{i}]", depth + 1)
@@ -400,7 +407,7 @@ def _check_system(system: object) -> None:
             value = system[key]
             if not _is_number(value) or not value >= 0:  # "not >=" also catches NaN
                 raise _fail(f"{path}.{key}", "must be a number >= 0")
-            if value == math.inf:
+            if not _is_finite(value):
                 raise _fail(f"{path}.{key}", "must be finite")
     for key in _SYSTEM_STR:
         if key in system and not isinstance(system[key], str):
@@ -420,7 +427,8 @@ def _check_system(system: object) -> None:
             raise _fail(f"{path}.job", f"must be a mapping, not {_type_name(job)}")
         for key, value in job.items():
             if not isinstance(value, str):
-                raise _fail(f"{path}.job.{key}", f"must be a string, not {_type_name(value)}")
+                raise _fail(_child(f"{path}.job", key),
+                            f"must be a string, not {_type_name(value)}")
     if "dependencies" in system:
         _check_dependencies(system["dependencies"], f"{path}.dependencies")
     if "constraints" in system:

@@ -286,7 +286,7 @@ def _validate(obj: object, path: str, depth: int) -> None:
     if not obj:
         return
     if len(obj) != 1:
-        keys = ", ".join(sorted(map(str, obj)))
+        keys = ", ".join(sorted(map(repr, obj)))
         raise ValueError(f"{path}: constraint must have exactly one operator, got {keys}")
     ((op, values),) = obj.items()
     where = f"{path}.{op}"
@@ -469,7 +469,8 @@ def _quote(value: str) -> str:
         return f"'{value}'"
     if '"' not in value:
         return f'"{value}"'
-    raise ValueError(f"cannot quote constraint value {value!r}")
+    # both quotes: adjacent quoted pieces make one term ('a"b' "'" 'c' reads a"b'c)
+    return "\"'\"".join(f"'{piece}'" for piece in value.split("'"))
 
 
 def format_constraint(obj: dict) -> str:

@@ -173,13 +173,27 @@ def _sentinel_regex(sentinels: Iterable[str]) -> re.Pattern[str]:
     return re.compile(rf"^([^\w]*)({alternation}):")
 
 
+# characters that end a line for str.splitlines (and for a terminal), besides "\n"
+_LINE_BREAKS = re.compile("[\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
+
+
 def parse_directives(script: str, sentinels: Iterable[str] = DEFAULT_SENTINELS) -> list[Directive]:
     """Return the RFC 36 submission directives of ``script``, in order.
 
     ``sentinels`` are the accepted tag words (each in upper or lower case).  Raises
     :class:`ValueError` (``line N: ...``) for a changed sentinel, an orphan directive,
     a quoting error, an unterminated multi-line literal or an unknown directive.
+    The message is one line: a line break inside a script line (a lone ``\r``, a
+    vertical tab) is shown escaped.
     """
+    try:
+        return _parse(script, sentinels)
+    except ValueError as exc:
+        message = _LINE_BREAKS.sub(lambda m: repr(m.group())[1:-1], str(exc))
+        raise ValueError(message) from None
+
+
+def _parse(script: str, sentinels: Iterable[str]) -> list[Directive]:
     regex = _sentinel_regex(sentinels)
     lines = script.split("\n")
     if lines and lines[-1] == "":

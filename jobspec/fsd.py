@@ -23,8 +23,10 @@ import re
 __all__ = ["format_fsd", "parse_fsd"]
 
 # A decimal floating point number as strtod(3) reads it, without a sign (negative durations
-# are invalid, a leading "+" is allowed) and without the hex and nan forms.
-_FSD_RE = re.compile(r"\+?((?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?)(ms|s|m|h|d)?")
+# are invalid, a leading "+" is allowed) and without the hex and nan forms. Each digit
+# can be matched one way only: with "[0-9]+\.?[0-9]*" a long run of digits followed by
+# junk backtracked in quadratic time (20,000 digits: 30 s).
+_FSD_RE = re.compile(r"\+?((?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?)(ms|s|m|h|d)?")
 
 _MULTIPLIER: dict[str | None, float] = {
     None: 1.0,

@@ -15,7 +15,12 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-__all__ = ["compress_hostlist", "expand_hostlist"]
+__all__ = ["MAX_HOSTS", "compress_hostlist", "expand_hostlist"]
+
+#: the most names one hostlist may expand to ("n[0-10000000000]" would otherwise take
+#: gigabytes and minutes); no machine has this many hosts
+MAX_HOSTS = 1 << 20
+_MAX_DIGITS = 20  # a host number in brackets is below 2**64; longer runs are names
 
 # Anything but printable, non-space ASCII, and the special characters "[", "]" and ",".
 _BAD_CHAR = re.compile(r"[^!-~]|[\[\],]")
@@ -28,8 +33,9 @@ def _check_text(text: str, part: str, where: str) -> None:
         raise ValueError(f"invalid hostlist {text!r}: bad character {bad.group()!r} in {where}")
 
 
-def _expand_idlist(text: str, idlist: str) -> list[str]:
-    """Expand the inside of one pair of brackets into zero-padded id strings, in order."""
+def _expand_idlist(text: str, idlist: str, room: int) -> list[str]:
+    """Expand the inside of one pair of brackets into zero-padded id strings, in order;
+    at most `room` of them."""
     if not idlist:
         raise ValueError(f"invalid hostlist {text!r}: empty brackets")
     out: list[str] = []
@@ -41,10 +47,14 @@ def _expand_idlist(text: str, idlist: str) -> list[str]:
             dash and not (hi_s.isdigit() and hi_s.isascii())
         ):
             raise ValueError(f"invalid hostlist {text!r}: bad range {element!r}")
+        if len(lo_s) > _MAX_DIGITS or len(hi_s) > _MAX_DIGITS:
+            raise ValueError(f"invalid hostlist {_short(text)!r}: a host number is too large")
         lo = int(lo_s)
         hi = int(hi_s) if dash else lo
         if hi < lo:
             raise ValueError(f"invalid hostlist {text!r}: range {element!r} is descending")
+        if hi - lo >= room - len(out):
+            raise ValueError(f"invalid hostlist {_short(text)!r}: more than {MAX_HOSTS} hosts")
         own = len(lo_s) if len(lo_s) > 1 and lo_s[0] == "0" else 0
         if first:
             width = own
@@ -89,7 +99,8 @@ def expand_hostlist(text: str) -> list[str]:
 
     Raises ValueError for unbalanced or nested brackets, more than one bracket group in
     one expression, empty brackets, non-numeric or descending ranges, and whitespace or
-    control characters in a name.
+    control characters in a name, a host number of more than 20 digits, and more than
+    :data:`MAX_HOSTS` names.
     """
     if not isinstance(text, str):
         raise ValueError(f"invalid hostlist {text!r}: not a string")
@@ -114,8 +125,13 @@ def expand_hostlist(text: str) -> list[str]:
             raise ValueError(f"invalid hostlist {text!r}: more than one bracket group")
         _check_text(text, prefix, "prefix")
         _check_text(text, suffix, "suffix")
-        out.extend(prefix + i + suffix for i in _expand_idlist(text, expr[open_at + 1 : close_at]))
+        idlist = _expand_idlist(text, expr[open_at + 1 : close_at], MAX_HOSTS - len(out))
+        out.extend(prefix + i + suffix for i in idlist)
     return out
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= 64 else text[:60] + "..."
 
 
 def _split_host(host: str) -> tuple[str, str]:
@@ -160,7 +176,7 @@ def compress_hostlist(hosts: Iterable[str]) -> str:
             raise ValueError(f"invalid host name {host!r}")
         _check_text(host, host, "host name")
         prefix, digits = _split_host(host)
-        if not digits:
+        if not digits or len(digits) > _MAX_DIGITS:  # no number a bracket group could hold
             flush()
             cur_prefix = None
             groups.append(host)

@@ -15,11 +15,18 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-__all__ = ["decode_idset", "encode_idset"]
+__all__ = ["MAX_IDS", "decode_idset", "encode_idset"]
+
+#: the most ids one idset string may decode to (ranges are expanded, so "0-10000000000"
+#: would otherwise take gigabytes and minutes): far above any instance's ranks or cores
+#: and any --cc count
+MAX_IDS = 1 << 24
+_MAX_DIGITS = 20  # an id is below 2**64 (and int() is never asked for 4300+ digits)
 
 
 def _bad(text: str, why: str) -> ValueError:
-    return ValueError(f"invalid idset {text!r}: {why}")
+    shown = text if len(text) <= 64 else text[:60] + "..."
+    return ValueError(f"invalid idset {shown!r}: {why}")
 
 
 def decode_idset(text: str) -> list[int]:
@@ -30,7 +37,8 @@ def decode_idset(text: str) -> list[int]:
 
     Raises ValueError for anything else: characters other than digits, ``,`` ``-`` and one
     pair of enclosing brackets; empty elements (``"1,,2"``); negative ids (``"-1"``);
-    descending ranges (``"3-1"``).
+    descending ranges (``"3-1"``); an id of more than 20 digits; more than
+    :data:`MAX_IDS` ids in all.
     """
     if not isinstance(text, str):
         raise ValueError(f"invalid idset {text!r}: not a string")
@@ -48,6 +56,8 @@ def decode_idset(text: str) -> list[int]:
         lo_s, dash, hi_s = element.partition("-")
         if not lo_s.isdigit() or not lo_s.isascii():
             raise _bad(text, f"bad element {element!r}")
+        if len(lo_s) > _MAX_DIGITS or len(hi_s) > _MAX_DIGITS:
+            raise _bad(text, "an id is too large")
         lo = int(lo_s)
         if dash:
             if not hi_s.isdigit() or not hi_s.isascii():
@@ -55,6 +65,8 @@ def decode_idset(text: str) -> list[int]:
             hi = int(hi_s)
             if hi < lo:
                 raise _bad(text, f"range {element!r} is descending")
+            if hi - lo >= MAX_IDS - len(out):
+                raise _bad(text, f"more than {MAX_IDS} ids")
             if lo <= last:
                 ordered = False
             out.extend(range(lo, hi + 1))

@@ -74,6 +74,14 @@ def _is_number(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+def _is_finite(value: int | float) -> bool:
+    """Whether a number is finite as a float (an int of 400 digits is not one)."""
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
+
+
 def _check_keys(obj: Mapping[str, Any], allowed: frozenset[str], path: str) -> None:
     for key in obj:
         if key not in allowed:
@@ -215,7 +223,7 @@ def _check_system(system: object) -> None:
     duration = system["duration"]
     if not _is_number(duration) or not duration >= 0:  # "not >=" also catches NaN
         raise _fail(f"{path}.duration", "must be a number >= 0")
-    if duration == math.inf:
+    if not _is_finite(duration):
         raise _fail(f"{path}.duration", "must be finite (use 0 for unlimited)")
     for key in _SYSTEM_STR:
         if key in system and not isinstance(system[key], str):
@@ -231,6 +239,8 @@ def _check_system(system: object) -> None:
         value = system["preemptible-after"]
         if not _is_number(value) or not value >= 0:
             raise _fail(f"{path}.preemptible-after", "must be a number >= 0")
+        if not _is_finite(value):
+            raise _fail(f"{path}.preemptible-after", "must be finite")
     if "dependencies" in system:
         deps = system["dependencies"]
         if not isinstance(deps, list):
@@ -571,6 +581,8 @@ class JobspecV1:
             data = json.loads(text)
         except (ValueError, TypeError) as exc:
             raise JobspecError(f"jobspec: invalid JSON: {_one_line(exc)}") from None
+        except RecursionError:
+            raise JobspecError("jobspec: invalid JSON: nested too deeply") from None
         return cls(data)
 
     @classmethod
@@ -581,6 +593,11 @@ class JobspecV1:
         try:
             data = yaml.safe_load(stream)
         except yaml.YAMLError as exc:
+            raise JobspecError(f"jobspec: invalid YAML: {_one_line(exc)}") from None
+        except RecursionError:
+            raise JobspecError("jobspec: invalid YAML: nested too deeply") from None
+        except (ValueError, OverflowError) as exc:  # a scalar PyYAML cannot build (a
+            # timestamp with month 13, an int of 4300+ digits)
             raise JobspecError(f"jobspec: invalid YAML: {_one_line(exc)}") from None
         return cls(data)
 

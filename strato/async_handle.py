@@ -11,8 +11,9 @@ import asyncio
 from collections.abc import AsyncIterator
 
 from strato.core import proto
+from strato.core.errors import RPCError
 from strato.core.framing import FramedStream
-from strato.handle import _raise, connect, gone
+from strato.handle import LIMIT_ATTR, _raise, connect, gone, too_large
 
 
 class AsyncHandle:
@@ -26,6 +27,7 @@ class AsyncHandle:
         self._stream = FramedStream(sock, self._message, self._lost)
         self._tag = 0
         self._waiters: dict[int, asyncio.Queue] = {}
+        self._size_limit: int | None = None  # the broker's, asked for when first needed
 
     def close(self) -> None:
         self._stream.close()
@@ -48,20 +50,35 @@ class AsyncHandle:
         for q in self._waiters.values():
             q.put_nowait(failure)
 
-    async def _send(self, topic: str, body: object, stream: bool) -> asyncio.Queue:
+    async def _send(self, topic: str, body: object, stream: bool) -> tuple[int, asyncio.Queue]:
         if self._stream.closed:
             raise gone(self.uri)
+        # Encoded first: a body msgpack cannot encode, or one over the broker's size
+        # limit, raises here and leaves no waiter.
+        flags = proto.FLAG_STREAM if stream else 0
+        msg = proto.request(topic, self._tag + 1, body, flags)
+        if len(msg) > proto.MIN_MESSAGE_SIZE_LIMIT:
+            limit = await self._message_size_limit()
+            if len(msg) > limit:
+                raise too_large(topic, len(msg), limit)
+            msg = proto.request(topic, self._tag + 1, body, flags)  # tags moved meanwhile
         self._tag += 1
-        # Encoded first: a body msgpack cannot encode raises here and leaves no waiter.
-        msg = proto.request(topic, self._tag, body, proto.FLAG_STREAM if stream else 0)
+        tag = self._tag
         q: asyncio.Queue = asyncio.Queue()
-        self._waiters[self._tag] = q
+        self._waiters[tag] = q
         self._stream.write(msg)
-        return q
+        return tag, q
+
+    async def _message_size_limit(self) -> int:
+        if self._size_limit is None:
+            try:
+                self._size_limit = int((await self.rpc("attr.get", LIMIT_ATTR))["value"])
+            except (RPCError, KeyError, TypeError, ValueError):  # a broker that has none
+                self._size_limit = proto.DEFAULT_MESSAGE_SIZE_LIMIT
+        return self._size_limit
 
     async def rpc(self, topic: str, body: object = None) -> object:
-        tag = self._tag + 1
-        q = await self._send(topic, body, False)
+        tag, q = await self._send(topic, body, False)
         try:
             item = await q.get()
         finally:
@@ -80,8 +97,7 @@ class AsyncHandle:
         With `final`, the body of the last response is yielded too (for services
         whose last answer carries data, like ``job-manager.wait``).
         """
-        tag = self._tag + 1
-        q = await self._send(topic, body, True)
+        tag, q = await self._send(topic, body, True)
         finished = False
         try:
             while True:

@@ -90,6 +90,15 @@ def frame(payload: bytes) -> bytes:
     return len(payload).to_bytes(4, "little") + payload
 
 
+def too_large(topic: str, size: int, limit: int) -> RPCError:
+    """The error for a request the broker would not read (over its size limit)."""
+    return RPCError(f"{topic}: a request of {size} bytes is over the instance's message size "
+                    f"limit of {limit} bytes (broker.message-size-limit)", "E2BIG")
+
+
+LIMIT_ATTR = {"name": "broker.message-size-limit"}
+
+
 def _raise(body: object, err: str) -> None:
     raise RPCError(err, body if isinstance(body, str) else "EINVAL")
 
@@ -102,6 +111,7 @@ class Handle:
         self._rbuf = bytearray()
         self._tag = 0
         self._inbox: dict[int, deque] = {}
+        self._size_limit: int | None = None  # the broker's, asked for when first needed
 
     def close(self) -> None:
         self._sock.close()
@@ -124,12 +134,24 @@ class Handle:
 
         `nodeid` addresses a broker rank (or ``proto.NODEID_UPSTREAM``); the
         default is the nearest broker that has the service."""
-        self._tag += 1
-        tag = self._tag
+        tag = self._tag + 1
+        data = proto.request(topic, tag, body, proto.FLAG_STREAM if stream else 0, nodeid)
+        if len(data) > proto.MIN_MESSAGE_SIZE_LIMIT:  # the broker would close the connection
+            limit = self._message_size_limit()
+            if len(data) > limit:
+                raise too_large(topic, len(data), limit)
+        self._tag = tag
         self._inbox[tag] = deque()
-        self._write(proto.request(topic, tag, body, proto.FLAG_STREAM if stream else 0,
-                                  nodeid))
+        self._write(data)
         return tag
+
+    def _message_size_limit(self) -> int:
+        if self._size_limit is None:
+            try:
+                self._size_limit = int(self.rpc("attr.get", LIMIT_ATTR)["value"])
+            except (RPCError, KeyError, TypeError, ValueError):  # a broker that has none
+                self._size_limit = proto.DEFAULT_MESSAGE_SIZE_LIMIT
+        return self._size_limit
 
     def recv(self, tag: int, timeout: float | None = None) -> tuple[object, str | None, bool]:
         """The next ``(body, error, more)`` for request `tag`, waiting if needed.

@@ -35,6 +35,25 @@ def pytest_configure(config):
     if env and not Path(env).is_dir():
         raise pytest.UsageError(f"STRATO_CONFORMANCE={env}: no such directory "
                                 "(unset it to skip the tests that need the corpora)")
+
+
+# Property-based tests (tests/unit/test_prop_*.py): the "ci" profile is derandomized, so
+# every run (CI included) tries the same examples and a failure reproduces; it keeps no
+# example database (nothing written into the repository) and no deadline, since one
+# example's time means little on a loaded machine. HYPOTHESIS_PROFILE=explore searches
+# with fresh random examples, many more of them, when hunting for bugs.
+try:
+    from hypothesis import HealthCheck, settings
+except ImportError:  # only the property tests need it; they import it themselves
+    pass
+else:
+    settings.register_profile("ci", max_examples=60, derandomize=True, database=None,
+                              deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    settings.register_profile("explore", max_examples=2000, deadline=None, database=None,
+                              suppress_health_check=[HealthCheck.too_slow])
+    settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
 #: tests that read the corpora are skipped, with this reason, when there are none
 needs_corpora = pytest.mark.skipif(
     CONFORMANCE is None, reason="conformance corpora not found (set STRATO_CONFORMANCE=DIR)")
