@@ -59,7 +59,7 @@ class Request:
     """One request being served: its topic, body and the way back to its sender."""
 
     __slots__ = ("topic", "body", "tag", "sender", "streaming", "broker", "local", "on_cancel",
-                 "done", "noresponse")
+                 "done", "noresponse", "via")
 
     def __init__(self, broker: Broker, topic: str, body: object, tag: int, sender: bytes | None,
                  streaming: bool, local: object = None, noresponse: bool = False) -> None:
@@ -71,6 +71,7 @@ class Request:
         self.streaming = streaming
         self.local = local
         self.on_cancel: Callable[[], None] | None = None
+        self.via: bytes | None = None  # forwarded: the link whose response completes it
         self.done = noresponse
         self.noresponse = noresponse
 
@@ -476,6 +477,7 @@ class Broker:
         self._fwd_tag += 1
         if not req.noresponse:
             self._forwarded[self._fwd_tag] = req
+            req.via = ident
         self._send(ident, proto.request(req.topic, self._fwd_tag, req.body, flags))
 
     def _route_response(self, ident: bytes, msg: list) -> None:
@@ -483,7 +485,7 @@ class Broker:
         req = self._forwarded.get(tag) if proto.is_int(tag) else None
         # only the provider a request went to answers it: another client's response
         # with a guessed tag must not complete someone else's request
-        if req is None or self.providers.get(req.topic.partition(".")[0]) != ident:
+        if req is None or req.via != ident:
             self._malformed(ident, "a response nobody waits for")
             return
         if more:

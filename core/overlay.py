@@ -356,6 +356,7 @@ class Overlay:
             (proto.FLAG_NORESPONSE if req.noresponse else 0)
         if not req.noresponse:
             b._forwarded[tag] = req
+            req.via = UP if hop is None else _ident(hop)
             self._hop_of[tag] = hop
             if len(self._hop_of) > 2 * len(b._forwarded) + 1024:
                 self._hop_of = {t: h for t, h in self._hop_of.items() if t in b._forwarded}
