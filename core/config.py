@@ -201,7 +201,8 @@ def _declare_policy(declare: Callable, prefix: str) -> None:
 
 
 def declare_core(declare: Callable) -> None:
-    """The config keys the core reads (plugins, sched, exec, resource, policy, queues)."""
+    """The config keys the core reads (plugins, sched, exec, job-manager, resource,
+    policy, queues)."""
     declare("plugins", "load", default=[], check=strings,
             help="plugins to load besides the defaults: entry-point names, modules, .py files")
     declare("plugins", "block", default=[], check=strings,
@@ -216,6 +217,12 @@ def declare_core(declare: Callable) -> None:
             help="the exec backend (a name registered by exec_register_backends)")
     declare("exec", "kill-timeout", default=5.0, check=duration,
             help="how long a cancelled job's tasks get between SIGTERM and SIGKILL")
+    declare("job-manager", "inactive-age-limit", check=duration,
+            help="purge inactive jobs once they have been inactive this long, e.g. \"7d\""
+                 " (default: never)")
+    declare("job-manager", "inactive-num-limit", check=integer(0),
+            help="keep at most this many inactive jobs, purging the oldest"
+                 " (default: no limit)")
     declare("resource.config", "hosts", check=hostlist,
             help="the hosts of this entry, e.g. \"node[0-15]\" (ranks in order)")
     declare("resource.config", "cores", default="0", check=idset,

@@ -208,7 +208,8 @@ def register(broker, jobs: JobManager, kvs) -> None:
         states["total"] = len(jobs.jobs)
         req.respond({"job_states": states, "successful": c.get("COMPLETED", 0),
                      "failed": c.get("FAILED", 0), "canceled": c.get("CANCELED", 0),
-                     "timeout": c.get("TIMEOUT", 0), "inactive_purged": 0})
+                     "timeout": c.get("TIMEOUT", 0),
+                     "inactive_purged": jobs.purger.purged})
 
     for topic, fn in (("job-manager.submit", submit), ("job-manager.events", events),
                       ("job-manager.wait", wait), ("job-manager.cancel", cancel),

@@ -23,6 +23,7 @@ from collections.abc import Callable
 from strato.core import dependencies, ids
 from strato.core.errors import ConfigError, RPCError
 from strato.core.plugins import call_hook, registry
+from strato.core.purge import Purger
 from strato.core.states import (
     CLEANUP,
     DEPEND,
@@ -174,6 +175,7 @@ class JobManager:
             raise ConfigError(f"exec.kill-timeout: {exc}") from None
         self.dep_schemes = registry(self.hook.job_register_dependency_schemes,
                                     "dependency scheme")
+        self.purger = Purger(self, instance.config)
         # the scheduler protocol
         self.sched_ready = False
         self.sched_limit = 0  # 0: unlimited
@@ -649,6 +651,7 @@ class JobManager:
         del self.active[job.id]
         self._count_ended(job)
         self.instance.job_ended(job)
+        self.purger.add(job)
 
     def _count_ended(self, job: Job) -> None:
         counts = self.counts
@@ -777,6 +780,7 @@ class JobManager:
                         if isinstance(d, KvsDir) and "eventlog" in d and "jobspec" in d:
                             found.append((ids.parse(f"job.{ka}.{kb}.{kc}.{kd}"), d))
         lost = []
+        inactive = []
         waiting: list[tuple[Job, list]] = []
         for jobid, d in found:
             eventlog = d["eventlog"]
@@ -803,6 +807,7 @@ class JobManager:
             if state == INACTIVE:
                 job.result = _result_of(job)
                 self._count_ended(job)
+                inactive.append(job)
                 continue
             self.active[jobid] = job
             if state & (RUN | CLEANUP):
@@ -816,6 +821,9 @@ class JobManager:
                         if dependencies.describe(dep) not in removed]
                 waiting.append((job, deps))
         self.jobs = dict(sorted(self.jobs.items()))
+        inactive.sort(key=lambda j: j.t_inactive)
+        for job in inactive:  # oldest first; the limits apply at the end of this turn
+            self.purger.add(job)
         for job, deps in waiting:  # every job is known again: targets can be found
             job.deps_left = len(deps)
             if job.state == PRIORITY:
