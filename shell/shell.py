@@ -1,8 +1,9 @@
 """The job shell: one per job on a node, run as a coroutine inside the shell host.
 
 It lays the job's tasks out over its slots, builds each task's environment, spawns
-the tasks, sends their output to the job's output eventlog in the KVS (or to files
-named by ``--output``/``--error`` templates), enforces the time limit, and reports
+the tasks, sends their output to the job's output eventlog in the KVS, up to the
+job's ``output.limit`` per stream (or to files named by ``--output``/``--error``
+templates, unlimited), enforces the time limit, and reports
 the job's wait status (the largest of its tasks') when the last task has exited.
 Everything it tells the instance goes through its host's messages (`ShellHost`).
 """
@@ -19,6 +20,7 @@ import time
 from strato.core import ids
 from strato.core.plugins import call_hook
 from strato.jobspec.idset import decode_idset
+from strato.shell.output_limit import OutputLimit, job_output_limit
 
 
 class _Reader:
@@ -145,6 +147,7 @@ class JobShell:
         self.label = False
         self.sinks: dict[str, int | None] = {}
         self.rlimits: list[tuple[int, int]] = []
+        self.output_limit: OutputLimit | None = None
         self.tmpdir: str | None = None
 
     # -- output --------------------------------------------------------------------------
@@ -216,8 +219,10 @@ class JobShell:
         self.tasks = [Task(i, lid, nrank, argv) for i, (nrank, lid) in enumerate(layout)]
         host.exec_event(job, "shell.init", {"ntasks": len(self.tasks)})
         call_hook(host.hook, "shell_init", shell=self)
+        options = self.system.get("shell", {}).get("options", {})
         try:
-            self.rlimits = _rlimits(self.system.get("shell", {}).get("options", {}))
+            self.rlimits = _rlimits(options)
+            self.output_limit = OutputLimit(job_output_limit(options, job.userid))
         except ValueError as exc:
             return self._fail_all(str(exc))
         try:
@@ -351,9 +356,12 @@ class JobShell:
             if out:
                 os.write(sink, out)
         else:
+            data, warning = self.output_limit.admit(reader.stream, data)
             text = reader.decoder.decode(data, final=eof)
             if text:
                 self.write_output(reader.stream, task.rank, text)
+            if warning:
+                self.write_output("stderr", task.rank, warning)
         if eof:
             self.host.loop.remove_reader(reader.fd)
             os.close(reader.fd)
