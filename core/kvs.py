@@ -131,9 +131,14 @@ class KVS:
         self._appends.clear()
         db.execute("BEGIN")
         if dels:
+            # Two statements, not one with OR: each is a search of the primary key,
+            # where "key = ? OR key BETWEEN ..." makes SQLite scan the whole table
+            # (a purge of a few jobs then cost as much as the whole statedir).
             for table in ("kvs", "log"):
-                db.executemany(f"DELETE FROM {table} WHERE ns = ?1 AND (key = ?2 OR"
-                               f" (key >= ?3 AND key < ?4))", dels)
+                db.executemany(f"DELETE FROM {table} WHERE ns = ?1 AND key = ?2",
+                               [d[:2] for d in dels])
+                db.executemany(f"DELETE FROM {table} WHERE ns = ?1 AND key >= ?2 AND key < ?3",
+                               [(d[0], d[2], d[3]) for d in dels])
         if puts:
             db.executemany("DELETE FROM log WHERE ns = ? AND key = ?", [p[:2] for p in puts])
             db.executemany("INSERT OR REPLACE INTO kvs VALUES (?, ?, ?)", puts)
