@@ -66,7 +66,7 @@ class Task:
     """One task of a job: what to run and, once run, its pid and wait status."""
 
     __slots__ = ("rank", "local_id", "node_rank", "argv", "env", "pid", "pgid", "status",
-                 "open")
+                 "open", "stderr_midline")
 
     def __init__(self, rank: int, local_id: int, node_rank: int, argv: list[str]) -> None:
         self.rank = rank
@@ -78,6 +78,7 @@ class Task:
         self.pgid = 0  # the task's own process group (its pid at spawn)
         self.status: int | None = None
         self.open = 0  # output pipes still open plus one for the process itself
+        self.stderr_midline = False  # its stderr in the KVS ends within a line
 
 
 def task_layout(job) -> list[tuple[int, int]]:
@@ -360,8 +361,12 @@ class JobShell:
             text = reader.decoder.decode(data, final=eof)
             if text:
                 self.write_output(reader.stream, task.rank, text)
-            if warning:
-                self.write_output("stderr", task.rank, warning)
+                if reader.stream == "stderr":
+                    task.stderr_midline = not text.endswith("\n")
+            if warning:  # on a line of its own
+                self.write_output("stderr", task.rank,
+                                  "\n" + warning if task.stderr_midline else warning)
+                task.stderr_midline = False
         if eof:
             self.host.loop.remove_reader(reader.fd)
             os.close(reader.fd)

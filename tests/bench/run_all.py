@@ -23,7 +23,7 @@ from _common import BENCH_DIR, PYTHON, REPO, RESULTS_DIR, print_table, write_res
 
 BENCHES = ["machine_limits", "bench_throughput", "bench_latency", "bench_memory", "bench_held",
            "bench_submit", "bench_graph", "bench_graph_instance", "bench_reload",
-           "bench_hierarchy"]
+           "bench_hierarchy", "bench_purge"]
 
 # flux-core v0.88 on the reference 2-core machines (issue 3, two measurements).
 FLUX = {
@@ -151,6 +151,17 @@ def summary(r: dict) -> list[dict]:
             "grows with depth (2 -> 3)", "seed: 45x / 60x", s["speedup_grows_ok"])
         row("child broker idle RSS", s["child_rss_mb"], "MB", "-", "<= 40 MB", "-",
             s["child_rss_ok"])
+    pu = r.get("bench_purge")
+    if pu:  # issue 13: bounded growth over 200,000 jobs with inactive-num-limit
+        last, v = pu["samples"][-1], pu["verdict"]
+        row(f"broker RSS after {pu['jobs']} sim jobs, inactive-num-limit={pu['num_limit']}",
+            last["rss_mb"], "MB",
+            f"2nd half {v['rss']['second_half_kb_per_job']:.3f} kB/job vs 1st"
+            f" {v['rss']['first_half_kb_per_job']:.3f}", "flat", "-", v["rss"]["flat"])
+        row(f"statedir after {pu['jobs']} sim jobs", last["statedir_mb"], "MB",
+            f"2nd half {v['statedir']['second_half_kb_per_job']:.3f} kB/job vs 1st"
+            f" {v['statedir']['first_half_kb_per_job']:.3f}", "flat", "-",
+            v["statedir"]["flat"])
     return rows
 
 
