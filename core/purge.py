@@ -176,11 +176,6 @@ class Purger:
         self._timer = None
         self._request_auto()
 
-    def close(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-
     # -- the service -----------------------------------------------------------------------
     def _purge_request(self, req) -> None:
         """``job-manager.purge`` {ids?, age_limit?, num_limit?, batch, force}:
