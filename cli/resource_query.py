@@ -19,6 +19,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TextIO
 
+from strato.core import gcpolicy
 from strato.plugins.sched_graph.errors import Busy, MatchError, Unsatisfiable
 from strato.plugins.sched_graph.graph import ResourceGraph
 from strato.plugins.sched_graph.jobspec import JobspecError, parse_jobspec
@@ -81,14 +82,11 @@ class ResourceQuery:
 
         # The graph is large and acyclic (edges hold vertex indices, not objects): keep
         # the cyclic collector from rescanning it after every few thousand allocations.
-        enabled = gc.isenabled()
-        gc.disable()
-        try:
-            self._setup()
-        finally:
-            gc.freeze()
-            if enabled:
-                gc.enable()
+        with gcpolicy.paused():
+            try:
+                self._setup()
+            finally:
+                gc.freeze()
 
     def _setup(self) -> None:
         self.graph = load_graph(self.opts.load_file, self.opts.load_format,

@@ -3,9 +3,13 @@
 The broker and the shell host it starts talk over a socketpair: each message of
 `strato.core.proto` is sent as a 4-byte little-endian length and the payload.
 `FramedStream` is both ends' transport (`strato.core.broker.Link` on the
-broker's side, `strato.core.connector.Connector` on the host's): writes go out
-at once and are buffered only when the socket is full; reads are split into
-whole messages; end of file (or a garbage length) closes it.
+broker's side, `strato.core.connector.Connector` on the host's). The messages
+written in one turn of the event loop go out together at the end of the turn, in
+one system call: each call wakes the peer process, and a shell host reporting a
+job's events and its KVS appends, or a broker answering several requests, would
+otherwise wake the other side once per message. Writes are buffered further only
+when the socket is full; reads are split into whole messages; end of file (or a
+garbage length) closes it.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ class FramedStream:
         self.on_close = on_close
         self.rbuf = bytearray()
         self.wbuf = bytearray()
+        self.pending: list[bytes] = []  # written this turn, not yet sent
         self.loop = asyncio.get_running_loop()
         self.loop.add_reader(self.fd, self._readable)
 
@@ -40,7 +45,19 @@ class FramedStream:
         return self.sock.fileno() < 0
 
     def write(self, payload: bytes) -> None:
-        data = len(payload).to_bytes(4, "little") + payload
+        """Queue one message; it leaves at the end of this turn of the loop."""
+        if not self.pending:
+            self.loop.call_soon(self.flush)
+        self.pending.append(len(payload).to_bytes(4, "little"))
+        self.pending.append(payload)
+
+    def flush(self) -> None:
+        """Send what was written this turn (a no-op when nothing is queued)."""
+        if not self.pending or self.closed:
+            self.pending.clear()
+            return
+        data = b"".join(self.pending)
+        self.pending.clear()
         if self.wbuf:
             self.wbuf += data
             return
@@ -100,6 +117,7 @@ class FramedStream:
         """Stop reading and writing, close the socket and tell the owner (once)."""
         if self.closed:
             return
+        self.flush()  # what was written before closing still goes out if it can
         self.loop.remove_reader(self.fd)
         if self.wbuf:
             self.loop.remove_writer(self.fd)

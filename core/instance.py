@@ -22,7 +22,7 @@ from pathlib import Path
 
 import zmq
 
-from strato.core import ids, job_services
+from strato.core import gcpolicy, ids, job_services
 from strato.core.broker import Broker
 from strato.core.child import (
     Parent,
@@ -103,7 +103,8 @@ class Instance:
         self.queues = Queues(self.config)
         self.kvs.register_services(self.broker)
         self.jobs = JobManager(self)
-        self.sched = self._make_scheduler(self.config)
+        with gcpolicy.paused():  # a graph's build allocates many long-lived objects
+            self.sched = self._make_scheduler(self.config)
         job_services.register(self.broker, self.jobs, self.kvs)
         self._register_services()
         hook.core_register_services(register=self.broker.register)
@@ -121,7 +122,8 @@ class Instance:
         The shell host is not waited for: it starts while the initial program
         does, and a job that comes first waits for its hello (exec-local)."""
         try:
-            await self.sched.prepare(sorted(self.drained))
+            with gcpolicy.paused():
+                await self.sched.prepare(sorted(self.drained))
         except Exception as exc:
             raise ConfigError(f"{self.sched.name}: {exc}") from None
         await self.sched.start()
@@ -242,13 +244,15 @@ class Instance:
                 raise RPCError(str(exc)) from None
         t0 = time.perf_counter()
         try:
-            new = self._make_scheduler(config)
+            with gcpolicy.paused():  # a graph's build allocates many long-lived objects
+                new = self._make_scheduler(config)
             check_config(config, self.pm)
         except (ConfigError, PluginError, ValueError) as exc:
             text = str(exc)
             raise RPCError(text if text.startswith(table) else f"{table}: {text}") from None
         try:
-            await new.prepare(sorted(self.drained))
+            with gcpolicy.paused():
+                await new.prepare(sorted(self.drained))
         except Exception as exc:  # the old scheduler keeps running
             raise RPCError(f"{new.name} cannot take over the running jobs: {exc}") from None
         if self.sched is not None and self.sched.loaded:
@@ -503,6 +507,7 @@ async def _serve(inst: Instance, command: list[str], exit_with: int | None = Non
             raise ConfigError(f"cannot listen on {inst.rundir}/local: {exc}") from None
         if inst.parent is not None:
             post_uri(inst.parent, inst.uri)
+        gcpolicy.tune_service()
         program = _Program(inst, command, exit_with)
         inst.exec.warm_up()  # the shell host starts alongside the initial program
         loop = asyncio.get_running_loop()

@@ -36,6 +36,7 @@ import socket
 import sys
 import time
 
+from strato.core import gcpolicy
 from strato.core.connector import Connector
 from strato.core.exec import ExecJob
 from strato.shell.shell import JobShell
@@ -194,6 +195,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING,
                         format=f"shell-host[{args.rank}]: %(levelname)s %(message)s")
+    gcpolicy.tune_service()
     asyncio.run(_main(args.fd, args.rank))
     return 0
 

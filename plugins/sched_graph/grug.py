@@ -13,6 +13,8 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 
+from strato.core import gcpolicy
+
 from .graph import ResourceGraph, Vertex
 
 NS = "{http://graphml.graphdrawing.org/xmlns}"
@@ -221,17 +223,10 @@ class _Emitter:
 
 def load_grug(text: str, graph: ResourceGraph | None = None, rank: int = -1) -> ResourceGraph:
     """Expand a GRUG recipe (GraphML text) into a resource graph."""
-    import gc
-
     g = graph if graph is not None else ResourceGraph()
     pools, relations = read_recipe(text)
     # Generation allocates many long-lived objects and no cycles worth collecting;
     # pausing the cyclic collector roughly halves load time on big recipes.
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
+    with gcpolicy.paused():
         _Emitter(g, pools, relations, rank).run()
-    finally:
-        if enabled:
-            gc.enable()
     return g
