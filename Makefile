@@ -11,12 +11,22 @@ $(BIN)/strato: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[test]'
+	# PSI/J finds executors in psij-descriptors folders of sys.path, which an editable
+	# install does not create (a wheel does): link strato's into the venv
+	sp=$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])') && \
+	  mkdir -p "$$sp/psij-descriptors" && \
+	  ln -sf "$(CURDIR)/psij-descriptors/strato_descriptor.py" "$$sp/psij-descriptors/"
 	touch $@
 
 demo: $(BIN)/strato
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/strato start --config examples/demo.toml sh examples/workflow.sh
 
+# strato top's tests drive it in a real terminal, tmux: installed with apt where it is
+# missing and can be (as root), else those tests skip and say why.
 test: $(BIN)/strato
+	@command -v tmux >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+	  && apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq tmux >/dev/null 2>&1; } \
+	  || echo "tmux is missing and cannot be installed: the strato top tests will skip"
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 

@@ -150,7 +150,7 @@ def urgency(jobid, value) -> int:
     from strato import job as jobapi
     from strato.cli.submitopts import parse_urgency
 
-    jobapi.urgency(handle(), jobid, parse_urgency(value))
+    jobapi.urgency(handle(), jobid, parse_urgency(value, "'VALUE'"))
     return 0
 
 
@@ -295,3 +295,12 @@ def _attach_validate() -> None:
 
 
 _attach_validate()
+
+
+def _attach_timeline() -> None:
+    from strato.cli.cmd_timeline import timeline
+
+    job.add_command(timeline, "timeline")
+
+
+_attach_timeline()

@@ -48,9 +48,11 @@ _RESET = "\033[0;0m"
 @click.option("--recurse-all", is_flag=True,
               help="With -R, enter other users' instances too (implies -R).")
 @click.option("--stats", is_flag=True,
-              help="Print job counts before the header (with -R, of each child too).")
+              help="Print job counts (of --queue's jobs, with it) before the header "
+                   "(with -R, of each child too).")
 @click.option("--stats-only", is_flag=True,
-              help="Print job counts only; exit 1 if no job is active.")
+              help="Print job counts only (other options but --queue are ignored); "
+                   "exit 1 if no job is active.")
 @click.option("--color", type=click.Choice(["auto", "never", "always"]), is_flag=False,
               flag_value="always", default="auto", metavar="[WHEN]",
               help="Colour jobs by result, and instances blue: auto (on a terminal), "
@@ -70,9 +72,9 @@ def jobs(all_states, all_users, filt, no_header, count, name, user, queue, since
     recursive = recursive or recurse_all
     if as_json and (stats or stats_only):
         raise click.UsageError("--json cannot be used with --stats or --stats-only")
-    if stats_only:
-        counts = jobapi.stats(handle())
-        click.echo(_stats_line(counts.as_dict()))
+    if stats_only:  # as Flux: every other option but --queue is ignored
+        counts = jobapi.stats(handle(), queue)
+        click.echo(_stats_line(counts.as_dict(), purged=True))
         return 0 if counts.active else 1
     states, results = ALL if all_states else ACTIVE, set()
     if filt:
@@ -94,7 +96,7 @@ def jobs(all_states, all_users, filt, no_header, count, name, user, queue, since
             states = ALL
     h = handle()
     if stats:
-        click.echo(_stats_line(jobapi.stats(h).as_dict()))
+        click.echo(_stats_line(jobapi.stats(h, queue).as_dict(), purged=True))
     filters = {"states": states, "results": sorted(results), "name": name,
                "max_entries": count, "userid": uid, "queue": queue, "since": t_since}
     info = formatter is not None and wants_instance_info(formatter.fields)
@@ -138,10 +140,13 @@ def _painter(fmt_one):
     return line
 
 
-def _stats_line(st: dict) -> str:
-    """Flux's ``--stats`` summary (failed counts canceled and timed-out jobs too)."""
-    return (f"{st['running']} running, {st['successful']} completed, {st['failed']} failed, "
+def _stats_line(st: dict, purged: bool = False) -> str:
+    """Flux's ``--stats`` summary (failed counts canceled and timed-out jobs too);
+    the enclosing instance's also says how many ended jobs were purged, as
+    Flux's does (a child's line under ``-R`` does not, as in Flux)."""
+    line = (f"{st['running']} running, {st['successful']} completed, {st['failed']} failed, "
             f"{st['pending']} pending")
+    return f"{line}, {st.get('inactive_purged', 0)} inactive purged" if purged else line
 
 
 def _recursive_lines(nodes: list, line, stats: bool, out: list[str]) -> None:

@@ -37,3 +37,12 @@ def format_event(entry: dict) -> str:
     for k, v in (entry.get("context") or {}).items():
         parts.append(f"{k}={json.dumps(v)}")
     return " ".join(parts)
+
+
+def short_fsd(seconds: float) -> str:
+    """A duration in Flux Standard Duration to three significant digits
+    (``0.042s``, ``42.1s``, ``3.5m``, ``1.2h``, ``2d``), for summaries people read."""
+    for unit, size in (("d", 86400.0), ("h", 3600.0), ("m", 60.0)):
+        if seconds >= size:
+            return f"{seconds / size:.3g}{unit}"
+    return f"{seconds:.3g}s" if seconds >= 1 else f"{seconds:.3f}s"

@@ -84,15 +84,17 @@ def bad(message: str, hint: str) -> click.BadParameter:
 
 
 # -- parsers for option values ---------------------------------------------------------------
-def parse_urgency(text: str) -> int:
+def parse_urgency(text: str, hint: str = "--urgency") -> int:
+    """0-31 or a name (hold, default, expedite); errors name `hint`, the option or
+    argument the value came from."""
     value = URGENCY_NAMES.get(text)
     if value is None:
         try:
             value = int(text)
         except ValueError:
-            raise bad(f"invalid urgency '{text}'", "--urgency") from None
+            raise bad(f"invalid urgency '{text}'", hint) from None
     if not 0 <= value <= 31:
-        raise bad(f"urgency {value} is not in 0-31", "--urgency")
+        raise bad(f"urgency {value} is not in 0-31", hint)
     return value
 
 

@@ -1,7 +1,11 @@
 """The broker: one asyncio event loop that routes requests to services.
 
-Clients connect to a ZeroMQ ROUTER socket bound on ``ipc://<rundir>/local`` (the
-rundir is mode 0700, so only the instance owner can connect). A service is a plain
+Clients connect to a Unix stream socket at ``<rundir>/local`` (the URI
+``local://<rundir>/local``; the rundir is mode 0700, so only the instance owner
+can connect), as Flux's local connector: each connection is served as a `Link`,
+messages framed by their length (`strato.core.framing`). A connection's end
+tells the broker at once that its client has gone: its streams (event
+subscriptions, watches) are dropped and the services it provided fail over. A service is a plain
 function ``handler(request)`` registered under a topic; it answers with
 ``request.respond()``/``request.error()`` now or later, and a streaming request
 gets any number of ``request.send()`` before its final response. A handler may
@@ -14,8 +18,8 @@ manager <-> scheduler, job manager <-> exec) use. A *client* can provide a
 service too (``service.add``): requests for its topics are forwarded to it over
 its socket and its responses routed back, which is how the shell host (a process
 of its own) serves ``shell-host.*`` and how a scheduler could run elsewhere. A
-process the broker starts itself (the shell host) talks over a `Link`, a
-socketpair, with exactly the same messages.
+process the broker starts itself (the shell host) talks over a `Link` too, on
+one end of a socketpair, with exactly the same messages.
 
 Requests are addressed to a rank (``nodeid``): a rank number, `NODEID_ANY` or
 `NODEID_UPSTREAM`. With one broker every address that exists resolves here; a
@@ -30,8 +34,6 @@ import inspect
 import logging
 import socket
 from collections.abc import AsyncIterator, Callable
-
-import zmq
 
 from strato.core import proto
 from strato.core.errors import RPCError
@@ -100,14 +102,14 @@ class Request:
 
 
 class Link:
-    """A stream socket to a process this broker started (its shell host).
+    """A stream socket to a client: a connection to the local socket, or a process
+    this broker started (its shell host) on a socketpair.
 
-    Messages are the same as on the client socket, framed (`FramedStream`). A
-    socketpair has no I/O thread between the two processes, so a message costs
-    one system call each way instead of ZeroMQ's thread hand-offs (a round trip
-    here: 32 us against 124 us), which on a small node were most of the cost of
-    starting a short job; and its end of file says at once that the process has
-    gone.
+    Messages are framed (`FramedStream`). A stream socket has no I/O thread
+    between the two processes, so a message costs one system call each way
+    instead of ZeroMQ's thread hand-offs (a round trip here: 32 us against 124
+    us), which on a small node were most of the cost of starting a short job;
+    and its end of file says at once that the other side has gone.
     """
 
     def __init__(self, broker: Broker, sock: socket.socket, ident: bytes,
@@ -142,10 +144,9 @@ class Broker:
         self._streams: dict[tuple, Request] = {}
         self._subscribers: list[tuple[str, Request]] = []
         self.event_seq = 0
-        self._sock: zmq.Socket | None = None
+        self._listener: socket.socket | None = None
         self._links: dict[bytes, Link] = {}
-        self._fd: int | None = None
-        self._check_scheduled = False
+        self._nclients = 0
         self._deferred: list[Callable[[], None]] = []
         self._defer_scheduled = False
         self.register("broker.cancel", self._cancel_stream)
@@ -165,17 +166,46 @@ class Broker:
         for topic in [t for t in self.services if t.startswith(prefix + ".")]:
             del self.services[topic]
 
-    def bind(self, endpoint: str) -> None:
-        """Start listening for clients on `endpoint` (``ipc://...``)."""
-        sock = zmq.Context.instance().socket(zmq.ROUTER)
-        sock.setsockopt(zmq.LINGER, 0)
-        sock.setsockopt(zmq.SNDHWM, 0)
-        sock.setsockopt(zmq.RCVHWM, 0)
-        sock.bind(endpoint)
-        self._sock = sock
-        self._loop = asyncio.get_running_loop()
-        self._fd = sock.getsockopt(zmq.FD)
-        self._loop.add_reader(self._fd, self._request_drain)
+    def listen(self, path: str) -> None:
+        """Accept clients on a Unix stream socket at `path`."""
+        srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            srv.bind(path)
+            srv.listen(128)
+        except OSError:
+            srv.close()
+            raise
+        srv.setblocking(False)
+        self._listener = srv
+        asyncio.get_running_loop().add_reader(srv.fileno(), self._accept)
+
+    def _accept(self) -> None:
+        srv = self._listener
+        while srv is not None:
+            try:
+                conn, _ = srv.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:  # out of descriptors: the client sees its end
+                log.warning("cannot accept a client: %s", exc.strerror)
+                return
+            self._nclients += 1
+            ident = b"client.%d" % self._nclients
+            self.add_link(conn, ident, lambda ident=ident: self._client_gone(ident))
+
+    def clients(self) -> int:
+        """Connections to the local socket open now."""
+        return sum(1 for ident in self._links if ident.startswith(b"client."))
+
+    def _client_gone(self, ident: bytes) -> None:
+        """A client closed its connection: drop its streams and the services it gave."""
+        for key in [k for k in self._streams if k[0] == ident]:
+            req = self._streams.pop(key)
+            req.done = True
+            if req.on_cancel:
+                req.on_cancel()
+        for name in [n for n, who in self.providers.items() if who == ident]:
+            self.drop_provider(name)
 
     def add_link(self, sock: socket.socket, ident: bytes,
                  on_close: Callable[[], None]) -> Link:
@@ -185,26 +215,17 @@ class Broker:
 
     def close(self) -> None:
         for link in list(self._links.values()):
-            link.close()
-        if self._sock is not None:
-            self._loop.remove_reader(self._fd)
-            self._sock.close(200)  # answers already sent (e.g. to a shutdown) still leave
-            self._sock = None
+            link.close()  # what was written to it still leaves if it can
+        if self._listener is not None:
+            asyncio.get_running_loop().remove_reader(self._listener.fileno())
+            self._listener.close()
+            self._listener = None
 
     def _send(self, ident: bytes | None, payload: bytes) -> None:
         link = self._links.get(ident) if ident is not None else None
         if link is not None:
             link.write(payload)
-            return
-        if self._sock is None or ident is None:
-            return
-        try:
-            self._sock.send_multipart((ident, payload), flags=zmq.NOBLOCK)
-        except zmq.ZMQError as exc:  # the client went away; nothing to deliver to
-            log.debug("send to client failed: %s", exc)
-        # ZMQ_FD is edge-triggered and a send can consume the edge of a message that
-        # arrived meanwhile: look at the socket again at the end of this turn.
-        self._request_drain()
+        # else: the client went away; nothing to deliver to
 
     def defer(self, fn: Callable[[], None]) -> None:
         """Run `fn` at the end of this event-loop turn, before the socket is read again
@@ -232,38 +253,6 @@ class Broker:
                     fn()
                 except Exception:
                     log.exception("deferred work failed")
-
-    def _request_drain(self) -> None:
-        if not self._check_scheduled:
-            self._check_scheduled = True
-            self._loop.call_soon(self._drain)
-
-    def _drain(self) -> None:
-        """Read the messages queued on the socket, then handle them.
-
-        Reading only ever happens here, as a callback queued behind whatever the
-        previous batch deferred to the end of its turn (a scheduling pass, a KVS
-        flush): so a request a client sends after reading an answer always sees
-        the work that answer's request deferred. Everything queued is read first
-        and only then dispatched, for the same reason. If anything was read, look
-        again afterwards (ZMQ_FD is edge-triggered).
-        """
-        self._check_scheduled = False
-        if self._deferred:
-            self.run_deferred()
-        sock = self._sock
-        if sock is None:
-            return
-        batch = []
-        while len(batch) < 1024:
-            try:
-                batch.append(sock.recv_multipart(flags=zmq.NOBLOCK))
-            except zmq.Again:
-                break
-        for frames in batch:
-            self._dispatch_frames(frames)
-        if batch and self._sock is not None:
-            self._request_drain()
 
     def _dispatch_frames(self, frames: list[bytes]) -> None:
         try:

@@ -19,9 +19,9 @@ import logging
 import socket
 from collections.abc import Callable
 
-log = logging.getLogger("strato.framing")
+from strato.core.proto import MAX_FRAME
 
-MAX_FRAME = 1 << 30  # a larger length is garbage, not a message
+log = logging.getLogger("strato.framing")
 
 
 class FramedStream:

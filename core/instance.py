@@ -20,8 +20,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import zmq
-
 from strato.core import gcpolicy, ids, job_services
 from strato.core.broker import Broker
 from strato.core.child import (
@@ -285,7 +283,8 @@ class Instance:
                 "size": self.broker.size, "rank": self.broker.rank, "nodes": len(self.nodes),
                 "t_start": self.t_start,
                 "uptime": time.time() - self.t_start, "jobs": len(self.jobs.jobs),
-                "active": len(self.jobs.active)}
+                "active": len(self.jobs.active), "clients": self.broker.clients(),
+                "streams": len(self.broker._streams)}
 
     async def _resource_status(self, req) -> None:
         if self.sched is None or not self.sched.loaded:
@@ -502,9 +501,9 @@ async def _serve(inst: Instance, command: list[str], exit_with: int | None = Non
             raise ConfigError(f"rundir {inst.rundir} is too long: a socket path has at most"
                               " 107 bytes")
         try:
-            inst.broker.bind(f"ipc://{sock}")
-        except zmq.ZMQError as exc:
-            raise ConfigError(f"cannot listen on {inst.rundir}/local: {exc}") from None
+            inst.broker.listen(sock)
+        except OSError as exc:
+            raise ConfigError(f"cannot listen on {sock}: {exc.strerror}") from None
         if inst.parent is not None:
             post_uri(inst.parent, inst.uri)
         gcpolicy.tune_service()

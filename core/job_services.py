@@ -195,21 +195,34 @@ def register(broker, jobs: JobManager, kvs) -> None:
         req.respond(rec)
 
     def job_stats(req) -> None:
-        """{}: how many jobs are in each state and how the ended ones ended, as
+        """{queue?}: how many jobs are in each state and how the ended ones ended, as
         Flux's job-list.job-stats answers it (``failed`` is a nonzero exit only;
         canceled and timed-out jobs have their own counts). What ``strato jobs``
         shows of a child instance's progress, so it must cost little: a walk over
-        the active jobs, the ended ones are counted as they end."""
+        the active jobs, the ended ones are counted as they end. With ``queue``,
+        only that queue's jobs, counted by a walk over every job."""
+        queue = (req.body or {}).get("queue")
         states = dict.fromkeys(("new", "depend", "priority", "sched", "run", "cleanup"), 0)
-        for job in jobs.active.values():
+        if queue is not None:
+            mine = [j for j in jobs.jobs.values() if j.summary.get("queue") == queue]
+            active = [j for j in mine if j.state != INACTIVE]
+            c = {"inactive": len(mine) - len(active)}
+            for job in mine:
+                if job.state == INACTIVE:
+                    c[job.result] = c.get(job.result, 0) + 1
+            total = len(mine)
+            purged = jobs.purger.purged_by_queue.get(queue, 0)
+        else:
+            active, c, total = jobs.active.values(), jobs.counts, len(jobs.jobs)
+            purged = jobs.purger.purged
+        for job in active:
             states[STATE_NAMES[job.state].lower()] += 1
-        c = jobs.counts
         states["inactive"] = c["inactive"]
-        states["total"] = len(jobs.jobs)
+        states["total"] = total
         req.respond({"job_states": states, "successful": c.get("COMPLETED", 0),
                      "failed": c.get("FAILED", 0), "canceled": c.get("CANCELED", 0),
                      "timeout": c.get("TIMEOUT", 0),
-                     "inactive_purged": jobs.purger.purged})
+                     "inactive_purged": purged})
 
     for topic, fn in (("job-manager.submit", submit), ("job-manager.events", events),
                       ("job-manager.wait", wait), ("job-manager.cancel", cancel),

@@ -25,6 +25,7 @@ FLAG_STREAM = 1
 FLAG_NORESPONSE = 2  # one-way: the sender wants no answer (batched protocol messages)
 NODEID_ANY = -1  # the nearest broker that has the service (on one broker: this one)
 NODEID_UPSTREAM = -2  # the broker's parent in the overlay (rank 0 has none)
+MAX_FRAME = 1 << 30  # on a stream socket, a longer length is garbage, not a message
 
 _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder()
@@ -44,12 +45,3 @@ def request(topic: str, tag: int, body: object, flags: int = 0,
 def response(tag: int, body: object, error: str | None = None, more: bool = False) -> bytes:
     """Encode a response message."""
     return encode((RESP, tag, body, error, more))
-
-
-def uri_to_endpoint(uri: str) -> str:
-    """Map a strato URI (``local:///run/dir/local``) to a ZeroMQ endpoint."""
-    if uri.startswith("local://"):
-        return "ipc://" + uri[len("local://") :]
-    if uri.startswith(("ipc://", "tcp://")):
-        return uri
-    raise ValueError(f"unsupported URI '{uri}'")

@@ -76,6 +76,7 @@ class Purger:
         # left in place and skipped when it comes first (`_live`).
         self.queue: deque = deque()
         self.purged = 0  # since this broker started, as Flux's inactive_purged
+        self.purged_by_queue: dict[str | None, int] = {}
         self._timer: asyncio.TimerHandle | None = None
         self._auto_pending = False
         jobs.broker.register("job-manager.purge", self._purge_request)
@@ -144,6 +145,8 @@ class Purger:
         counts["inactive"] -= 1
         counts[job.result] -= 1
         self.purged += 1
+        queue = job.summary.get("queue")
+        self.purged_by_queue[queue] = self.purged_by_queue.get(queue, 0) + 1
         jm.kvs.unlink(job.kvsdir, prune=True)
 
     # -- automatic purging ---------------------------------------------------------------

@@ -188,13 +188,13 @@ class JobShell:
         ferr = open_tmpl(out.get("stderr")) if out.get("stderr") else fout
         return fout, ferr
 
-    def _open_input(self) -> int | None:
+    def _input_path(self) -> str | None:
+        """The file every task reads as its stdin (``--input``), if any."""
         spec = self.system.get("shell", {}).get("options", {}).get("input", {}).get("stdin")
         if not spec or not spec.get("path"):
             return None
         cwd = self.system.get("cwd") or os.getcwd()
-        return os.open(os.path.join(cwd, render_template(spec["path"], self.job)),
-                       os.O_RDONLY | os.O_CLOEXEC)
+        return os.path.join(cwd, render_template(spec["path"], self.job))
 
     # -- running -------------------------------------------------------------------------
     async def run(self) -> int:
@@ -230,8 +230,11 @@ class JobShell:
             fout, ferr = self._open_files()
         except OSError as exc:
             return self._fail_all(f"cannot open output file: {exc.strerror}: {exc.filename}")
+        # Each task opens the input for itself: on one shared descriptor the tasks
+        # would share its offset, and the first reader would take all the data.
+        fin_path = self._input_path()
         try:
-            fin = self._open_input()
+            fin = None if fin_path is None else os.open(fin_path, os.O_RDONLY | os.O_CLOEXEC)
         except OSError as exc:
             for fd in {fout, ferr} - {None}:
                 os.close(fd)
@@ -244,9 +247,13 @@ class JobShell:
             spawn_out, spawn_err = fout, ferr
         self.remaining = len(self.tasks)
         cwd = self.system.get("cwd")
-        devnull = self.host.devnull if fin is None else fin
         try:
             for task in self.tasks:
+                if fin is not None and task.rank > 0:  # the last task's copy is spawned
+                    os.close(fin)
+                    fin = None
+                    fin = os.open(fin_path, os.O_RDONLY | os.O_CLOEXEC)
+                stdin = self.host.devnull if fin is None else fin
                 env = dict(base)
                 env["STRATO_TASK_RANK"] = str(task.rank)
                 env["STRATO_TASK_LOCAL_ID"] = str(task.local_id)
@@ -255,7 +262,7 @@ class JobShell:
                 if self.killed:
                     self._task_exited(task, 15)
                     continue
-                self._spawn(task, cwd, devnull, spawn_out, spawn_err)
+                self._spawn(task, cwd, stdin, spawn_out, spawn_err)
         finally:
             if not self.label:
                 for fd in {fout, ferr} - {None}:

@@ -17,7 +17,7 @@ _LAZY = {
     "AsyncHandle": ("strato.async_handle", "AsyncHandle"),
     "JobspecV1": ("strato.jobspec.model", "JobspecV1"),
 }
-_MODULES = ("job", "kvs", "queue", "resource", "instance", "module")
+_MODULES = ("job", "kvs", "queue", "resource", "instance", "module", "timeline")
 
 
 def __getattr__(name: str):

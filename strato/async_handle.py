@@ -1,7 +1,8 @@
 """The asyncio flavour of a handle: ``await h.rpc(...)``, ``async for`` streams.
 
 Kept apart from `strato.handle` so that synchronous clients (every CLI command)
-never import asyncio or zmq.asyncio.
+never import asyncio. The same Unix stream socket and framed messages, read and
+written by the event loop (`strato.core.framing.FramedStream`).
 """
 
 from __future__ import annotations
@@ -9,27 +10,25 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
-import zmq
-import zmq.asyncio
-
 from strato.core import proto
-from strato.core.errors import NoInstanceError
-from strato.handle import _raise, check_alive, connect
+from strato.core.framing import FramedStream
+from strato.handle import _raise, connect, gone
 
 
 class AsyncHandle:
-    """An asyncio connection to an instance: ``await h.rpc(...)``."""
+    """An asyncio connection to an instance: ``await h.rpc(...)``.
+
+    Made inside the event loop that uses it (the connection is read by that loop).
+    """
 
     def __init__(self, uri: str | None = None) -> None:
-        self.uri, self._sock = connect(zmq.asyncio.Context.instance(), uri)
+        self.uri, sock = connect(uri)
+        self._stream = FramedStream(sock, self._message, self._lost)
         self._tag = 0
         self._waiters: dict[int, asyncio.Queue] = {}
-        self._reader: asyncio.Task | None = None
 
     def close(self) -> None:
-        if self._reader:
-            self._reader.cancel()
-        self._sock.close(0)
+        self._stream.close()
 
     async def __aenter__(self) -> AsyncHandle:
         return self
@@ -37,36 +36,27 @@ class AsyncHandle:
     async def __aexit__(self, *exc) -> None:
         self.close()
 
-    async def _read(self) -> None:
-        """Deliver responses by tag; if the broker dies, fail every waiter."""
-        try:
-            while True:
-                if not await self._sock.poll(1000):
-                    if self._waiters:
-                        check_alive(self.uri)
-                    continue
-                data = await self._sock.recv()
-                _, tag, body, err, more = proto.decode(data)
-                q = self._waiters.get(tag)
-                if q is not None:
-                    q.put_nowait((body, err, more))
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            failure = exc if isinstance(exc, NoInstanceError) else \
-                NoInstanceError(f"connection to {self.uri} failed: {exc}")
-            for q in self._waiters.values():
-                q.put_nowait(failure)
+    def _message(self, payload: bytes) -> None:
+        _, tag, body, err, more = proto.decode(payload)
+        q = self._waiters.get(tag)
+        if q is not None:
+            q.put_nowait((body, err, more))
+
+    def _lost(self) -> None:
+        """The broker closed the connection (or this handle did): fail every waiter."""
+        failure = gone(self.uri)
+        for q in self._waiters.values():
+            q.put_nowait(failure)
 
     async def _send(self, topic: str, body: object, stream: bool) -> asyncio.Queue:
-        if self._reader is None:
-            self._reader = asyncio.get_running_loop().create_task(self._read())
+        if self._stream.closed:
+            raise gone(self.uri)
         self._tag += 1
         # Encoded first: a body msgpack cannot encode raises here and leaves no waiter.
         msg = proto.request(topic, self._tag, body, proto.FLAG_STREAM if stream else 0)
         q: asyncio.Queue = asyncio.Queue()
         self._waiters[self._tag] = q
-        await self._sock.send(msg)
+        self._stream.write(msg)
         return q
 
     async def rpc(self, topic: str, body: object = None) -> object:
@@ -111,5 +101,5 @@ class AsyncHandle:
                 yield rbody
         finally:
             self._waiters.pop(tag, None)
-            if not finished:  # left early: tell the broker to drop the stream
-                self._sock.send(proto.request("broker.cancel", 0, tag))
+            if not finished and not self._stream.closed:  # left early: drop the stream
+                self._stream.write(proto.request("broker.cancel", 0, tag))

@@ -1,22 +1,22 @@
 """Handles: a client's connection to an instance (`Handle`, synchronous; the
 asyncio flavour is `strato.async_handle.AsyncHandle`).
 
-One ZeroMQ DEALER socket per handle; requests carry a tag, and responses are
-matched to their request by it, so many requests can be in flight at once (the
-bulk paths send a batch, then read the answers). ``STRATO_URI`` selects the
-instance when no URI is given.
+One Unix stream socket per handle, to the broker's ``local`` socket (a URI
+``local://PATH``), carrying length-framed messages (`strato.core.framing`);
+requests carry a tag, and responses are matched to their request by it, so many
+requests can be in flight at once (the bulk paths send a batch, then read the
+answers). ``STRATO_URI`` selects the instance when no URI is given.
 """
 
 from __future__ import annotations
 
 import errno
 import os
+import select
 import socket
 import time
 from collections import deque
 from collections.abc import Iterator
-
-import zmq
 
 from strato.core import proto
 from strato.core.errors import NoInstanceError, RPCError
@@ -31,65 +31,92 @@ def resolve_uri(uri: str | None) -> str:
     return uri
 
 
-def check_alive(uri: str) -> None:
-    """Raise NoInstanceError unless a broker is listening at a local URI."""
+def uri_path(uri: str) -> str:
+    """The socket path of a ``local://PATH`` URI (NoInstanceError for another kind)."""
     if not uri.startswith("local://"):
-        return
-    path = uri[len("local://"):]
+        raise NoInstanceError(f"unsupported URI '{uri}' (a local://PATH URI is needed)")
+    return uri[len("local://"):]
+
+
+def connect(uri: str | None) -> tuple[str, socket.socket]:
+    """``(uri, socket)``: a blocking stream socket connected to a live instance.
+
+    Shared by both handle flavours; NoInstanceError, naming the reason, if no
+    broker listens at the URI."""
+    uri = resolve_uri(uri)
+    path = uri_path(uri)
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         s.connect(path)
-    except FileNotFoundError:
-        raise NoInstanceError(f"no instance at {uri} (it is not running)") from None
-    except ConnectionRefusedError:
-        raise NoInstanceError(f"no instance at {uri} (it has stopped)") from None
     except OSError as exc:
-        if exc.errno in (errno.EACCES, errno.EPERM):
-            raise NoInstanceError(f"cannot connect to {uri}: permission denied") from None
-        raise NoInstanceError(f"cannot connect to {uri}: {exc.strerror}") from None
-    finally:
         s.close()
+        raise _unreachable(uri, exc) from None
+    return uri, s
+
+
+def _unreachable(uri: str, exc: OSError) -> NoInstanceError:
+    if isinstance(exc, FileNotFoundError):
+        return NoInstanceError(f"no instance at {uri} (it is not running)")
+    if isinstance(exc, ConnectionRefusedError):
+        return NoInstanceError(f"no instance at {uri} (it has stopped)")
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return NoInstanceError(f"cannot connect to {uri}: permission denied")
+    return NoInstanceError(f"cannot connect to {uri}: {exc.strerror}")
+
+
+def gone(uri: str) -> NoInstanceError:
+    """The error of a handle whose broker closed the connection."""
+    return NoInstanceError(f"no instance at {uri} (it has stopped)")
+
+
+def split_frames(buf: bytearray) -> list[bytes]:
+    """Take the whole messages off the front of `buf` (each a 4-byte little-endian
+    length and a payload); a garbage length raises NoInstanceError."""
+    out = []
+    pos = 0
+    while len(buf) - pos >= 4:
+        size = int.from_bytes(buf[pos:pos + 4], "little")
+        if size > proto.MAX_FRAME:
+            raise NoInstanceError(f"the instance sent a frame of {size} bytes")
+        if len(buf) - pos - 4 < size:
+            break
+        out.append(bytes(buf[pos + 4:pos + 4 + size]))
+        pos += 4 + size
+    del buf[:pos]
+    return out
+
+
+def frame(payload: bytes) -> bytes:
+    return len(payload).to_bytes(4, "little") + payload
 
 
 def _raise(body: object, err: str) -> None:
     raise RPCError(err, body if isinstance(body, str) else "EINVAL")
 
 
-def connect(context, uri: str | None):
-    """``(uri, socket)``: a DEALER socket of `context` connected to a live instance.
-
-    Shared by both handle flavours; NoInstanceError if there is none at the URI.
-    """
-    uri = resolve_uri(uri)
-    check_alive(uri)
-    try:
-        endpoint = proto.uri_to_endpoint(uri)
-    except ValueError as exc:
-        raise NoInstanceError(str(exc)) from None
-    sock = context.socket(zmq.DEALER)
-    sock.setsockopt(zmq.LINGER, 0)
-    sock.setsockopt(zmq.SNDHWM, 0)
-    sock.setsockopt(zmq.RCVHWM, 0)
-    sock.connect(endpoint)
-    return uri, sock
-
-
 class Handle:
     """A synchronous connection to an instance."""
 
     def __init__(self, uri: str | None = None) -> None:
-        self.uri, self._sock = connect(zmq.Context.instance(), uri)
+        self.uri, self._sock = connect(uri)
+        self._rbuf = bytearray()
         self._tag = 0
         self._inbox: dict[int, deque] = {}
 
     def close(self) -> None:
-        self._sock.close(0)
+        self._sock.close()
 
     def __enter__(self) -> Handle:
         return self
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+    def _write(self, payload: bytes) -> None:
+        try:
+            self._sock.sendall(frame(payload))
+        except OSError:
+            raise gone(self.uri) from None
 
     def send(self, topic: str, body: object = None, stream: bool = False,
              nodeid: int = proto.NODEID_ANY) -> int:
@@ -100,8 +127,8 @@ class Handle:
         self._tag += 1
         tag = self._tag
         self._inbox[tag] = deque()
-        self._sock.send(proto.request(topic, tag, body, proto.FLAG_STREAM if stream else 0,
-                                      nodeid))
+        self._write(proto.request(topic, tag, body, proto.FLAG_STREAM if stream else 0,
+                                  nodeid))
         return tag
 
     def recv(self, tag: int, timeout: float | None = None) -> tuple[object, str | None, bool]:
@@ -119,22 +146,20 @@ class Handle:
         return item
 
     def _pump(self, deadline: float | None = None) -> None:
-        sock = self._sock
-        while True:
-            wait = 1000
-            if deadline is not None:
-                wait = max(0, min(wait, int((deadline - time.monotonic()) * 1000) + 1))
-            if sock.poll(wait):
-                break
-            if deadline is not None and time.monotonic() >= deadline:
+        """Wait for what the broker sends next (until `deadline`) and sort it by tag."""
+        if deadline is not None:
+            wait = deadline - time.monotonic()
+            if wait <= 0 or not select.select([self._sock], [], [], wait)[0]:
                 raise TimeoutError("timed out")
-            check_alive(self.uri)
-        while True:
-            try:
-                data = sock.recv(zmq.NOBLOCK)
-            except zmq.Again:
-                return
-            _, tag, body, err, more = proto.decode(data)
+        try:
+            data = self._sock.recv(1 << 18)
+        except OSError:
+            data = b""
+        if not data:
+            raise gone(self.uri)
+        self._rbuf += data
+        for payload in split_frames(self._rbuf):
+            _, tag, body, err, more = proto.decode(payload)
             box = self._inbox.get(tag)
             if box is not None:
                 box.append((body, err, more))
@@ -172,5 +197,8 @@ class Handle:
         in flight are discarded, so the handle stays usable. A stream that already
         ended is left alone.
         """
-        if self._inbox.pop(tag, None) is not None:
-            self._sock.send(proto.request("broker.cancel", 0, tag))
+        if self._inbox.pop(tag, None) is not None and self._sock.fileno() >= 0:
+            try:
+                self._write(proto.request("broker.cancel", 0, tag))
+            except NoInstanceError:
+                pass  # the connection is gone, and every stream on it with it

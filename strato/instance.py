@@ -208,6 +208,22 @@ def _info_from(uri: str, answers: list[object]) -> InstanceInfo | None:
     return InstanceInfo.from_answers(uri, stats, status)
 
 
+def summary(h: Handle, queue: str | None = None) -> InstanceInfo:
+    """The `InstanceInfo` of the instance at `h` itself: its job counts (of
+    `queue`'s jobs only, if given) and its resources by state, asked in one
+    round trip (what ``strato top`` shows)."""
+    requests = [("job-list.job-stats", {} if queue is None else {"queue": queue}),
+                ("resource.status", {})]
+    tags = [h.send(topic, body) for topic, body in requests]
+    answers = []
+    for tag in tags:
+        body, err, _ = h.recv(tag)
+        if err is not None:
+            _raise(body, err)
+        answers.append(body)
+    return InstanceInfo.from_answers(h.uri, *answers)
+
+
 def child_info(uris: list[str], timeout: float = TIMEOUT) -> list[InstanceInfo | None]:
     """The `InstanceInfo` of each instance in `uris`, asked all at once; None for
     one that cannot be reached or does not answer within `timeout` seconds (a

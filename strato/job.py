@@ -299,7 +299,8 @@ class JobStats:
     failed: int = 0
     canceled: int = 0
     timeout: int = 0
-    purged: int = 0
+    #: inactive jobs purged since the broker started (``strato job purge``, limits)
+    inactive_purged: int = 0
 
     @classmethod
     def from_answer(cls, body: dict) -> JobStats:
@@ -311,7 +312,7 @@ class JobStats:
                    successful=body["successful"],
                    failed=body["failed"] + body["canceled"] + body["timeout"],
                    canceled=body["canceled"], timeout=body["timeout"],
-                   purged=body.get("inactive_purged", 0))
+                   inactive_purged=body.get("inactive_purged", 0))
 
     @property
     def pending(self) -> int:
@@ -335,10 +336,12 @@ class JobStats:
         return f"PD:{self.pending} R:{self.running} CD:{self.successful} F:{self.failed}"
 
 
-def stats(h: Handle) -> JobStats:
+def stats(h: Handle, queue: str | None = None) -> JobStats:
     """The instance's job counts (Flux's ``job-list.job-stats``): cheap at any
-    size, which is why ``strato jobs`` can show a child instance's progress."""
-    return JobStats.from_answer(h.rpc("job-list.job-stats"))
+    size, which is why ``strato jobs`` can show a child instance's progress.
+    With `queue`, the counts of that queue's jobs only."""
+    return JobStats.from_answer(h.rpc("job-list.job-stats",
+                                      {} if queue is None else {"queue": queue}))
 
 
 @dataclass
@@ -462,7 +465,7 @@ async def cancel_async(h: AsyncHandle, jobids: JobId | Iterable[JobId], note: st
 
 
 def __getattr__(name: str):
-    # JobExecutor needs asyncio and zmq.asyncio: imported only when asked for, so the
+    # JobExecutor needs asyncio: imported only when asked for, so the
     # CLI's commands (which import this module) do not pay for it.
     if name in ("JobExecutor", "JobExecutorFuture"):
         from strato import executor

@@ -92,7 +92,9 @@ class Vertex:
         self.out: list[Edge] = []
         self.out_types: dict[str, int] = {}  # type -> number of out-edges to it
         self.in_: list[Edge] = []
-        self.plans = Planner(size, 0, INT64_MAX, type_)
+        # a size read from a graph file that is not a count fails in Planner's checks
+        self.plans = Planner.empty(size, INT64_MAX, type_) if type(size) is int and size >= 0 \
+            else Planner(size, 0, INT64_MAX, type_)
         self._x_checker: Planner | None = None  # created on first use (see x_checker)
         self.allocations: dict[int, int] = {}
         self.reservations: dict[int, int] = {}
@@ -118,7 +120,7 @@ class Vertex:
         """
         xc = self._x_checker
         if xc is None:
-            xc = self._x_checker = Planner(X_CHECKER_NJOBS, 0, INT64_MAX)
+            xc = self._x_checker = Planner.empty(X_CHECKER_NJOBS, INT64_MAX)
         return xc
 
 

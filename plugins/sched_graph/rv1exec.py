@@ -145,11 +145,18 @@ def rv1exec_update(trav, text: str, jobid: int, at: int, duration: int,
                 book(node, rank)
                 if not share_partial_nodes:
                     mark_edge(root, node)
+                edge_to = None  # the node's out-edges by target, made once per node
                 for ctype, ids in entry.get("children", {}).items():
                     for cid in decode_idset(ids):
                         child = find(node, cid, ctype, f"{ctype}{cid}", rank)
                         book(child, rank)
-                        mark_edge(node, child)
+                        if edge_to is None:
+                            edge_to = {e.target: e for e in node.out}
+                        e = edge_to.get(child.index)
+                        if e is None:
+                            raise Rv1Error("update_edges: rv1exec edge not found in resource "
+                                           "graph.")
+                        trav.mark_edge(e, child.size, 1)
                 done = updated.get(rank)
                 if done is None:
                     raise Rv1Error("update_exclusivity: rank not found in agfilters map.")

@@ -70,7 +70,7 @@ def drive(out: str, jobs: int, chunk: int) -> None:
         samples.append({"jobs": done, "rss_mb": rss_mb(pid),
                         "statedir_mb": statedir_mb(statedir),
                         "t": time.perf_counter() - t0, "kept": stats.inactive,
-                        "purged": stats.purged})
+                        "purged": stats.inactive_purged})
         print(f"{done:>8} jobs  broker RSS {samples[-1]['rss_mb']:7.1f} MB  statedir"
               f" {samples[-1]['statedir_mb']:7.1f} MB  kept {stats.inactive}", flush=True)
     Path(out).write_text(json.dumps({"samples": samples}))

@@ -143,6 +143,17 @@ def test_help_does_not_import_heavy_modules():
     assert res.stdout.strip().splitlines()[-1] == "[]"
 
 
+def test_a_command_talks_to_its_instance_without_zmq_or_asyncio(instance):
+    """A client's connection is a plain Unix socket: `strato run` loads no messaging
+    library and no event loop (each cost a command ~10-20 ms to import)."""
+    code = ("import sys; from strato.cli.main import main\n"
+            "try:\n    main(['run', 'true'])\nexcept SystemExit as e:\n    code = e.code\n"
+            "print(code, [m for m in ('zmq', 'asyncio', 'networkx', 'lark') if m in sys.modules])")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env={**os.environ, "STRATO_URI": instance.uri})
+    assert res.stdout.strip().splitlines()[-1] == "0 []", res.stderr
+
+
 def test_start_rejects_unusable_dirs_and_values(tmp_path):
     long_dir = tmp_path / ("x" * 120)
     for args, message in (

@@ -44,7 +44,7 @@ CASES = [
     ('job submit no-such.yaml', 1,
      'strato-job: cannot read no-such.yaml: No such file or directory'),
     ('job urgency ƒ2Xm 99', 2,
-     'strato-job: Invalid value for --urgency: urgency 99 is not in 0-31'),
+     "strato-job: Invalid value for 'VALUE': urgency 99 is not in 0-31"),
     ('job validate no-such.yaml', 1, 'no-such.yaml: No such file or directory'),
     ('job wait ƒ2Xm', 1, 'strato-job: unknown job id ƒ2Xm'),
     ('job wait-event ƒ2Xm', 2, "strato-job: Missing argument 'EVENT'."),

@@ -470,7 +470,7 @@ def test_cancel_tears_down_a_three_level_tree(root, make_tree, tmp_path):
 def test_time_limit_tears_down_everything_below(root, make_tree, tmp_path):
     """An instance job that runs out of time ends as a cancelled one does: with
     nothing of its tree left (the limit leaves time for the tree to start)."""
-    tree = make_tree(2, "-t", "4s")
+    tree = make_tree(2, "-t", "10s")
     with root.handle() as h:
         result = job.wait(h, tree.jobids[0])
     assert result.exception["type"] == "timeout"

@@ -7,6 +7,7 @@ import json
 import os
 import signal
 import textwrap
+import time
 
 import pytest
 
@@ -15,6 +16,7 @@ from strato import job
 from strato import module as modapi
 from strato.core import proto
 from strato.core.errors import RPCError
+from strato.handle import split_frames
 
 SIM = """
 [exec]
@@ -223,6 +225,43 @@ def test_requests_are_addressed_by_rank(instance):
     assert (info["rank"], info["size"]) == (0, 1)
 
 
+def _next_request(provider: strato.Handle) -> list:
+    """The next raw message a client that provides a service is sent."""
+    buf = bytearray()
+    while True:
+        buf += provider._sock.recv(1 << 16)
+        frames = split_frames(buf)
+        if frames:
+            return proto.decode(frames[0])
+
+
+def test_a_provider_that_disconnects_fails_its_requests_and_frees_its_name(instance):
+    provider = strato.Handle(instance.uri)
+    provider.rpc("service.add", {"service": "echo"})
+    caller = instance.handle()
+    tag = caller.send("echo.hello", {"x": 1})
+    assert _next_request(provider)[1] == "echo.hello"
+    provider.close()  # never answers
+    body, err, more = caller.recv(tag, timeout=30)
+    assert (err, body, more) == ("service echo went away", "EHOSTUNREACH", False)
+    again = instance.handle()
+    again.rpc("service.add", {"service": "echo"})  # the name is free again
+
+
+def test_a_client_that_disconnects_drops_its_subscriptions(instance):
+    watcher = strato.Handle(instance.uri)
+    events = watcher.rpc_stream("event.subscribe", {"prefix": "module."})
+    assert next(events)["topic"] == "event.subscribed"
+    h = instance.handle()
+    before = h.rpc("broker.info")
+    watcher.close()
+    deadline = time.monotonic() + 30
+    while (after := h.rpc("broker.info"))["clients"] == before["clients"]:
+        assert time.monotonic() < deadline, "the broker never saw the client go"
+    assert after["clients"] == before["clients"] - 1
+    assert after["streams"] == before["streams"] - 1
+
+
 def test_a_client_provides_a_service_and_events_carry_a_sequence(instance):
     provider = strato.Handle(instance.uri)
     provider.rpc("service.add", {"service": "echo"})
@@ -230,9 +269,9 @@ def test_a_client_provides_a_service_and_events_carry_a_sequence(instance):
         instance.handle().rpc("service.add", {"service": "echo"})
     caller = instance.handle()
     tag = caller.send("echo.hello", {"x": 1})
-    msg = proto.decode(provider._sock.recv())
+    msg = _next_request(provider)
     assert msg[0] == proto.REQ and msg[1] == "echo.hello" and msg[3] == {"x": 1}
-    provider._sock.send(proto.response(msg[2], {"echoed": msg[3]}))
+    provider._write(proto.response(msg[2], {"echoed": msg[3]}))
     assert caller.recv(tag) == ({"echoed": {"x": 1}}, None, False)
     events = caller.rpc_stream("event.subscribe", {"prefix": "module."})
     first = next(events)

@@ -315,7 +315,8 @@ def test_jobs_recursive_level_all_stats_and_json(tree):
     at = lines.index(f"{tree.side}:")
     assert lines[at + 1] == "3 running, 1 completed, 0 failed, 0 pending"
     assert lines[at + 2:at + 6] == ["done:CD", "leaf:R", "leaf:R", "leaf:R"]
-    assert re.fullmatch(r"\d+ running, \d+ completed, \d+ failed, \d+ pending", lines[0])
+    assert re.fullmatch(r"\d+ running, \d+ completed, \d+ failed, \d+ pending, 0 inactive purged",
+                        lines[0])
     import json
 
     top = json.loads(ok(tree.strato("jobs", "-R", "--json"))[0])["jobs"]
@@ -421,7 +422,8 @@ def test_bad_options_are_one_line_errors(instance, args, message):
 
 def test_stats_only_exit_code_and_no_instance_jobs(instance):
     res = instance.strato("jobs", "--stats-only")
-    assert res.returncode == 1 and res.stdout == "0 running, 0 completed, 0 failed, 0 pending\n"
+    assert res.returncode == 1
+    assert res.stdout == "0 running, 0 completed, 0 failed, 0 pending, 0 inactive purged\n"
     instance.strato("run", "true", check=True)
     assert instance.strato("pstree").stdout == ".\n"
     assert instance.strato("pstree", "-a").stdout == ".\n└── true:CD\n"

@@ -70,7 +70,7 @@ def test_purge_counts_then_purges_oldest_and_a_restart_does_not_bring_them_back(
     assert purge(ids.f58(jobids[6])) == "use --force to purge 1 of 4 inactive jobs"
     assert purge(f"-f {ids.f58(jobids[6])}") == "purged 1 inactive jobs, 3 remaining"
     stats = job.stats(inst.handle())
-    assert (stats.inactive, stats.successful, stats.total, stats.purged) == (3, 3, 3, 7)
+    assert (stats.inactive, stats.successful, stats.total, stats.inactive_purged) == (3, 3, 3, 7)
     assert inst.stop() == 0
 
     stored = _stored_keys(statedir)
@@ -112,7 +112,7 @@ def test_num_limit_in_the_config_purges_as_jobs_end_and_at_restart(make_instance
                          statedir=statedir)
     jobids = _run_jobs(inst.handle(), 10)
     assert _listed(inst) == sorted(jobids[7:])
-    assert job.stats(inst.handle()).purged == 7
+    assert job.stats(inst.handle()).inactive_purged == 7
     inst.stop()
     again = make_instance(config=SIM + "[job-manager]\ninactive-num-limit = 1\n",
                           statedir=statedir)

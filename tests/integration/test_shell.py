@@ -44,6 +44,10 @@ def test_rlimit_input_and_output_files(make_instance, tmp_path):
     (tmp_path / "in.txt").write_text("line one\nline two\n")
     res = inst.strato("run", f"--input={tmp_path / 'in.txt'}", "wc", "-l", check=True)
     assert res.stdout.split() == ["2"]
+    # every task reads the whole file (no offset shared between them)
+    res = inst.strato("run", "-n3", "--label-io", f"--input={tmp_path / 'in.txt'}", "wc", "-l",
+                      check=True)
+    assert sorted(res.stdout.splitlines()) == ["0: 2", "1: 2", "2: 2"]
     res = inst.strato("run", f"--output={tmp_path}/out-{{{{name}}}}.txt", "--job-name=x",
                       "echo", "to file", check=True)
     assert (res.stdout, (tmp_path / "out-x.txt").read_text()) == ("", "to file\n")
