@@ -231,3 +231,18 @@ def test_memory_and_statedir_stay_flat_over_20000_jobs():
     assert (last["kept"], last["purged"]) == (1_000, 19_000)
     assert res["verdict"]["rss"]["flat"], res["verdict"]
     assert res["verdict"]["statedir"]["flat"], res["verdict"]
+
+
+def test_stats_count_purged_jobs_per_queue(make_instance):
+    inst = make_instance(config=SIM + "[queues.batch]\n[queues.debug]\n"
+                                      "[policy.jobspec.defaults.system]\nqueue = \"batch\"\n")
+    h = inst.handle()
+    debug = strato.JobspecV1.from_command(["true"])
+    debug.setattr("system.queue", "debug")
+    job.submit_many(h, debug, 2)
+    _run_jobs(h, 3)
+    assert job.purge(h, num_limit=1, force=True) == job.PurgeResult(4, 1)
+    assert job.stats(h, "debug").inactive_purged == 2
+    assert job.stats(h, "batch").inactive_purged == 2
+    line = inst.strato("jobs", "--stats-only").stdout.strip()
+    assert line == "0 running, 1 completed, 0 failed, 0 pending, 4 inactive purged"
