@@ -248,6 +248,46 @@ def job_submit(urgency, flags, file) -> int:
     return 0
 
 
+class _Duration(click.ParamType):
+    """An RFC 23 duration (``30m``, ``7d``), in seconds."""
+
+    name = "FSD"
+
+    def convert(self, value, param, ctx):
+        from strato.jobspec.fsd import parse_fsd
+
+        try:
+            return parse_fsd(value)
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+@job.command()
+@click.option("--age-limit", type=_Duration(), metavar="FSD",
+              help="Purge jobs inactive for longer than FSD (e.g. 7d).")
+@click.option("--num-limit", type=click.IntRange(min=0), metavar="COUNT",
+              help="Purge the oldest inactive jobs until COUNT are left.")
+@click.option("-f", "--force", is_flag=True,
+              help="Purge for good (without it, only say how many would go).")
+@click.option("--batch", type=click.IntRange(min=1), default=50, show_default=True,
+              metavar="COUNT", help="Jobs purged per request (at most 1000).")
+@click.argument("jobids", nargs=-1, type=JOBID)
+def purge(age_limit, num_limit, force, batch, jobids) -> int:
+    """Purge inactive jobs: JOBIDS, or the oldest ones beyond --age-limit or
+    --num-limit. They disappear from job lists, the KVS and the statedir."""
+    from strato import job as jobapi
+
+    if jobids and (age_limit is not None or num_limit is not None):
+        raise click.UsageError("give job ids or --age-limit/--num-limit, not both")
+    res = jobapi.purge(handle(), jobids, age_limit=age_limit, num_limit=num_limit,
+                       force=force, batch=batch)
+    if force:
+        click.echo(f"purged {res.count} inactive jobs, {res.inactive} remaining")
+    else:
+        click.echo(f"use --force to purge {res.count} of {res.inactive} inactive jobs")
+    return 0
+
+
 def _attach_validate() -> None:
     from strato.cli.cmd_validate import validate
 

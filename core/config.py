@@ -242,7 +242,8 @@ def _declare_policy(declare: Callable, prefix: str) -> None:
 
 
 def declare_core(declare: Callable) -> None:
-    """The config keys the core reads (plugins, sched, exec, resource, policy, queues)."""
+    """The config keys the core reads (plugins, sched, exec, job-manager, resource,
+    policy, queues)."""
     declare("plugins", "load", default=[], check=strings,
             help="plugins to load besides the defaults: entry-point names, modules, .py files")
     declare("plugins", "block", default=[], check=strings,
@@ -269,6 +270,12 @@ def declare_core(declare: Callable) -> None:
                  " broker is away, before it spills them to a file in the statedir")
     declare("exec", "adopt-timeout", default="10s", check=duration,
             help="how long a restarting broker waits for a surviving shell host to answer")
+    declare("job-manager", "inactive-age-limit", check=duration,
+            help="purge inactive jobs once they have been inactive this long, e.g. \"7d\""
+                 " (default: never)")
+    declare("job-manager", "inactive-num-limit", check=integer(0),
+            help="keep at most this many inactive jobs, purging the oldest"
+                 " (default: no limit)")
     declare("resource.config", "hosts", check=hostlist,
             help="the hosts of this entry, e.g. \"node[0-15]\" (ranks in order)")
     declare("resource.config", "cores", default="0", check=idset,

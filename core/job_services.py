@@ -211,15 +211,18 @@ def register(broker, jobs: JobManager, kvs) -> None:
                 if job.state == INACTIVE:
                     c[job.result] = c.get(job.result, 0) + 1
             total = len(mine)
+            purged = jobs.purger.purged_by_queue.get(queue, 0)
         else:
             active, c, total = jobs.active.values(), jobs.counts, len(jobs.jobs)
+            purged = jobs.purger.purged
         for job in active:
             states[STATE_NAMES[job.state].lower()] += 1
         states["inactive"] = c["inactive"]
         states["total"] = total
         req.respond({"job_states": states, "successful": c.get("COMPLETED", 0),
                      "failed": c.get("FAILED", 0), "canceled": c.get("CANCELED", 0),
-                     "timeout": c.get("TIMEOUT", 0), "inactive_purged": 0})
+                     "timeout": c.get("TIMEOUT", 0),
+                     "inactive_purged": purged})
 
     for topic, fn in (("job-manager.submit", submit), ("job-manager.events", events),
                       ("job-manager.wait", wait), ("job-manager.cancel", cancel),

@@ -23,6 +23,7 @@ from collections.abc import Callable
 from strato.core import dependencies, ids
 from strato.core.errors import ConfigError, RPCError
 from strato.core.plugins import call_hook, registry
+from strato.core.purge import Purger
 from strato.core.states import (
     CLEANUP,
     DEPEND,
@@ -174,6 +175,7 @@ class JobManager:
             raise ConfigError(f"exec.kill-timeout: {exc}") from None
         self.dep_schemes = registry(self.hook.job_register_dependency_schemes,
                                     "dependency scheme")
+        self.purger = Purger(self, instance.config)
         # the scheduler protocol
         self.sched_ready = False
         self.sched_limit = 0  # 0: unlimited
@@ -649,6 +651,7 @@ class JobManager:
         del self.active[job.id]
         self._count_ended(job)
         self.instance.job_ended(job)
+        self.purger.add(job)
 
     def _count_ended(self, job: Job) -> None:
         counts = self.counts
@@ -783,6 +786,7 @@ class JobManager:
         running: list[Job] = []
         cleaning: list[Job] = []
         summaries: dict[int, tuple[dict, str]] = {}
+        inactive: list[Job] = []
         waiting: list[tuple[Job, list]] = []
         for kvsdir, digits, d in found:
             try:  # the KVS form of a job id is its 64 bits in four groups of hex digits
@@ -812,6 +816,7 @@ class JobManager:
             if state == INACTIVE:
                 job.result = result_of(job)
                 self._count_ended(job)
+                inactive.append(job)
                 continue
             self.active[jobid] = job
             if state == RUN:
@@ -831,6 +836,9 @@ class JobManager:
         self.jobs = dict(sorted(self.jobs.items()))
         if self.jobs:  # a new job must not take a recovered one's id
             self.fluid.advance_past(next(reversed(self.jobs)))
+        inactive.sort(key=lambda j: j.t_inactive)
+        for job in inactive:  # oldest first; the limits apply at the end of this turn
+            self.purger.add(job)
         for job, deps in waiting:  # every job is known again: targets can be found
             job.deps_left = len(deps)
             if job.state == PRIORITY:

@@ -209,9 +209,14 @@ class KVS:
         self._appends.clear()
         db.execute("BEGIN")
         if dels:
+            # Two statements, not one with OR: each is a search of the primary key,
+            # where "key = ? OR key BETWEEN ..." makes SQLite scan the whole table
+            # (a purge of a few jobs then cost as much as the whole statedir).
             for table in ("kvs", "log"):
-                db.executemany(f"DELETE FROM {table} WHERE ns = ?1 AND (key = ?2 OR"
-                               f" (key >= ?3 AND key < ?4))", dels)
+                db.executemany(f"DELETE FROM {table} WHERE ns = ?1 AND key = ?2",
+                               [d[:2] for d in dels])
+                db.executemany(f"DELETE FROM {table} WHERE ns = ?1 AND key >= ?2 AND key < ?3",
+                               [(d[0], d[2], d[3]) for d in dels])
         if puts:
             db.executemany("DELETE FROM log WHERE ns = ? AND key = ?", [p[:2] for p in puts])
             db.executemany("INSERT OR REPLACE INTO kvs VALUES (?, ?, ?)", puts)
@@ -308,17 +313,28 @@ class KVS:
         self._mark_append(ns, key, len(entries))
         self._notify(ns, key, "append", entries)
 
-    def unlink(self, key: str, ns: str = PRIMARY) -> None:
+    def unlink(self, key: str, ns: str = PRIMARY, prune: bool = False) -> None:
+        """Remove `key` and everything below it. With `prune`, directories left
+        empty above it go too: purging jobs one by one must not leave a trail of
+        empty ``job.*`` directories behind (directories are never stored)."""
         parts = self._split(key)
         d: object = self._root(ns)
+        path = []
         for p in parts[:-1]:
             if not isinstance(d, KvsDir) or p not in d:
                 return
+            path.append(d)
             d = d[p]
         if isinstance(d, KvsDir) and parts[-1] in d:
             del d[parts[-1]]
             self._mark(ns, key, False)
             self._notify(ns, key, "unlink", None)
+            if prune:
+                for i in range(len(path) - 1, -1, -1):
+                    if d:
+                        break
+                    del path[i][parts[i]]
+                    d = path[i]
 
     def commit(self, ops: list, ns: str = PRIMARY) -> None:
         """Apply a list of ``[op, key, value]`` atomically: every operation is checked,

@@ -22,7 +22,8 @@ loose:
   integer >= 1 (``per_resource`` is not version 1);
 - ``attributes`` holds only ``system`` (required) and ``user`` (a mapping);
   ``attributes.system.duration`` is required, a number >= 0 (0 means unlimited); the
-  other well-known system keys are type checked when present, unknown ones are allowed;
+  other well-known system keys are type checked when present, unknown ones are allowed,
+  and ``shell.options.output.limit`` must be a size from 1 byte to 1G (``10M``);
 - that the task's ``slot`` names the slot label is checked last, after ``attributes``,
   so that a jobspec that is also broken elsewhere is reported for that (flux-core's
   ``invalid_v1/duration_missing.yaml`` names an absent label *and* lacks a duration).
@@ -37,6 +38,7 @@ from collections.abc import Mapping
 from typing import IO, Any
 
 from .fsd import parse_fsd
+from .size import output_limit
 
 __all__ = ["JobspecError", "JobspecV1", "summarize", "validate_v1"]
 
@@ -254,6 +256,13 @@ def _check_system(system: object) -> None:
                     raise _fail(f"{dpath}.{key}", "must be a string")
     if "constraints" in system:
         _check_constraint(system["constraints"], f"{path}.constraints")
+    output = (system.get("shell") or {}).get("options", {})
+    output = output.get("output") if isinstance(output, Mapping) else None
+    if isinstance(output, Mapping) and "limit" in output:
+        try:
+            output_limit(output["limit"])
+        except ValueError as exc:
+            raise _fail(f"{path}.shell.options.output.limit", str(exc)) from None
 
 
 def _check_attributes(attributes: object) -> None:

@@ -1,8 +1,9 @@
 """The job shell: one per job on a node, run as a coroutine inside the shell host.
 
 It lays the job's tasks out over its slots, builds each task's environment, spawns
-the tasks, sends their output to the job's output eventlog in the KVS (or to files
-named by ``--output``/``--error`` templates), enforces the time limit, and reports
+the tasks, sends their output to the job's output eventlog in the KVS, up to the
+job's ``output.limit`` per stream (or to files named by ``--output``/``--error``
+templates, unlimited), enforces the time limit, and reports
 the job's wait status (the largest of its tasks') when the last task has exited.
 Everything it tells the instance goes through its host's messages (`ShellHost`).
 """
@@ -19,6 +20,7 @@ import time
 from strato.core import ids
 from strato.core.plugins import call_hook
 from strato.jobspec.idset import decode_idset
+from strato.shell.output_limit import OutputLimit, job_output_limit
 
 
 class _Reader:
@@ -64,7 +66,7 @@ class Task:
     """One task of a job: what to run and, once run, its pid and wait status."""
 
     __slots__ = ("rank", "local_id", "node_rank", "argv", "env", "pid", "pgid", "status",
-                 "open")
+                 "open", "stderr_midline")
 
     def __init__(self, rank: int, local_id: int, node_rank: int, argv: list[str]) -> None:
         self.rank = rank
@@ -76,6 +78,7 @@ class Task:
         self.pgid = 0  # the task's own process group (its pid at spawn)
         self.status: int | None = None
         self.open = 0  # output pipes still open plus one for the process itself
+        self.stderr_midline = False  # its stderr in the KVS ends within a line
 
 
 def task_layout(job) -> list[tuple[int, int]]:
@@ -179,6 +182,7 @@ class JobShell:
         self.label = False
         self.sinks: dict[str, int | None] = {}
         self.rlimits: list[tuple[int, int]] = []
+        self.output_limit: OutputLimit | None = None
         self.tmpdir: str | None = None
         self.ntasks = 0  # of the whole job (a job spread over brokers runs a part here)
         # the shell that writes the job's exec eventlog: the only one, or rank 0's part
@@ -263,8 +267,10 @@ class JobShell:
         if self.leader:
             host.exec_event(job, "shell.init", {"ntasks": self.ntasks})
         call_hook(host.hook, "shell_init", shell=self)
+        options = self.system.get("shell", {}).get("options", {})
         try:
-            self.rlimits = _rlimits(self.system.get("shell", {}).get("options", {}))
+            self.rlimits = _rlimits(options)
+            self.output_limit = OutputLimit(job_output_limit(options, job.userid))
         except ValueError as exc:
             return self._fail_all(str(exc))
         try:
@@ -419,9 +425,16 @@ class JobShell:
             if out:
                 os.write(sink, out)
         else:
+            data, warning = self.output_limit.admit(reader.stream, data)
             text = reader.decoder.decode(data, final=eof)
             if text:
                 self.write_output(reader.stream, task.rank, text)
+                if reader.stream == "stderr":
+                    task.stderr_midline = not text.endswith("\n")
+            if warning:  # on a line of its own
+                self.write_output("stderr", task.rank,
+                                  "\n" + warning if task.stderr_midline else warning)
+                task.stderr_midline = False
         if eof:
             self.host.loop.remove_reader(reader.fd)
             os.close(reader.fd)

@@ -299,7 +299,7 @@ class JobStats:
     failed: int = 0
     canceled: int = 0
     timeout: int = 0
-    #: ended jobs the instance no longer keeps (strato keeps them all: 0 so far)
+    #: inactive jobs purged since the broker started (``strato job purge``, limits)
     inactive_purged: int = 0
 
     @classmethod
@@ -342,6 +342,51 @@ def stats(h: Handle, queue: str | None = None) -> JobStats:
     With `queue`, the counts of that queue's jobs only."""
     return JobStats.from_answer(h.rpc("job-list.job-stats",
                                       {} if queue is None else {"queue": queue}))
+
+
+@dataclass
+class PurgeResult:
+    """What `purge` did: `count` jobs purged (or, without ``force``, that would
+    be) and `inactive` jobs left in the instance."""
+
+    count: int
+    inactive: int
+
+
+def purge(h: Handle, jobids: Iterable[JobId] = (), age_limit: float | str | None = None,
+          num_limit: int | None = None, force: bool = False, batch: int = 50) -> PurgeResult:
+    """Purge inactive jobs (``flux job purge``): gone from job lists, the KVS and
+    the statedir for good.
+
+    Either `jobids` (each must be inactive), or the oldest inactive jobs that are
+    older than `age_limit` (seconds, or an RFC 23 duration such as ``"7d"``) or
+    beyond the newest `num_limit`. Without `force` nothing is purged: the count
+    says how many would be. With it, jobs go `batch` per request (at most 1000),
+    so a large purge never holds the instance up for long. Raises ValueError
+    for a bad limit, RPCError for an unknown or active job.
+    """
+    from strato.jobspec.fsd import parse_fsd
+
+    jobids = [*jobids]
+    if jobids and (age_limit is not None or num_limit is not None):
+        raise ValueError("give job ids or limits, not both")
+    if isinstance(age_limit, str):
+        age_limit = parse_fsd(age_limit)
+    if age_limit is not None and (isinstance(age_limit, bool) or not age_limit >= 0):
+        raise ValueError(f"invalid age limit {age_limit!r}")
+    if num_limit is not None and (isinstance(num_limit, bool) or not isinstance(num_limit, int)
+                                  or num_limit < 0):
+        raise ValueError(f"invalid num limit {num_limit!r} (must be an integer >= 0)")
+    if jobids:
+        ans = h.rpc("job-manager.purge", {"ids": jobids, "force": force})
+        return PurgeResult(ans["count"], ans["inactive"])
+    body = {"age_limit": age_limit, "num_limit": num_limit, "batch": batch, "force": force}
+    total = 0
+    while True:
+        ans = h.rpc("job-manager.purge", body)
+        total += ans["count"]
+        if not force or ans["count"] < batch:
+            return PurgeResult(total, ans["inactive"])
 
 
 # Flux's name for this verb; defined last in the module, after every use of the builtin.

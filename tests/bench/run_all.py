@@ -23,7 +23,7 @@ from _common import BENCH_DIR, PYTHON, REPO, RESULTS_DIR, print_table, write_res
 
 BENCHES = ["machine_limits", "bench_throughput", "bench_latency", "bench_memory", "bench_held",
            "bench_submit", "bench_graph", "bench_graph_instance", "bench_reload",
-           "bench_hierarchy", "bench_restart", "bench_load"]
+           "bench_hierarchy", "bench_restart", "bench_load", "bench_purge"]
 
 # flux-core v0.88 on the reference 2-core machines (issue 3, two measurements).
 FLUX = {
@@ -166,6 +166,17 @@ def summary(r: dict) -> list[dict]:
                 f"{c.get('told jobs', 0)} told, {c.get('unknown batches', 0)} unknown"
                 f" submits, {len(run['failures'])} checker failures", "0 failures", "-",
                 not run["failures"])
+    pu = r.get("bench_purge")
+    if pu:  # issue 13: bounded growth over 200,000 jobs with inactive-num-limit
+        last, v = pu["samples"][-1], pu["verdict"]
+        row(f"broker RSS after {pu['jobs']} sim jobs, inactive-num-limit={pu['num_limit']}",
+            last["rss_mb"], "MB",
+            f"2nd half {v['rss']['second_half_kb_per_job']:.3f} kB/job vs 1st"
+            f" {v['rss']['first_half_kb_per_job']:.3f}", "flat", "-", v["rss"]["flat"])
+        row(f"statedir after {pu['jobs']} sim jobs", last["statedir_mb"], "MB",
+            f"2nd half {v['statedir']['second_half_kb_per_job']:.3f} kB/job vs 1st"
+            f" {v['statedir']['first_half_kb_per_job']:.3f}", "flat", "-",
+            v["statedir"]["flat"])
     return rows
 
 
