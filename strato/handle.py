@@ -171,7 +171,9 @@ class Handle:
         """Wait for what the broker sends next (until `deadline`) and sort it by tag."""
         if deadline is not None:
             wait = deadline - time.monotonic()
-            if wait <= 0 or not select.select([self._sock], [], [], wait)[0]:
+            poller = select.poll()  # not select(): a process may hold fds past 1024
+            poller.register(self._sock, select.POLLIN)
+            if wait <= 0 or not poller.poll(wait * 1000):
                 raise TimeoutError("timed out")
         try:
             data = self._sock.recv(1 << 18)

@@ -117,3 +117,17 @@ def test_async_handle_notices_a_dead_broker(make_instance):
                 await asyncio.wait_for(job.wait_async(h, jobid), 30)
 
     asyncio.run(main())
+
+
+def test_a_handle_waits_with_a_timeout_on_a_descriptor_past_1024(instance):
+    """A workflow process may hold many files: a handle's wait works whatever its fd."""
+    import os
+
+    held = [os.open(os.devnull, os.O_RDONLY) for _ in range(1100)]
+    try:
+        with strato.Handle(instance.uri) as h:
+            assert h._sock.fileno() > 1024
+            assert h.recv(h.send("broker.ping", {"x": 1}), timeout=30) == ({"x": 1}, None, False)
+    finally:
+        for fd in held:
+            os.close(fd)
