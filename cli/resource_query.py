@@ -78,15 +78,10 @@ class ResourceQuery:
     cwd: str = "."
 
     def __post_init__(self) -> None:
-        import gc
-
         # The graph is large and acyclic (edges hold vertex indices, not objects): keep
         # the cyclic collector from rescanning it after every few thousand allocations.
-        with gcpolicy.paused():
-            try:
-                self._setup()
-            finally:
-                gc.freeze()
+        with gcpolicy.bulk_load():
+            self._setup()
 
     def _setup(self) -> None:
         self.graph = load_graph(self.opts.load_file, self.opts.load_format,

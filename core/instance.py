@@ -119,8 +119,7 @@ class Instance:
         self.queues = Queues(self.config)
         self.kvs.register_services(self.broker)
         self.jobs = JobManager(self)
-        with gcpolicy.paused():  # a graph's build allocates many long-lived objects
-            self.sched = self._make_scheduler(self.config)
+        self.sched = self._make_scheduler(self.config)
         job_services.register(self.broker, self.jobs, self.kvs)
         self._register_services()
         hook.core_register_services(register=self.broker.register)
@@ -139,8 +138,7 @@ class Instance:
         The shell host is not waited for: it starts while the initial program
         does, and a job that comes first waits for its hello (exec-local)."""
         try:
-            with gcpolicy.paused():
-                await self.sched.prepare(sorted(self.drained))
+            await self.sched.prepare(sorted(self.drained))
         except Exception as exc:
             raise ConfigError(f"{self.sched.name}: {exc}") from None
         await self.sched.start()
@@ -156,8 +154,9 @@ class Instance:
             raise ConfigError(unknown_name("scheduler", name, config,
                                            "sched_register_schedulers"))
         env = SchedEnv(self.pm.hook, self.R, self.nodes, self.queues, config)
-        scheduler = schedulers[name](env, config.get(name, {}))
-        scheduler.set_resources(self.nodes)
+        with gcpolicy.paused():  # a graph's build allocates many long-lived objects
+            scheduler = schedulers[name](env, config.get(name, {}))
+            scheduler.set_resources(self.nodes)
         return SchedModule(self.broker, name, scheduler, env)
 
     def job_ended(self, job) -> None:
@@ -260,15 +259,13 @@ class Instance:
                 raise RPCError(str(exc)) from None
         t0 = time.perf_counter()
         try:
-            with gcpolicy.paused():  # a graph's build allocates many long-lived objects
-                new = self._make_scheduler(config)
+            new = self._make_scheduler(config)
             check_config(config, self.pm)
         except (ConfigError, PluginError, ValueError) as exc:
             text = str(exc)
             raise RPCError(text if text.startswith(table) else f"{table}: {text}") from None
         try:
-            with gcpolicy.paused():
-                await new.prepare(sorted(self.drained))
+            await new.prepare(sorted(self.drained))
         except Exception as exc:  # the old scheduler keeps running
             raise RPCError(f"{new.name} cannot take over the running jobs: {exc}") from None
         if self.sched is not None and self.sched.loaded:

@@ -38,6 +38,7 @@ import bisect
 import logging
 from dataclasses import dataclass, field
 
+from strato.core import gcpolicy
 from strato.core.errors import RPCError
 
 log = logging.getLogger("strato.sched")
@@ -120,11 +121,12 @@ class SchedModule:
         if drained:
             self.scheduler.drain(drained, True)
         hello = await self.broker.call("job-manager.sched-hello", {"name": self.name})
-        for j in hello["jobs"]:
-            job = PendingJob(j["id"], j["priority"], j["userid"], j["t_submit"], j["jobspec"],
-                             self.summary(j["jobspec"]))
-            self.scheduler.allocate_existing(job, j["R"])
-            self.running.add(job.id)
+        with gcpolicy.paused():  # booking a thousand allocations makes long-lived objects
+            for j in hello["jobs"]:
+                job = PendingJob(j["id"], j["priority"], j["userid"], j["t_submit"],
+                                 j["jobspec"], self.summary(j["jobspec"]))
+                self.scheduler.allocate_existing(job, j["R"])
+                self.running.add(job.id)
 
     async def start(self) -> None:
         """Register the services and tell the job manager to send requests (ready)."""
