@@ -19,7 +19,7 @@ import logging
 import socket
 from collections.abc import Callable
 
-from strato.core.proto import MAX_FRAME
+from strato.core.proto import MAX_FRAME, FrameTooLarge, take_frame
 
 log = logging.getLogger("strato.framing")
 
@@ -109,25 +109,21 @@ class FramedStream:
             return
         buf = self.rbuf
         buf += data
-        pos = 0
-        while len(buf) - pos >= 4:
-            size = int.from_bytes(buf[pos:pos + 4], "little")
-            if size > self.max_frame:
-                log.warning("closed the connection of %s: a message of %d bytes is over the "
-                            "limit of %d bytes", self.name, size, self.max_frame)
+        while True:
+            try:
+                payload = take_frame(buf, self.max_frame)
+            except FrameTooLarge as exc:
+                log.warning("closed the connection of %s: %s", self.name, exc)
                 self.close()
                 return
-            if len(buf) - pos - 4 < size:
-                break
-            payload = bytes(buf[pos + 4:pos + 4 + size])
-            pos += 4 + size
+            if payload is None:
+                return
             try:
                 self.on_message(payload)
             except Exception:  # a message is handled once, whatever its handler does
                 log.exception("handling a framed message failed")
             if self.closed:
                 return
-        del buf[:pos]
 
     def close(self) -> None:
         """Stop reading and writing, close the socket and tell the owner (once)."""

@@ -93,8 +93,7 @@ def peer_uid(sock: socket.socket) -> int:
 
 
 def frame(body: dict) -> bytes:
-    payload = proto.encode(body)
-    return len(payload).to_bytes(4, "little") + payload
+    return proto.frame(proto.encode(body))
 
 
 class HandshakeError(Exception):

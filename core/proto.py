@@ -83,3 +83,35 @@ def response(tag: int, body: object, error: str | None = None, more: bool = Fals
 def event(topic: str, seq: int, body: object) -> bytes:
     """Encode an event as a parent passes it to its overlay children."""
     return encode((EVENT, topic, seq, body))
+
+
+# -- framing on stream sockets: a 4-byte little-endian length, then the message ----------
+class FrameTooLarge(ValueError):
+    """A frame declares more bytes than the reader accepts (``size``)."""
+
+    def __init__(self, size: int, limit: int) -> None:
+        super().__init__(f"a message of {size} bytes is over the limit of {limit} bytes")
+        self.size = size
+        self.limit = limit
+
+
+def frame(payload: bytes) -> bytes:
+    """`payload` framed for a stream socket."""
+    return len(payload).to_bytes(4, "little") + payload
+
+
+def take_frame(buf: bytearray, limit: int = MAX_FRAME) -> bytes | None:
+    """Remove the first whole message from the front of `buf` and return it (None while
+    it has not all arrived); FrameTooLarge, before reading it, for a length over
+    `limit`. Every reader of framed streams (the broker's links, both handles, the
+    shell host's connector) parses with this."""
+    if len(buf) < 4:
+        return None
+    size = int.from_bytes(buf[:4], "little")
+    if size > limit:
+        raise FrameTooLarge(size, limit)
+    if len(buf) - 4 < size:
+        return None
+    payload = bytes(buf[4:4 + size])
+    del buf[:4 + size]
+    return payload

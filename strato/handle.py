@@ -70,24 +70,18 @@ def gone(uri: str) -> NoInstanceError:
 
 
 def split_frames(buf: bytearray) -> list[bytes]:
-    """Take the whole messages off the front of `buf` (each a 4-byte little-endian
-    length and a payload); a garbage length raises NoInstanceError."""
+    """Take the whole messages off the front of `buf`; a garbage length raises
+    NoInstanceError."""
     out = []
-    pos = 0
-    while len(buf) - pos >= 4:
-        size = int.from_bytes(buf[pos:pos + 4], "little")
-        if size > proto.MAX_FRAME:
-            raise NoInstanceError(f"the instance sent a frame of {size} bytes")
-        if len(buf) - pos - 4 < size:
-            break
-        out.append(bytes(buf[pos + 4:pos + 4 + size]))
-        pos += 4 + size
-    del buf[:pos]
+    try:
+        while (payload := proto.take_frame(buf)) is not None:
+            out.append(payload)
+    except proto.FrameTooLarge as exc:
+        raise NoInstanceError(f"the instance sent a frame of {exc.size} bytes") from None
     return out
 
 
-def frame(payload: bytes) -> bytes:
-    return len(payload).to_bytes(4, "little") + payload
+frame = proto.frame
 
 
 def too_large(topic: str, size: int, limit: int) -> RPCError:
