@@ -80,11 +80,12 @@ class Instance:
     """A running ``strato start`` in a subprocess, and ways to talk to it."""
 
     def __init__(self, tmp: Path, config: str | None = None, args: tuple = (),
-                 statedir: Path | None = None) -> None:
+                 statedir: Path | None = None, prefix: tuple = ()) -> None:
         self.tmp = tmp
         # Socket paths are limited to ~107 bytes: keep the rundir short.
         self.rundir = Path(tempfile.mkdtemp(prefix="st-"))
-        cmd = [*STRATO, "start", "--rundir", str(self.rundir)]
+        # `prefix` runs it elsewhere: ("ip", "netns", "exec", NS, ...) for another "host"
+        cmd = [*prefix, *STRATO, "start", "--rundir", str(self.rundir)]
         if config is not None:
             path = tmp / "config.toml"
             path.write_text(config)
@@ -134,10 +135,10 @@ def make_instance(tmp_path):
     made = []
 
     def make(config: str | None = None, args: tuple = (), statedir: Path | None = None,
-             sub: str | None = None) -> Instance:
+             sub: str | None = None, prefix: tuple = ()) -> Instance:
         d = tmp_path / (sub or f"i{len(made)}")
         d.mkdir(exist_ok=True)
-        inst = Instance(d, config, args, statedir)
+        inst = Instance(d, config, args, statedir, prefix)
         made.append(inst)
         return inst
 
