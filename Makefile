@@ -21,12 +21,18 @@ $(BIN)/strato: pyproject.toml
 demo: $(BIN)/strato
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/strato start --config examples/demo.toml sh examples/workflow.sh
 
-# strato top's tests drive it in a real terminal, tmux: installed with apt where it is
-# missing and can be (as root), else those tests skip and say why.
+# Tests drive real tools: strato top runs in tmux, and strato starts under Slurm
+# (slurm-wlm and munge; tools/slurm-up.sh starts the daemons). Each package whose
+# command is missing is installed with apt where it can be (as root), else those
+# tests skip and say why; when all are there, this costs a few `command -v`.
+APT_NEEDS := tmux:tmux srun:slurm-wlm slurmctld:slurm-wlm slurmd:slurm-wlm munged:munge
 test: $(BIN)/strato
-	@command -v tmux >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
-	  && apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq tmux >/dev/null 2>&1; } \
-	  || echo "tmux is missing and cannot be installed: the strato top tests will skip"
+	@missing=$$(for need in $(APT_NEEDS); do command -v $${need%%:*} >/dev/null \
+	  || echo $${need#*:}; done | sort -u | tr '\n' ' '); \
+	[ -z "$$missing" ] || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+	  && apt-get update -qq >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive \
+	  apt-get install -y -qq --no-install-recommends $$missing >/dev/null 2>&1; } \
+	  || echo "could not apt-get install $${missing}(needs root and apt): the tests needing them skip"
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 
