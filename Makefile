@@ -21,11 +21,13 @@ $(BIN)/strato: pyproject.toml
 demo: $(BIN)/strato
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/strato start --config examples/demo.toml sh examples/workflow.sh
 
-# Tests drive real tools: strato top runs in tmux, and strato starts under Slurm
-# (slurm-wlm and munge; tools/slurm-up.sh starts the daemons). Each package whose
-# command is missing is installed with apt where it can be (as root), else those
-# tests skip and say why; when all are there, this costs a few `command -v`.
-APT_NEEDS := tmux:tmux srun:slurm-wlm slurmctld:slurm-wlm slurmd:slurm-wlm munged:munge
+# Tests drive real tools: strato top runs in tmux, the MPI tests build and run a program
+# with Debian's MPICH (mpicc.mpich), and strato starts under Slurm (slurm-wlm and munge;
+# tools/slurm-up.sh starts the daemons). Each package whose command is missing is
+# installed with apt where it can be (as root), else those tests skip and say why;
+# when all are there, this costs a few `command -v`.
+APT_NEEDS := tmux:tmux mpicc.mpich:mpich mpicc.mpich:libmpich-dev srun:slurm-wlm \
+  slurmctld:slurm-wlm slurmd:slurm-wlm munged:munge
 test: $(BIN)/strato
 	@missing=$$(for need in $(APT_NEEDS); do command -v $${need%%:*} >/dev/null \
 	  || echo $${need#*:}; done | sort -u | tr '\n' ' '); \
