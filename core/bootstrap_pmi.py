@@ -53,6 +53,7 @@ def from_pmi(config: dict, level: int = 0, env: dict[str, str] | None = None) ->
     except PMIError as exc:
         raise ConfigError(f"PMI bootstrap: {exc}") from None
     if client is None:
+        _refuse_srun_without_pmi(env, level)
         return None
     try:
         boot = _exchange(client, config, level)
@@ -63,6 +64,17 @@ def from_pmi(config: dict, level: int = 0, env: dict[str, str] | None = None) ->
         for name in PMI_VARIABLES:
             env.pop(name, None)
     return boot
+
+
+def _refuse_srun_without_pmi(env: dict[str, str], level: int) -> None:
+    """ConfigError if Slurm started this broker as one task of several but gave it no
+    PMI (``srun`` without ``--mpi=pmi2``, where the site's MpiDefault is none or pmix):
+    each task would otherwise run an instance of its own, the script once per task.
+    A child instance (level > 0) was started by strato, whatever its environment says."""
+    tasks = env.get("SLURM_STEP_NUM_TASKS", "")
+    if level == 0 and tasks.isdigit() and int(tasks) > 1:
+        raise ConfigError(f"started as one of {tasks} Slurm tasks (srun) without PMI: "
+                          "use srun --mpi=pmi2")
 
 
 def _exchange(client: SimplePMI, config: dict, level: int) -> Bootstrap | None:

@@ -519,6 +519,11 @@ class Overlay:
             return
         if self.stopping:
             return
+        # rank 0's overlay.shutdown arrives just before it hangs up, but the monitor's
+        # socket may be read first: what the parent sent before leaving counts first
+        self._up_reader._drain()
+        if self.stopping:
+            return
         if kind == zmq.EVENT_DISCONNECTED and self._up_ready:
             why = f"lost the connection to its parent (rank {self.boot.parent})"
         else:  # the handshake failed, or the parent hung up in the middle of it

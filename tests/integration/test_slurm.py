@@ -7,11 +7,14 @@ running, no apt to install it, a slurmd that does not come up)."""
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 
 import pytest
-from conftest import REPO
+from conftest import REPO, STRATO
 
+HOST = socket.gethostname()
+NODE = HOST.split(".")[0]  # Slurm's name for this node
 #: every srun of this module carries this job name, so a hung one can be cancelled
 JOB_NAME = f"strato-test-{os.getpid()}"
 
@@ -31,11 +34,11 @@ def slurm() -> None:
 
 
 def srun(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    """``srun ARGS`` (as this test's job, at most 5 minutes), from a clean environment
-    (no STRATO_URI of an enclosing instance)."""
+    """``srun ARGS`` (as this test's job, at most 5 minutes, without "queued and
+    waiting" notes), from a clean environment (no STRATO_URI of an enclosing instance)."""
     env = dict(os.environ)
     env.pop("STRATO_URI", None)
-    return subprocess.run(["srun", f"--job-name={JOB_NAME}", "--time=5", *args],
+    return subprocess.run(["srun", "--quiet", f"--job-name={JOB_NAME}", "--time=5", *args],
                           capture_output=True, text=True, timeout=timeout, env=env,
                           stdin=subprocess.DEVNULL)
 
@@ -50,6 +53,64 @@ def test_srun_pmi2_gives_each_task_a_pmi_fd(slurm):
     assert [r[:2] for r in rows] == [["0", "2"], ["1", "2"]]
     for _, _, fd, target in rows:
         assert int(fd) > 2 and target.startswith("socket:")
+
+
+
+def test_strato_pmi_client_speaks_slurms_pmi(slurm):
+    """strato's PMI-1 client (what the broker bootstrap uses) against Slurm's server:
+    Slurm orders an answer's fields its own way (rc first), says appnum=-1, and
+    answers a get of a missing key with a bare rc=1."""
+    res = srun("-n3", "--overcommit", "--mpi=pmi2", *STRATO, "pmi", "exchange")
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.startswith("0: completed pmi exchange on 3 tasks in ")
+    res = srun("-n3", "--overcommit", "--mpi=pmi2", *STRATO, "pmi", "get",
+               "PMI_process_mapping")
+    assert (res.returncode, res.stdout) == (0, "(vector,(0,1,3))\n"), res.stderr
+    res = srun("-n1", "--mpi=pmi2", *STRATO, "pmi", "get", "no-such-key")
+    assert res.returncode == 1
+    assert res.stderr.splitlines()[0] == "strato-pmi: get no-such-key: no such key"
+
+#: the initial program of the instance srun starts (as a user's script.sh would be)
+SCRIPT = """\
+#!/bin/sh
+test "$(strato getattr size)" = 4 || { echo "size is $(strato getattr size)"; exit 1; }
+strato overlay status
+strato run -N4 -n4 --label-io sh -c 'echo rank $(strato getattr rank) of $STRATO_JOB_SIZE'
+"""
+
+
+def test_srun_starts_a_4_broker_instance(slurm, tmp_path):
+    """`srun -n4 --mpi=pmi2 strato start script.sh`: four brokers, one per Slurm task,
+    find each other through Slurm's PMI and form one instance; rank 0 runs the script,
+    whose job spans all four brokers, and every broker ends when it does.
+    (--overcommit: four tasks on this host's CPUs, as -N4 would be on four hosts.)"""
+    script = tmp_path / "script.sh"
+    script.write_text(SCRIPT)
+    script.chmod(0o755)
+    res = srun("-n4", "--overcommit", "--mpi=pmi2", *STRATO, "start", str(script))
+    assert (res.returncode, res.stderr) == (0, "")
+    lines = res.stdout.splitlines()
+    assert lines[:4] == [f"0 {HOST}: full", f"├─ 1 {HOST}: full", f"│  └─ 3 {HOST}: full",
+                         f"└─ 2 {HOST}: full"]
+    assert sorted(lines[4:]) == [f"{r}: rank {r} of 4" for r in range(4)]
+
+
+def test_srun_exit_status_is_the_scripts(slurm):
+    """The script's exit status is rank 0's, so srun's; the other brokers end cleanly
+    (srun reports no other task)."""
+    res = srun("-n2", "--overcommit", "--mpi=pmi2", *STRATO, "start", "sh", "-c", "exit 3")
+    assert (res.returncode, res.stderr) == \
+        (3, f"srun: error: {NODE}: task 0: Exited with exit code 3\n")
+
+
+def test_srun_without_pmi_is_refused(slurm):
+    """srun without --mpi=pmi2 (MpiDefault=none) gives no PMI: rather than four
+    unrelated one-broker instances each running the script, each broker says what to do."""
+    res = srun("-n2", "--overcommit", *STRATO, "start", "true")
+    assert res.returncode == 1
+    refusals = [line for line in res.stderr.splitlines() if line.startswith("strato-start")]
+    assert refusals == ["strato-start: started as one of 2 Slurm tasks (srun) without PMI: "
+                        "use srun --mpi=pmi2"] * 2
 
 
 @pytest.mark.parametrize("args, env, message", [
