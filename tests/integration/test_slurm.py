@@ -12,6 +12,7 @@ import subprocess
 
 import pytest
 from conftest import REPO, STRATO
+from test_docs_examples import extract, transcript
 
 HOST = socket.gethostname()
 NODE = HOST.split(".")[0]  # Slurm's name for this node
@@ -112,6 +113,23 @@ def test_srun_without_pmi_is_refused(slurm):
     assert refusals == ["strato-start: started as one of 2 Slurm tasks (srun) without PMI: "
                         "use srun --mpi=pmi2"] * 2
 
+
+
+def test_docs_example_on_one_machine(slurm, tmp_path):
+    """docs/admin/slurm.md's one-machine transcript, run as a reader would run it on
+    the cluster tools/slurm-up.sh made (the docs test cannot: it has no Slurm)."""
+    blocks = [b for b in extract(REPO / "docs" / "admin" / "slurm.md")
+              if "test_slurm.py" in b.notes.get("not run", "")]
+    assert blocks, "the page lost its one-machine example"
+    env = dict(os.environ)
+    env.pop("STRATO_URI", None)
+    for block in blocks:
+        for command, expected in transcript(block.text):
+            res = subprocess.run(["bash", "-e", "-o", "pipefail", "-c", command],
+                                 capture_output=True, text=True, timeout=120, env=env,
+                                 cwd=tmp_path, stdin=subprocess.DEVNULL)
+            assert (res.returncode, res.stdout.splitlines()) == (0, expected), \
+                f"{block.where}: {command}\n{res.stderr}"
 
 @pytest.mark.parametrize("args, env, message", [
     (["--bogus"], {}, "slurm-up: unknown argument '--bogus' (usage: tools/slurm-up.sh [--stop])"),
