@@ -103,11 +103,29 @@ def _exchange(client: SimplePMI, config: dict, level: int) -> Bootstrap | None:
     client.barrier()
     cards = [_card(client, rank) for rank in range(boot.size)]
     client.finalize()
+    _refuse_loopback_across_hosts(cards)
     boot.hosts = [host for host, _, _ in cards]
     if boot.parent is not None:
         _, boot.parent_endpoint, boot.parent_key = cards[boot.parent]
     boot.peer_keys = {cards[r][2] for r in boot.children}
     return boot
+
+
+def _refuse_loopback_across_hosts(cards: list[tuple[str, str, bytes]]) -> None:
+    """ConfigError if a broker listens on a loopback address while brokers run on
+    other hosts (no default route, and a hostname that does not resolve or resolves
+    to 127.0.1.1): they could never reach it, and would say so only after a timeout.
+    Every broker sees every card, so every one of them says this at once. Fake
+    hostnames (``STRATO_FAKE_HOSTNAME``: test "hosts" on one machine) are exempt."""
+    if len({host for host, _, _ in cards}) < 2 or os.environ.get("STRATO_FAKE_HOSTNAME"):
+        return
+    for rank, (host, endpoint, _) in enumerate(cards):
+        if endpoint.startswith("tcp://127.") or endpoint.startswith("tcp://[::1]"):
+            raise ConfigError(
+                f"PMI bootstrap: rank {rank} ({host}) listens on {endpoint}, a loopback "
+                "address that brokers on other hosts cannot reach: set "
+                "tbon.interface-hint to the network interface the nodes share "
+                "(e.g. -S tbon.interface-hint=eth0)")
 
 
 def _card(client: SimplePMI, rank: int) -> tuple[str, str, bytes]:

@@ -1,6 +1,7 @@
 """Several "hosts" on this machine for tests: one network namespace per host, each with
-its own hostname (a UTS namespace) and an address on a private bridge, so that
-processes of different hosts talk over veth interfaces, not loopback.
+its own hostname (a UTS namespace) and an address on its ``eth0``, a veth on a private
+bridge, so that processes of different hosts talk over network interfaces, not
+loopback. A host has no default route and its name resolves nowhere.
 
     with Hosts(3) as hosts:             # or the `netns_hosts` fixture
         hosts.addr(1)                   # "10.250.X.2": host 1's address
@@ -22,6 +23,9 @@ import socket
 import subprocess
 import time
 
+#: each host's network interface: the same name on every host, as on a cluster
+IFACE = "eth0"
+
 
 def _ip(*args: str, netns: str | None = None) -> subprocess.CompletedProcess:
     cmd = ["ip", *(["netns", "exec", netns, "ip"] if netns else []), *args]
@@ -42,7 +46,7 @@ def unavailable() -> str | None:
     """Why network namespaces cannot be made here (None when they can)."""
     if os.geteuid() != 0:
         return "network namespaces need root (ip netns add)"
-    for tool in ("ip", "unshare"):
+    for tool in ("ip", "nsenter", "unshare"):
         if shutil.which(tool) is None:
             return f"no `{tool}` command (iproute2 and util-linux make the namespaces)"
     name = f"strato-probe-{os.getpid()}"
@@ -81,10 +85,11 @@ class Hosts:
             _must(_ip("link", "add", host_end, "type", "veth", "peer", "name", ns_end))
             self._made.append(("link", host_end))
             _must(_ip("link", "set", ns_end, "netns", ns))
+            _must(_ip("link", "set", ns_end, "name", IFACE, netns=ns))
             _must(_ip("link", "set", host_end, "master", self.bridge))
             _must(_ip("link", "set", host_end, "up"))
-            _must(_ip("addr", "add", f"{self.addr(i)}/24", "dev", ns_end, netns=ns))
-            _must(_ip("link", "set", ns_end, "up", netns=ns))
+            _must(_ip("addr", "add", f"{self.addr(i)}/24", "dev", IFACE, netns=ns))
+            _must(_ip("link", "set", IFACE, "up", netns=ns))
             _must(_ip("link", "set", "lo", "up", netns=ns))
 
     def addr(self, i: int) -> str:
@@ -93,9 +98,11 @@ class Hosts:
 
     def prefix(self, i: int) -> list[str]:
         """The command prefix that runs a command on host i: in its namespace, with its
-        hostname (``exec``s all the way, so the process started is the command's)."""
-        return ["ip", "netns", "exec", self.namespaces[i], "unshare", "--uts", "--",
-                "sh", "-c", 'hostname "$0" && exec "$@"', self.names[i]]
+        hostname (``exec``s all the way, so the process started is the command's).
+        nsenter, not ``ip netns exec``, which would mount a /sys of its own, without
+        the cgroup file systems (slurmd needs them)."""
+        return ["nsenter", f"--net=/run/netns/{self.namespaces[i]}", "unshare", "--uts",
+                "--", "sh", "-c", 'hostname "$0" && exec "$@"', self.names[i]]
 
     def pids(self, i: int) -> list[int]:
         """The processes running in host i's namespace."""

@@ -7,9 +7,13 @@ running, no apt to install it, a slurmd that does not come up)."""
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
+import tempfile
+import time
 
+import netns
 import pytest
 from conftest import REPO, STRATO
 from test_docs_examples import extract, transcript
@@ -149,3 +153,137 @@ def test_slurm_up_bad_input(tmp_path, args, env, message):
     assert (res.returncode, res.stderr.splitlines()[-1:]) == \
         (1, [message.replace("FOREIGN", str(foreign))])
     assert foreign.read_text() == "ClusterName=theirs\n"
+
+
+# -- several hosts: slurmd in network namespaces ---------------------------------------
+
+#: the cluster of "hosts", each a network namespace (tests/netns.py) with its own slurmd
+SLURM_HOSTS = ["node0", "node1", "node2"]
+
+
+def _hosts_conf(hosts: netns.Hosts, state: str) -> str:
+    """slurm.conf of the namespace cluster: slurmctld on node0, every node at its own
+    address, each slurmd's files apart (%n: its node name)."""
+    hw = subprocess.run(["slurmd", "-C"], capture_output=True, text=True,
+                        timeout=60).stdout.split()
+    cpus = " ".join(w for w in hw if w.split("=")[0] in
+                    ("CPUs", "Boards", "SocketsPerBoard", "CoresPerSocket", "ThreadsPerCore"))
+    nodes = "\n".join(f"NodeName={name} NodeAddr={hosts.addr(i)} {cpus} State=UNKNOWN"
+                      for i, name in enumerate(hosts.names))
+    return f"""ClusterName=strato-netns
+SlurmctldHost=node0({hosts.addr(0)})
+SlurmUser=root
+AuthType=auth/munge
+CredType=cred/munge
+MpiDefault=none
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+SwitchType=switch/none
+SelectType=select/cons_tres
+SelectTypeParameters=CR_Core
+JobAcctGatherType=jobacct_gather/none
+AccountingStorageType=accounting_storage/none
+ReturnToService=2
+StateSaveLocation={state}/ctld
+SlurmdSpoolDir={state}/%n
+SlurmctldPidFile={state}/slurmctld.pid
+SlurmdPidFile={state}/slurmd.%n.pid
+SlurmctldLogFile={state}/slurmctld.log
+SlurmdLogFile={state}/slurmd.%n.log
+{nodes}
+PartitionName=all Nodes=ALL Default=YES MaxTime=INFINITE State=UP
+"""
+
+
+@pytest.fixture(scope="module")
+def slurm_hosts(slurm):
+    """A Slurm cluster of three hosts on this machine: each in its own network
+    namespace with its own hostname and address, running its own slurmd (node0 runs
+    slurmctld too), configured by a slurm.conf of its own (``SLURM_CONF``); munge is
+    the machine's, its socket a file that every namespace reaches. Yields the hosts
+    and the environment that selects this cluster; all of it is removed afterwards."""
+    why_not = netns.unavailable()
+    if why_not is not None:
+        pytest.skip(f"no network namespaces: {why_not}")
+    state = tempfile.mkdtemp(prefix="sl-")  # short: slurmd's sockets live in it
+    hosts = netns.Hosts(len(SLURM_HOSTS), names=SLURM_HOSTS)
+    try:
+        for sub in ["ctld", *SLURM_HOSTS]:
+            os.mkdir(f"{state}/{sub}")
+        with open(f"{state}/slurm.conf", "w") as f:
+            f.write(_hosts_conf(hosts, state))
+        env = dict(os.environ, SLURM_CONF=f"{state}/slurm.conf")
+        env.pop("STRATO_URI", None)
+
+        def on(i: int, *cmd: str) -> subprocess.CompletedProcess:
+            return subprocess.run([*hosts.prefix(i), *cmd], env=env, capture_output=True,
+                                  text=True, timeout=120, stdin=subprocess.DEVNULL)
+
+        for i, name in enumerate(SLURM_HOSTS):
+            daemons = [["slurmctld"]] if i == 0 else []
+            for daemon in [*daemons, ["slurmd", "-N", name]]:
+                res = on(i, *daemon)
+                if res.returncode != 0:
+                    log = f"{state}/{daemon[0]}" + (f".{name}" if daemon[0] == "slurmd" else "")
+                    pytest.skip(f"{daemon[0]} does not start in a network namespace: "
+                                f"{_last_line(log + '.log')}")
+        deadline = time.monotonic() + 120
+        while True:
+            res = on(0, "sinfo", "-h", "-N", "-o", "%T")
+            if res.stdout.split() == ["idle"] * len(SLURM_HOSTS):
+                break
+            if time.monotonic() > deadline:
+                pytest.skip(f"the namespace cluster's nodes are not idle in 120s (sinfo: "
+                            f"{res.stdout.split()}; {_last_line(state + '/slurmctld.log')})")
+            time.sleep(0.2)
+        yield hosts, env
+    finally:
+        hosts.close()  # slurmctld, the slurmds and all they started go with them
+        shutil.rmtree(state, ignore_errors=True)
+
+
+def _last_line(path: str) -> str:
+    try:
+        with open(path) as f:
+            return (f.read().strip().splitlines() or ["(empty log)"])[-1]
+    except OSError:
+        return f"no log {path}"
+
+
+def test_srun_across_hosts(slurm_hosts, tmp_path):
+    """srun -N3 over three hosts: Slurm's PMI spans its slurmstepds on three network
+    stacks, the brokers connect across the bridge (tbon.interface-hint=eth0: these
+    hosts have no default route), and a job runs on every host."""
+    hosts, env = slurm_hosts
+    script = tmp_path / "script.sh"
+    script.write_text("#!/bin/sh\nstrato overlay status\nstrato getattr tbon.endpoint\n"
+                      "strato run -N3 --label-io hostname\n")
+    script.chmod(0o755)
+    res = subprocess.run([*hosts.prefix(0), "srun", "--quiet", "-N3", "--time=5",
+                          "--mpi=pmi2", *STRATO, "start", "-S", "tbon.interface-hint=eth0",
+                          str(script)], env=env, capture_output=True, text=True,
+                         timeout=180, stdin=subprocess.DEVNULL, cwd=tmp_path)
+    assert (res.returncode, res.stderr) == (0, "")
+    lines = res.stdout.splitlines()
+    assert lines[:3] == ["0 node0: full", "├─ 1 node1: full", "└─ 2 node2: full"]
+    assert lines[3].startswith(f"tcp://{hosts.addr(0)}:")
+    assert sorted(lines[4:]) == ["0: node0", "1: node1", "2: node2"]
+
+
+def test_srun_across_hosts_refuses_loopback(slurm_hosts, tmp_path):
+    """Without a default route or a resolvable hostname a broker's address would be
+    loopback, which no other host reaches: every broker says so at once, instead of
+    timing out."""
+    hosts, env = slurm_hosts
+    res = subprocess.run([*hosts.prefix(0), "srun", "--quiet", "-N3", "--time=5",
+                          "--mpi=pmi2", *STRATO, "start", "true"], env=env,
+                         capture_output=True, text=True, timeout=180,
+                         stdin=subprocess.DEVNULL, cwd=tmp_path)
+    assert res.returncode == 1
+    said = [line for line in res.stderr.splitlines() if line.startswith("strato-start")]
+    assert len(said) == 3
+    assert said[0].startswith("strato-start: PMI bootstrap: rank 0 (node0) listens on "
+                              "tcp://127.0.0.1:")
+    assert said[0].endswith(", a loopback address that brokers on other hosts cannot "
+                            "reach: set tbon.interface-hint to the network interface the "
+                            "nodes share (e.g. -S tbon.interface-hint=eth0)")
