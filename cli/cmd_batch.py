@@ -219,10 +219,11 @@ def _instance_size() -> int:
     one broker for the whole allocation: every node is on this one machine."""
     from strato.core.errors import StratoError
     from strato.handle import Handle
+    from strato.instance import attr_get
 
     try:
         with Handle() as h:
-            return int(h.rpc("attr.get", {"name": "size"})["value"])
+            return int(attr_get(h, "size"))
     except (StratoError, KeyError, TypeError, ValueError):
         return 1
 
