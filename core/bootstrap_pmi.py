@@ -61,9 +61,15 @@ def from_pmi(config: dict, level: int = 0, env: dict[str, str] | None = None) ->
         client.close()
         raise ConfigError(f"PMI bootstrap: {exc}") from None
     finally:
-        for name in PMI_VARIABLES:
-            env.pop(name, None)
+        forget_pmi(env)
     return boot
+
+
+def forget_pmi(env: dict[str, str]) -> None:
+    """Remove a launcher's PMI variables from `env` (once a broker is bootstrapped,
+    by PMI or not, nothing it starts may take them for its own)."""
+    for name in PMI_VARIABLES:
+        env.pop(name, None)
 
 
 def _refuse_srun_without_pmi(env: dict[str, str], level: int) -> None:

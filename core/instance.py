@@ -23,7 +23,7 @@ from pathlib import Path
 from strato.core import gcpolicy, ids, job_services
 from strato.core.bootstrap import Bootstrap, for_test
 from strato.core.bootstrap import from_config as bootstrap_from_config
-from strato.core.bootstrap_pmi import from_pmi
+from strato.core.bootstrap_pmi import forget_pmi, from_pmi
 from strato.core.broker import Broker
 from strato.core.cert import keygen
 from strato.core.child import (
@@ -653,6 +653,7 @@ def run_instance(config: dict, command: list[str], statedir: str | None = None,
     try:
         parent = parent_from_environment(os.environ)
         boot = choose_bootstrap(config, parent, test_size, rdir, test_hosts)
+        forget_pmi(os.environ)
         if boot.rank != 0:  # a [bootstrap] config names this host, not as rank 0
             return run_peer(boot, rdir, config)
         inst = Instance(config, rdir, Path(statedir).resolve() if statedir else None, parent,

@@ -114,7 +114,9 @@ class ShellPMI:
         self.job = shell.job
         self.size = len(layout)
         nodes = list(dict.fromkeys(r for r, _ in layout))
-        self.nshells = len(nodes)
+        # the shells that meet at each barrier: one per broker of a spread job
+        # (one shell runs every task over the virtual nodes of one broker)
+        self.nshells = 1 if self.job.rank is None else len(nodes)
         index = {r: i for i, r in enumerate(nodes)}
         self.kvsname = "f" + ids.f58(self.job.id)[1:]  # ASCII, as Flux's f58 fallback
         self.locals: dict[str, str] = {}

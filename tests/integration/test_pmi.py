@@ -38,8 +38,10 @@ def _script(text: str) -> list[str]:
     return [sys.executable, "-c", "import os, sys\nfd = int(os.environ['PMI_FD'])\n" + text]
 
 
-def test_exchange_on_one_broker(one_broker):
-    res = one_broker.strato("run", "-n4", "strato", "pmi", "exchange", check=True)
+@pytest.mark.parametrize("shape", [("-n4",), ("-N2", "-n4")])
+def test_exchange_on_one_broker(one_broker, shape):
+    """One shell runs every task, virtual nodes or not: no message leaves it."""
+    res = one_broker.strato("run", *shape, "strato", "pmi", "exchange", check=True)
     assert "completed pmi exchange on 4 tasks" in res.stdout
 
 

@@ -83,3 +83,27 @@ def test_bad_interface_hint():
                          capture_output=True, text=True, timeout=120, env=_env())
     assert res.returncode != 0
     assert "tbon.interface-hint: no interface 'nosuch0' with an IPv4 address" in res.stderr
+
+
+def test_alloc_and_batch_run_a_broker_per_node(make_instance, tmp_path):
+    """On a parent of two brokers, a child of two nodes is two brokers, started by
+    the parent's two job shells and bootstrapped through PMI."""
+    parent = make_instance(args=("--test-size=2",))
+    res = parent.strato("alloc", "-N2", "strato", "overlay", "status", timeout=120,
+                        check=True)
+    host = socket.gethostname()
+    assert res.stdout.splitlines() == [f"0 {host}: full", f"└─ 1 {host}: full"]
+    script = tmp_path / "job.sh"
+    script.write_text("#!/bin/sh\nstrato getattr size\n"
+                      "strato run -N2 --label-io strato getattr rank | sort\n")
+    jobid = parent.strato("batch", "-N2", f"--output={tmp_path}/out", str(script),
+                          check=True).stdout.strip()
+    parent.strato("job", "wait", jobid, timeout=120, check=True)
+    assert (tmp_path / "out").read_text().splitlines() == ["2", "0: 0", "1: 1"]
+
+
+def test_alloc_on_one_broker_is_one_broker(make_instance):
+    """Over the virtual nodes of one broker, a child keeps one broker for all."""
+    parent = make_instance(config='[[resource.config]]\nhosts = "n[0-1]"\ncores = "0-1"\n')
+    res = parent.strato("alloc", "-N2", "strato", "getattr", "size", timeout=120, check=True)
+    assert res.stdout.strip() == "1"
