@@ -14,7 +14,8 @@
 #
 # The cluster is for tests only: SlurmUser root, no accounting, no cgroups
 # (proctrack/linuxproc, task/none), MpiDefault none (srun --mpi=pmi2 asks for PMI-2).
-# It refuses to overwrite a slurm.conf it did not write.
+# It refuses to overwrite a slurm.conf it did not write. SLURM_CONF names another
+# config file; STRATO_SLURM_TIMEOUT, the seconds to wait for the node (default 120).
 set -u
 
 CONF=${SLURM_CONF:-/etc/slurm/slurm.conf}
