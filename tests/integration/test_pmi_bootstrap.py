@@ -5,6 +5,7 @@ other through the job shell's PMI-1 (each with a CURVE keypair of its own)."""
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 
@@ -107,3 +108,21 @@ def test_alloc_on_one_broker_is_one_broker(make_instance):
     parent = make_instance(config='[[resource.config]]\nhosts = "n[0-1]"\ncores = "0-1"\n')
     res = parent.strato("alloc", "-N2", "strato", "getattr", "size", timeout=120, check=True)
     assert res.stdout.strip() == "1"
+
+
+MPIEXEC = shutil.which("mpiexec.mpich")
+
+
+@pytest.mark.skipif(MPIEXEC is None, reason="MPICH's mpiexec (Hydra) is not installed "
+                    "(make test installs Debian's mpich with apt where it can)")
+def test_under_hydra():
+    """Another launcher's PMI-1: MPICH's Hydra serves strato pmi and starts a
+    4-broker instance, exactly as strato's own job shell does."""
+    res = subprocess.run([MPIEXEC, "-n", "3", *STRATO, "pmi", "exchange"],
+                         capture_output=True, text=True, timeout=120, env=_env())
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.startswith("0: completed pmi exchange on 3 tasks in ")
+    res = subprocess.run([MPIEXEC, "-n", "4", *STRATO, "start", "strato", "getattr", "size"],
+                         capture_output=True, text=True, timeout=120, env=_env())
+    assert res.returncode == 0, res.stderr
+    assert res.stdout == "4\n"
