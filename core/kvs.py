@@ -5,6 +5,13 @@ implicit. The store lives in memory, so readers and watchers never touch storage
 when the instance has a state directory, every key changed during one event-loop
 turn is written to SQLite (WAL) in a single transaction at the end of that turn,
 which is what lets thousands of jobs a second be recorded durably.
+
+A directory that will not change any more (an inactive job's) can be *sealed*
+(`KVS.seal`) with a small record that describes it: from then on it is
+read-only, and in the statedir its keys are kept whole, apart from the live
+ones. A restart reads only the records of sealed directories; their keys are
+read from disk the first time something looks inside (`SealedDir`), so an
+instance with 100,000 inactive jobs starts without reading their eventlogs.
 """
 
 from __future__ import annotations
@@ -19,8 +26,10 @@ from strato.core import proto
 from strato.core.errors import RPCError, StateError
 
 PRIMARY = "primary"
-#: the statedir's format (SQLite ``user_version``): a newer one is refused, unread
-STATE_VERSION = 1
+#: the statedir's format (SQLite ``user_version``): a newer one is refused, unread.
+#: 2 added sealed directories (tables ``sealed`` and ``cold``); a format 1 statedir
+#: is read as it is, and its inactive jobs are sealed by the job manager's recovery.
+STATE_VERSION = 2
 Watcher = Callable[[str, object], None]
 
 
@@ -28,6 +37,24 @@ class KvsDir(dict):
     """A directory: a dict whose values are sub-directories or stored values."""
 
     __slots__ = ()
+
+
+class SealedKvsDir(KvsDir):
+    """A sealed directory in memory: nothing below it can be changed, only the whole
+    directory removed (a purge)."""
+
+    __slots__ = ()
+
+
+class SealedDir:
+    """A sealed directory whose keys are still only in the statedir (after a
+    restart): its ``record`` is what its owner said about it when sealing it. The
+    first lookup inside it reads its keys and puts a `SealedKvsDir` in its place."""
+
+    __slots__ = ("record",)
+
+    def __init__(self, record: object) -> None:
+        self.record = record
 
 
 class KVS:
@@ -44,6 +71,7 @@ class KVS:
         self._puts: set[tuple[str, str]] = set()  # write the whole value
         self._dels: set[tuple[str, str]] = set()  # delete the key and its subtree first
         self._appends: dict[tuple[str, str], int] = {}  # entries appended since
+        self._seals: dict[tuple[str, str], object] = {}  # directories sealed -> records
         self._flush_pending = False
         self._db: sqlite3.Connection | None = None
         self.commits = 0
@@ -69,6 +97,11 @@ class KVS:
                        " PRIMARY KEY (ns, key)) WITHOUT ROWID")
             db.execute("CREATE TABLE IF NOT EXISTS log (ns TEXT, key TEXT, seq INTEGER,"
                        " entry BLOB, PRIMARY KEY (ns, key, seq)) WITHOUT ROWID")
+            # sealed directories: their records, and their keys (whole values)
+            db.execute("CREATE TABLE IF NOT EXISTS sealed (ns TEXT, key TEXT, record BLOB,"
+                       " PRIMARY KEY (ns, key)) WITHOUT ROWID")
+            db.execute("CREATE TABLE IF NOT EXISTS cold (ns TEXT, key TEXT, value BLOB,"
+                       " PRIMARY KEY (ns, key)) WITHOUT ROWID")
             self._load(db)
             if version < STATE_VERSION:
                 db.execute(f"PRAGMA user_version = {STATE_VERSION}")
@@ -124,7 +157,30 @@ class KVS:
                     raise ValueError(f"log entries for {key}, which is not a list")
                 current = (key, ns, value.append)
             current[2](decode(entry))
+        last = (None, None, None)
+        for ns, key, record in db.execute("SELECT ns, key, record FROM sealed"
+                                          " ORDER BY ns, key"):
+            head, _, name = key.rpartition(".")
+            if head != last[1] or ns != last[0]:
+                last = (ns, head, directory(ns, head))
+            last[2][name] = SealedDir(decode(record))
 
+    def _thaw(self, ns: str, key: str) -> SealedKvsDir:
+        """Read the keys of the sealed directory `key` from the statedir."""
+        d = SealedKvsDir()
+        try:
+            rows = self._db.execute("SELECT key, value FROM cold WHERE ns = ? AND key > ?"
+                                    " AND key < ?", (ns, key + ".", key + "/")).fetchall()
+        except sqlite3.Error as exc:
+            raise RPCError(f"{key}: cannot read it from the statedir: {exc}", "EIO") from None
+        start = len(key) + 1
+        for sub, blob in rows:
+            parts = sub[start:].split(".")
+            here: KvsDir = d
+            for p in parts[:-1]:
+                here = here.setdefault(p, KvsDir())
+            here[parts[-1]] = proto.decode(blob)
+        return d
     def close(self) -> None:
         self.flush()
         if self._db is not None:
@@ -173,46 +229,59 @@ class KVS:
         flush writes them; the error goes to the caller. Before, the changes were
         forgotten and the transaction left open, so no later flush could write
         anything either."""
-        pending = (set(self._puts), set(self._dels), dict(self._appends))
+        pending = (set(self._puts), set(self._dels), dict(self._appends), dict(self._seals))
         try:
             self._write()
         except Exception:
             if self._db is not None and self._db.in_transaction:
                 self._db.execute("ROLLBACK")
-            self._puts, self._dels, self._appends = pending
+            self._puts, self._dels, self._appends, self._seals = pending
             raise
 
     def _write(self) -> None:
         """`flush` without the recovery from a failed write."""
         self._flush_pending = False
         db = self._db
-        if db is None or not (self._puts or self._dels or self._appends):
+        if db is None or not (self._puts or self._dels or self._appends or self._seals):
             return
+        encode = proto.encode
         # a key's subtree is [key + ".", key + "/"): "/" sorts right after "."
         dels = [(ns, key, key + ".", key + "/") for ns, key in self._dels]
+        seals, cold = [], []
+        for (ns, key), record in self._seals.items():
+            d = self._peek(ns, key)
+            if type(d) is SealedKvsDir:  # else removed or replaced within this turn
+                seals.append((ns, key, encode(record), key + ".", key + "/"))
+                cold.extend((ns, k, encode(v)) for k, v in _leaves(d, key))
+        sealing = {(s[0], s[1]) for s in seals}
         puts, logs = [], []
         for ns, key in self._puts:
+            if sealing and _under(ns, key, sealing):
+                continue  # written whole with its sealed directory
             try:
                 value = self.lookup(key, ns)
             except (KeyError, RPCError):
                 continue  # replaced by a directory or gone again within this turn
             if not isinstance(value, KvsDir):
-                puts.append((ns, key, proto.encode(value)))
+                puts.append((ns, key, encode(value)))
         for (ns, key), count in self._appends.items():
+            if sealing and _under(ns, key, sealing):
+                continue
             value = self.get(key, ns)
             if isinstance(value, list):
                 first = len(value) - count
-                logs.extend((ns, key, first + i, proto.encode(e))
+                logs.extend((ns, key, first + i, encode(e))
                             for i, e in enumerate(value[first:]))
         self._puts.clear()
         self._dels.clear()
         self._appends.clear()
+        self._seals.clear()
         db.execute("BEGIN")
         if dels:
             # Two statements, not one with OR: each is a search of the primary key,
             # where "key = ? OR key BETWEEN ..." makes SQLite scan the whole table
             # (a purge of a few jobs then cost as much as the whole statedir).
-            for table in ("kvs", "log"):
+            for table in ("kvs", "log", "sealed", "cold"):
                 db.executemany(f"DELETE FROM {table} WHERE ns = ?1 AND key = ?2",
                                [d[:2] for d in dels])
                 db.executemany(f"DELETE FROM {table} WHERE ns = ?1 AND key >= ?2 AND key < ?3",
@@ -222,6 +291,13 @@ class KVS:
             db.executemany("INSERT OR REPLACE INTO kvs VALUES (?, ?, ?)", puts)
         if logs:
             db.executemany("INSERT OR REPLACE INTO log VALUES (?, ?, ?, ?)", logs)
+        if seals:  # the live rows of a sealed directory give way to its whole values
+            for table in ("kvs", "log"):
+                db.executemany(f"DELETE FROM {table} WHERE ns = ?1 AND key >= ?4 AND key < ?5",
+                               seals)
+            db.executemany("INSERT OR REPLACE INTO sealed VALUES (?1, ?2, ?3)",
+                           [s[:3] for s in seals])
+            db.executemany("INSERT OR REPLACE INTO cold VALUES (?, ?, ?)", cold)
         db.execute("COMMIT")
         self.commits += 1
         for fn in self.on_flush:
@@ -251,26 +327,66 @@ class KVS:
         replaced = False
         for i, p in enumerate(parts[:-1]):
             nxt = d.get(p)
+            if type(nxt) in _SEALED:
+                raise _read_only(key, parts[: i + 1])
             if not isinstance(nxt, KvsDir):
                 if nxt is not None or p in d:
                     self._mark(ns, ".".join(parts[: i + 1]), False)  # a value became a dir
                     replaced = True
                 nxt = d[p] = KvsDir()
             d = nxt
-        replaced = replaced or isinstance(d.get(parts[-1]), KvsDir)
+        replaced = replaced or isinstance(d.get(parts[-1]), (KvsDir, SealedDir))
         d[parts[-1]] = value
         return replaced
 
     def lookup(self, key: str, ns: str = PRIMARY) -> object:
-        """Return the value or directory at `key`; KeyError if absent."""
+        """Return the value or directory at `key`; KeyError if absent. A sealed
+        directory on the way is read from the statedir first (`SealedDir`)."""
         d: object = self._root(ns)
         if key == ".":
             return d
-        for p in self._split(key):
+        parts = self._split(key)
+        for i, p in enumerate(parts):
             if not isinstance(d, KvsDir) or p not in d:
                 raise KeyError(key)
-            d = d[p]
+            nxt = d[p]
+            if type(nxt) is SealedDir:
+                nxt = d[p] = self._thaw(ns, ".".join(parts[: i + 1]))
+            d = nxt
         return d
+
+    def _peek(self, ns: str, key: str) -> object:
+        """The value or directory at `key` as it is in memory (a sealed directory is
+        not read from the statedir); None if absent."""
+        d: object = self.namespaces.get(ns)
+        for p in key.split("."):
+            if not isinstance(d, KvsDir):
+                return None
+            d = d.get(p)
+        return d
+
+    def _check_writable(self, ns: str, key: str) -> None:
+        """RPCError if a directory above `key` is sealed."""
+        parts = self._split(key)
+        d: object = self.namespaces.get(ns)
+        for i, p in enumerate(parts[:-1]):
+            if not isinstance(d, KvsDir):
+                return
+            d = d.get(p)
+            if type(d) in _SEALED:
+                raise _read_only(key, parts[: i + 1])
+
+    def seal(self, key: str, record: object, ns: str = PRIMARY) -> None:
+        """Declare the directory at `key` finished: nothing below it may change any
+        more (it may still be removed whole), and `record`, a small value, describes
+        it to whoever reads the statedir next (a restart: `SealedDir.record`)."""
+        d = self._peek(ns, key)
+        if not isinstance(d, KvsDir):
+            raise RPCError(f"{key}: not a directory", "ENOTDIR")
+        d.__class__ = SealedKvsDir  # the same dict, now read-only
+        if self._db is not None:
+            self._seals[(ns, key)] = record
+            self._schedule_flush()
 
     def get(self, key: str, ns: str = PRIMARY, default: object = None) -> object:
         try:
@@ -303,6 +419,7 @@ class KVS:
     def append(self, key: str, entries: Iterable, ns: str = PRIMARY) -> None:
         """Append entries to the list stored at `key` (an eventlog)."""
         entries = list(entries)
+        self._check_writable(ns, key)
         value = self.get(key, ns)
         if value is None:
             value = []
@@ -318,6 +435,7 @@ class KVS:
         empty above it go too: purging jobs one by one must not leave a trail of
         empty ``job.*`` directories behind (directories are never stored)."""
         parts = self._split(key)
+        self._check_writable(ns, key)
         d: object = self._root(ns)
         path = []
         for p in parts[:-1]:
@@ -348,7 +466,7 @@ class KVS:
             kind, key, value = op
             if not isinstance(key, str):
                 raise RPCError("commit keys must be strings")
-            self._split(key)
+            self._check_writable(ns, key)
             if kind == "put":
                 is_list[key] = isinstance(value, list)
             elif kind == "unlink":
@@ -429,7 +547,8 @@ class KVS:
             raise RPCError(f"{key}: no such key", "ENOENT") from None
         if not isinstance(value, KvsDir):
             raise RPCError(f"{key}: not a directory", "ENOTDIR")
-        req.respond({"entries": {k: isinstance(v, KvsDir) for k, v in sorted(value.items())}})
+        req.respond({"entries": {k: isinstance(v, (KvsDir, SealedDir))
+                                 for k, v in sorted(value.items())}})
 
     def _svc_commit(self, req) -> None:
         body = req.body or {}
@@ -457,6 +576,34 @@ class KVS:
         req.on_cancel = self.watch(key, on_change, ns)
 
 
+_SEALED = (SealedDir, SealedKvsDir)
+
+
+def _read_only(key: str, sealed: list[str]) -> RPCError:
+    return RPCError(f"cannot change {key}: {'.'.join(sealed)} is sealed (read-only)", "EPERM")
+
+
+def _leaves(d: KvsDir, prefix: str):
+    """(key, value) of every value below the directory `d` at `prefix`."""
+    for name, value in d.items():
+        key = f"{prefix}.{name}"
+        if isinstance(value, KvsDir):
+            yield from _leaves(value, key)
+        else:
+            yield key, value
+
+
+def _under(ns: str, key: str, dirs: set[tuple[str, str]]) -> bool:
+    """Whether `key` is below one of the directories `dirs`."""
+    head = key
+    while True:
+        head, dot, _ = head.rpartition(".")
+        if not dot:
+            return False
+        if (ns, head) in dirs:
+            return True
+
+
 def dump_kvs(kvs: KVS, path: str) -> None:
     """Archive the primary namespace as a gzipped tar with one JSON file per key
     (``job/<dirs>/eventlog``, ``resource/R``, ...), as Flux's ``flux dump`` keeps
@@ -468,6 +615,8 @@ def dump_kvs(kvs: KVS, path: str) -> None:
     def walk(d: KvsDir, prefix: str):
         for name, value in sorted(d.items()):
             key = f"{prefix}/{name}" if prefix else name
+            if type(value) is SealedDir:  # read from the statedir
+                value = kvs.lookup(key.replace("/", "."))
             if isinstance(value, KvsDir):
                 yield from walk(value, key)
             else:
