@@ -294,6 +294,8 @@ class JobManager:
         """
         if self.closing:
             raise RPCError("the instance is shutting down", "ENOSYS")
+        if self.kvs.failure is not None:  # a job it could not record would be lost
+            raise RPCError(f"{self.kvs.failure}; new jobs refused", self.kvs.failure_errno)
         if cc is not None and (len(cc) != len(jobspecs)
                                or not all(isinstance(c, int) for c in cc)):
             raise RPCError("cc must be a list of integers, one per job")

@@ -12,11 +12,21 @@ read-only, and in the statedir its keys are kept whole, apart from the live
 ones. A restart reads only the records of sealed directories; their keys are
 read from disk the first time something looks inside (`SealedDir`), so an
 instance with 100,000 inactive jobs starts without reading their eventlogs.
+
+When a save fails (the disk is full, the statedir became read-only or gives I/O
+errors), the transaction is rolled back, nothing in memory is lost, and
+`KVS.failure` says why, in one line, until a save succeeds again: the job
+manager refuses new jobs meanwhile, and the KVS tries again every
+`RETRY_SECONDS`, so the instance takes jobs again as soon as the statedir can
+be written.
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
+import logging
+import os
 import sqlite3
 import time
 from collections.abc import Callable, Iterable
@@ -31,6 +41,10 @@ PRIMARY = "primary"
 #: is read as it is, and its inactive jobs are sealed by the job manager's recovery.
 STATE_VERSION = 2
 Watcher = Callable[[str, object], None]
+#: how often a KVS whose last save failed tries again, with nothing new to save
+RETRY_SECONDS = 1.0
+
+log = logging.getLogger("strato.kvs")
 
 
 class KvsDir(dict):
@@ -75,6 +89,12 @@ class KVS:
         self._flush_pending = False
         self._db: sqlite3.Connection | None = None
         self.commits = 0
+        self.statedir = statefile.parent if statefile is not None else None
+        #: why the last save failed, e.g. "statedir /x: No space left on device"
+        #: (None: it did not); the errno name is in `failure_errno`
+        self.failure: str | None = None
+        self.failure_errno = ""
+        self._retry: asyncio.TimerHandle | None = None
         #: called after every flush that wrote something (exec-local acknowledges
         #: its shell host's messages once they are on disk)
         self.on_flush: list[Callable[[], None]] = []
@@ -105,7 +125,12 @@ class KVS:
             self._load(db)
             if version < STATE_VERSION:
                 db.execute(f"PRAGMA user_version = {STATE_VERSION}")
-        except (sqlite3.DatabaseError, ValueError, TypeError) as exc:
+        except sqlite3.Error as exc:
+            if (getattr(exc, "sqlite_errorname", "") or "").startswith(_STORAGE_ERRORS):
+                raise StateError(f"cannot use {describe_failure(exc, path.parent)[0]}") \
+                    from None
+            raise StateError(f"cannot use state database {path}: {exc}") from None
+        except (ValueError, TypeError) as exc:
             raise StateError(f"cannot use state database {path}: {exc}") from None
         self._db = db
 
@@ -182,6 +207,9 @@ class KVS:
             here[parts[-1]] = proto.decode(blob)
         return d
     def close(self) -> None:
+        if self._retry is not None:
+            self._retry.cancel()
+            self._retry = None
         self.flush()
         if self._db is not None:
             self._db.close()
@@ -190,7 +218,33 @@ class KVS:
     def _schedule_flush(self) -> None:
         if not self._flush_pending:
             self._flush_pending = True
-            asyncio.get_running_loop().call_soon(self.flush)
+            asyncio.get_running_loop().call_soon(self.save)
+
+    def save(self) -> bool:
+        """`flush`, for the event loop: a failure is not raised but kept in
+        `failure` (logged once, when it starts) and retried every `RETRY_SECONDS`;
+        the first save that succeeds after it clears it (logged too)."""
+        try:
+            self.flush()
+        except (sqlite3.Error, OSError) as exc:
+            why, name = describe_failure(exc, self.statedir)
+            if self.failure is None:
+                log.error("%s; the instance refuses new jobs until it can save its"
+                          " state again (nothing already recorded is lost)", why)
+            self.failure, self.failure_errno = why, name
+            if self._retry is None:
+                self._retry = asyncio.get_running_loop().call_later(RETRY_SECONDS,
+                                                                    self._try_again)
+            return False
+        if self.failure is not None:
+            log.warning("statedir %s: saved again; new jobs are accepted", self.statedir)
+            self.failure = None
+        return True
+
+    def _try_again(self) -> None:
+        self._retry = None
+        if self.failure is not None:
+            self.save()
 
     @property
     def unsaved(self) -> bool:
@@ -577,6 +631,45 @@ class KVS:
 
 
 _SEALED = (SealedDir, SealedKvsDir)
+#: SQLite errors that say the statedir cannot be written or read, not that the
+#: database is damaged
+_STORAGE_ERRORS = ("SQLITE_FULL", "SQLITE_READONLY", "SQLITE_IOERR", "SQLITE_CANTOPEN")
+
+
+def describe_failure(exc: BaseException, statedir: Path | None) -> tuple[str, str]:
+    """("statedir DIR: what went wrong", errno name) for an error saving to the
+    statedir, in the system's words (SQLite says "database or disk is full", or "disk
+    I/O error" when it cannot grow its WAL index, for ENOSPC)."""
+    code, text = "EIO", str(exc)
+    name = getattr(exc, "sqlite_errorname", "") or ""
+    if isinstance(exc, OSError) and exc.errno:
+        code, text = errno.errorcode.get(exc.errno, "EIO"), exc.strerror or text
+    elif name == "SQLITE_FULL":
+        code, text = "ENOSPC", os.strerror(errno.ENOSPC)
+    elif name.startswith("SQLITE_READONLY"):
+        code = "EROFS"
+        if statedir is not None and _read_only_fs(statedir):
+            text = os.strerror(errno.EROFS)
+    elif name.startswith("SQLITE_IOERR"):  # e.g. growing the WAL index on a full disk
+        if statedir is not None and _free_blocks(statedir) == 0:
+            code, text = "ENOSPC", os.strerror(errno.ENOSPC)
+        else:
+            text = os.strerror(errno.EIO)
+    return f"statedir {statedir}: {text}", code
+
+
+def _read_only_fs(path: Path) -> bool:
+    try:
+        return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
+
+
+def _free_blocks(path: Path) -> int | None:
+    try:
+        return os.statvfs(path).f_bavail
+    except OSError:
+        return None
 
 
 def _read_only(key: str, sealed: list[str]) -> RPCError:
