@@ -43,6 +43,10 @@ STATE_VERSION = 2
 Watcher = Callable[[str, object], None]
 #: how often a KVS whose last save failed tries again, with nothing new to save
 RETRY_SECONDS = 1.0
+#: a sealed directory whose keys take more than this (a job that printed
+#: gigabytes) keeps them in the live tables: one value that large could pass
+#: SQLite's limit on a value, and a restart would read it anyway
+COLD_MAX = 64 << 20
 
 log = logging.getLogger("strato.kvs")
 
@@ -117,10 +121,11 @@ class KVS:
                        " PRIMARY KEY (ns, key)) WITHOUT ROWID")
             db.execute("CREATE TABLE IF NOT EXISTS log (ns TEXT, key TEXT, seq INTEGER,"
                        " entry BLOB, PRIMARY KEY (ns, key, seq)) WITHOUT ROWID")
-            # sealed directories: their records, and their keys (whole values)
+            # sealed directories: their records, and their keys (one row per directory:
+            # a map of each key below it to its whole value)
             db.execute("CREATE TABLE IF NOT EXISTS sealed (ns TEXT, key TEXT, record BLOB,"
                        " PRIMARY KEY (ns, key)) WITHOUT ROWID")
-            db.execute("CREATE TABLE IF NOT EXISTS cold (ns TEXT, key TEXT, value BLOB,"
+            db.execute("CREATE TABLE IF NOT EXISTS cold (ns TEXT, key TEXT, content BLOB,"
                        " PRIMARY KEY (ns, key)) WITHOUT ROWID")
             self._load(db)
             if version < STATE_VERSION:
@@ -194,17 +199,16 @@ class KVS:
         """Read the keys of the sealed directory `key` from the statedir."""
         d = SealedKvsDir()
         try:
-            rows = self._db.execute("SELECT key, value FROM cold WHERE ns = ? AND key > ?"
-                                    " AND key < ?", (ns, key + ".", key + "/")).fetchall()
+            row = self._db.execute("SELECT content FROM cold WHERE ns = ? AND key = ?",
+                                   (ns, key)).fetchone()
         except sqlite3.Error as exc:
             raise RPCError(f"{key}: cannot read it from the statedir: {exc}", "EIO") from None
-        start = len(key) + 1
-        for sub, blob in rows:
-            parts = sub[start:].split(".")
+        for sub, value in (proto.decode(row[0]) if row else {}).items():
+            parts = sub.split(".")
             here: KvsDir = d
             for p in parts[:-1]:
                 here = here.setdefault(p, KvsDir())
-            here[parts[-1]] = proto.decode(blob)
+            here[parts[-1]] = value
         return d
     def close(self) -> None:
         if self._retry is not None:
@@ -301,12 +305,13 @@ class KVS:
         encode = proto.encode
         # a key's subtree is [key + ".", key + "/"): "/" sorts right after "."
         dels = [(ns, key, key + ".", key + "/") for ns, key in self._dels]
-        seals, cold = [], []
+        seals = []
         for (ns, key), record in self._seals.items():
             d = self._peek(ns, key)
             if type(d) is SealedKvsDir:  # else removed or replaced within this turn
-                seals.append((ns, key, encode(record), key + ".", key + "/"))
-                cold.extend((ns, k, encode(v)) for k, v in _leaves(d, key))
+                content = encode(dict(_leaves(d, "")))
+                if len(content) <= COLD_MAX:
+                    seals.append((ns, key, encode(record), content, key + ".", key + "/"))
         sealing = {(s[0], s[1]) for s in seals}
         puts, logs = [], []
         for ns, key in self._puts:
@@ -347,11 +352,12 @@ class KVS:
             db.executemany("INSERT OR REPLACE INTO log VALUES (?, ?, ?, ?)", logs)
         if seals:  # the live rows of a sealed directory give way to its whole values
             for table in ("kvs", "log"):
-                db.executemany(f"DELETE FROM {table} WHERE ns = ?1 AND key >= ?4 AND key < ?5",
+                db.executemany(f"DELETE FROM {table} WHERE ns = ?1 AND key >= ?5 AND key < ?6",
                                seals)
-            db.executemany("INSERT OR REPLACE INTO sealed VALUES (?1, ?2, ?3)",
+            db.executemany("INSERT OR REPLACE INTO sealed VALUES (?, ?, ?)",
                            [s[:3] for s in seals])
-            db.executemany("INSERT OR REPLACE INTO cold VALUES (?, ?, ?)", cold)
+            db.executemany("INSERT OR REPLACE INTO cold VALUES (?, ?, ?)",
+                           [(s[0], s[1], s[3]) for s in seals])
         db.execute("COMMIT")
         self.commits += 1
         for fn in self.on_flush:
@@ -677,9 +683,10 @@ def _read_only(key: str, sealed: list[str]) -> RPCError:
 
 
 def _leaves(d: KvsDir, prefix: str):
-    """(key, value) of every value below the directory `d` at `prefix`."""
+    """(key, value) of every value below the directory `d`, keys relative to it
+    (`prefix` is the path so far: "" at the top)."""
     for name, value in d.items():
-        key = f"{prefix}.{name}"
+        key = f"{prefix}.{name}" if prefix else name
         if isinstance(value, KvsDir):
             yield from _leaves(value, key)
         else:

@@ -45,7 +45,7 @@ def _stored_keys(statedir: Path) -> set[str]:
         # live keys, and sealed (inactive) jobs' records and keys
         return {k for (k,) in db.execute("SELECT key FROM kvs UNION SELECT key FROM log UNION"
                                          " SELECT key || '.' FROM sealed UNION"
-                                         " SELECT key FROM cold")}
+                                         " SELECT key || '.' FROM cold")}
     finally:
         db.close()
 

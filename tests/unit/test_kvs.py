@@ -7,6 +7,7 @@ import sqlite3
 
 import pytest
 
+from strato.core import proto
 from strato.core.errors import RPCError, StateError
 from strato.core.kvs import KVS, STATE_VERSION, KvsDir, SealedDir
 
@@ -196,8 +197,9 @@ def test_a_sealed_directory_is_read_only_kept_whole_and_read_lazily(tmp_path):
     db = sqlite3.connect(path)
     assert db.execute("SELECT key FROM kvs ORDER BY key").fetchall() == [("job.2.eventlog",)]
     assert db.execute("SELECT COUNT(*) FROM log").fetchone()[0] == 0
-    assert [r[0] for r in db.execute("SELECT key FROM cold ORDER BY key")] == \
-        ["job.1.eventlog", "job.1.guest.output"]
+    (content,) = db.execute("SELECT content FROM cold WHERE key = 'job.1'").fetchone()
+    assert proto.decode(content) == {"eventlog": [{"name": "submit"}, {"name": "clean"}],
+                                     "guest.output": ["a", "b"]}
     assert db.execute("PRAGMA user_version").fetchone()[0] == STATE_VERSION
     k = KVS(path)
     placeholder = k.lookup("job")["1"]
@@ -236,4 +238,30 @@ def test_a_sealed_directory_can_be_removed_whole(tmp_path):
     assert sorted(k.lookup("job")) == ["3"] and k.get("job.3.eventlog") == [3]
     db = sqlite3.connect(path)
     assert db.execute("SELECT key FROM sealed").fetchall() == [("job.3",)]
-    assert db.execute("SELECT key FROM cold").fetchall() == [("job.3.eventlog",)]
+    assert db.execute("SELECT key FROM cold").fetchall() == [("job.3",)]
+
+
+def test_a_sealed_directory_too_large_to_keep_whole_keeps_its_live_rows(tmp_path,
+                                                                         monkeypatch):
+    """A sealed directory over COLD_MAX (a job that printed gigabytes) stays in the
+    live tables: read-only in memory, read whole at a restart, nothing lost."""
+    import strato.core.kvs as kvs_module
+
+    monkeypatch.setattr(kvs_module, "COLD_MAX", 100)
+    path = tmp_path / "c.sqlite"
+
+    async def work():
+        k = KVS(path)
+        k.put("job.1.out", ["x" * 200])
+        k.put("job.2.out", ["small"])
+        await asyncio.sleep(0)
+        k.append("job.1.out", ["y"])
+        k.seal("job.1", "big")
+        k.seal("job.2", "small")
+        k.close()
+
+    asyncio.run(work())
+    db = sqlite3.connect(path)
+    assert db.execute("SELECT key FROM sealed").fetchall() == [("job.2",)]
+    k = KVS(path)
+    assert k.get("job.1.out") == ["x" * 200, "y"] and k.get("job.2.out") == ["small"]
