@@ -211,10 +211,16 @@ class KVS:
             here[parts[-1]] = value
         return d
     def close(self) -> None:
+        """Save what is left and close; if that save fails, say so (one line) and
+        close anyway: what it held is lost, what was saved before is intact."""
         if self._retry is not None:
             self._retry.cancel()
             self._retry = None
-        self.flush()
+        try:
+            self.flush()
+        except (sqlite3.Error, OSError) as exc:
+            log.error("%s; the changes not saved since are lost",
+                      describe_failure(exc, self.statedir)[0])
         if self._db is not None:
             self._db.close()
             self._db = None
