@@ -88,6 +88,19 @@ class Job:
     def state_name(self) -> str:
         return STATE_NAMES[self.state]
 
+    def placement(self) -> list | None:
+        """Where the job ran, as job-list shows it: ``[ranks, nodelist, nnodes,
+        expiration]`` from its R (None without one); nnodes is counted only for a
+        job that did not ask for a number of nodes (else None)."""
+        if self.R is None:
+            return None
+        ex = self.R["execution"]
+        nnodes = None
+        if self.summary["nnodes"] is None:  # -n without -N: as many nodes as R spans
+            nnodes = len({r for e in ex["R_lite"] for r in decode_idset(e["rank"])})
+        return [",".join(e["rank"] for e in ex["R_lite"]), ",".join(ex.get("nodelist", [])),
+                nnodes, ex.get("expiration", 0.0)]
+
 
 def record_of(job: Job) -> list:
     """What an inactive job's sealed KVS directory records about it: every field the
@@ -96,7 +109,7 @@ def record_of(job: Job) -> list:
     summary = {k: v for k, v in job.summary.items() if k != "constraint"}
     return [job.userid, job.urgency, job.priority, job.flags, job.t_submit, job.t_run,
             job.t_cleanup, job.t_inactive, job.status, job.exception, job.cc, job.memo,
-            job.name, summary]
+            job.name, summary, job.placement()]
 
 
 class SealedJob(Job):
@@ -104,20 +117,23 @@ class SealedJob(Job):
     eventlog and R stay in the statedir until something reads them, so a restart
     over 100,000 inactive jobs reads none of them."""
 
-    __slots__ = ("kvs",)
+    __slots__ = ("kvs", "where")
 
     @classmethod
     def from_record(cls, jobid: int, kvsdir: str, record: list, kvs) -> SealedJob:
         job = cls.__new__(cls)
         (job.userid, job.urgency, job.priority, job.flags, job.t_submit, job.t_run,
          job.t_cleanup, job.t_inactive, job.status, job.exception, job.cc, job.memo,
-         job.name, job.summary) = record
+         job.name, job.summary, job.where) = record
         job.id, job.kvsdir, job.kvs, job.state = jobid, kvsdir, kvs, INACTIVE
         job.result = result_of(job)
         job.alloc_pending = job.free_pending = job.queued = False
         job.deps_left = 0
         job.state_watchers = job.annotations = None
         return job
+
+    def placement(self) -> list | None:
+        return self.where  # listing inactive jobs reads no R
 
     def __getattr__(self, name: str) -> object:
         """Read the jobspec, eventlog or R from the KVS the first time it is asked for."""

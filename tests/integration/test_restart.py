@@ -503,9 +503,9 @@ def test_a_statedir_of_format_1_loads_and_its_inactive_jobs_are_sealed(make_inst
         assert inst.strato("job", "status", failed).returncode == 3
         log = inst.strato("job", "eventlog", done, check=True).stdout
         assert [line.split()[1] for line in log.splitlines()][-2:] == ["free", "clean"]
-        listed = inst.strato("jobs", "-a", "-n", "-o", "{id.f58} {state} {name}",
+        listed = inst.strato("jobs", "-a", "-n", "-o", "{id.f58} {state} {name} {nodelist}",
                              check=True).stdout.split("\n")
-        assert f"{held} SCHED held" in listed and f"{done} INACTIVE sh" in listed
+        assert f"{held} SCHED held " in listed and f"{done} INACTIVE sh vm" in listed
 
     first = make_instance(statedir=state, sub="a")
     check(first)
