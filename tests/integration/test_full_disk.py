@@ -132,3 +132,29 @@ def test_a_disk_that_fills_during_a_run(make_instance, small_disk):
     for jobid in [first, *accepted]:
         assert f"{jobid} INACTIVE" in listed
     assert restarted.strato("job", "attach", accepted[-1], check=True).stdout == "after\n"
+
+
+def test_an_instance_stopped_while_its_disk_is_full(make_instance, small_disk):
+    """Stopped while its disk is still full, the instance ends normally with one line
+    saying that what it could not save is lost; the statedir keeps everything saved
+    before the disk filled, and the next start on it works."""
+    state = small_disk / "state"
+    inst = make_instance(statedir=state, sub="a")
+    kept = inst.strato("submit", "--wait", "echo", "kept", check=True).stdout.strip()
+    fill(small_disk)
+    for _ in range(500):
+        if inst.strato("submit", "--cc=1-20", "true").returncode != 0:
+            break
+    else:
+        pytest.fail("the disk never filled")
+    inst.proc.stdin.close()
+    assert inst.proc.wait(timeout=60) == 0
+    err = inst.proc.stderr.read()
+    assert "Traceback" not in err
+    assert [ln for ln in err.splitlines() if "are lost" in ln] == [
+        f"statedir {state}: {NOSPACE}; the changes not saved since are lost"]
+    inst.stop()
+    (small_disk / "filler").unlink()
+    again = make_instance(statedir=state, sub="b")
+    assert again.strato("job", "attach", kept, check=True).stdout == "kept\n"
+    assert again.strato("run", "echo", "next", check=True).stdout == "next\n"
