@@ -442,17 +442,20 @@ class KVS:
             if type(d) in _SEALED:
                 raise _read_only(key, parts[: i + 1])
 
-    def seal(self, key: str, record: object, ns: str = PRIMARY) -> None:
+    def seal(self, key: str, record: object, ns: str = PRIMARY) -> bool:
         """Declare the directory at `key` finished: nothing below it may change any
         more (it may still be removed whole), and `record`, a small value, describes
-        it to whoever reads the statedir next (a restart: `SealedDir.record`)."""
+        it to whoever reads the statedir next (a restart: `SealedDir.record`).
+        False, and nothing done, if there is no directory at `key` (a client
+        removed it)."""
         d = self._peek(ns, key)
         if not isinstance(d, KvsDir):
-            raise RPCError(f"{key}: not a directory", "ENOTDIR")
+            return False
         d.__class__ = SealedKvsDir  # the same dict, now read-only
         if self._db is not None:
             self._seals[(ns, key)] = record
             self._schedule_flush()
+        return True
 
     def get(self, key: str, ns: str = PRIMARY, default: object = None) -> object:
         try:

@@ -183,7 +183,8 @@ def test_a_sealed_directory_is_read_only_kept_whole_and_read_lazily(tmp_path):
         await asyncio.sleep(0)
         k.append("job.1.eventlog", [{"name": "clean"}])
         k.append("job.1.guest.output", ["b"])
-        k.seal("job.1", ["the record"])
+        assert k.seal("job.1", ["the record"])
+        assert not k.seal("job.9", "no such directory")
         await asyncio.sleep(0)
         for write in (lambda: k.put("job.1.x", 1), lambda: k.append("job.1.eventlog", [3]),
                       lambda: k.unlink("job.1.eventlog"),
