@@ -21,12 +21,17 @@ $(BIN)/strato: pyproject.toml
 demo: $(BIN)/strato
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/strato start --config examples/demo.toml sh examples/workflow.sh
 
-# strato top's tests drive it in a real terminal, tmux: installed with apt where it is
-# missing and can be (as root), else those tests skip and say why.
+# strato top's tests drive it in a real terminal, tmux, and the MPI tests build and run
+# a program with Debian's MPICH (mpicc.mpich): installed with apt where they are missing
+# and can be (as root), else those tests skip and say why.
 test: $(BIN)/strato
 	@command -v tmux >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
 	  && apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq tmux >/dev/null 2>&1; } \
 	  || echo "tmux is missing and cannot be installed: the strato top tests will skip"
+	@command -v mpicc.mpich >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+	  && apt-get update -qq >/dev/null 2>&1 \
+	  && apt-get install -y -qq mpich libmpich-dev >/dev/null 2>&1; } \
+	  || echo "MPICH is missing and cannot be installed: the MPI tests will skip"
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 

@@ -201,10 +201,31 @@ def finish_instance_jobspec(js, o: dict) -> dict:
                                              "mode": 0o100600}})
         js.setattr("system.files", files)
     apply_options(js, o)
+    if _instance_size() > 1:  # one broker per node, as a user's `strato run -N ...`
+        js.setattr("system.shell.options.per-resource", {"type": "node", "count": 1})
     task = js.jobspec["tasks"][0]
     task["command"] = strato_argv(js.jobspec["attributes"]["system"].get("environment")) \
         + task["command"][1:]
     return js.jobspec
+
+
+def _instance_size() -> int:
+    """How many brokers the instance that gets the job has (1 when none answers,
+    as for a --dry-run outside any instance).
+
+    A child of a multi-broker instance runs one broker per node of its
+    allocation, each a task of its job, bootstrapped through the job shell's PMI
+    (as Flux's batch and alloc do). Over the virtual nodes of one broker there is
+    one broker for the whole allocation: every node is on this one machine."""
+    from strato.core.errors import StratoError
+    from strato.handle import Handle
+    from strato.instance import attr_get
+
+    try:
+        with Handle() as h:
+            return int(attr_get(h, "size"))
+    except (StratoError, KeyError, TypeError, ValueError):
+        return 1
 
 
 def strato_argv(env: dict | None) -> list[str]:

@@ -44,6 +44,7 @@ COMMANDS = {
     "module": ("cmd_module", "module", "List modules; load, reload or remove the scheduler."),
     "keygen": ("cmd_overlay", "keygen", "Write a CURVE certificate for a multi-broker instance."),
     "overlay": ("cmd_overlay", "overlay", "Show the tree of brokers and their health."),
+    "pmi": ("cmd_pmi", "pmi", "Test the PMI a launcher offers: barrier, exchange, get."),
     "resource-query": ("cmd_resource_query", "resource_query",
                        "Fluxion resource-query compatible matcher."),
 }

@@ -1,6 +1,6 @@
 """How a broker learns its place in its instance: rank, size, hosts and overlay peers.
 
-Three ways, as in Flux:
+Four ways, as in Flux:
 
 - *single*: one broker, rank 0 of size 1 (the default; no overlay at all);
 - *test*: ``strato start --test-size=N`` on this machine; rank 0 starts the
@@ -16,6 +16,8 @@ Three ways, as in Flux:
       default_bind = "tcp://*:%p"       # %p: the port, %h: the host
       default_connect = "tcp://%h:%p"
       hosts = [{host = "node0", bind = "tcp://eth0:9000"}, {host = "node[1-3]"}]
+
+- *pmi*: started by a parallel launcher (`strato.core.bootstrap_pmi`).
 
 The tree is k-ary (``tbon.topo = "kary:K"``, or ``tbon.fanout = K``; default 2):
 the parent of rank r > 0 is (r - 1) // K.
@@ -56,6 +58,10 @@ class Bootstrap:
     bind: str = ""  # where this broker listens for its children ("" if it has none)
     bind_fd: int | None = None  # a listening socket made for it (--test-size)
     parent_endpoint: str = ""  # where its parent listens ("" on rank 0)
+    # PMI bootstrap: each broker has a keypair of its own (`cert`), so it needs its
+    # parent's public key and its children's (Z85); otherwise all share `cert`
+    parent_key: bytes | None = None
+    peer_keys: set[bytes] | None = None
 
     @property
     def hostlist(self) -> str:

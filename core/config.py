@@ -288,6 +288,9 @@ def declare_core(declare: Callable) -> None:
             help="children per broker in the overlay tree (kary:FANOUT)")
     declare("tbon", "topo", check=string,
             help="overlay tree shape, \"kary:K\" (wins over tbon.fanout)")
+    declare("tbon", "interface-hint", default="default-router", check=string,
+            help="where a broker bootstrapped by PMI listens: default-router, hostname"
+                 " or an interface name such as \"eth0\"")
     declare("bootstrap", "curve_cert", check=string,
             help="the instance's CURVE certificate (strato keygen writes one)")
     declare("bootstrap", "default_port", default=8050, check=integer(1),

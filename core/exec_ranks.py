@@ -11,7 +11,8 @@ other rank's part goes over the overlay to `RankExec` on that broker as
 The job manager sees one job: ``start`` once every rank has started, at most
 one exception of each type, and one ``finish`` with the largest wait status of
 all ranks. A rank lost while its part runs ends the job with a ``node failure``
-exception; the other ranks' tasks are killed.
+exception; the other ranks' tasks are killed. The PMI barriers of the job
+shells meet here too (`PmiExchange`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import signal
 
 from strato.core.errors import RPCError
 from strato.core.exec import ExecJob
+from strato.core.pmi_exchange import PmiExchange
 from strato.jobspec.idset import decode_idset
 
 log = logging.getLogger("strato.exec-ranks")
@@ -60,6 +62,7 @@ class RanksExec:
         self.jobs: dict[int, _Spread] = {}
         service.backends[self.name] = self
         service.spread = self
+        self.pmi = PmiExchange(self.broker, service.jobs)
         self.broker.register("exec.rank-events", self._rank_events)
 
     def wants(self, job: ExecJob) -> bool:
@@ -130,8 +133,12 @@ class RanksExec:
         spread.running.discard(rank)
         spread.status = max(spread.status, status)
         if not spread.running:
-            del self.jobs[jobid]
-            self._pass(spread, jobid, "finish", {"status": spread.status})
+            self._finished(spread, jobid)
+
+    def _finished(self, spread: _Spread, jobid: int) -> None:
+        del self.jobs[jobid]
+        self.pmi.forget(jobid)
+        self._pass(spread, jobid, "finish", {"status": spread.status})
 
     def _pass(self, spread: _Spread, jobid: int, name: str, context: dict | None) -> None:
         spread.passing = True
@@ -158,8 +165,7 @@ class RanksExec:
             spread.status = max(spread.status, signal.SIGKILL)
             self.kill(jobid, signal.SIGKILL)  # what is left of it, elsewhere
             if not spread.running:
-                del self.jobs[jobid]
-                self._pass(spread, jobid, "finish", {"status": spread.status})
+                self._finished(spread, jobid)
 
     def stats(self) -> dict:
         return {"running": len(self.jobs)}

@@ -24,6 +24,7 @@ from pathlib import Path
 from strato.core import gcpolicy, ids, job_services
 from strato.core.bootstrap import Bootstrap, for_test
 from strato.core.bootstrap import from_config as bootstrap_from_config
+from strato.core.bootstrap_pmi import forget_pmi, from_pmi
 from strato.core.broker import Broker
 from strato.core.cert import keygen
 from strato.core.child import (
@@ -41,7 +42,7 @@ from strato.core.hostlink import ensure_secret
 from strato.core.jobmanager import JobManager
 from strato.core.kvs import KVS, describe_failure, dump_kvs
 from strato.core.overlay import Overlay
-from strato.core.peer import TestLauncher, broker_attrs, run_peer
+from strato.core.peer import TestLauncher, broker_attrs, run_peer, wait_joined
 from strato.core.plugins import (
     builtin_plugins,
     call_hook,
@@ -499,7 +500,8 @@ def bootstrap_single(parent: Parent | None = None) -> Bootstrap:
 def choose_bootstrap(config: dict, parent: Parent | None, test_size: int | None,
                      rundir: Path, test_hosts: list[str] | None = None) -> Bootstrap:
     """This broker's bootstrap: ``--test-size`` (with a certificate made for it in
-    the rundir), a ``[bootstrap]`` config table, or a single broker."""
+    the rundir), a ``[bootstrap]`` config table, the PMI of the launcher that
+    started it (`strato.core.bootstrap_pmi`), or a single broker."""
     level = parent.level + 1 if parent else 0
     if test_size is not None:
         if "bootstrap" in config:
@@ -511,7 +513,8 @@ def choose_bootstrap(config: dict, parent: Parent | None, test_size: int | None,
         path = str(rundir / "curve.cert")
         cert = keygen(path, name="test-size")
         return for_test(test_size, config, cert, path, level=level, hosts=test_hosts)
-    return bootstrap_from_config(config, level=level) or bootstrap_single(parent)
+    return bootstrap_from_config(config, level=level) or from_pmi(config, level=level) \
+        or bootstrap_single(parent)
 
 
 def _rss_kb(pid: int) -> int | None:
@@ -606,6 +609,8 @@ async def _serve(inst: Instance, command: list[str], exit_with: int | None = Non
                 launcher = TestLauncher(inst, inst.overlay)
                 launcher.start()
                 await launcher.wait_joined()
+            elif inst.bootstrap.mode == "pmi":  # the launcher started them all
+                await wait_joined(inst.overlay, inst.bootstrap.size)
         if inst.parent is not None:
             post_uri(inst.parent, inst.uri)
         gcpolicy.tune_service()
@@ -669,6 +674,7 @@ def run_instance(config: dict, command: list[str], statedir: str | None = None,
     try:
         parent = parent_from_environment(os.environ)
         boot = choose_bootstrap(config, parent, test_size, rdir, test_hosts)
+        forget_pmi(os.environ)
         if boot.rank != 0:  # a [bootstrap] config names this host, not as rank 0
             return run_peer(boot, rdir, config)
         inst = Instance(config, rdir, Path(statedir).resolve() if statedir else None, parent,

@@ -3,9 +3,10 @@
 Each broker of rank r > 0 connects to its parent (a ZeroMQ DEALER to the
 parent's ROUTER, over tcp) and listens for its own children the same way. Every
 connection is CURVE-encrypted with the instance's one certificate, and a ZAP
-handler accepts a peer only if it presents that certificate's public key; a
-refused peer (another key, or a handshake that fails because it does not know
-ours) is logged.
+handler accepts a peer only if it presents that certificate's public key (a
+broker bootstrapped by PMI has a keypair of its own instead, and lets in only
+its children's keys); a refused peer (another key, or a handshake that fails
+because it does not know ours) is logged.
 
 The overlay is only a transport for the broker's messages (`strato.core.proto`):
 
@@ -206,7 +207,7 @@ class Overlay:
                          (zmq.HEARTBEAT_TIMEOUT, HEARTBEAT_TIMEOUT)):
             sock.setsockopt(opt, val)
         sock.routing_id = str(self.rank).encode()
-        sock.curve_serverkey = cert.public
+        sock.curve_serverkey = self.boot.parent_key or cert.public
         sock.curve_publickey = cert.public
         sock.curve_secretkey = cert.secret
         mon = sock.get_monitor_socket(zmq.EVENT_DISCONNECTED | zmq.EVENT_HANDSHAKE_SUCCEEDED
@@ -250,12 +251,14 @@ class Overlay:
         except zmq.ZMQError as exc:  # one overlay per process
             zap.close()
             raise ConfigError(f"overlay: cannot start the ZAP handler: {exc}") from None
-        allowed = z85.decode(self.boot.cert.public)
+        keys = self.boot.peer_keys if self.boot.peer_keys is not None \
+            else {self.boot.cert.public}
+        allowed = {z85.decode(k) for k in keys}
 
         def answer(frames: list[bytes]) -> None:
             version, request_id, domain, address = frames[:4]
             mechanism, creds = frames[5], frames[6:]
-            if mechanism == b"CURVE" and creds and creds[0] == allowed:
+            if mechanism == b"CURVE" and creds and creds[0] in allowed:
                 reply = (b"200", b"OK", b"strato")
             else:
                 reply = (b"400", b"not this instance's certificate", b"")

@@ -88,6 +88,13 @@ async def serve_peer(boot: Bootstrap, rundir: Path, config: dict) -> int:
         raise
     loop.add_signal_handler(signal.SIGTERM, stop, None)
     loop.add_signal_handler(signal.SIGINT, lambda: None)  # ^C is for rank 0's program
+    if boot.mode == "pmi":  # a parent that never comes (rank 0 failed) must not hang us
+        def unreached() -> None:
+            if not overlay._up_ready:
+                stop(f"could not reach its parent (rank {boot.parent}) at "
+                     f"{boot.parent_endpoint} in {JOIN_TIMEOUT:g}s")
+
+        loop.call_later(JOIN_TIMEOUT, unreached)
     try:
         why = await stopped
     finally:
@@ -100,6 +107,30 @@ async def serve_peer(boot: Bootstrap, rundir: Path, config: dict) -> int:
         log.error("broker rank %d %s", boot.rank, why)
         return 1
     return 0
+
+
+async def wait_joined(overlay: Overlay, size: int, timeout: float = JOIN_TIMEOUT) -> None:
+    """(rank 0) Return once every other broker has said hello; ConfigError naming
+    the first missing rank after `timeout`."""
+    joined: set[int] = set()
+    done: asyncio.Future = asyncio.get_running_loop().create_future()
+
+    def hello(body: dict) -> None:
+        rank = body.get("rank")
+        if isinstance(rank, int) and 0 < rank < size:
+            joined.add(rank)
+            if len(joined) == size - 1 and not done.done():
+                done.set_result(None)
+
+    overlay.hello_handlers.append(hello)
+    try:
+        await asyncio.wait_for(done, timeout)
+    except TimeoutError:
+        missing = sorted(set(range(1, size)) - joined)
+        raise ConfigError(f"broker rank {missing[0]} did not join the instance in "
+                          f"{timeout:g}s") from None
+    finally:
+        overlay.hello_handlers.remove(hello)
 
 
 def run_peer(boot: Bootstrap, rundir: Path, config: dict) -> int:

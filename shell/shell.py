@@ -21,6 +21,7 @@ from strato.core import ids
 from strato.core.plugins import call_hook
 from strato.jobspec.idset import decode_idset
 from strato.shell.output_limit import OutputLimit, job_output_limit
+from strato.shell.pmi import TASK_FD, ShellPMI, pmi_wanted
 
 
 class _Reader:
@@ -184,6 +185,8 @@ class JobShell:
         self.rlimits: list[tuple[int, int]] = []
         self.output_limit: OutputLimit | None = None
         self.tmpdir: str | None = None
+        self.pmi = None  # the PMI-1 server of the tasks (strato.shell.pmi), if on
+        self._pmi_failed = False
         self.ntasks = 0  # of the whole job (a job spread over brokers runs a part here)
         # the shell that writes the job's exec eventlog: the only one, or rank 0's part
         self.leader = job.rank is None or job.rank == min(r for r, _ in task_layout(job))
@@ -271,6 +274,8 @@ class JobShell:
         try:
             self.rlimits = _rlimits(options)
             self.output_limit = OutputLimit(job_output_limit(options, job.userid))
+            if self.tasks and pmi_wanted(options.get("pmi"), self.ntasks):
+                self.pmi = ShellPMI(self, layout)
         except ValueError as exc:
             return self._fail_all(str(exc))
         try:
@@ -307,12 +312,20 @@ class JobShell:
                 env["STRATO_TASK_LOCAL_ID"] = str(task.local_id)
                 for var, template in expand.items():
                     env[var] = self._expand(template, task)
+                pmi_fd = None
+                if self.pmi is not None:
+                    pmi_fd, pmi_env = self.pmi.connect(task.rank)
+                    env.update(pmi_env)
                 task.env = env
-                call_hook(self.host.hook, "shell_task_init", shell=self, task=task)
-                if self.killed:
-                    self._task_exited(task, 15)
-                    continue
-                self._spawn(task, cwd, stdin, spawn_out, spawn_err)
+                try:
+                    call_hook(self.host.hook, "shell_task_init", shell=self, task=task)
+                    if self.killed:
+                        self._task_exited(task, 15)
+                        continue
+                    self._spawn(task, cwd, stdin, spawn_out, spawn_err, pmi_fd)
+                finally:
+                    if pmi_fd is not None:  # the task has its copy
+                        os.close(pmi_fd)
         finally:
             if not self.label:
                 for fd in {fout, ferr} - {None}:
@@ -362,7 +375,10 @@ class JobShell:
         return [a.replace("{{tmpdir}}", self.tmpdir) for a in argv]
 
     def cleanup(self) -> None:
-        """Close the output files and remove the job's temporary directory."""
+        """Close the output files and PMI connections, and remove the job's
+        temporary directory."""
+        if self.pmi is not None:
+            self.pmi.close()
         for fd in set(self.sinks.values()) - {None}:
             os.close(fd)
         self.sinks = {}
@@ -375,8 +391,16 @@ class JobShell:
         self.host.event(self.jobid, "exception", {"type": "exec", "note": message})
         return 127 << 8
 
+    def pmi_exception(self, note: str) -> None:
+        """The tasks' PMI failed (a task aborted, garbled the protocol, or left a
+        barrier that cannot complete): end the job, once, saying why."""
+        if self._pmi_failed:
+            return
+        self._pmi_failed = True
+        self.host.event(self.jobid, "exception", {"type": "exec", "note": note})
+
     def _spawn(self, task: Task, cwd: str | None, devnull: int, fout: int | None,
-               ferr: int | None) -> None:
+               ferr: int | None, pmi_fd: int | None = None) -> None:
         pipes = []
         out_w = err_w = None
         # Only the shell's end is non-blocking: the task must see ordinary blocking
@@ -392,7 +416,8 @@ class JobShell:
         try:
             task.pid = self.host.spawn(task.argv, task.env, cwd, devnull,
                                        fout if out_w is None else out_w,
-                                       ferr if err_w is None else err_w, self.rlimits)
+                                       ferr if err_w is None else err_w, self.rlimits,
+                                       () if pmi_fd is None else ((pmi_fd, TASK_FD),))
         except OSError as exc:
             for _, fd in pipes:
                 os.close(fd)
@@ -400,6 +425,8 @@ class JobShell:
             self.write_output("stderr", task.rank,
                               f"strato-shell: task {task.rank}: start failed: {what}:"
                               f" {exc.strerror}\n")
+            if self.pmi is not None:
+                self.pmi.task_failed(task.rank, "could not start")
             self._task_exited(task, 127 << 8)
             return
         finally:

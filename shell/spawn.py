@@ -85,19 +85,36 @@ def resolve(command: str, path: str | None) -> str | None:
 
 
 def spawn(argv: list[str], env: dict[str, str], cwd: str | None,
-          stdin: int, stdout: int, stderr: int, rlimits: list[tuple[int, int]] = ()) -> int:
+          stdin: int, stdout: int, stderr: int, rlimits: list[tuple[int, int]] = (),
+          fds: list[tuple[int, int]] = ()) -> int:
     """posix_spawn `argv` in a new process group with the given fds; returns the pid.
 
-    `rlimits` are (RLIMIT_x, soft limit) pairs the child starts with. Raises
+    `rlimits` are (RLIMIT_x, soft limit) pairs the child starts with; `fds` are
+    (descriptor here, number in the child) pairs of further descriptors the child
+    gets (its PMI socket), each a number above 2 that no other pair names. Raises
     OSError (with the reason) if the program cannot be found or started.
     """
     if rlimits:
-        return _with_rlimits(rlimits, spawn, argv, env, cwd, stdin, stdout, stderr)
+        return _with_rlimits(rlimits, spawn, argv, env, cwd, stdin, stdout, stderr, (), fds)
     exe = resolve(argv[0], env.get("PATH"))
     if exe is None:
         raise FileNotFoundError(2, "No such file or directory", argv[0])
     actions = [(os.POSIX_SPAWN_DUP2, stdin, 0), (os.POSIX_SPAWN_DUP2, stdout, 1),
                (os.POSIX_SPAWN_DUP2, stderr, 2)]
+    # dup2 onto itself would leave close-on-exec set: such a descriptor is copied first
+    moved = [os.dup(src) if src == target else None for src, target in fds]
+    actions += [(os.POSIX_SPAWN_DUP2, src if m is None else m, target)
+                for (src, target), m in zip(fds, moved, strict=True)]
+    try:
+        return _spawn(exe, argv, env, cwd, actions)
+    finally:
+        for fd in moved:
+            if fd is not None:
+                os.close(fd)
+
+
+def _spawn(exe: str, argv: list[str], env: dict[str, str], cwd: str | None,
+           actions: list) -> int:
     if not cwd:
         return os.posix_spawn(exe, argv, env, file_actions=actions, setpgroup=0,
                               setsigdef=_SIGDEF)
