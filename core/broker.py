@@ -288,13 +288,12 @@ class Broker:
             self._send_now(ident, payload)
 
     def _release(self) -> None:
-        """Save what the held messages report, then send them. The store's own flush,
-        queued before this, has usually done the saving; a failure to save is logged
-        and the messages still leave (a client must not wait forever)."""
-        try:
-            self.store.flush()
-        except Exception:
-            log.exception("cannot save the instance's state before answering")
+        """Save what the held messages report, then send them. The store's own save,
+        queued before this, has usually done it; a failure to save is logged by the
+        store (which refuses new jobs until it can save again) and the messages still
+        leave: a client must not wait forever, and what they report stays in memory
+        to be saved as soon as the statedir can be written."""
+        self.store.save()
         held, self._held = self._held, None
         for ident, payload in held:
             self._send_now(ident, payload)

@@ -65,8 +65,12 @@ def ensure_secret(statedir: Path) -> None:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
     except FileExistsError:
         return
-    with os.fdopen(fd, "wb") as f:
-        f.write(secrets.token_bytes(32))
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(secrets.token_bytes(32))
+    except OSError:  # a full disk: leave no empty secret behind
+        path.unlink(missing_ok=True)
+        raise
 
 
 def read_secret(statedir: Path | str) -> bytes:

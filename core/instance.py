@@ -15,6 +15,7 @@ import logging
 import os
 import shutil
 import signal
+import sqlite3
 import sys
 import tempfile
 import time
@@ -39,7 +40,7 @@ from strato.core.exec import ExecService
 from strato.core.exec_ranks import RanksExec
 from strato.core.hostlink import ensure_secret
 from strato.core.jobmanager import JobManager
-from strato.core.kvs import KVS, dump_kvs
+from strato.core.kvs import KVS, describe_failure, dump_kvs
 from strato.core.overlay import Overlay
 from strato.core.peer import TestLauncher, broker_attrs, run_peer, wait_joined
 from strato.core.plugins import (
@@ -101,7 +102,11 @@ class Instance:
         with gcpolicy.bulk_load():  # a restart loads every job's state
             self.kvs = KVS(statefile)
         if self.statedir is not None:
-            ensure_secret(self.statedir)
+            try:
+                ensure_secret(self.statedir)
+            except OSError as exc:
+                raise StateError(f"cannot use statedir {self.statedir}: {exc.strerror}") \
+                    from None
         exec_conf = self.config.get("exec", {})
         self.exec = ExecService(self, registry(hook.exec_register_backends, "exec backend"),
                                 exec_conf.get("backend", "local"))
@@ -132,6 +137,18 @@ class Instance:
                 raise PluginError(f"plugin '{impl.plugin_name}': {exc}") from None
         with gcpolicy.bulk_load():
             self.jobs.recover()
+        if self.statedir is not None:
+            self._first_save()
+
+    def _first_save(self) -> None:
+        """Save what startup wrote (R, and what the recovery changed) now: a statedir
+        that cannot be written (full, read-only) stops startup with one line, before
+        any job is taken."""
+        try:
+            self.kvs.flush()
+        except (sqlite3.Error, OSError) as exc:
+            raise StateError(f"cannot use {describe_failure(exc, self.statedir)[0]}") \
+                from None
 
     async def start_modules(self) -> None:
         """Load the scheduler (it learns the allocations held and says ready).
@@ -465,8 +482,12 @@ def lock_statedir(statedir: Path) -> int:
         os.close(fd)
         raise StateError(f"statedir {statedir} is in use by another broker (pid {holder})") \
             from None
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    try:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    except OSError as exc:  # a full disk
+        os.close(fd)
+        raise StateError(f"cannot use statedir {statedir}: {exc.strerror}") from None
     return fd
 
 

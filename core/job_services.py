@@ -13,7 +13,6 @@ from strato.core.dependencies import dependencies_of, describe
 from strato.core.errors import RPCError
 from strato.core.jobmanager import Job, JobManager
 from strato.core.states import INACTIVE, PENDING, STATE_NAMES
-from strato.jobspec.idset import decode_idset
 
 
 def job_record(job: Job) -> dict:
@@ -36,13 +35,11 @@ def job_record(job: Job) -> dict:
         rec["memo"] = job.memo
     if job.state & PENDING and job.deps_left:
         rec["dependencies"] = [describe(d) for d in dependencies_of(job.jobspec)]
-    if job.R is not None:
-        ex = job.R["execution"]
-        rec["ranks"] = ",".join(e["rank"] for e in ex["R_lite"])
-        rec["nodelist"] = ",".join(ex.get("nodelist", []))
-        if rec["nnodes"] is None:  # -n without -N: as many nodes as R spans
-            rec["nnodes"] = len({r for e in ex["R_lite"] for r in decode_idset(e["rank"])})
-        rec["expiration"] = ex.get("expiration", 0.0)
+    where = job.placement()
+    if where is not None:
+        rec["ranks"], rec["nodelist"], nnodes, rec["expiration"] = where
+        if rec["nnodes"] is None:
+            rec["nnodes"] = nnodes
     if job.exception is not None:
         rec["exception"] = {"type": job.exception["type"], "note": job.exception["note"],
                             "severity": job.exception["severity"]}

@@ -88,6 +88,61 @@ class Job:
     def state_name(self) -> str:
         return STATE_NAMES[self.state]
 
+    def placement(self) -> list | None:
+        """Where the job ran, as job-list shows it: ``[ranks, nodelist, nnodes,
+        expiration]`` from its R (None without one); nnodes is counted only for a
+        job that did not ask for a number of nodes (else None)."""
+        if self.R is None:
+            return None
+        ex = self.R["execution"]
+        nnodes = None
+        if self.summary["nnodes"] is None:  # -n without -N: as many nodes as R spans
+            nnodes = len({r for e in ex["R_lite"] for r in decode_idset(e["rank"])})
+        return [",".join(e["rank"] for e in ex["R_lite"]), ",".join(ex.get("nodelist", [])),
+                nnodes, ex.get("expiration", 0.0)]
+
+
+def record_of(job: Job) -> list:
+    """What an inactive job's sealed KVS directory records about it: every field the
+    job manager and job-list keep, but its jobspec, eventlog and R (`SealedJob`), and
+    its summary without the compiled constraint (a function; only a scheduler uses it)."""
+    summary = {k: v for k, v in job.summary.items() if k != "constraint"}
+    return [job.userid, job.urgency, job.priority, job.flags, job.t_submit, job.t_run,
+            job.t_cleanup, job.t_inactive, job.status, job.exception, job.cc, job.memo,
+            job.name, summary, job.placement()]
+
+
+class SealedJob(Job):
+    """An inactive job recovered from its sealed record (`record_of`): its jobspec,
+    eventlog and R stay in the statedir until something reads them, so a restart
+    over 100,000 inactive jobs reads none of them."""
+
+    __slots__ = ("kvs", "where")
+
+    @classmethod
+    def from_record(cls, jobid: int, kvsdir: str, record: list, kvs) -> SealedJob:
+        job = cls.__new__(cls)
+        (job.userid, job.urgency, job.priority, job.flags, job.t_submit, job.t_run,
+         job.t_cleanup, job.t_inactive, job.status, job.exception, job.cc, job.memo,
+         job.name, job.summary, job.where) = record
+        job.id, job.kvsdir, job.kvs, job.state = jobid, kvsdir, kvs, INACTIVE
+        job.result = result_of(job)
+        job.alloc_pending = job.free_pending = job.queued = False
+        job.deps_left = 0
+        job.state_watchers = job.annotations = None
+        return job
+
+    def placement(self) -> list | None:
+        return self.where  # listing inactive jobs reads no R
+
+    def __getattr__(self, name: str) -> object:
+        """Read the jobspec, eventlog or R from the KVS the first time it is asked for."""
+        if name not in ("jobspec", "eventlog", "R"):
+            raise AttributeError(name)
+        value = self.kvs.get(f"{self.kvsdir}.{name}")
+        setattr(self, name, value)
+        return value
+
 
 def result_of(job: Job) -> str:
     """RFC 21 result of an ended job: an exception's type decides, else the status."""
@@ -255,6 +310,8 @@ class JobManager:
         """
         if self.closing:
             raise RPCError("the instance is shutting down", "ENOSYS")
+        if self.kvs.failure is not None:  # a job it could not record would be lost
+            raise RPCError(f"{self.kvs.failure}; new jobs refused", self.kvs.failure_errno)
         if cc is not None and (len(cc) != len(jobspecs)
                                or not all(isinstance(c, int) for c in cc)):
             raise RPCError("cc must be a list of integers, one per job")
@@ -322,6 +379,15 @@ class JobManager:
             if job.state != DEPEND:
                 break
             self.dep_schemes[dep["scheme"]].add(dependencies.Dependency(job, dep, self))
+
+    def _sealed_job(self, kvsdir: str, digits: str, record: list,
+                    shared: dict[tuple, dict]) -> SealedJob:
+        jobid = int(digits, 16) if len(digits) == 16 else ids.parse(kvsdir)
+        job = SealedJob.from_record(jobid, kvsdir, record, self.kvs)
+        summary = job.summary
+        summary["constraint"] = None
+        job.summary = shared.setdefault(tuple(summary.items()), summary)
+        return job
 
     def dependency_resolved(self, d: dependencies.Dependency) -> None:
         job = d.job
@@ -648,6 +714,7 @@ class JobManager:
     def _clean(self, job: Job) -> None:
         job.result = result_of(job)
         self._post(job, "clean")
+        self.kvs.seal(job.kvsdir, record_of(job))  # nothing changes it any more
         del self.active[job.id]
         self._count_ended(job)
         self.instance.job_ended(job)
@@ -771,22 +838,34 @@ class JobManager:
         they are (their tasks kept running) or ends them; jobs whose end was
         recorded give their resources back once a scheduler is loaded.
         """
-        from strato.core.kvs import KvsDir
+        from strato.core.kvs import KvsDir, SealedDir
 
         root = self.kvs.get("job")
         if not isinstance(root, KvsDir):
             return
         found = []
+        inactive: list[Job] = []
+        shared: dict[tuple, dict] = {}  # jobs submitted together share their summary
         for ka, a in root.items():
             for kb, b in a.items():
                 for kc, c in b.items():
                     for kd, d in c.items():
-                        if isinstance(d, KvsDir) and "eventlog" in d and "jobspec" in d:
+                        if type(d) is SealedDir:  # an inactive job: its record only
+                            try:
+                                job = self._sealed_job(f"job.{ka}.{kb}.{kc}.{kd}",
+                                                       ka + kb + kc + kd, d.record, shared)
+                            except (ValueError, TypeError):
+                                log.error("job.%s.%s.%s.%s: unreadable record, skipped",
+                                          ka, kb, kc, kd)
+                                continue
+                            self.jobs[job.id] = job
+                            self._count_ended(job)
+                            inactive.append(job)
+                        elif isinstance(d, KvsDir) and "eventlog" in d and "jobspec" in d:
                             found.append((f"job.{ka}.{kb}.{kc}.{kd}", ka + kb + kc + kd, d))
         running: list[Job] = []
         cleaning: list[Job] = []
         summaries: dict[int, tuple[dict, str]] = {}
-        inactive: list[Job] = []
         waiting: list[tuple[Job, list]] = []
         for kvsdir, digits, d in found:
             try:  # the KVS form of a job id is its 64 bits in four groups of hex digits
@@ -813,10 +892,11 @@ class JobManager:
             job.R = d.get("R")
             state = job.state
             self.jobs[jobid] = job
-            if state == INACTIVE:
+            if state == INACTIVE:  # from a format 1 statedir: sealed from now on
                 job.result = result_of(job)
                 self._count_ended(job)
                 inactive.append(job)
+                self.kvs.seal(kvsdir, record_of(job))
                 continue
             self.active[jobid] = job
             if state == RUN:

@@ -5,11 +5,28 @@ implicit. The store lives in memory, so readers and watchers never touch storage
 when the instance has a state directory, every key changed during one event-loop
 turn is written to SQLite (WAL) in a single transaction at the end of that turn,
 which is what lets thousands of jobs a second be recorded durably.
+
+A directory that will not change any more (an inactive job's) can be *sealed*
+(`KVS.seal`) with a small record that describes it: from then on it is
+read-only, and in the statedir its keys are kept whole, apart from the live
+ones. A restart reads only the records of sealed directories; their keys are
+read from disk the first time something looks inside (`SealedDir`), so an
+instance with 100,000 inactive jobs starts without reading their eventlogs.
+
+When a save fails (the disk is full, the statedir became read-only or gives I/O
+errors), the transaction is rolled back, nothing in memory is lost, and
+`KVS.failure` says why, in one line, until a save succeeds again: the job
+manager refuses new jobs meanwhile, and the KVS tries again every
+`RETRY_SECONDS`, so the instance takes jobs again as soon as the statedir can
+be written.
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
+import logging
+import os
 import sqlite3
 import time
 from collections.abc import Callable, Iterable
@@ -19,15 +36,43 @@ from strato.core import proto
 from strato.core.errors import RPCError, StateError
 
 PRIMARY = "primary"
-#: the statedir's format (SQLite ``user_version``): a newer one is refused, unread
-STATE_VERSION = 1
+#: the statedir's format (SQLite ``user_version``): a newer one is refused, unread.
+#: 2 added sealed directories (tables ``sealed`` and ``cold``); a format 1 statedir
+#: is read as it is, and its inactive jobs are sealed by the job manager's recovery.
+STATE_VERSION = 2
 Watcher = Callable[[str, object], None]
+#: how often a KVS whose last save failed tries again, with nothing new to save
+RETRY_SECONDS = 1.0
+#: a sealed directory whose keys take more than this (a job that printed
+#: gigabytes) keeps them in the live tables: one value that large could pass
+#: SQLite's limit on a value, and a restart would read it anyway
+COLD_MAX = 64 << 20
+
+log = logging.getLogger("strato.kvs")
 
 
 class KvsDir(dict):
     """A directory: a dict whose values are sub-directories or stored values."""
 
     __slots__ = ()
+
+
+class SealedKvsDir(KvsDir):
+    """A sealed directory in memory: nothing below it can be changed, only the whole
+    directory removed (a purge)."""
+
+    __slots__ = ()
+
+
+class SealedDir:
+    """A sealed directory whose keys are still only in the statedir (after a
+    restart): its ``record`` is what its owner said about it when sealing it. The
+    first lookup inside it reads its keys and puts a `SealedKvsDir` in its place."""
+
+    __slots__ = ("record",)
+
+    def __init__(self, record: object) -> None:
+        self.record = record
 
 
 class KVS:
@@ -44,9 +89,16 @@ class KVS:
         self._puts: set[tuple[str, str]] = set()  # write the whole value
         self._dels: set[tuple[str, str]] = set()  # delete the key and its subtree first
         self._appends: dict[tuple[str, str], int] = {}  # entries appended since
+        self._seals: dict[tuple[str, str], object] = {}  # directories sealed -> records
         self._flush_pending = False
         self._db: sqlite3.Connection | None = None
         self.commits = 0
+        self.statedir = statefile.parent if statefile is not None else None
+        #: why the last save failed, e.g. "statedir /x: No space left on device"
+        #: (None: it did not); the errno name is in `failure_errno`
+        self.failure: str | None = None
+        self.failure_errno = ""
+        self._retry: asyncio.TimerHandle | None = None
         #: called after every flush that wrote something (exec-local acknowledges
         #: its shell host's messages once they are on disk)
         self.on_flush: list[Callable[[], None]] = []
@@ -69,10 +121,21 @@ class KVS:
                        " PRIMARY KEY (ns, key)) WITHOUT ROWID")
             db.execute("CREATE TABLE IF NOT EXISTS log (ns TEXT, key TEXT, seq INTEGER,"
                        " entry BLOB, PRIMARY KEY (ns, key, seq)) WITHOUT ROWID")
+            # sealed directories: their records, and their keys (one row per directory:
+            # a map of each key below it to its whole value)
+            db.execute("CREATE TABLE IF NOT EXISTS sealed (ns TEXT, key TEXT, record BLOB,"
+                       " PRIMARY KEY (ns, key)) WITHOUT ROWID")
+            db.execute("CREATE TABLE IF NOT EXISTS cold (ns TEXT, key TEXT, content BLOB,"
+                       " PRIMARY KEY (ns, key)) WITHOUT ROWID")
             self._load(db)
             if version < STATE_VERSION:
                 db.execute(f"PRAGMA user_version = {STATE_VERSION}")
-        except (sqlite3.DatabaseError, ValueError, TypeError) as exc:
+        except sqlite3.Error as exc:
+            if (getattr(exc, "sqlite_errorname", "") or "").startswith(_STORAGE_ERRORS):
+                raise StateError(f"cannot use {describe_failure(exc, path.parent)[0]}") \
+                    from None
+            raise StateError(f"cannot use state database {path}: {exc}") from None
+        except (ValueError, TypeError) as exc:
             raise StateError(f"cannot use state database {path}: {exc}") from None
         self._db = db
 
@@ -124,9 +187,40 @@ class KVS:
                     raise ValueError(f"log entries for {key}, which is not a list")
                 current = (key, ns, value.append)
             current[2](decode(entry))
+        last = (None, None, None)
+        for ns, key, record in db.execute("SELECT ns, key, record FROM sealed"
+                                          " ORDER BY ns, key"):
+            head, _, name = key.rpartition(".")
+            if head != last[1] or ns != last[0]:
+                last = (ns, head, directory(ns, head))
+            last[2][name] = SealedDir(decode(record))
 
+    def _thaw(self, ns: str, key: str) -> SealedKvsDir:
+        """Read the keys of the sealed directory `key` from the statedir."""
+        d = SealedKvsDir()
+        try:
+            row = self._db.execute("SELECT content FROM cold WHERE ns = ? AND key = ?",
+                                   (ns, key)).fetchone()
+        except sqlite3.Error as exc:
+            raise RPCError(f"{key}: cannot read it from the statedir: {exc}", "EIO") from None
+        for sub, value in (proto.decode(row[0]) if row else {}).items():
+            parts = sub.split(".")
+            here: KvsDir = d
+            for p in parts[:-1]:
+                here = here.setdefault(p, KvsDir())
+            here[parts[-1]] = value
+        return d
     def close(self) -> None:
-        self.flush()
+        """Save what is left and close; if that save fails, say so (one line) and
+        close anyway: what it held is lost, what was saved before is intact."""
+        if self._retry is not None:
+            self._retry.cancel()
+            self._retry = None
+        try:
+            self.flush()
+        except (sqlite3.Error, OSError) as exc:
+            log.error("%s; the changes not saved since are lost",
+                      describe_failure(exc, self.statedir)[0])
         if self._db is not None:
             self._db.close()
             self._db = None
@@ -134,7 +228,33 @@ class KVS:
     def _schedule_flush(self) -> None:
         if not self._flush_pending:
             self._flush_pending = True
-            asyncio.get_running_loop().call_soon(self.flush)
+            asyncio.get_running_loop().call_soon(self.save)
+
+    def save(self) -> bool:
+        """`flush`, for the event loop: a failure is not raised but kept in
+        `failure` (logged once, when it starts) and retried every `RETRY_SECONDS`;
+        the first save that succeeds after it clears it (logged too)."""
+        try:
+            self.flush()
+        except (sqlite3.Error, OSError) as exc:
+            why, name = describe_failure(exc, self.statedir)
+            if self.failure is None:
+                log.error("%s; the instance refuses new jobs until it can save its"
+                          " state again (nothing already recorded is lost)", why)
+            self.failure, self.failure_errno = why, name
+            if self._retry is None:
+                self._retry = asyncio.get_running_loop().call_later(RETRY_SECONDS,
+                                                                    self._try_again)
+            return False
+        if self.failure is not None:
+            log.warning("statedir %s: saved again; new jobs are accepted", self.statedir)
+            self.failure = None
+        return True
+
+    def _try_again(self) -> None:
+        self._retry = None
+        if self.failure is not None:
+            self.save()
 
     @property
     def unsaved(self) -> bool:
@@ -173,46 +293,60 @@ class KVS:
         flush writes them; the error goes to the caller. Before, the changes were
         forgotten and the transaction left open, so no later flush could write
         anything either."""
-        pending = (set(self._puts), set(self._dels), dict(self._appends))
+        pending = (set(self._puts), set(self._dels), dict(self._appends), dict(self._seals))
         try:
             self._write()
         except Exception:
             if self._db is not None and self._db.in_transaction:
                 self._db.execute("ROLLBACK")
-            self._puts, self._dels, self._appends = pending
+            self._puts, self._dels, self._appends, self._seals = pending
             raise
 
     def _write(self) -> None:
         """`flush` without the recovery from a failed write."""
         self._flush_pending = False
         db = self._db
-        if db is None or not (self._puts or self._dels or self._appends):
+        if db is None or not (self._puts or self._dels or self._appends or self._seals):
             return
+        encode = proto.encode
         # a key's subtree is [key + ".", key + "/"): "/" sorts right after "."
         dels = [(ns, key, key + ".", key + "/") for ns, key in self._dels]
+        seals = []
+        for (ns, key), record in self._seals.items():
+            d = self._peek(ns, key)
+            if type(d) is SealedKvsDir:  # else removed or replaced within this turn
+                content = encode(dict(_leaves(d, "")))
+                if len(content) <= COLD_MAX:
+                    seals.append((ns, key, encode(record), content, key + ".", key + "/"))
+        sealing = {(s[0], s[1]) for s in seals}
         puts, logs = [], []
         for ns, key in self._puts:
+            if sealing and _under(ns, key, sealing):
+                continue  # written whole with its sealed directory
             try:
                 value = self.lookup(key, ns)
             except (KeyError, RPCError):
                 continue  # replaced by a directory or gone again within this turn
             if not isinstance(value, KvsDir):
-                puts.append((ns, key, proto.encode(value)))
+                puts.append((ns, key, encode(value)))
         for (ns, key), count in self._appends.items():
+            if sealing and _under(ns, key, sealing):
+                continue
             value = self.get(key, ns)
             if isinstance(value, list):
                 first = len(value) - count
-                logs.extend((ns, key, first + i, proto.encode(e))
+                logs.extend((ns, key, first + i, encode(e))
                             for i, e in enumerate(value[first:]))
         self._puts.clear()
         self._dels.clear()
         self._appends.clear()
+        self._seals.clear()
         db.execute("BEGIN")
         if dels:
             # Two statements, not one with OR: each is a search of the primary key,
             # where "key = ? OR key BETWEEN ..." makes SQLite scan the whole table
             # (a purge of a few jobs then cost as much as the whole statedir).
-            for table in ("kvs", "log"):
+            for table in ("kvs", "log", "sealed", "cold"):
                 db.executemany(f"DELETE FROM {table} WHERE ns = ?1 AND key = ?2",
                                [d[:2] for d in dels])
                 db.executemany(f"DELETE FROM {table} WHERE ns = ?1 AND key >= ?2 AND key < ?3",
@@ -222,6 +356,14 @@ class KVS:
             db.executemany("INSERT OR REPLACE INTO kvs VALUES (?, ?, ?)", puts)
         if logs:
             db.executemany("INSERT OR REPLACE INTO log VALUES (?, ?, ?, ?)", logs)
+        if seals:  # the live rows of a sealed directory give way to its whole values
+            for table in ("kvs", "log"):
+                db.executemany(f"DELETE FROM {table} WHERE ns = ?1 AND key >= ?5 AND key < ?6",
+                               seals)
+            db.executemany("INSERT OR REPLACE INTO sealed VALUES (?, ?, ?)",
+                           [s[:3] for s in seals])
+            db.executemany("INSERT OR REPLACE INTO cold VALUES (?, ?, ?)",
+                           [(s[0], s[1], s[3]) for s in seals])
         db.execute("COMMIT")
         self.commits += 1
         for fn in self.on_flush:
@@ -251,26 +393,69 @@ class KVS:
         replaced = False
         for i, p in enumerate(parts[:-1]):
             nxt = d.get(p)
+            if type(nxt) in _SEALED:
+                raise _read_only(key, parts[: i + 1])
             if not isinstance(nxt, KvsDir):
                 if nxt is not None or p in d:
                     self._mark(ns, ".".join(parts[: i + 1]), False)  # a value became a dir
                     replaced = True
                 nxt = d[p] = KvsDir()
             d = nxt
-        replaced = replaced or isinstance(d.get(parts[-1]), KvsDir)
+        replaced = replaced or isinstance(d.get(parts[-1]), (KvsDir, SealedDir))
         d[parts[-1]] = value
         return replaced
 
     def lookup(self, key: str, ns: str = PRIMARY) -> object:
-        """Return the value or directory at `key`; KeyError if absent."""
+        """Return the value or directory at `key`; KeyError if absent. A sealed
+        directory on the way is read from the statedir first (`SealedDir`)."""
         d: object = self._root(ns)
         if key == ".":
             return d
-        for p in self._split(key):
+        parts = self._split(key)
+        for i, p in enumerate(parts):
             if not isinstance(d, KvsDir) or p not in d:
                 raise KeyError(key)
-            d = d[p]
+            nxt = d[p]
+            if type(nxt) is SealedDir:
+                nxt = d[p] = self._thaw(ns, ".".join(parts[: i + 1]))
+            d = nxt
         return d
+
+    def _peek(self, ns: str, key: str) -> object:
+        """The value or directory at `key` as it is in memory (a sealed directory is
+        not read from the statedir); None if absent."""
+        d: object = self.namespaces.get(ns)
+        for p in key.split("."):
+            if not isinstance(d, KvsDir):
+                return None
+            d = d.get(p)
+        return d
+
+    def _check_writable(self, ns: str, key: str) -> None:
+        """RPCError if a directory above `key` is sealed."""
+        parts = self._split(key)
+        d: object = self.namespaces.get(ns)
+        for i, p in enumerate(parts[:-1]):
+            if not isinstance(d, KvsDir):
+                return
+            d = d.get(p)
+            if type(d) in _SEALED:
+                raise _read_only(key, parts[: i + 1])
+
+    def seal(self, key: str, record: object, ns: str = PRIMARY) -> bool:
+        """Declare the directory at `key` finished: nothing below it may change any
+        more (it may still be removed whole), and `record`, a small value, describes
+        it to whoever reads the statedir next (a restart: `SealedDir.record`).
+        False, and nothing done, if there is no directory at `key` (a client
+        removed it)."""
+        d = self._peek(ns, key)
+        if not isinstance(d, KvsDir):
+            return False
+        d.__class__ = SealedKvsDir  # the same dict, now read-only
+        if self._db is not None:
+            self._seals[(ns, key)] = record
+            self._schedule_flush()
+        return True
 
     def get(self, key: str, ns: str = PRIMARY, default: object = None) -> object:
         try:
@@ -303,6 +488,7 @@ class KVS:
     def append(self, key: str, entries: Iterable, ns: str = PRIMARY) -> None:
         """Append entries to the list stored at `key` (an eventlog)."""
         entries = list(entries)
+        self._check_writable(ns, key)
         value = self.get(key, ns)
         if value is None:
             value = []
@@ -318,6 +504,7 @@ class KVS:
         empty above it go too: purging jobs one by one must not leave a trail of
         empty ``job.*`` directories behind (directories are never stored)."""
         parts = self._split(key)
+        self._check_writable(ns, key)
         d: object = self._root(ns)
         path = []
         for p in parts[:-1]:
@@ -348,7 +535,7 @@ class KVS:
             kind, key, value = op
             if not isinstance(key, str):
                 raise RPCError("commit keys must be strings")
-            self._split(key)
+            self._check_writable(ns, key)
             if kind == "put":
                 is_list[key] = isinstance(value, list)
             elif kind == "unlink":
@@ -429,7 +616,8 @@ class KVS:
             raise RPCError(f"{key}: no such key", "ENOENT") from None
         if not isinstance(value, KvsDir):
             raise RPCError(f"{key}: not a directory", "ENOTDIR")
-        req.respond({"entries": {k: isinstance(v, KvsDir) for k, v in sorted(value.items())}})
+        req.respond({"entries": {k: isinstance(v, (KvsDir, SealedDir))
+                                 for k, v in sorted(value.items())}})
 
     def _svc_commit(self, req) -> None:
         body = req.body or {}
@@ -457,6 +645,74 @@ class KVS:
         req.on_cancel = self.watch(key, on_change, ns)
 
 
+_SEALED = (SealedDir, SealedKvsDir)
+#: SQLite errors that say the statedir cannot be written or read, not that the
+#: database is damaged
+_STORAGE_ERRORS = ("SQLITE_FULL", "SQLITE_READONLY", "SQLITE_IOERR", "SQLITE_CANTOPEN")
+
+
+def describe_failure(exc: BaseException, statedir: Path | None) -> tuple[str, str]:
+    """("statedir DIR: what went wrong", errno name) for an error saving to the
+    statedir, in the system's words (SQLite says "database or disk is full", or "disk
+    I/O error" when it cannot grow its WAL index, for ENOSPC)."""
+    code, text = "EIO", str(exc)
+    name = getattr(exc, "sqlite_errorname", "") or ""
+    if isinstance(exc, OSError) and exc.errno:
+        code, text = errno.errorcode.get(exc.errno, "EIO"), exc.strerror or text
+    elif name == "SQLITE_FULL":
+        code, text = "ENOSPC", os.strerror(errno.ENOSPC)
+    elif name.startswith("SQLITE_READONLY"):
+        code = "EROFS"
+        if statedir is not None and _read_only_fs(statedir):
+            text = os.strerror(errno.EROFS)
+    elif name.startswith("SQLITE_IOERR"):  # e.g. growing the WAL index on a full disk
+        if statedir is not None and _free_blocks(statedir) == 0:
+            code, text = "ENOSPC", os.strerror(errno.ENOSPC)
+        else:
+            text = os.strerror(errno.EIO)
+    return f"statedir {statedir}: {text}", code
+
+
+def _read_only_fs(path: Path) -> bool:
+    try:
+        return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
+
+
+def _free_blocks(path: Path) -> int | None:
+    try:
+        return os.statvfs(path).f_bavail
+    except OSError:
+        return None
+
+
+def _read_only(key: str, sealed: list[str]) -> RPCError:
+    return RPCError(f"cannot change {key}: {'.'.join(sealed)} is sealed (read-only)", "EPERM")
+
+
+def _leaves(d: KvsDir, prefix: str):
+    """(key, value) of every value below the directory `d`, keys relative to it
+    (`prefix` is the path so far: "" at the top)."""
+    for name, value in d.items():
+        key = f"{prefix}.{name}" if prefix else name
+        if isinstance(value, KvsDir):
+            yield from _leaves(value, key)
+        else:
+            yield key, value
+
+
+def _under(ns: str, key: str, dirs: set[tuple[str, str]]) -> bool:
+    """Whether `key` is below one of the directories `dirs`."""
+    head = key
+    while True:
+        head, dot, _ = head.rpartition(".")
+        if not dot:
+            return False
+        if (ns, head) in dirs:
+            return True
+
+
 def dump_kvs(kvs: KVS, path: str) -> None:
     """Archive the primary namespace as a gzipped tar with one JSON file per key
     (``job/<dirs>/eventlog``, ``resource/R``, ...), as Flux's ``flux dump`` keeps
@@ -468,6 +724,8 @@ def dump_kvs(kvs: KVS, path: str) -> None:
     def walk(d: KvsDir, prefix: str):
         for name, value in sorted(d.items()):
             key = f"{prefix}/{name}" if prefix else name
+            if type(value) is SealedDir:  # read from the statedir
+                value = kvs.lookup(key.replace("/", "."))
             if isinstance(value, KvsDir):
                 yield from walk(value, key)
             else:

@@ -151,15 +151,20 @@ def test_no_cancel_acknowledged_before_it_is_on_disk(tmp_path):
 
 def _wait_saved(db: sqlite3.Connection, jobid: int, n: int) -> None:
     """Wait until `n` entries of the job's eventlog are in the state database (the
-    whole list as last written plus the entries appended since)."""
+    whole list as last written plus the entries appended since; or, once the job is
+    inactive, in its sealed directory's row)."""
     from strato.core import ids, proto
 
-    key = ids.encode(jobid, "kvs") + ".eventlog"
+    kvsdir = ids.encode(jobid, "kvs")
+    key = kvsdir + ".eventlog"
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         row = db.execute("SELECT value FROM kvs WHERE key = ?", (key,)).fetchone()
         appended = db.execute("SELECT count(*) FROM log WHERE key = ?", (key,)).fetchone()[0]
         if row is not None and len(proto.decode(row[0])) + appended >= n:
+            return
+        sealed = db.execute("SELECT content FROM cold WHERE key = ?", (kvsdir,)).fetchone()
+        if sealed is not None and len(proto.decode(sealed[0])["eventlog"]) >= n:
             return
         time.sleep(0.01)
     raise AssertionError(f"{key} never reached {n} entries on disk")

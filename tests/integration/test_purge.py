@@ -42,7 +42,10 @@ def _listed(inst) -> list[int]:
 def _stored_keys(statedir: Path) -> set[str]:
     db = sqlite3.connect(statedir / "content.sqlite")
     try:
-        return {k for (k,) in db.execute("SELECT key FROM kvs UNION SELECT key FROM log")}
+        # live keys, and sealed (inactive) jobs' records and keys
+        return {k for (k,) in db.execute("SELECT key FROM kvs UNION SELECT key FROM log UNION"
+                                         " SELECT key || '.' FROM sealed UNION"
+                                         " SELECT key || '.' FROM cold")}
     finally:
         db.close()
 

@@ -482,3 +482,42 @@ def test_a_stranger_cannot_adopt_the_shell_host(make_instance, tmp_path):
     gate.release("anyway")
     second = make_instance(statedir=state, sub="b")
     check_finished_normally(second, jobid, "anyway")
+
+
+def test_a_statedir_of_format_1_loads_and_its_inactive_jobs_are_sealed(make_instance,
+                                                                      tmp_path):
+    """A statedir written before inactive jobs were sealed (format 1, from
+    tests/data) loads as it is: its jobs, their output and the held job are all
+    there. Its inactive jobs are sealed on the way (format 2), so the next restart
+    reads only their records, and shows the same."""
+    state = tmp_path / "state"
+    state.mkdir()
+    db = sqlite3.connect(state / "content.sqlite")
+    db.executescript((Path(__file__).parents[1] / "data" / "statedir-v1.sql").read_text())
+    db.execute("PRAGMA user_version = 1")
+    db.close()
+    done, failed, held = "ƒ5XQot3", "ƒAqnEVm", "ƒDbttw1"
+
+    def check(inst) -> None:
+        assert inst.strato("job", "attach", done, check=True).stdout == "hello from v1\n"
+        assert inst.strato("job", "status", failed).returncode == 3
+        log = inst.strato("job", "eventlog", done, check=True).stdout
+        assert [line.split()[1] for line in log.splitlines()][-2:] == ["free", "clean"]
+        listed = inst.strato("jobs", "-a", "-n", "-o", "{id.f58} {state} {name} {nodelist}",
+                             check=True).stdout.split("\n")
+        assert f"{held} SCHED held " in listed and f"{done} INACTIVE sh vm" in listed
+
+    first = make_instance(statedir=state, sub="a")
+    check(first)
+    assert first.stop() == 0
+    db = sqlite3.connect(state / "content.sqlite")
+    assert db.execute("PRAGMA user_version").fetchone()[0] == 2
+    sealed = {r[0] for r in db.execute("SELECT key FROM sealed")}
+    assert len(sealed) == 2 and not db.execute("SELECT COUNT(*) FROM log WHERE key IN"
+                                               " (SELECT key || '.eventlog' FROM sealed)"
+                                               ).fetchone()[0]
+    db.close()
+    second = make_instance(statedir=state, sub="b")
+    check(second)
+    second.strato("job", "urgency", held, "16", check=True)
+    assert second.strato("job", "status", held).returncode == 0

@@ -45,15 +45,16 @@ def test_in_process_call_and_stream():
 
 def test_messages_wait_until_the_store_has_saved_what_they_report():
     """With unsaved changes in the store, outgoing messages are held and leave in
-    order right after the store's flush; with none, they leave at once."""
+    order right after the store's save; with none, they leave at once."""
     events = []
 
     class Store:
         unsaved = False
 
-        def flush(self):
-            events.append("flush")
+        def save(self):
+            events.append("save")
             Store.unsaved = False
+            return True
 
     async def main():
         b = Broker()
@@ -68,7 +69,7 @@ def test_messages_wait_until_the_store_has_saved_what_they_report():
         assert events == [b"now"]
         Store.unsaved = True
         await asyncio.sleep(0)
-        assert events == [b"now", "flush", b"one", b"two"]
+        assert events == [b"now", "save", b"one", b"two"]
 
     asyncio.run(main())
 

@@ -7,8 +7,9 @@ import sqlite3
 
 import pytest
 
+from strato.core import proto
 from strato.core.errors import RPCError, StateError
-from strato.core.kvs import KVS, KvsDir
+from strato.core.kvs import KVS, STATE_VERSION, KvsDir, SealedDir
 
 
 def test_put_get_dirs_and_namespaces():
@@ -166,3 +167,102 @@ def test_a_failed_flush_keeps_its_changes_for_the_next(tmp_path):
     again = KVS(path)
     assert (again.get("a.b"), again.get("log"), again.get("c")) == (1, [1, 2, 3], "x")
     again.close()
+
+
+def test_a_sealed_directory_is_read_only_kept_whole_and_read_lazily(tmp_path):
+    """Sealing keeps a directory's keys whole (its eventlog one value, apart from the
+    live rows) with the owner's record; a restart reads the record only, and the
+    keys the first time something looks inside."""
+    path = tmp_path / "c.sqlite"
+
+    async def work():
+        k = KVS(path)
+        k.put("job.1.eventlog", [{"name": "submit"}])
+        k.put("job.1.guest.output", ["a"])
+        k.put("job.2.eventlog", [{"name": "submit"}])
+        await asyncio.sleep(0)
+        k.append("job.1.eventlog", [{"name": "clean"}])
+        k.append("job.1.guest.output", ["b"])
+        assert k.seal("job.1", ["the record"])
+        assert not k.seal("job.9", "no such directory")
+        await asyncio.sleep(0)
+        for write in (lambda: k.put("job.1.x", 1), lambda: k.append("job.1.eventlog", [3]),
+                      lambda: k.unlink("job.1.eventlog"),
+                      lambda: k.commit([["put", "ok", 1], ["put", "job.1.guest.y", 2]])):
+            with pytest.raises(RPCError, match="job.1 is sealed"):
+                write()
+        assert k.get("ok") is None  # the commit was refused whole
+        k.close()
+
+    asyncio.run(work())
+    db = sqlite3.connect(path)
+    assert db.execute("SELECT key FROM kvs ORDER BY key").fetchall() == [("job.2.eventlog",)]
+    assert db.execute("SELECT COUNT(*) FROM log").fetchone()[0] == 0
+    (content,) = db.execute("SELECT content FROM cold WHERE key = 'job.1'").fetchone()
+    assert proto.decode(content) == {"eventlog": [{"name": "submit"}, {"name": "clean"}],
+                                     "guest.output": ["a", "b"]}
+    assert db.execute("PRAGMA user_version").fetchone()[0] == STATE_VERSION
+    k = KVS(path)
+    placeholder = k.lookup("job")["1"]
+    assert isinstance(placeholder, SealedDir) and placeholder.record == ["the record"]
+    assert k.get("job.1.eventlog") == [{"name": "submit"}, {"name": "clean"}]
+    assert k.get("job.1.guest.output") == ["a", "b"]
+    assert isinstance(k.lookup("job.1"), KvsDir)
+    with pytest.raises(RPCError, match="sealed"):
+        k.put("job.1.z", 1)
+    k.close()
+
+
+def test_a_sealed_directory_can_be_removed_whole(tmp_path):
+    """Removing a sealed directory (a purge) removes its record and keys from the
+    statedir, also when it happens in the turn it was sealed, and when it was never
+    read after a restart."""
+    path = tmp_path / "c.sqlite"
+
+    async def work():
+        k = KVS(path)
+        for i in (1, 2, 3):
+            k.put(f"job.{i}.eventlog", [i])
+        await asyncio.sleep(0)
+        for i in (1, 2, 3):
+            k.seal(f"job.{i}", i)
+        k.unlink("job.1", prune=True)  # the same turn
+        await asyncio.sleep(0)
+        k.close()
+        k = KVS(path)
+        k.unlink("job.2")  # never read since the restart
+        await asyncio.sleep(0)
+        k.close()
+
+    asyncio.run(work())
+    k = KVS(path)
+    assert sorted(k.lookup("job")) == ["3"] and k.get("job.3.eventlog") == [3]
+    db = sqlite3.connect(path)
+    assert db.execute("SELECT key FROM sealed").fetchall() == [("job.3",)]
+    assert db.execute("SELECT key FROM cold").fetchall() == [("job.3",)]
+
+
+def test_a_sealed_directory_too_large_to_keep_whole_keeps_its_live_rows(tmp_path,
+                                                                         monkeypatch):
+    """A sealed directory over COLD_MAX (a job that printed gigabytes) stays in the
+    live tables: read-only in memory, read whole at a restart, nothing lost."""
+    import strato.core.kvs as kvs_module
+
+    monkeypatch.setattr(kvs_module, "COLD_MAX", 100)
+    path = tmp_path / "c.sqlite"
+
+    async def work():
+        k = KVS(path)
+        k.put("job.1.out", ["x" * 200])
+        k.put("job.2.out", ["small"])
+        await asyncio.sleep(0)
+        k.append("job.1.out", ["y"])
+        k.seal("job.1", "big")
+        k.seal("job.2", "small")
+        k.close()
+
+    asyncio.run(work())
+    db = sqlite3.connect(path)
+    assert db.execute("SELECT key FROM sealed").fetchall() == [("job.2",)]
+    k = KVS(path)
+    assert k.get("job.1.out") == ["x" * 200, "y"] and k.get("job.2.out") == ["small"]
