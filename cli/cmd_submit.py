@@ -7,7 +7,6 @@ follows all of them on one stream.
 
 from __future__ import annotations
 
-import json
 import sys
 
 import click
@@ -52,6 +51,8 @@ def submit_and_follow(js: dict, o: dict) -> int:
     """Submit `js` (as often as --cc/--bcc say) and do --wait/--watch/--progress."""
     cc, count = cc_ids(o)
     if o["dry_run"]:
+        import json
+
         click.echo(json.dumps(js))
         return 0
     urgency, flags = parse_urgency(o["urgency"]), parse_flags(o["flags"])
@@ -187,6 +188,8 @@ def run(command, **o) -> int:
     flags = parse_flags(o["flags"])
     js = build_jobspec(command, o)
     if o["dry_run"]:
+        import json
+
         click.echo(json.dumps(js))
         return 0
     from strato import job as jobapi

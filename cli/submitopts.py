@@ -11,7 +11,6 @@ Where order matters on a Flux command line it matters here too: ``--env``,
 from __future__ import annotations
 
 import datetime
-import json
 import os
 import re
 import time
@@ -344,6 +343,8 @@ def parse_taskmap(text: str) -> dict:
 def parse_keyval(text: str, hint: str) -> tuple[str, object]:
     """``KEY[=VAL]`` of -o/-S: VAL is JSON when it parses as JSON, else text; no VAL
     means 1; ``^KEY=FILE`` takes the value from the JSON file FILE."""
+    import json  # imported where used: `strato run true` needs no JSON
+
     key, sep, raw = text.partition("=")
     if key.startswith("^"):
         key = key.lstrip("^")
@@ -368,10 +369,25 @@ def parse_keyval(text: str, hint: str) -> tuple[str, object]:
     return key, value
 
 
+class _Exactly:
+    """A pattern without wildcards: every job's default rlimit rules are such names,
+    and comparing costs nothing where compiling a regular expression would cost every
+    ``strato run`` about a millisecond."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def match(self, name: str) -> bool:
+        return name == self.text
+
+
 def _pattern(text: str):
-    """A glob, or ``/REGEX/``, as a compiled regular expression matched at the start."""
+    """A glob, or ``/REGEX/``, as a compiled regular expression matched at the start
+    (an `_Exactly` for a plain name)."""
     import fnmatch
 
+    if not text.startswith("/") and not any(c in text for c in "*?["):
+        return _Exactly(text)
     try:
         return re.compile(text[1:].rstrip("/") if text.startswith("/")
                           else fnmatch.translate(text))
@@ -386,9 +402,6 @@ def environment_rules(rules: list[str], env: dict | None = None,
     variables not yet set, ``VAR=VAL`` sets VAL with ``$VAR``s expanded from the
     environment built so far (then the submitter's); a VAL with ``{{...}}`` is left
     for the job shell to expand per task (the second dict returned)."""
-    from collections import ChainMap
-    from string import Template
-
     env = dict(os.environ) if env is None else env
     expand = {} if expand is None else expand
     for rule in rules:
@@ -414,6 +427,9 @@ def environment_rules(rules: list[str], env: dict | None = None,
             if "{{" in value:
                 expand[var] = value
                 continue
+            from collections import ChainMap
+            from string import Template
+
             try:
                 env[var] = Template(value).substitute(ChainMap(env, os.environ))
             except KeyError as exc:
@@ -609,6 +625,8 @@ def _replace_resources(js, o: dict) -> None:
         except ValueError as exc:
             raise bad(str(exc), hint) from None
     else:
+        import json
+
         hint = "--resources-json"
         try:
             with open(o["resources_json"]) as f:

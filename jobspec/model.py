@@ -31,7 +31,6 @@ loose:
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from collections.abc import Mapping
@@ -586,6 +585,8 @@ class JobspecV1:
     @classmethod
     def from_json(cls, text: str | bytes) -> JobspecV1:
         """Decode a JSON jobspec and validate it (JobspecError if it is not valid)."""
+        import json  # here, not at the top: `strato run` never needs it
+
         try:
             data = json.loads(text)
         except (ValueError, TypeError) as exc:
@@ -685,6 +686,8 @@ class JobspecV1:
 
     def dumps(self, **kwargs: Any) -> str:
         """The jobspec as compact JSON (keyword arguments go to :func:`json.dumps`)."""
+        import json
+
         kwargs.setdefault("separators", (",", ":"))
         kwargs.setdefault("ensure_ascii", False)
         return json.dumps(self.jobspec, **kwargs)

@@ -13,7 +13,6 @@ instance raises `NoInstanceError`.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass
@@ -54,6 +53,8 @@ def _jobspec_dict(jobspec) -> dict:
     if hasattr(jobspec, "jobspec"):
         return jobspec.jobspec
     if isinstance(jobspec, (str, bytes)):
+        import json  # not at the top: a short command pays for each import
+
         return json.loads(jobspec)
     return jobspec
 
