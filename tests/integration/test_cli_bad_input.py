@@ -163,6 +163,9 @@ CASES = [
      "strato-run: Invalid value for -t/--time-limit: invalid duration 'x'"),
     ('jobs notanid', 2, "strato-jobs: Invalid value for JOBID: invalid job id 'notanid'"),
     ('jobs ƒ2Xm', 1, 'strato-jobs: job ƒ2Xm unknown'),
+    ('top --color=sometimes', 2, "strato-top: Invalid value for '--color': 'sometimes' is "
+     "not one of 'auto', 'never', 'always'."),
+    ('top -q nosuch', 1, "strato-top: queue 'nosuch' does not exist"),
     ('uptime extra', 2, 'strato-uptime: Got unexpected extra argument (extra)'),
     ('uri ƒ2Xm', 1, 'strato-uri: unknown job id ƒ2Xm'),
 ]
