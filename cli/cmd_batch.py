@@ -31,8 +31,8 @@ import threading
 
 import click
 
+from strato.cli.flux_command import FluxCommand
 from strato.cli.submitopts import (
-    FluxCommand,
     apply_options,
     job_options,
     multi_options,

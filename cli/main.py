@@ -10,7 +10,6 @@ only when that subcommand runs. Errors reach the user as one line,
 
 from __future__ import annotations
 
-import gc
 import importlib
 import sys
 
@@ -64,9 +63,9 @@ class LazyGroup(click.Group):
         if entry is None:
             return None
         module = importlib.import_module(f"strato.cli.{entry[0]}")
-        if not gc.isenabled():  # off for the imports (strato.cli.script)
-            gc.freeze()  # what they made lives to the end: never scan it
-            gc.enable()
+        from strato.cli.script import imported
+
+        imported()  # the collector was off for the imports (strato.cli.script)
         return getattr(module, entry[1])
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:

@@ -34,10 +34,13 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Mapping
-from typing import IO, Any
 
 from .fsd import parse_fsd
 from .size import output_limit
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING: the typing module costs `strato run` ~3 ms
+if TYPE_CHECKING:
+    from typing import IO, Any
 
 __all__ = ["JobspecError", "JobspecV1", "summarize", "validate_v1"]
 
