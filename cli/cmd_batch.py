@@ -9,6 +9,9 @@ line wins; the script travels in ``attributes.system.files.script``). ``alloc``
 runs CMD in the child and streams its output, or, without CMD, gives an
 interactive shell whose ``STRATO_URI`` is the child: the shell runs here, on the
 user's terminal, as Slurm's ``salloc`` does, and the child lives until it exits.
+``alloc --bg`` (as Flux's) returns once the child is ready, printing its job id;
+the child then lives until it is shut down (``strato shutdown JOBID``), canceled
+or out of time, or until its COMMAND ends if one was given.
 
 ``--conf`` (a TOML or JSON file, a KEY=VAL setting or a JSON object, merged in
 order) is the child's whole config, independent of the parent's; it travels as
@@ -28,8 +31,8 @@ import threading
 
 import click
 
+from strato.cli.flux_command import FluxCommand
 from strato.cli.submitopts import (
-    FluxCommand,
     apply_options,
     job_options,
     multi_options,
@@ -288,7 +291,7 @@ def alloc_jobspec(command: list[str], o: dict) -> dict:
     nslots, common = shape(o)
     if o["nodes"] and nslots < o["nodes"]:  # the builder would add slots; Flux refuses
         raise click.BadParameter("node count must not be greater than task count")
-    program = command or [f"--exit-with={os.getpid()}"]
+    program = command or (["--no-program"] if o.get("bg") else [f"--exit-with={os.getpid()}"])
     try:
         js = JobspecV1.from_nest_command(
             [*broker_options(o), *program], num_slots=nslots,
@@ -304,11 +307,17 @@ def alloc_jobspec(command: list[str], o: dict) -> dict:
 @slot_options
 @job_options
 @instance_options
+@click.option("-v", "--verbose", count=True,
+              help="Say on stderr how the start goes (with --bg).")
+@click.option("--bg", is_flag=True,
+              help="Do not attach: wait until the instance is ready, print its job id and "
+                   "return. It runs until shut down (strato shutdown JOBID), canceled or "
+                   "out of time, or until COMMAND ends if one is given.")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 def alloc(command, **o) -> int:
     """Start a child instance as a job and run COMMAND in it (default: an interactive
     shell), streaming its output; the instance ends with it. -n counts slots."""
-    if not command and not o["dry_run"] and not sys.stdin.isatty():
+    if not command and not o["dry_run"] and not o["bg"] and not sys.stdin.isatty():
         raise click.UsageError("no command given and stdin is not a terminal"
                                " (give a command to run in the new instance)")
     # the I/O options are for batch; alloc accepts and ignores them, as Flux's does
@@ -322,12 +331,59 @@ def alloc(command, **o) -> int:
 
     h = Handle()
     urgency, flags = parse_urgency(o["urgency"]), parse_flags(o["flags"])
+    if o["bg"]:
+        return _background(h, jobapi.submit(h, js, urgency, flags), o["verbose"])
     if command:
         from strato.cli.attach import attach_stream
 
         jobid, stream = jobapi.submit_and_watch(h, js, urgency, flags, output=True)
         return attach_stream(h, jobid, stream, "strato-alloc", o["label_io"])
     return _interactive(h, jobapi.submit(h, js, urgency, flags))
+
+
+def _background(h, jobid: int, verbose: int) -> int:
+    """``--bg``: follow the job's eventlog until its instance posts its URI, check that
+    it answers there, then print the job id. A job that ends first is an error that
+    says why (its exception, such as the child's own start-up error); ^C cancels it."""
+    import time
+
+    from strato import instance
+    from strato import job as jobapi
+    from strato.core.errors import StratoError
+    from strato.core.ids import f58
+    from strato.handle import Handle
+
+    name, t0 = f58(jobid), time.monotonic()
+
+    def log(what: str) -> None:
+        if verbose:
+            click.echo(f"{name}: {time.monotonic() - t0:6.3f}s: {what}", err=True)
+
+    log("waiting for resources")
+    why = ""
+    stream = jobapi.event_watch(h, jobid)
+    try:
+        for msg in stream:
+            entry = msg["entry"]
+            ctx = entry.get("context") or {}
+            if entry["name"] == "alloc":
+                log("resources allocated")
+            elif entry["name"] == "exception" and ctx.get("severity") == 0:
+                why = f": {ctx.get('type')}: {ctx.get('note')}"
+            elif entry["name"] == "memo" and "uri" in ctx:
+                log("waiting for instance")
+                with Handle(ctx["uri"]) as child:
+                    instance.ping(child)
+                log("ready")
+                click.echo(name)
+                return 0
+    except KeyboardInterrupt:
+        click.echo(f"\r{name}: Interrupt: canceling job", err=True)
+        jobapi.cancel(h, jobid, "interrupted")
+        return 1
+    finally:
+        stream.close()
+    raise StratoError(f"{name}: the instance ended before it was ready{why}")
 
 
 def _interactive(h, jobid: int) -> int:

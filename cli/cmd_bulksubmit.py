@@ -18,8 +18,8 @@ import sys
 
 import click
 
+from strato.cli.flux_command import FluxCommand
 from strato.cli.submitopts import (
-    FluxCommand,
     build_jobspec,
     cc_ids,
     job_options,

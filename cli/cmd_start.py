@@ -15,6 +15,9 @@ import click
 @click.option("--rundir", metavar="DIR", help="Put the instance's socket here.")
 @click.option("--exit-with", type=click.IntRange(min=1), metavar="PID",
               help="Run no command: stop when process PID exits (or on strato shutdown).")
+@click.option("--no-program", is_flag=True,
+              help="Run no command: stop on strato shutdown, a signal or the job's end "
+                   "(what strato alloc --bg starts).")
 @click.option("--test-size", type=int, metavar="N",
               help="Start N brokers on this machine, joined by the overlay (rank 0 runs "
                    "COMMAND).")
@@ -23,8 +26,8 @@ import click
 @click.option("--dump", metavar="FILE",
               help="At the end, archive the KVS to FILE (.tgz; {{id}} is the job id).")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
-def start(config_path, overrides, statedir, rundir, exit_with, test_size, test_hosts, dump,
-          command) -> int:
+def start(config_path, overrides, statedir, rundir, exit_with, no_program, test_size,
+          test_hosts, dump, command) -> int:
     """Start an instance and run COMMAND in it (default: an interactive shell).
 
     The instance exits when COMMAND does, with its exit code. Run as a job (by
@@ -36,6 +39,9 @@ def start(config_path, overrides, statedir, rundir, exit_with, test_size, test_h
 
     if exit_with is not None and command:
         raise click.UsageError("--exit-with runs no command; give one or the other")
+    if no_program and (command or exit_with is not None):
+        raise click.UsageError("--no-program runs no command and waits for no process; "
+                               "give one or the other")
     if test_hosts is not None and test_size is None:
         raise click.UsageError("--test-hosts needs --test-size")
     config = load_config(config_path, list(overrides))
@@ -52,4 +58,4 @@ def start(config_path, overrides, statedir, rundir, exit_with, test_size, test_h
                                    f"--test-size={test_size}")
     return run_instance(config, list(command), statedir=statedir, rundir=rundir,
                         exit_with=exit_with, dump=dump, test_size=test_size,
-                        test_hosts=hosts)
+                        test_hosts=hosts, no_program=no_program)

@@ -7,19 +7,19 @@ follows all of them on one stream.
 
 from __future__ import annotations
 
-import json
 import sys
 
 import click
 
+from strato.cli.flux_command import FluxCommand
 from strato.cli.submitopts import (
-    FluxCommand,
     build_jobspec,
     cc_ids,
     job_options,
     multi_options,
     parse_flags,
     parse_urgency,
+    run_options,
     task_options,
 )
 
@@ -52,6 +52,8 @@ def submit_and_follow(js: dict, o: dict) -> int:
     """Submit `js` (as often as --cc/--bcc say) and do --wait/--watch/--progress."""
     cc, count = cc_ids(o)
     if o["dry_run"]:
+        import json
+
         click.echo(json.dumps(js))
         return 0
     urgency, flags = parse_urgency(o["urgency"]), parse_flags(o["flags"])
@@ -178,33 +180,10 @@ def submit(command, **o) -> int:
 @click.command(cls=FluxCommand, context_settings={"allow_interspersed_args": False})
 @job_options
 @task_options
-@click.option("--wait-event", metavar="NAME",
-              help="Return once the job has posted event NAME (e.g. start), not at its end.")
+@run_options
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 def run(command, **o) -> int:
     """Run COMMAND as a job, stream its output, and exit with its exit code."""
-    urgency = parse_urgency(o["urgency"])
-    flags = parse_flags(o["flags"])
-    js = build_jobspec(command, o)
-    if o["dry_run"]:
-        click.echo(json.dumps(js))
-        return 0
-    from strato import job as jobapi
-    from strato.cli.attach import attach_stream
-    from strato.handle import Handle
+    from strato.cli.runjob import run_job
 
-    h = Handle()
-    if o["wait_event"] and o["wait_event"] not in ("finish", "clean"):
-        from strato.core.ids import f58
-
-        jobid = jobapi.submit(h, js, urgency, flags)
-        if o["verbose"]:
-            click.echo(f"jobid: {f58(jobid)}", err=True)
-        jobapi.event_wait(h, jobid, o["wait_event"])
-        return 0
-    jobid, stream = jobapi.submit_and_watch(h, js, urgency, flags, output=True)
-    if o["verbose"]:
-        from strato.core.ids import f58
-
-        click.echo(f"jobid: {f58(jobid)}", err=True)
-    return attach_stream(h, jobid, stream, "strato-run", o["label_io"])
+    return run_job(command, o)

@@ -16,12 +16,17 @@ from strato.core.errors import StratoError
 
 @click.command()
 @click.option("-q", "--queue", metavar="NAME",
-              help="Count and list only this queue's jobs (of the first instance shown).")
+              help="Count and list only this queue's jobs (of the first instance shown); "
+                   "h/l rotate through the queues.")
+@click.option("--color", type=click.Choice(["auto", "never", "always"]), is_flag=False,
+              flag_value="always", default="auto", metavar="[WHEN]",
+              help="Colours: auto (as the terminal can), never or always (the default "
+                   "without WHEN).")
 @click.argument("target", required=False)
-def top(queue, target) -> int:
+def top(queue, color, target) -> int:
     """Show the instance (or TARGET: a job id, a path of them, or a URI) live:
-    resources in use, job counts, running jobs; enter opens a child instance,
-    q goes back or quits."""
+    resources in use, job counts, running jobs; h/l rotate through its queues,
+    enter opens a child instance, q goes back or quits."""
     from strato import instance as api
     from strato.handle import Handle
 
@@ -39,5 +44,5 @@ def top(queue, target) -> int:
             raise StratoError("needs urwid: pip install 'strato[top]'") from None
         from strato.cli import top as screen
 
-        screen.run(h, queue)
+        screen.run(h, queue, color=color)
     return 0

@@ -3,6 +3,9 @@
 ``strato --help`` imports nothing but click: each subcommand's module is loaded
 only when that subcommand runs. Errors reach the user as one line,
 ``strato-<cmd>: <what went wrong>``, and a non-zero exit.
+
+`main` can be called in-process (it ends with SystemExit); the console script is
+`strato.cli.script`, which makes a command's start and end cheaper.
 """
 
 from __future__ import annotations
@@ -61,6 +64,9 @@ class LazyGroup(click.Group):
         if entry is None:
             return None
         module = importlib.import_module(f"strato.cli.{entry[0]}")
+        from strato.cli.script import imported
+
+        imported()  # the collector was off for the imports (strato.cli.script)
         return getattr(module, entry[1])
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
@@ -115,4 +121,6 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from strato.cli.script import run
+
+    run()

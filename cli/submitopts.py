@@ -5,18 +5,20 @@ code that turns them into a jobspec. The names, values and meanings are Flux's
 
 Where order matters on a Flux command line it matters here too: ``--env``,
 ``--env-remove`` and ``--env-file`` rules apply in the order given, and so do
-``--dependency`` and ``--begin-time``; `FluxCommand` records that order.
+``--dependency`` and ``--begin-time``; `strato.cli.flux_command.FluxCommand`
+records that order.
+
+This module does not import click: the options are declared as plain data
+(`Option`), made into click options by the commands that use them, and read
+directly by ``strato run``'s fast path (`defaults`), which never loads click
+(docs/performance.md). Errors are still click's (`bad`, `usage`), made on demand.
 """
 
 from __future__ import annotations
 
-import datetime
-import json
 import os
 import re
 import time
-
-import click
 
 URGENCY_NAMES = {"hold": 0, "default": 16, "expedite": 31}
 FLAG_BITS = {"debug": 2, "waitable": 4}
@@ -27,31 +29,42 @@ _RLIMIT_DEFAULT_RULES = ("-memlock", "-ofile", "-msgqueue", "-nice", "-rtprio", 
 TASKMAP_SCHEMES = ("block", "cyclic", "manual")
 
 
-class FluxCommand(click.Command):
-    """A click command that keeps the command-line order of its options in
-    ``option_order`` (a list of parameter names, one per use), as Flux's argparse
-    does for the options whose meaning depends on order."""
+class Option:
+    """One option as ``click.option(*decls, **attrs)`` declares it."""
 
-    def make_parser(self, ctx: click.Context):
-        parser = super().make_parser(ctx)
-        parse = parser.parse_args
+    __slots__ = ("decls", "attrs")
 
-        def parse_and_record(args):
-            opts, largs, order = parse(args)
-            ctx.meta["strato.option_order"] = [p.name for p in order]
-            return opts, largs, order
+    def __init__(self, decls: tuple, attrs: dict) -> None:
+        self.decls = decls
+        self.attrs = attrs
 
-        parser.parse_args = parse_and_record
-        return parser
+    @property
+    def name(self) -> str:
+        """The parameter's name, by click's rule: a declaration without dashes, else
+        the first long name (then the first short one), dashes made underscores."""
+        plain = [d for d in self.decls if not d.startswith("-")]
+        if plain:
+            return plain[0]
+        longs = [d for d in self.decls if d.startswith("--")]
+        return (longs or list(self.decls))[0].lstrip("-").replace("-", "_").lower()
 
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        rest = super().parse_args(ctx, args)
-        ctx.params["option_order"] = ctx.meta.get("strato.option_order", [])
-        return rest
+    @property
+    def default(self) -> object:
+        """The value the command gets when the option is not given."""
+        value = self.attrs.get("default")
+        if value is not None:
+            return value
+        if self.attrs.get("multiple"):
+            return ()
+        if self.attrs.get("count"):
+            return 0
+        if self.attrs.get("is_flag"):
+            return False
+        return None
 
 
-def _opt(*args, **kw):
-    return click.option(*args, **kw)
+def _opt(*decls, **attrs) -> Option:
+    return Option(decls, attrs)
 
 
 JOB_OPTIONS = [
@@ -142,10 +155,18 @@ MULTI_OPTIONS = [
     _opt("--jps", is_flag=True, help="Show the job throughput with --progress."),
 ]
 
+# What strato run has besides the job and task options.
+RUN_OPTIONS = [
+    _opt("--wait-event", metavar="NAME",
+         help="Return once the job has posted event NAME (e.g. start), not at its end."),
+]
 
-def _apply(fn, options):
+
+def _apply(fn, options: list[Option]):
+    import click
+
     for opt in reversed(options):
-        fn = opt(fn)
+        fn = click.option(*opt.decls, **opt.attrs)(fn)
     return fn
 
 
@@ -165,8 +186,29 @@ def multi_options(fn):
     return _apply(fn, MULTI_OPTIONS)
 
 
-def bad(message: str, hint: str) -> click.BadParameter:
+def run_options(fn):
+    return _apply(fn, RUN_OPTIONS)
+
+
+def defaults(options: list[Option]) -> dict:
+    """What a command declaring `options` gets when none is given (and no option
+    order): ``strato run CMD``'s fast path builds its options with this, and a test
+    checks it against what click makes of the same command line."""
+    return {**{opt.name: opt.default for opt in options}, "option_order": []}
+
+
+def bad(message: str, hint: str | None = None):
+    """click.BadParameter: a bad option value, named by `hint`."""
+    import click
+
     return click.BadParameter(message, param_hint=hint)
+
+
+def usage(message: str):
+    """click.UsageError: options that do not go together."""
+    import click
+
+    return click.UsageError(message)
 
 
 def in_order(o: dict, prefixes: dict[str, str]) -> list[str]:
@@ -268,6 +310,8 @@ def parse_begin_time(text: str, now: float | None = None) -> float:
             return now + offset if text[0] == "+" else now - offset
         if text.startswith("@"):
             return float(text[1:])
+        import datetime
+
         return datetime.datetime.fromisoformat(text).timestamp()
     except ValueError:
         raise bad(f"invalid time '{text}' (use +FSD, @EPOCH or an ISO 8601 time)",
@@ -344,6 +388,8 @@ def parse_taskmap(text: str) -> dict:
 def parse_keyval(text: str, hint: str) -> tuple[str, object]:
     """``KEY[=VAL]`` of -o/-S: VAL is JSON when it parses as JSON, else text; no VAL
     means 1; ``^KEY=FILE`` takes the value from the JSON file FILE."""
+    import json  # imported where used: `strato run true` needs no JSON
+
     key, sep, raw = text.partition("=")
     if key.startswith("^"):
         key = key.lstrip("^")
@@ -368,10 +414,25 @@ def parse_keyval(text: str, hint: str) -> tuple[str, object]:
     return key, value
 
 
+class _Exactly:
+    """A pattern without wildcards: every job's default rlimit rules are such names,
+    and comparing costs nothing where compiling a regular expression would cost every
+    ``strato run`` about a millisecond."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def match(self, name: str) -> bool:
+        return name == self.text
+
+
 def _pattern(text: str):
-    """A glob, or ``/REGEX/``, as a compiled regular expression matched at the start."""
+    """A glob, or ``/REGEX/``, as a compiled regular expression matched at the start
+    (an `_Exactly` for a plain name)."""
     import fnmatch
 
+    if not text.startswith("/") and not any(c in text for c in "*?["):
+        return _Exactly(text)
     try:
         return re.compile(text[1:].rstrip("/") if text.startswith("/")
                           else fnmatch.translate(text))
@@ -386,9 +447,6 @@ def environment_rules(rules: list[str], env: dict | None = None,
     variables not yet set, ``VAR=VAL`` sets VAL with ``$VAR``s expanded from the
     environment built so far (then the submitter's); a VAL with ``{{...}}`` is left
     for the job shell to expand per task (the second dict returned)."""
-    from collections import ChainMap
-    from string import Template
-
     env = dict(os.environ) if env is None else env
     expand = {} if expand is None else expand
     for rule in rules:
@@ -414,6 +472,9 @@ def environment_rules(rules: list[str], env: dict | None = None,
             if "{{" in value:
                 expand[var] = value
                 continue
+            from collections import ChainMap
+            from string import Template
+
             try:
                 env[var] = Template(value).substitute(ChainMap(env, os.environ))
             except KeyError as exc:
@@ -541,15 +602,15 @@ def _resource_jobspec(command, o: dict):
     from strato.jobspec.model import JobspecV1
 
     if o.get("tasks_per_node") is not None and o.get("tasks_per_core") is not None:
-        raise click.UsageError("--tasks-per-node and --tasks-per-core cannot be used together")
+        raise usage("--tasks-per-node and --tasks-per-core cannot be used together")
     for key in ("tasks_per_node", "tasks_per_core"):
         if o.get(key) is not None and o[key] < 1:
             raise bad(f"must be >= 1, not {o[key]}", "--" + key.replace("_", "-"))
     if o.get("gpus_per_node") and not o["nodes"]:
-        raise click.UsageError("--gpus-per-node requires -N/--nodes")
+        raise usage("--gpus-per-node requires -N/--nodes")
     if any(o.get(k) is not None for k in _PER_RESOURCE):
         if o["ntasks"] is not None or o["cores_per_task"] is not None or o["gpus_per_task"]:
-            raise click.UsageError("per-resource options (--cores, --tasks-per-node,"
+            raise usage("per-resource options (--cores, --tasks-per-node,"
                                    " --tasks-per-core, --gpus-per-node) cannot be used with"
                                    " per-task options (-n, -c, -g)")
         per = None
@@ -575,7 +636,7 @@ def build_jobspec(command, o: dict) -> dict:
     if command and command[0] == "--":
         command = command[1:]
     if not command:
-        raise click.UsageError("no command given")
+        raise usage("no command given")
     if o.get("input") and _is_idset(o["input"]):
         raise bad(f"'{o['input']}': input for some tasks only (an idset) is not supported",
                   "--input")
@@ -585,7 +646,7 @@ def build_jobspec(command, o: dict) -> dict:
     try:
         js = _resource_jobspec(command, o)
     except ValueError as exc:
-        raise click.BadParameter(str(exc)) from None
+        raise bad(str(exc)) from None
     if o.get("taskmap"):
         js.setattr("system.shell.options.taskmap", parse_taskmap(o["taskmap"]))
     apply_options(js, o)
@@ -599,7 +660,7 @@ def _replace_resources(js, o: dict) -> None:
     from strato.jobspec.model import JobspecError
 
     if o.get("resources_shape") and o.get("resources_json"):
-        raise click.UsageError("--resources-shape and --resources-json cannot be used together")
+        raise usage("--resources-shape and --resources-json cannot be used together")
     if o.get("resources_shape"):
         from strato.jobspec.shape import parse_shape
 
@@ -609,6 +670,8 @@ def _replace_resources(js, o: dict) -> None:
         except ValueError as exc:
             raise bad(str(exc), hint) from None
     else:
+        import json
+
         hint = "--resources-json"
         try:
             with open(o["resources_json"]) as f:
@@ -702,7 +765,7 @@ def cc_ids(o: dict) -> tuple[list[int] | None, int]:
     from strato.jobspec.idset import decode_idset
 
     if o["cc"] and o["bcc"]:
-        raise click.UsageError("--cc and --bcc cannot be used together")
+        raise usage("--cc and --bcc cannot be used together")
     text = o["cc"] or o["bcc"]
     if text is None:
         return None, 1

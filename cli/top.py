@@ -4,7 +4,9 @@ Two parts, as in Flux: a summary pane (the path of job ids descended into, the
 nodes, cores and gpus in use and down as bars, the job counts by state, the
 instance's size, depth and uptime) and a list of the running jobs, newest first,
 in which a child instance (blue) can be opened with enter. ``q`` goes back to
-the instance above, and quits from the first one.
+the instance above, and quits from the first one. On an instance with queues,
+``h``/``l`` (or the arrows) rotate the view through all queues, then each queue
+alone, as Flux's do; the summary's first line names the queue shown.
 
 What is shown is a `Snapshot`, taken through the public API (`strato.instance`,
 `strato.job`) every `REFRESH` seconds and after each move: one summary round
@@ -35,7 +37,7 @@ REFRESH = 2.0
 #: the columns of the job list: Flux's ``flux top`` ones, in `strato jobs` format
 JOB_FORMAT = ("{id.f58:>12} {username:<8.8} {status_abbrev:>2.2} {ntasks:>6} {nnodes:>6h}"
               " {runtime!F:>8h} {name}")
-KEYS = "j/k: move  enter: open instance  d: details  q: back/quit"
+KEYS = "j/k: move  h/l: queue  enter: open instance  d: details  q: back/quit"
 BAR_WIDTH = 30
 #: the column where the job counts start, right of the bars
 COUNTS_AT = BAR_WIDTH + 30
@@ -123,17 +125,43 @@ class Level:
     depth: int
     #: when its allocation ends (None: unknown or never)
     expiration: float | None = None
-    #: only this queue's jobs are counted and listed (the first level's only:
-    #: a child instance has queues of its own)
+    #: only this queue's jobs are counted and listed (None: all the jobs)
     queue: str | None = None
+    #: the instance's queues in the order of its config, which h/l rotate through
+    #: after "all" (empty: an instance without queues, where h/l do nothing)
+    queues: list[str] = field(default_factory=list)
     #: the id of the job that had the cursor at the last refresh
     focus_id: int | None = None
     snapshot: Snapshot | None = field(default=None, repr=False)
 
 
-def run(h: Handle, queue: str | None = None, refresh: float = REFRESH) -> None:
+def queue_names(h: Handle) -> list[str]:
+    """The instance's queues, in the order of its config ([] if it has none)."""
+    from strato import queue as queue_api
+
+    return [q["name"] for q in queue_api.status(h)["queues"] if q["name"]]
+
+
+def rotate(queues: list[str], current: str | None, step: int) -> str | None:
+    """The queue `step` (1 or -1) places from `current` in the ring of all the jobs
+    (None) followed by each queue, as Flux's ``flux top`` rotates."""
+    ring: list[str | None] = [None, *queues]
+    at = ring.index(current) if current in ring else 0
+    return ring[(at + step) % len(ring)]
+
+
+#: colours, and what a screen without colours shows instead (urwid's "mono" column)
+PALETTE = [("title", "bold", "", "bold"), ("header", "black", "light gray", "standout"),
+           ("instance", "light blue", "", ""), ("focus", "standout", "", "standout"),
+           ("instance-focus", "light blue,standout", "", "standout"),
+           ("note", "yellow", "", "")]
+
+
+def run(h: Handle, queue: str | None = None, refresh: float = REFRESH,
+        color: str = "auto") -> None:
     """Show the instance at `h` (its `queue`'s jobs only, if given) until the
-    user quits (``q`` at the first level).
+    user quits (``q`` at the first level). `color`: ``always``, ``never``, or
+    ``auto`` (as the terminal can, which is what urwid finds from ``TERM``).
 
     Raises StratoError when that instance goes away (the screen is restored first).
     """
@@ -142,9 +170,6 @@ def run(h: Handle, queue: str | None = None, refresh: float = REFRESH) -> None:
     from strato.cli.jobs_format import JobsFormatter
 
     fmt = JobsFormatter(JOB_FORMAT)
-    palette = [("title", "bold", ""), ("header", "black", "light gray"),
-               ("instance", "light blue", ""), ("focus", "standout", ""),
-               ("instance-focus", "light blue,standout", ""), ("note", "yellow", "")]
 
     class Row(urwid.Text):
         """A job in the list: selectable, so the cursor can rest on it."""
@@ -163,7 +188,7 @@ def run(h: Handle, queue: str | None = None, refresh: float = REFRESH) -> None:
             return super().keypress(size, {"j": "down", "k": "up"}.get(key, key))
 
     depth = int(instance_api.attr_get(h, "instance-level") or 0)
-    stack = [Level(h, "", depth, queue=queue)]
+    stack = [Level(h, "", depth, queue=queue, queues=queue_names(h))]
     # the instance whose jobs the list shows, whether ended jobs are split by result,
     # and why the program ends, if it must
     state = {"shown": None, "split": True, "error": None}
@@ -230,6 +255,10 @@ def run(h: Handle, queue: str | None = None, refresh: float = REFRESH) -> None:
             note("")
         elif key == "d":
             state["split"] = not state["split"]
+        elif key in ("h", "left", "l", "right"):
+            level = stack[-1]
+            level.queue = rotate(level.queues, level.queue,
+                                 -1 if key in ("h", "left") else 1)
         elif key == "enter" and rec is not None:
             if not open_child(rec):
                 return
@@ -255,6 +284,7 @@ def run(h: Handle, queue: str | None = None, refresh: float = REFRESH) -> None:
             return False
         try:
             child_depth = int(instance_api.attr_get(child, "instance-level") or 0)
+            child_queues = queue_names(child)
         except StratoError as exc:
             child.close()
             note(f"{name}: {exc}")
@@ -262,14 +292,18 @@ def run(h: Handle, queue: str | None = None, refresh: float = REFRESH) -> None:
         parent = stack[-1]
         parent.focus_id = rec["id"]  # back on this job after q
         stack.append(Level(child, f"{parent.path}/{name}" if parent.path else name,
-                           child_depth, rec.get("expiration") or None))
+                           child_depth, rec.get("expiration") or None, queues=child_queues))
         note("")
         return True
 
     if not update():
         raise StratoError(state["error"])
     note("")
-    loop = urwid.MainLoop(frame, palette, unhandled_input=on_key, handle_mouse=False)
+    loop = urwid.MainLoop(frame, PALETTE, unhandled_input=on_key, handle_mouse=False)
+    if color == "never":
+        loop.screen.set_terminal_properties(colors=1)
+    elif color == "always" and loop.screen.colors < 16:
+        loop.screen.set_terminal_properties(colors=16)
     loop.set_alarm_in(refresh, tick)
     try:
         loop.run()

@@ -29,8 +29,6 @@ show ``ƒ``. The optional emoji form of RFC 19 is not supported.
 import re
 import time
 
-from .ids_words import WORDS
-
 __all__ = [
     "FORMS",
     "F58_ALPHABET",
@@ -61,8 +59,21 @@ F58_PREFIX = "\u0192"  # ƒ, LATIN SMALL LETTER F WITH HOOK
 _F58_VALUE = {c: i for i, c in enumerate(F58_ALPHABET)}
 _F58_MAX_DIGITS = 11  # 58**11 > 2**64
 
-_MN_BASE = len(WORDS)  # 1626, the cube root of 2**32 rounded up
-_WORD_VALUE = {w: i for i, w in enumerate(WORDS)}
+_MN_BASE = 1626  # len(ids_words.WORDS): the cube root of 2**32 rounded up
+
+
+# The word list and the regular expressions below are loaded on first use: most
+# commands only print f58 ids, and a short command feels every millisecond.
+def _word_value() -> dict[str, int]:
+    global _WORD_VALUE
+    if _WORD_VALUE is None:
+        from .ids_words import WORDS
+
+        _WORD_VALUE = {w: i for i, w in enumerate(WORDS)}
+    return _WORD_VALUE
+
+
+_WORD_VALUE: dict[str, int] | None = None
 
 FORMS = ("dec", "hex", "dothex", "kvs", "words", "f58")
 
@@ -165,7 +176,8 @@ def _words(jobid: int) -> str:
     # mnemonicode: the 8 bytes little-endian in two 4-byte groups (low 32 bits first),
     # each group read as a little-endian number x and written as three base-1626 digits,
     # least significant first.
-    w = WORDS
+    from .ids_words import WORDS as w
+
     b = _MN_BASE
     lo = jobid & 0xFFFFFFFF
     hi = jobid >> 32
@@ -199,19 +211,20 @@ def encode(jobid: int, form: str = "f58") -> str:
 
 _HEX4 = "([0-9a-fA-F]{4})"
 _WORD = "([a-zA-Z]+)"
-_DOTHEX_RE = re.compile(rf"(?:job\.)?{_HEX4}\.{_HEX4}\.{_HEX4}\.{_HEX4}")
-_WORDS_RE = re.compile(f"{_WORD}-{_WORD}-{_WORD}--{_WORD}-{_WORD}-{_WORD}")
-_HEX_RE = re.compile(r"0x[0-9a-fA-F]+")
-_DEC_RE = re.compile(r"[0-9]+")
+_DOTHEX_RE = rf"(?:job\.)?{_HEX4}\.{_HEX4}\.{_HEX4}\.{_HEX4}"  # compiled by re on first use
+_WORDS_RE = f"{_WORD}-{_WORD}-{_WORD}--{_WORD}-{_WORD}-{_WORD}"
+_HEX_RE = r"0x[0-9a-fA-F]+"
+_DEC_RE = r"[0-9]+"
 _MAX_TEXT = 100  # longer than any form, even with leading zeros; bounds work on junk
 
 
 def _parse_words(s: str) -> int | None:
-    m = _WORDS_RE.fullmatch(s)
+    m = re.fullmatch(_WORDS_RE, s)
     if m is None:
         return None
     try:
-        d = [_WORD_VALUE[word.lower()] for word in m.groups()]
+        value = _word_value()
+        d = [value[word.lower()] for word in m.groups()]
     except KeyError:
         return None
     b = _MN_BASE
@@ -238,15 +251,15 @@ def _parse_f58(digits: str) -> int | None:
 def _parse(s: str) -> int | None:
     # Dispatch as RFC 19 prescribes: the forms are told apart by their characters.
     if "." in s:
-        m = _DOTHEX_RE.fullmatch(s)
+        m = re.fullmatch(_DOTHEX_RE, s)
         return int("".join(m.groups()), 16) if m else None
     if "-" in s:
         return _parse_words(s)
     if s[:1] in (F58_PREFIX, "f"):
         return _parse_f58(s[1:])
     if s.startswith("0x"):
-        return int(s, 16) if _HEX_RE.fullmatch(s) else None
-    return int(s) if _DEC_RE.fullmatch(s) else None
+        return int(s, 16) if re.fullmatch(_HEX_RE, s) else None
+    return int(s) if re.fullmatch(_DEC_RE, s) else None
 
 
 def parse(text: str) -> int:

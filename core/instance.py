@@ -539,18 +539,19 @@ def _spawn_initial(argv: list[str], env: dict[str, str]) -> int:
 
 
 class _Program:
-    """What the instance lives for: its initial program, or (``--exit-with``) another
-    process on this host; ``strato shutdown`` ends either. ``done`` gets a wait status."""
+    """What the instance lives for: its initial program, (``--exit-with``) another
+    process on this host, or (no command: ``--no-program``) nothing but ``strato
+    shutdown`` or a signal, which end any of them. ``done`` gets a wait status."""
 
     def __init__(self, inst: Instance, command: list[str], exit_with: int | None) -> None:
         loop = asyncio.get_running_loop()
         self.done: asyncio.Future = loop.create_future()
         self.pid = 0
-        if exit_with is None:
+        if command:
             env = initial_environment(dict(os.environ), inst.uri)
             self.pid = _spawn_initial(command, env)
             inst.reaper.watch(self.pid, self._finish)
-        else:
+        elif exit_with is not None:
             try:
                 fd = os.pidfd_open(exit_with)
             except OSError as exc:
@@ -653,12 +654,14 @@ def _dump_path(template: str, inst: Instance) -> str:
 def run_instance(config: dict, command: list[str], statedir: str | None = None,
                  rundir: str | None = None, exit_with: int | None = None,
                  dump: str | None = None, test_size: int | None = None,
-                 test_hosts: list[str] | None = None) -> int:
+                 test_hosts: list[str] | None = None, no_program: bool = False) -> int:
     """Run an instance in this process until `command` exits (or process `exit_with`,
-    or a shutdown request); returns the exit code. With `dump`, the KVS is archived
-    there at the end. An instance started as a job that cannot start tells its
-    parent why, as an exception on the job, before it fails."""
-    if not command and exit_with is None:
+    or a shutdown request); returns the exit code. Without a command, the user's
+    shell is run, unless `no_program` (then only a shutdown or a signal ends it).
+    With `dump`, the KVS is archived there at the end. An instance started as a
+    job that cannot start tells its parent why, as an exception on the job, before
+    it fails."""
+    if not command and exit_with is None and not no_program:
         command = [os.environ.get("SHELL", "/bin/sh")]
     owned = rundir is None
     if owned:

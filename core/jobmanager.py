@@ -52,7 +52,7 @@ class Job:
                  "kvsdir", "t_submit", "t_run", "t_cleanup", "t_inactive", "R", "name",
                  "summary", "result", "status", "exception",
                  "alloc_pending", "deps_left", "state_watchers", "cc",
-                 "annotations", "free_pending", "queued", "memo")
+                 "annotations", "free_pending", "queued", "memo", "list_record")
 
     def __init__(self, jobid: int, userid: int, urgency: int, jobspec: dict, flags: int,
                  summary: dict, kvsdir: str | None = None, name: str | None = None) -> None:
@@ -83,6 +83,7 @@ class Job:
         self.cc: int | None = None  # this copy's index under --cc
         self.annotations: dict | None = None  # set by the scheduler (RFC 27)
         self.memo: dict | None = None  # from memo events, e.g. a child instance's uri
+        self.list_record: dict | None = None  # job-list's record, kept once inactive
 
     @property
     def state_name(self) -> str:

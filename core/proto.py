@@ -1,7 +1,7 @@
 """Wire format of messages between clients and brokers.
 
-Every message is one msgpack-encoded array (msgspec), the shortest encoding that
-still names its kind:
+Every message is one msgpack-encoded array, the shortest encoding that still names
+its kind:
 
 - request:  ``[REQ, topic, tag, body, flags, nodeid]``  (flags: FLAG_STREAM,
   FLAG_NORESPONSE; ``nodeid`` is a broker rank, NODEID_ANY or NODEID_UPSTREAM,
@@ -26,7 +26,7 @@ larger than `MIN_MESSAGE_SIZE_LIMIT` against the limit (the broker attribute
 
 from __future__ import annotations
 
-import msgspec
+from strato.core import msgpack_lite
 
 REQ = 0
 RESP = 1
@@ -39,19 +39,59 @@ MAX_FRAME = 1 << 30  # on a stream socket, a longer length is garbage, not a mes
 DEFAULT_MESSAGE_SIZE_LIMIT = 64 << 20
 MIN_MESSAGE_SIZE_LIMIT = 1 << 20  # smaller requests never need a look at the limit
 
-_encoder = msgspec.msgpack.Encoder()
-_decoder = msgspec.msgpack.Decoder()
+SMALL_MESSAGE = 16 << 10  # `decode_small` leaves longer messages to msgspec
 
-encode = _encoder.encode
-decode = _decoder.decode
+
+# msgspec is imported on the first encode or decode, not with this module: a short
+# command exchanging a few small messages uses `encode_small`/`decode_small` and never
+# pays for it. The first call replaces both names by msgspec's own (bound) methods, so
+# the broker's hot paths call msgspec directly from then on.
+def encode(obj: object) -> bytes:
+    """`obj` in msgpack (msgspec)."""
+    _load_msgspec()
+    return encode(obj)
+
+
+def decode(data: bytes) -> object:
+    """The value of a msgpack message (msgspec)."""
+    _load_msgspec()
+    return decode(data)
+
+
+def _load_msgspec() -> None:
+    global encode, decode
+    import msgspec
+
+    encode = msgspec.msgpack.Encoder().encode
+    decode = msgspec.msgpack.Decoder().decode
+
+
+def encode_small(obj: object) -> bytes:
+    """`encode`, without loading msgspec for a small value of plain types."""
+    try:
+        return msgpack_lite.pack(obj)
+    except msgpack_lite.Unsupported:
+        return encode(obj)
+
+
+def decode_small(data: bytes) -> object:
+    """`decode`, without loading msgspec for a message of at most `SMALL_MESSAGE` bytes.
+    A message the small codec cannot read goes to msgspec, whose error is the one
+    raised if it is not valid msgpack."""
+    if len(data) <= SMALL_MESSAGE:
+        try:
+            return msgpack_lite.unpack(data)
+        except (ValueError, TypeError, RecursionError):
+            pass
+    return decode(data)
 
 
 def request(topic: str, tag: int, body: object, flags: int = 0,
-            nodeid: int = NODEID_ANY) -> bytes:
-    """Encode a request message."""
-    if nodeid == NODEID_ANY:
-        return encode((REQ, topic, tag, body, flags))
-    return encode((REQ, topic, tag, body, flags, nodeid))
+            nodeid: int = NODEID_ANY, small: bool = False) -> bytes:
+    """Encode a request message (with `small`, by `encode_small`)."""
+    msg = (REQ, topic, tag, body, flags) if nodeid == NODEID_ANY else (
+        REQ, topic, tag, body, flags, nodeid)
+    return encode_small(msg) if small else encode(msg)
 
 
 def is_int(value: object) -> bool:

@@ -31,14 +31,16 @@ loose:
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from collections.abc import Mapping
-from typing import IO, Any
 
 from .fsd import parse_fsd
 from .size import output_limit
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING: the typing module costs `strato run` ~3 ms
+if TYPE_CHECKING:
+    from typing import IO, Any
 
 __all__ = ["JobspecError", "JobspecV1", "summarize", "validate_v1"]
 
@@ -586,6 +588,8 @@ class JobspecV1:
     @classmethod
     def from_json(cls, text: str | bytes) -> JobspecV1:
         """Decode a JSON jobspec and validate it (JobspecError if it is not valid)."""
+        import json  # here, not at the top: `strato run` never needs it
+
         try:
             data = json.loads(text)
         except (ValueError, TypeError) as exc:
@@ -685,6 +689,8 @@ class JobspecV1:
 
     def dumps(self, **kwargs: Any) -> str:
         """The jobspec as compact JSON (keyword arguments go to :func:`json.dumps`)."""
+        import json
+
         kwargs.setdefault("separators", (",", ":"))
         kwargs.setdefault("ensure_ascii", False)
         return json.dumps(self.jobspec, **kwargs)

@@ -1,5 +1,5 @@
 """``python -m strato``: the strato command, for where ``strato`` is not on PATH."""
 
-from strato.cli.main import main
+from strato.cli.script import run
 
-main()
+run()

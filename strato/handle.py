@@ -10,10 +10,13 @@ answers). ``STRATO_URI`` selects the instance when no URI is given.
 
 from __future__ import annotations
 
+# The C socket type, not socket.py's wrapper of it: that module costs a short command
+# about 3 ms to import (enum conversions, selectors) and adds nothing a Unix stream
+# socket needs here.
+import _socket
 import errno
 import os
 import select
-import socket
 import time
 from collections import deque
 from collections.abc import Iterator
@@ -38,14 +41,14 @@ def uri_path(uri: str) -> str:
     return uri[len("local://"):]
 
 
-def connect(uri: str | None) -> tuple[str, socket.socket]:
+def connect(uri: str | None) -> tuple[str, _socket.socket]:
     """``(uri, socket)``: a blocking stream socket connected to a live instance.
 
     Shared by both handle flavours; NoInstanceError, naming the reason, if no
     broker listens at the URI."""
     uri = resolve_uri(uri)
     path = uri_path(uri)
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
     try:
         s.connect(path)
     except OSError as exc:
@@ -129,7 +132,8 @@ class Handle:
         `nodeid` addresses a broker rank (or ``proto.NODEID_UPSTREAM``); the
         default is the nearest broker that has the service."""
         tag = self._tag + 1
-        data = proto.request(topic, tag, body, proto.FLAG_STREAM if stream else 0, nodeid)
+        data = proto.request(topic, tag, body, proto.FLAG_STREAM if stream else 0, nodeid,
+                             small=True)
         if len(data) > proto.MIN_MESSAGE_SIZE_LIMIT:  # the broker would close the connection
             limit = self._message_size_limit()
             if len(data) > limit:
@@ -177,7 +181,7 @@ class Handle:
             raise gone(self.uri)
         self._rbuf += data
         for payload in split_frames(self._rbuf):
-            _, tag, body, err, more = proto.decode(payload)
+            _, tag, body, err, more = proto.decode_small(payload)
             box = self._inbox.get(tag)
             if box is not None:
                 box.append((body, err, more))
@@ -217,6 +221,6 @@ class Handle:
         """
         if self._inbox.pop(tag, None) is not None and self._sock.fileno() >= 0:
             try:
-                self._write(proto.request("broker.cancel", 0, tag))
+                self._write(proto.request("broker.cancel", 0, tag, small=True))
             except NoInstanceError:
                 pass  # the connection is gone, and every stream on it with it

@@ -13,32 +13,30 @@ instance raises `NoInstanceError`.
 
 from __future__ import annotations
 
-import json
 import time
+from collections import namedtuple
 from collections.abc import AsyncIterator, Iterable, Iterator
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from strato.core import ids
 from strato.core.errors import StratoError
 from strato.core.states import ACTIVE, PENDING, RUNNING, STATES  # noqa: F401 (public names)
 from strato.handle import Handle, _raise
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (see below)
 if TYPE_CHECKING:
     from strato.async_handle import AsyncHandle
 
 JobId = int | str
 
 
-@dataclass
-class JobResult:
-    """How a job ended."""
+# The result types are named tuples, not dataclasses: importing dataclasses (which
+# imports inspect) would cost ``strato run`` about 10 ms, a quarter of its own time.
+class JobResult(namedtuple("JobResult", "id result status success exception",
+                           defaults=(None,))):
+    """How a job ended: `id`, `result` (COMPLETED, FAILED, ...), wait `status`,
+    `success` and the ending `exception` (a dict, or None)."""
 
-    id: int
-    result: str
-    status: int | None
-    success: bool
-    exception: dict | None = None
+    __slots__ = ()
 
     @property
     def returncode(self) -> int:
@@ -54,6 +52,8 @@ def _jobspec_dict(jobspec) -> dict:
     if hasattr(jobspec, "jobspec"):
         return jobspec.jobspec
     if isinstance(jobspec, (str, bytes)):
+        import json  # not at the top: a short command pays for each import
+
         return json.loads(jobspec)
     return jobspec
 
@@ -277,30 +277,22 @@ def list_request(states: int = ACTIVE, results: list[str] | None = None,
     return body
 
 
-@dataclass
-class JobStats:
+_STATS_FIELDS = ("new", "depend", "priority", "sched", "run", "cleanup", "inactive", "total",
+                 "successful", "failed", "canceled", "timeout", "inactive_purged")
+
+
+class JobStats(namedtuple("JobStats", _STATS_FIELDS, defaults=(0,) * len(_STATS_FIELDS))):
     """How many jobs an instance has in each state, and how the ended ones ended.
 
     As Flux's ``flux.job.stats.JobStats``: `failed` counts every unsuccessful
     job (nonzero exit, canceled, timed out), so ``str()`` gives Flux's summary
     ``PD:1 R:2 CD:3 F:0`` where pending, running, completed and failed add up to
-    `total`; `canceled` and `timeout` are also kept apart.
+    `total`; `canceled` and `timeout` are also kept apart;
+    ``inactive_purged`` counts the inactive jobs purged since the broker started
+    (``strato job purge``, limits).
     """
 
-    new: int = 0
-    depend: int = 0
-    priority: int = 0
-    sched: int = 0
-    run: int = 0
-    cleanup: int = 0
-    inactive: int = 0
-    total: int = 0
-    successful: int = 0
-    failed: int = 0
-    canceled: int = 0
-    timeout: int = 0
-    #: inactive jobs purged since the broker started (``strato job purge``, limits)
-    inactive_purged: int = 0
+    __slots__ = ()
 
     @classmethod
     def from_answer(cls, body: dict) -> JobStats:
@@ -328,7 +320,7 @@ class JobStats:
 
     def as_dict(self) -> dict[str, int]:
         """Every count, the derived ones (pending, running, active) included."""
-        out = {k: getattr(self, k) for k in self.__dataclass_fields__}
+        out = self._asdict()
         out.update(pending=self.pending, running=self.running, active=self.active)
         return out
 
@@ -344,13 +336,11 @@ def stats(h: Handle, queue: str | None = None) -> JobStats:
                                       {} if queue is None else {"queue": queue}))
 
 
-@dataclass
-class PurgeResult:
+class PurgeResult(namedtuple("PurgeResult", "count inactive")):
     """What `purge` did: `count` jobs purged (or, without ``force``, that would
     be) and `inactive` jobs left in the instance."""
 
-    count: int
-    inactive: int
+    __slots__ = ()
 
 
 def purge(h: Handle, jobids: Iterable[JobId] = (), age_limit: float | str | None = None,

@@ -5,7 +5,9 @@ bench_*.py scripts start it.
 Modes:
   throughput --count N [--cmd ARGV...]   submit_many + wait_all, timed with perf_counter
   cli-throughput --count N               `strato submit --cc=1-N --quiet --wait CMD`, wall time
-  run-latency --reps R                   wall time of `strato run true` subprocesses
+  run-latency --reps R [--jobs N]        wall and CPU time of `strato run true`, then of
+                                         `strato jobs -a` over N inactive jobs, each
+                                         interleaved with `python -c pass`
   memory --count N                       broker VmRSS/VmHWM before and after N jobs
   held --count N --chunk C --reps R      N held jobs, then `strato jobs -a > /dev/null`
 """
@@ -84,19 +86,49 @@ def do_cli_throughput(args) -> dict:
             "jobs_per_s": args.count / wall, "stderr": p.stderr[-500:]}
 
 
-def do_run_latency(args) -> dict:
-    times = []
+def timed_child(argv: list[str]) -> tuple[float, float, int]:
+    """``(wall, cpu, returncode)`` of one subprocess; cpu is its user+system time
+    (from wait4), which other work on a shared machine disturbs far less than wall."""
+    t0 = time.perf_counter()
+    with open(os.devnull, "w") as dn:
+        proc = subprocess.Popen(argv, stdout=dn)
+        _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - t0
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return wall, usage.ru_utime + usage.ru_stime, proc.returncode
+
+
+def _latency(argv: list[str], reps: int, warmup: int) -> dict:
+    """`argv` and ``python -c pass`` alternately, `reps` times each after `warmup`."""
+    rows: dict[str, list] = {"cmd": [], "pass": []}
     rcs = set()
-    for i in range(args.warmup + args.reps):
-        t0 = time.perf_counter()
-        p = subprocess.run([STRATO, "run", "true"], stdout=subprocess.DEVNULL)
-        dt = time.perf_counter() - t0
-        rcs.add(p.returncode)
-        if i >= args.warmup:
-            times.append(dt)
-    return {"reps": args.reps, "warmup": args.warmup, "times_s": times,
-            "median_s": median(times), "p90_s": percentile(times, 90),
-            "min_s": min(times), "max_s": max(times), "returncodes": sorted(rcs)}
+    for i in range(warmup + reps):
+        cmd = timed_child(argv)
+        bare = timed_child([sys.executable, "-c", "pass"])
+        rcs.add(cmd[2])
+        if i >= warmup:
+            rows["cmd"].append(cmd)
+            rows["pass"].append(bare)
+    wall = [r[0] for r in rows["cmd"]]
+    cpu = [r[1] for r in rows["cmd"]]
+    return {"reps": reps, "warmup": warmup, "times_s": wall, "cpu_s": cpu,
+            "median_s": median(wall), "p90_s": percentile(wall, 90), "min_s": min(wall),
+            "max_s": max(wall), "cpu_median_s": median(cpu), "returncodes": sorted(rcs),
+            "python_c_pass_median_s": median([r[0] for r in rows["pass"]]),
+            "python_c_pass_cpu_median_s": median([r[1] for r in rows["pass"]])}
+
+
+def do_run_latency(args) -> dict:
+    res = _latency([STRATO, "run", "true"], args.reps, args.warmup)
+    if args.jobs:
+        h = strato.Handle()
+        have = len(job.list_jobs(h, states=job.STATES["INACTIVE"], userid=None))
+        if args.jobs > have:
+            job.wait_all(h, job.submit_many(h, jobspec(["true"]), args.jobs - have))
+        inactive = len(job.list_jobs(h, states=job.STATES["INACTIVE"], userid=None))
+        res["jobs"] = _latency([STRATO, "jobs", "-a"], args.reps, args.warmup)
+        res["jobs"]["inactive_jobs"] = inactive
+    return res
 
 
 def do_memory(args) -> dict:
@@ -173,6 +205,7 @@ def main() -> None:
     p = sub.add_parser("run-latency")
     p.add_argument("--reps", type=int, default=30)
     p.add_argument("--warmup", type=int, default=1)
+    p.add_argument("--jobs", type=int, default=0)
     p = sub.add_parser("memory")
     p.add_argument("--count", type=int, default=4000)
     p.add_argument("cmd", nargs="*")

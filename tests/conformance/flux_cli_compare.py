@@ -30,8 +30,11 @@ directory (`RUN_DIR`). What the comparison normalises, and why:
   Flux's broker-only shell options (``per-resource``, ``mpi``, ``exit-timeout``)
   are dropped, and the default output file ``flux-{{id}}.out`` reads as
   ``strato-{{id}}.out``; a ``--`` Flux's alloc keeps before the command is
-  dropped, and strato's default name for an alloc job (its command's name,
-  where Flux sets none) is dropped.
+  dropped, and strato's default name for an alloc job (its command's name, or
+  ``alloc`` without one, where Flux sets none) is dropped. ``alloc --bg``: Flux's
+  ``pty.capture`` shell option is dropped (strato runs no job on a pty; the output
+  is kept as always), and so is the broker option that starts no initial program (Flux's
+  ``-Sbroker.rc2_none=1``, strato's ``--no-program``).
 
 The generator leaves out what strato refuses on purpose (docs/guide/jobs.md,
 "Differences from Flux"): counts of 0, ranges in shapes, ``run --input=IDSET``.
@@ -179,6 +182,8 @@ def generate(count: int, seed: int = 12, kinds: tuple[str, ...] = ("submit", "ru
             args = ["--input=in.txt" if a.startswith("--input=") else a for a in args]
         if kind == "batch":
             args += ["--wrap", rng.choice(["hostname", "echo hi"])]
+        elif kind == "alloc" and rng.random() < 0.25:  # started in the background
+            args += ["--bg", *rng.choice([[], ["hostname"], ["sh", "-c", "echo $TV_A"]])]
         else:
             args += rng.choice([["hostname"], ["sh", "-c", "echo $TV_A"], ["--", "true"],
                                 ["myapp", "--in", "x.dat"]])
@@ -281,11 +286,13 @@ def normalise(result: dict, kind: str, injected: list[str], side: str,
             cut += cmd[cut:cut + 1] == ["--"]
         task["command"] = cmd[cut:]
         job = system.get("job", {})
-        if kind == "alloc" and side == "strato" and job.get("name") == os.path.basename(
-                task["command"][0] if task["command"] else ""):
-            system.pop("job")  # strato names an alloc job after its command
+        if kind == "alloc" and side == "strato" and job.get("name") == (os.path.basename(
+                task["command"][0]) if task["command"] else "alloc"):
+            system.pop("job")  # strato names an alloc job after its command, or "alloc"
         for key in _BROKER_OPTIONS:
             options.pop(key, None)
+        if kind == "alloc" and "--bg" in args:
+            options.pop("pty", None)  # Flux captures a --bg instance's output on a pty
         out = options.get("output", {}).get("stdout", {})
         if out.get("path") in ("flux-{{id}}.out", "strato-{{id}}.out"):
             out["path"] = "{{default}}.out"

@@ -155,6 +155,20 @@ def test_a_command_talks_to_its_instance_without_zmq_or_asyncio(instance):
     assert res.stdout.strip().splitlines()[-1] == "0 []", res.stderr
 
 
+def test_plain_run_loads_neither_click_nor_the_heavy_modules(instance):
+    """The console script runs `strato run CMD` (no options) without click, msgspec,
+    dataclasses (inspect), typing or json: each would cost it 2-20 ms."""
+    code = ("import atexit, sys\n"
+            "atexit.register(lambda: print([m for m in ('click', 'msgspec', 'zmq', 'asyncio',"
+            " 'dataclasses', 'inspect', 'typing', 'json') if m in sys.modules]))\n"
+            "sys.argv = ['strato', 'run', 'sh', '-c', 'echo out']\n"
+            "from strato.cli.script import run\nrun()\n")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env={**os.environ, "STRATO_URI": instance.uri})
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.splitlines() == ["out", "[]"], res.stdout
+
+
 def test_start_rejects_unusable_dirs_and_values(tmp_path):
     long_dir = tmp_path / ("x" * 120)
     for args, message in (

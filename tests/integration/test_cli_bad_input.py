@@ -163,6 +163,11 @@ CASES = [
      "strato-run: Invalid value for -t/--time-limit: invalid duration 'x'"),
     ('jobs notanid', 2, "strato-jobs: Invalid value for JOBID: invalid job id 'notanid'"),
     ('jobs ƒ2Xm', 1, 'strato-jobs: job ƒ2Xm unknown'),
+    ('start --no-program true', 2, 'strato-start: --no-program runs no command and waits for '
+     'no process; give one or the other'),
+    ('top --color=sometimes', 2, "strato-top: Invalid value for '--color': 'sometimes' is "
+     "not one of 'auto', 'never', 'always'."),
+    ('top -q nosuch', 1, "strato-top: queue 'nosuch' does not exist"),
     ('uptime extra', 2, 'strato-uptime: Got unexpected extra argument (extra)'),
     ('uri ƒ2Xm', 1, 'strato-uri: unknown job id ƒ2Xm'),
 ]

@@ -252,3 +252,21 @@ def test_filter_combines_states_and_results(instance):
     res = instance.strato("kvs", "unlink", "no.such.key")
     assert res.returncode == 1 and "no such key" in res.stderr
     instance.strato("kvs", "unlink", "-f", "no.such.key", check=True)
+
+
+def test_an_ended_jobs_listing_is_kept_unchanged_by_info(instance):
+    """job-list makes an inactive job's record once and shares it: asking for the
+    job's full info (which adds its jobspec, R and eventlog) must not change what
+    later listings show."""
+    from strato import job
+    from strato.handle import Handle
+
+    jobid = instance.strato("submit", "--wait", "true", check=True).stdout.strip()
+    with Handle(instance.uri) as h:
+        first = job.list_jobs(h, states=job.STATES["INACTIVE"], userid=None)
+        info = h.rpc("job-list.info", {"id": first[0]["id"]})
+        again = job.list_jobs(h, states=job.STATES["INACTIVE"], userid=None)
+    assert "eventlog" in info and "jobspec" in info
+    assert again == first and "jobspec" not in again[0]
+    assert instance.strato("jobs", "-a", "-n", "-o", "{id.f58} {status}",
+                           check=True).stdout.split() == [jobid, "COMPLETED"]

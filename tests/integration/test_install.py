@@ -25,7 +25,7 @@ def test_console_script_entry_point(tmp_path):
     from importlib.metadata import entry_points
 
     eps = {ep.name: ep.value for ep in entry_points(group="console_scripts")}
-    assert eps["strato"] == "strato.cli.main:main"
+    assert eps["strato"] == "strato.cli.script:run"
     plugins = {ep.name for ep in entry_points(group="strato.plugins")}
     assert {"sched-simple", "exec-local", "exec-sim", "ingest-basic",
             "job-priority-default"} <= plugins

@@ -61,8 +61,10 @@ class Terminal:
         return subprocess.run([TMUX, "-S", str(self.socket), *args], check=True, env=env,
                               capture_output=True, text=True, timeout=30).stdout
 
-    def screen(self) -> str:
-        return self.tmux("capture-pane", "-p", "-t", "top")
+    def screen(self, escapes: bool = False) -> str:
+        """The text on the screen (with `escapes`, its colours and attributes too, as
+        SGR escape sequences)."""
+        return self.tmux("capture-pane", "-p", *(["-e"] if escapes else []), "-t", "top")
 
     def wait_for(self, *patterns: str, timeout: float = 60) -> str:
         """The screen, once every regex in `patterns` matches it."""
@@ -219,6 +221,12 @@ def test_top_target_is_a_job_id_of_a_child(busy, terminal):
     screen = t.wait_for(r"leaf\s*$", r"depth 1")
     # started on the child: it is the first level, so q quits at once
     assert screen.startswith(".")
+    # an instance without queues: h/l change nothing (d, typed after them, shows
+    # they were read)
+    t.keys("l", "h", "Right", "d")
+    screen = t.wait_for(r"^ gpus \[ +\]\s+0/0\s+0 inactive$")
+    assert re.match(r"\.\s+expires", screen) and "queue" not in screen.splitlines()[0]
+    assert [r[4] for r in job_rows(screen)] == ["leaf", "leaf"]
     t.keys("q")
     assert t.exit_status() == 0
 
@@ -247,5 +255,50 @@ def test_top_queue_counts_and_lists_that_queue_only(make_instance, terminal):
     # the counts and rows are queue b's; the resources are the instance's
     assert re.search(r"^cores \[[| ]+\]\s+8/64\s+1 running$", screen, re.M), screen
     assert [r[0] for r in job_rows(screen)] == [b]
+    t.keys("q")
+    assert t.exit_status() == 0
+
+
+def test_top_h_and_l_rotate_through_the_queues(make_instance, terminal):
+    """As Flux's: all the jobs, then each queue alone in config order, and around."""
+    inst = make_instance(config=SIM + "[queues.a]\n[queues.b]\n")
+    ids = {}
+    for q in ("a", "b"):
+        ids[q] = inst.strato("submit", "-q", q, "-N1", f"--job-name=in-{q}", HOUR, "sleep",
+                             check=True).stdout.strip()
+        inst.strato("job", "wait-event", "-q", ids[q], "start", check=True)
+    t = terminal([*STRATO, "top"], inst.env)
+
+    def shows(queue: str | None) -> None:
+        head = r"^\.  queue " + queue if queue else r"^\.\s+expires"
+        want = [ids[queue]] if queue else [ids["b"], ids["a"]]
+        screen = t.wait_for(head, "in-" + (queue or "a") + r"\s*$")
+        running = re.escape(f"{len(want)} running")
+        assert re.search(rf"^cores \[[| ]+\]\s+8/64\s+{running}$", screen, re.M), screen
+        assert [r[0] for r in job_rows(screen)] == want, screen
+
+    shows(None)
+    for key, queue in (("l", "a"), ("l", "b"), ("l", None), ("h", "b"), ("Left", "a"),
+                       ("Right", "b")):
+        t.keys(key)
+        shows(queue)
+    t.keys("q")
+    assert t.exit_status() == 0
+
+
+SGR_COLOR = re.compile(r"\x1b\[[0-9;]*?\b(3[0-7]|9[0-7]|4[0-7]|10[0-7])[;m]")
+
+
+@pytest.mark.parametrize("when", ["always", "never"])
+def test_top_color_when(busy, terminal, when):
+    """--color=always paints a child instance's row blue; never paints nothing."""
+    t = terminal([*STRATO, "top", f"--color={when}"], busy.inst.env)
+    t.wait_for(r"kid\s*$")
+    screen = t.screen(escapes=True)
+    kid_line = next(ln for ln in screen.splitlines() if ln.rstrip().endswith("kid"))
+    if when == "always":
+        assert SGR_COLOR.search(kid_line), repr(kid_line)
+    else:
+        assert not SGR_COLOR.search(screen), repr(screen)
     t.keys("q")
     assert t.exit_status() == 0
