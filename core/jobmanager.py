@@ -130,7 +130,7 @@ class SealedJob(Job):
         job.result = result_of(job)
         job.alloc_pending = job.free_pending = job.queued = False
         job.deps_left = 0
-        job.state_watchers = job.annotations = None
+        job.state_watchers = job.annotations = job.list_record = None
         return job
 
     def placement(self) -> list | None:
