@@ -4,7 +4,7 @@
 every part in this process, runs the initial program with ``STRATO_URI`` set, and
 returns the program's exit code once the program exits and the instance has
 shut down. In a multi-broker instance (`strato.core.bootstrap`) this is rank 0;
-the other ranks run `strato.core.peer`, and ``--test-size`` has rank 0 start them.
+the other ranks run `strato.core.peer`, and ``--test-size`` has rank 0 fork them.
 """
 
 from __future__ import annotations
@@ -40,7 +40,13 @@ from strato.core.hostlink import ensure_secret
 from strato.core.jobmanager import JobManager
 from strato.core.kvs import KVS, dump_kvs
 from strato.core.overlay import Overlay
-from strato.core.peer import TestLauncher, broker_attrs, run_peer
+from strato.core.peer import (
+    TestLauncher,
+    broker_attrs,
+    end_brokers,
+    fork_test_brokers,
+    run_peer,
+)
 from strato.core.plugins import (
     builtin_plugins,
     call_hook,
@@ -566,7 +572,7 @@ class _Program:
 
 
 async def _serve(inst: Instance, command: list[str], exit_with: int | None = None,
-                 dump: str | None = None) -> int:
+                 dump: str | None = None, forked: dict[int, int] | None = None) -> int:
     launcher = None
     try:
         inst.setup()
@@ -582,8 +588,7 @@ async def _serve(inst: Instance, command: list[str], exit_with: int | None = Non
         if inst.overlay is not None:
             inst.overlay.start()
             if inst.bootstrap.mode == "test":
-                launcher = TestLauncher(inst, inst.overlay)
-                launcher.start()
+                launcher = TestLauncher(inst, inst.overlay, forked or {})
                 await launcher.wait_joined()
         if inst.parent is not None:
             post_uri(inst.parent, inst.uri)
@@ -645,14 +650,17 @@ def run_instance(config: dict, command: list[str], statedir: str | None = None,
         except OSError as exc:
             raise ConfigError(f"cannot use rundir {rdir}: {exc.strerror}") from None
     parent = None
+    forked: dict[int, int] = {}
     try:
         parent = parent_from_environment(os.environ)
         boot = choose_bootstrap(config, parent, test_size, rdir, test_hosts)
         if boot.rank != 0:  # a [bootstrap] config names this host, not as rank 0
             return run_peer(boot, rdir, config)
+        if boot.mode == "test" and boot.size > 1:
+            forked = fork_test_brokers(boot, rdir, config)
         inst = Instance(config, rdir, Path(statedir).resolve() if statedir else None, parent,
                         boot)
-        code = asyncio.run(_serve(inst, command, exit_with, dump))
+        code = asyncio.run(_serve(inst, command, exit_with, dump, forked))
     except StratoError as exc:
         if parent is not None:
             # The parent answers with SIGTERM; the exit code must stay this error's.
@@ -660,6 +668,7 @@ def run_instance(config: dict, command: list[str], statedir: str | None = None,
             report_failure(parent, str(exc))
         raise
     finally:
+        end_brokers(forked)  # those left if startup failed
         if owned:
             shutil.rmtree(rdir, ignore_errors=True)
         else:

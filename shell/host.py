@@ -443,7 +443,11 @@ async def _main(fd: int, rank: int, statedir: str | None) -> None:
     hello = loop.create_task(host.hello())
     await asyncio.wait([hello, host.stopped], return_when=asyncio.FIRST_COMPLETED)
     if hello.done() and hello.exception() is not None:
-        log.error("hello to the broker failed: %s", hello.exception())
+        exc = hello.exception()
+        # a broker that ends before its host said hello (its initial program was
+        # that short) is no error: there is nothing left to serve
+        if getattr(exc, "errnum", None) != "EHOSTUNREACH":
+            log.error("hello to the broker failed: %s", exc)
         host.stop()
     await host.stopped
     hello.cancel()
