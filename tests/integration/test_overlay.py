@@ -225,6 +225,66 @@ hosts = [{{host = "fake0", connect = "{endpoint}"}}, {{host = "fake1"}}]
            "this instance's certificate" in err
 
 
+def test_impostors_are_refused_and_logged(tmp_path):
+    """Brokers holding the instance's own certificate but not fit to join are refused
+    by their parent, which logs why, and each ends with that reason in one line: a
+    second broker for rank 1 (online already), a broker of another instance's config
+    (another size), and a rank that is not the parent's child. The instance goes on."""
+    run = Path(tempfile.mkdtemp(prefix="st-"))
+    hold = "import sys; print('up', flush=True); sys.stdin.read()"
+    proc = subprocess.Popen([*STRATO, "start", "--rundir", str(run), "--test-size=2",
+                             "--test-hosts=fake[0-1]", sys.executable, "-c", hold],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=_env())
+    try:
+        assert proc.stdout.readline() == "up\n"
+        with strato.Handle(f"local://{run}/local") as h:
+            endpoint = h.rpc("attr.get", {"name": "tbon.endpoint"})["value"]
+            pid1 = h.rpc("attr.get", {"name": "broker.pid"}, nodeid=1)["value"]
+        cases = [  # (hosts of the impostor's config, its hostname, why it is refused);
+            # every host's connect is rank 0's endpoint, so rank 3 takes it for rank 1's
+            ("fake[0-1]", "fake1", 0, "rank 1 is already online"),
+            ("fake[0-2]", "fake1", 0, "started with another instance's config (3 brokers "
+             "on fake[0-2], fanout 2; this instance: 2 brokers on fake[0-1], fanout 2)"),
+            ("fake[0-3]", "fake3", 1, "not a child of rank 0"),
+        ]
+        for hosts, me, parent, why in cases:
+            config = tmp_path / f"{me}-{hosts}.toml"
+            config.write_text(f"""
+[bootstrap]
+curve_cert = "{run / 'curve.cert'}"
+default_connect = "{endpoint}"
+hosts = [{{host = "{hosts}"}}]
+""")
+            rank = me.removeprefix("fake")
+            res = _run_start("--config", str(config), "--rundir",
+                             tempfile.mkdtemp(prefix="st-"), "true",
+                             env=dict(_env(), STRATO_FAKE_HOSTNAME=me))
+            assert res.returncode == 1
+            assert res.stderr.splitlines()[-1].endswith(
+                f"broker rank {rank} was refused by its parent (rank {parent}) at {endpoint}: "
+                f"{why}")
+        # the instance is unharmed: the first rank 1 still serves, and jobs use it
+        with strato.Handle(f"local://{run}/local") as h:
+            assert h.rpc("attr.get", {"name": "broker.pid"}, nodeid=1)["value"] == pid1
+        env = dict(_env(), STRATO_URI=f"local://{run}/local")
+        res = subprocess.run([*STRATO, "overlay", "status"], capture_output=True, text=True,
+                             env=env, timeout=60)
+        assert res.stdout == "0 fake0: full\n└─ 1 fake1: full\n"
+        res = subprocess.run([*STRATO, "run", "-N2", "sh", "-c", "strato getattr rank"],
+                             capture_output=True, text=True, env=env, timeout=60)
+        assert sorted(res.stdout.split()) == ["0", "1"]
+    finally:
+        proc.stdin.close()
+        assert proc.wait(timeout=60) == 0
+        err = proc.stderr.read()
+        proc.stdout.close()
+        proc.stderr.close()
+    for _, me, _, why in cases:
+        rank = me.removeprefix("fake")
+        assert f"overlay: refused a broker calling itself rank {rank}: {why}\n" in err
+
+
 def test_bootstrap_config_two_hosts(tmp_path):
     """Two brokers started separately from one [bootstrap] config (ipc endpoints, so no
     port is needed), each finding its rank by its (fake) hostname."""
@@ -339,6 +399,9 @@ hosts = [{{host = "fake[0-1]"}}]
     (["-S", 'bootstrap.hosts=[{host="n[0-1]"}]', "-S", "bootstrap.curve_cert=GARBLED"],
      {"STRATO_FAKE_HOSTNAME": "n0"},
      "strato-start: GARBLED: not a CURVE certificate (no public-key)"),
+    (["-S", 'bootstrap.hosts=[{host="n[0-1]"}]'], {"STRATO_FAKE_HOSTNAME": "n0"},
+     "strato-start: bootstrap.curve_cert is required for more than one host (strato keygen "
+     "writes one)"),
     (["-S", 'bootstrap.hosts=[{host="n[0-1]"}]'], {"STRATO_FAKE_HOSTNAME": "elsewhere"},
      "strato-start: bootstrap.hosts does not name this host (elsewhere)"),
     (["-S", 'bootstrap.hosts=[{host="n[0-1]"},{host="n1"}]'], {"STRATO_FAKE_HOSTNAME": "n0"},
@@ -417,3 +480,14 @@ def test_address_that_cannot_be_bound(tmp_path):
     assert res.returncode == 1
     assert res.stderr.splitlines() == [
         "strato-start: overlay: cannot listen on tcp://no-such-iface0:8050: No such device"]
+    with socket.socket() as taken:  # a port another program listens on
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        res = _run_start("-S", 'bootstrap.hosts=[{host="n[0-1]"}]', "-S",
+                         f"bootstrap.curve_cert={cert}", "-S", f"bootstrap.default_port={port}",
+                         "-S", "bootstrap.default_bind=tcp://127.0.0.1:%p", "true",
+                         env=dict(_env(), STRATO_FAKE_HOSTNAME="n0"))
+    assert res.returncode == 1
+    assert res.stderr.splitlines() == [
+        f"strato-start: overlay: cannot listen on tcp://127.0.0.1:{port}: Address already in use"]
