@@ -62,6 +62,10 @@ SHUTDOWN = "overlay.shutdown"  # the event with which rank 0 ends every other br
 #: ZeroMQ heartbeats: a peer silent this long (ms) is disconnected, hence lost
 HEARTBEAT_IVL = 1000
 HEARTBEAT_TIMEOUT = 10000
+# plain ints: ZeroMQ's enum constants cost an enum operation on every use, and these
+# are used on every message
+_EVENTS, _POLLIN = int(zmq.EVENTS), int(zmq.POLLIN)
+_NOBLOCK, _SNDMORE = int(zmq.NOBLOCK), int(zmq.NOBLOCK | zmq.SNDMORE)
 
 
 def _ident(rank: int) -> bytes:
@@ -84,8 +88,13 @@ class _Peer:
 
 
 class _ZmqReader:
-    """Reads a ZeroMQ socket from the event loop (its FD is edge-triggered: after
-    any send on it, look again)."""
+    """Reads a ZeroMQ socket from the event loop.
+
+    The socket's FD only says that its state may have changed, and a send can use
+    up that signal: so the FD's callback reads while ``ZMQ_EVENTS`` says a message
+    waits, and each send looks at ``ZMQ_EVENTS`` once (`after_send`). Asking
+    ``ZMQ_EVENTS`` also costs far less than the exception of a read that finds
+    nothing."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, sock: zmq.Socket,
                  handle: Callable[[list[bytes]], None]) -> None:
@@ -94,11 +103,14 @@ class _ZmqReader:
         self.handle = handle
         self.scheduled = False
         self.fd = sock.getsockopt(zmq.FD)
-        loop.add_reader(self.fd, self.request)
-        self.request()  # what came before the reader was added signals no edge
+        loop.add_reader(self.fd, self._drain)
+        self.after_send()  # what came before the reader was added signals no edge
 
-    def request(self) -> None:
-        if not self.scheduled:
+    def after_send(self) -> None:
+        """Read later in this turn if messages wait (a send may have taken the FD's
+        signal for them)."""
+        if not self.scheduled and not self.sock.closed \
+                and self.sock.get(_EVENTS) & _POLLIN:
             self.scheduled = True
             self.loop.call_soon(self._drain)
 
@@ -106,18 +118,20 @@ class _ZmqReader:
         """Handle each queued message as it is read (a REP socket, the ZAP
         handler's, must answer one before it can read the next)."""
         self.scheduled = False
+        sock = self.sock
         for _ in range(1024):
-            if self.sock.closed:
+            if sock.closed or not sock.get(_EVENTS) & _POLLIN:
                 return
             try:
-                frames = self.sock.recv_multipart(flags=zmq.NOBLOCK)
+                frames = sock.recv_multipart(_NOBLOCK)
             except zmq.Again:
                 return
             try:
                 self.handle(frames)
             except Exception:  # one bad message must not stop the overlay
                 log.exception("overlay: failed to handle a message")
-        self.request()
+        self.scheduled = True  # the rest in a later turn: other work goes first
+        self.loop.call_soon(self._drain)
 
     def close(self) -> None:
         self.loop.remove_reader(self.fd)
@@ -361,7 +375,7 @@ class Overlay:
         except zmq.ZMQError:  # it hung up already
             pass
         finally:
-            self._down_reader.request()
+            self._down_reader.after_send()
 
     def _join_problem(self, rank: int, body: object) -> str | None:
         """Why a broker may not join as child `rank` (None: it may)."""
@@ -403,19 +417,20 @@ class Overlay:
         if self._held_up is not None and not first:
             self._held_up.append(payload)
             return
-        self._up.send(payload, flags=zmq.NOBLOCK)
-        self._up_reader.request()  # the socket's FD is edge-triggered
+        self._up.send(payload, _NOBLOCK)
+        self._up_reader.after_send()  # the socket's FD is edge-triggered
 
     def _send_down(self, rank: int, payload: bytes) -> bool:
         if self._down is None or self.state.get(rank) != "online":
             return False
         try:
-            self._down.send_multipart((self._peer_id[rank], payload), flags=zmq.NOBLOCK)
+            self._down.send(self._peer_id[rank], _SNDMORE)
+            self._down.send(payload, _NOBLOCK)
         except zmq.ZMQError:  # gone (ROUTER_MANDATORY): it is lost
             self._set_state(rank, "lost")
             return False
         finally:
-            self._down_reader.request()
+            self._down_reader.after_send()
         return True
 
     def route(self, req, nodeid: int) -> None:
