@@ -17,6 +17,7 @@ exception; the other ranks' tasks are killed.
 from __future__ import annotations
 
 import logging
+import os
 import signal
 
 from strato.core.errors import RPCError
@@ -172,7 +173,10 @@ class RankExec:
     """Exec on a broker of rank > 0: runs its part of spread jobs through its own
     shell host (exec backend ``local``) and sends the events to rank 0."""
 
-    def __init__(self, broker, reaper, config: dict, rundir, uri: str) -> None:
+    def __init__(self, broker, reaper, config: dict, rundir, uri: str,
+                 host: tuple[int, object, int] | None = None) -> None:
+        """`host`: a parked shell host forked for this broker, if any: its pid, the
+        broker's end of its link, and the fd whose first byte wakes it."""
         from strato.plugins.exec_local import LocalExec
 
         self.broker = broker
@@ -188,6 +192,10 @@ class RankExec:
         self.adopt_timeout = 0.0
         self._events: list[dict] = []
         self.local = LocalExec(self, config.get("exec", {}))
+        self._wake: int | None = None
+        if host is not None:
+            pid, sock, self._wake = host
+            self.local.attach_host(pid, sock)
         broker.register("exec.rank-start", self._start)
         broker.register("exec.rank-kill", self._kill)
 
@@ -212,7 +220,18 @@ class RankExec:
             except (KeyError, TypeError) as exc:
                 log.warning("dropped a bad exec.rank-start: %s", exc)
                 continue
+            self._wake_host()
             self.local.start(job)
+
+    def _wake_host(self) -> None:
+        """The first job: a parked shell host starts serving (it says hello)."""
+        if self._wake is not None:
+            try:
+                os.write(self._wake, b"x")
+            except OSError:  # it is gone: exec-local hears of its exit
+                pass
+            os.close(self._wake)
+            self._wake = None
 
     def _kill(self, req) -> None:
         body = req.body if isinstance(req.body, dict) else {}
@@ -222,3 +241,6 @@ class RankExec:
 
     def shutdown(self) -> None:
         self.local.shutdown()
+        if self._wake is not None:
+            os.close(self._wake)
+            self._wake = None

@@ -54,8 +54,10 @@ def broker_attrs(boot: Bootstrap, overlay: Overlay | None, rundir: Path) -> dict
             **overlay_attrs(boot, overlay)}
 
 
-async def serve_peer(boot: Bootstrap, rundir: Path, config: dict) -> int:
-    """Run a broker of rank > 0 until the instance ends; returns its exit code."""
+async def serve_peer(boot: Bootstrap, rundir: Path, config: dict,
+                     host: tuple[int, socket.socket, int] | None = None) -> int:
+    """Run a broker of rank > 0 until the instance ends; returns its exit code.
+    `host`: its parked shell host, if one was forked for it (`fork_shell_host`)."""
     loop = asyncio.get_running_loop()
     stopped: asyncio.Future = loop.create_future()
 
@@ -81,8 +83,8 @@ async def serve_peer(boot: Bootstrap, rundir: Path, config: dict) -> int:
     execution = None
     try:
         broker.listen(f"{rundir}/local")
-        execution = RankExec(broker, reaper, config, rundir, f"local://{rundir}/local")
-        overlay.start()  # its shell host starts with its first job
+        execution = RankExec(broker, reaper, config, rundir, f"local://{rundir}/local", host)
+        overlay.start()  # without a host given, its shell host starts with its first job
     except Exception:
         if execution is not None:
             execution.shutdown()
@@ -105,7 +107,8 @@ async def serve_peer(boot: Bootstrap, rundir: Path, config: dict) -> int:
     return 0
 
 
-def run_peer(boot: Bootstrap, rundir: Path, config: dict) -> int:
+def run_peer(boot: Bootstrap, rundir: Path, config: dict,
+             host: tuple[int, socket.socket, int] | None = None) -> int:
     """Make the rundir and serve a broker of rank > 0 (``strato start`` under a
     ``[bootstrap]`` config on a host that is not rank 0, or a test broker)."""
     try:
@@ -114,7 +117,7 @@ def run_peer(boot: Bootstrap, rundir: Path, config: dict) -> int:
     except OSError as exc:
         raise ConfigError(f"cannot use rundir {rundir}: {exc.strerror}") from None
     try:
-        return asyncio.run(serve_peer(boot, rundir, config))
+        return asyncio.run(serve_peer(boot, rundir, config, host))
     finally:
         try:
             os.unlink(rundir / "local")
@@ -147,6 +150,8 @@ def fork_test_brokers(boot: Bootstrap, rundir: Path, config: dict) -> dict[int, 
             ls.close()
         raise ConfigError(f"cannot listen for the overlay on 127.0.0.1: {exc.strerror}") \
             from None
+    import strato.shell.host  # noqa: F401  (once here, for the shell hosts forked below)
+
     gc.collect()
     gc.freeze()
     pids: dict[int, int] = {}
@@ -175,21 +180,17 @@ def _become_broker(rank: int, boot: Bootstrap, rundir: Path, config: dict,
         own = listeners[rank].detach() if rank in listeners else None
         for ls in listeners.values():
             ls.detach()
-        top = os.sysconf("SC_OPEN_MAX")
-        if own is None:
-            os.closerange(3, top)
-        else:
-            os.closerange(3, own)
-            os.closerange(own + 1, top)
+        _close_fds_but(own)
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, 1)
         os.close(devnull)
+        host = fork_shell_host(rank)
         logging.basicConfig(level=logging.WARNING, force=True,
                             format=f"strato-broker[{rank}]: %(message)s")
         mine = for_test(boot.size, config, boot.cert, boot.cert_path, rank=rank,
                         level=boot.level, parent_endpoint=endpoints[parent_of(rank, boot.fanout)],
                         hosts=boot.hosts, bind=endpoints.get(rank, ""), bind_fd=own)
-        code = run_peer(mine, rundir / str(rank), config)
+        code = run_peer(mine, rundir / str(rank), config, host)
         # what its sockets still hold (the shutdown event on its way to its own
         # children) leaves before _exit, as it would at a normal interpreter exit
         zmq.Context.instance().destroy(linger=EXIT_LINGER_MS)
@@ -200,6 +201,56 @@ def _become_broker(rank: int, boot: Bootstrap, rundir: Path, config: dict,
     finally:
         sys.stderr.flush()
         os._exit(code)
+
+
+def fork_shell_host(rank: int) -> tuple[int, socket.socket, int]:
+    """(in a forked broker, before its event loop starts) Fork its shell host, parked:
+    it waits until the broker writes a byte to the returned fd (its first job) and
+    only then starts serving, as a new interpreter would have been started then. A
+    new interpreter costs 0.1-0.3 s of CPU (at 64 brokers, tens of seconds); this
+    costs a fork, and nothing more for a broker that never runs a job. Returns the
+    host's pid, the broker's end of its link, and the fd that wakes it."""
+    from strato.shell import host
+
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    wake_r, wake_w = os.pipe()
+    pid = os.fork()
+    if pid:
+        theirs.close()
+        os.close(wake_r)
+        return pid, ours, wake_w
+    code = 1
+    try:  # the shell host: a process group of its own, no terminal (see exec-local)
+        os.setpgid(0, 0)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        fd = theirs.detach()
+        ours.detach()
+        _close_fds_but(fd, wake_r)
+        devnull = os.open(os.devnull, os.O_RDWR)
+        os.dup2(devnull, 0)
+        os.dup2(devnull, 1)
+        os.close(devnull)
+        if os.read(wake_r, 1):  # else: its broker ended without a job
+            os.close(wake_r)
+            code = host.main(["shell-host", "--fd", str(fd), "--rank", str(rank)])
+            logging.shutdown()
+        else:
+            code = 0
+    except BaseException:
+        traceback.print_exc()
+    finally:
+        sys.stderr.flush()
+        os._exit(code)
+
+
+def _close_fds_but(*keep: int | None) -> None:
+    """Close every descriptor from 3 up but those in `keep` (in a fork: what the
+    parent held is none of its business)."""
+    low = 3
+    for fd in sorted(k for k in keep if k is not None):
+        os.closerange(low, fd)
+        low = fd + 1
+    os.closerange(low, os.sysconf("SC_OPEN_MAX"))
 
 
 def end_brokers(pids: dict[int, int], timeout: float = EXIT_TIMEOUT) -> None:
