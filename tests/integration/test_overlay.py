@@ -50,10 +50,13 @@ def _wait_for(what, check, timeout: float = 60.0):
 
 @pytest.mark.parametrize("size", [1, 2, 4, 8])
 def test_test_size_starts_and_stops(size):
-    """Every broker joins before the initial program runs, and none outlives it."""
+    """Every broker joins before the initial program runs, and none outlives it, nor
+    any shell host (woken by a job, or still parked: size 4 runs one, the others none)."""
+    marker = f"marker-{os.getpid()}-{time.monotonic_ns()}"
     script = ("R=$(strato getattr rundir); strato getattr size; "
               "for r in $(seq 1 $(($(strato getattr size) - 1))); do "
-              "STRATO_URI=local://$R/$r/local strato getattr broker.pid; done")
+              "STRATO_URI=local://$R/$r/local strato getattr broker.pid; done; "
+              + ("strato run -N4 true; " if size == 4 else "") + f"# {marker}")
     res = subprocess.run([*STRATO, "start", f"--test-size={size}", "sh", "-c", script],
                          capture_output=True, text=True, timeout=120, env=_env())
     assert res.returncode == 0, res.stderr
@@ -65,6 +68,14 @@ def test_test_size_starts_and_stops(size):
         assert not os.path.exists(f"/proc/{pid}") or \
             "Z" in open(f"/proc/{pid}/stat").read().split()[2]
     assert res.stderr == ""
+    left = []  # the forked brokers and shell hosts carry rank 0's command line
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and marker in (entry / "cmdline").read_text():
+                left.append(int(entry.name))
+        except OSError:
+            pass
+    assert left == []
 
 
 def test_attributes_of_each_rank(make_instance):
@@ -444,6 +455,19 @@ def test_job_tasks_run_on_each_rank(make_instance):
     # the job's exit status is the largest of its tasks', whichever rank ran them
     res = inst.strato("run", "-N2", "-n2", "sh", "-c", "exit $((STRATO_TASK_RANK * 3))")
     assert res.returncode == 3
+
+
+def test_64_brokers_run_a_64_node_job():
+    """64 brokers on this one machine (each with its own sockets, tcp port and shell
+    host) start, and a job runs one task on each."""
+    res = subprocess.run([*STRATO, "start", "--test-size=64", "sh", "-c",
+                          "strato getattr rundir; strato run -N64 sh -c 'echo $STRATO_URI'"],
+                         capture_output=True, text=True, timeout=600, env=_env())
+    assert (res.returncode, res.stderr) == (0, "")
+    rundir, *uris = res.stdout.split()
+    # each task has its own broker's URI: local://RUNDIR/local, local://RUNDIR/R/local
+    assert sorted(uris) == sorted([f"local://{rundir}/local"]
+                                  + [f"local://{rundir}/{r}/local" for r in range(1, 64)])
 
 
 def test_lost_broker_ends_its_jobs(make_instance, tmp_path):
