@@ -59,6 +59,7 @@ class RanksExec:
         self.broker = service.broker
         self.local = service.backend("local")
         self.jobs: dict[int, _Spread] = {}
+        self._outbox: dict[int, list[dict]] = {}  # rank -> starts to send it this turn
         service.backends[self.name] = self
         service.spread = self
         self.broker.register("exec.rank-events", self._rank_events)
@@ -73,13 +74,21 @@ class RanksExec:
             body = dict(job.wire(), rank=rank)
             if rank == self.broker.rank:
                 self.local.start(ExecJob(body))
-            else:
-                self.broker.send_to(rank, "exec.rank-start", {"jobs": [body]})
+            else:  # one message per rank and loop turn, however many jobs start
+                if not self._outbox:
+                    self.broker.defer(self._send_starts)
+                self._outbox.setdefault(rank, []).append(body)
+
+    def _send_starts(self) -> None:
+        outbox, self._outbox = self._outbox, {}
+        for rank, jobs in outbox.items():
+            self.broker.send_to(rank, "exec.rank-start", {"jobs": jobs})
 
     def kill(self, jobid: int, signum: int) -> None:
         spread = self.jobs.get(jobid)
         if spread is None:
             return
+        self._send_starts()  # a start still waiting to leave goes before its kill
         for rank in sorted(spread.running):
             if rank == self.broker.rank:
                 self.local.kill(jobid, signum)
