@@ -615,8 +615,6 @@ async def _serve(inst: Instance, command: list[str], exit_with: int | None = Non
             except OSError as exc:
                 log.error("cannot write the dump %s: %s", path, exc.strerror)
     finally:
-        if launcher is not None:
-            launcher.terminate()  # nothing is left if startup failed half way
         inst.shutdown()  # closes the reaper: SIGCHLD
         release_signals(asyncio.get_running_loop(), signal.SIGTERM, signal.SIGHUP,
                         signal.SIGINT)

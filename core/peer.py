@@ -23,7 +23,6 @@ import os
 import signal
 import socket
 import sys
-import time
 import traceback
 from pathlib import Path
 
@@ -253,30 +252,21 @@ def _close_fds_but(*keep: int | None) -> None:
     os.closerange(low, os.sysconf("SC_OPEN_MAX"))
 
 
-def end_brokers(pids: dict[int, int], timeout: float = EXIT_TIMEOUT) -> None:
+def end_brokers(pids: dict[int, int]) -> None:
     """(rank 0, at the end) Make sure no broker it forked is left: those not yet
-    reaped get SIGTERM, then SIGKILL after `timeout`, and are reaped."""
+    reaped (startup failed, or they did not exit when told) are killed and reaped.
+    A broker keeps no state, and its shell host ends when their link closes."""
     for pid in pids.values():
         try:
-            os.kill(pid, signal.SIGTERM)
+            os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
-    deadline = time.monotonic() + timeout
-    left = set(pids.values())
-    while left:
-        for pid in list(left):
-            try:
-                done, _ = os.waitpid(pid, os.WNOHANG)
-            except ChildProcessError:
-                done = pid
-            if done:
-                left.discard(pid)
-        if left and time.monotonic() > deadline:
-            for pid in left:
-                os.kill(pid, signal.SIGKILL)
-            deadline = float("inf")
-        if left:
-            time.sleep(0.01)
+    for pid in pids.values():
+        try:
+            os.waitpid(pid, 0)
+        except ChildProcessError:
+            pass
+    pids.clear()
 
 
 class TestLauncher:
@@ -326,15 +316,6 @@ class TestLauncher:
             missing = sorted(set(range(1, self.boot.size)) - self.joined)
             raise ConfigError(f"broker rank {missing[0]} did not join the instance in "
                               f"{timeout:g}s") from None
-
-    def terminate(self) -> None:
-        """SIGTERM every broker still running (startup failed, or rank 0 is ending
-        without having stopped them)."""
-        for pid in self.pids.values():
-            try:
-                os.kill(pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
 
     async def stop(self, timeout: float = EXIT_TIMEOUT) -> None:
         """Wait for the brokers (told to stop by the overlay.shutdown event) to exit;

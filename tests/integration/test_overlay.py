@@ -68,14 +68,7 @@ def test_test_size_starts_and_stops(size):
         assert not os.path.exists(f"/proc/{pid}") or \
             "Z" in open(f"/proc/{pid}/stat").read().split()[2]
     assert res.stderr == ""
-    left = []  # the forked brokers and shell hosts carry rank 0's command line
-    for entry in Path("/proc").iterdir():
-        try:
-            if entry.name.isdigit() and marker in (entry / "cmdline").read_text():
-                left.append(int(entry.name))
-        except OSError:
-            pass
-    assert left == []
+    assert _processes_with(marker) == []
 
 
 def test_attributes_of_each_rank(make_instance):
@@ -426,6 +419,32 @@ def test_bad_input(tmp_path, args, env, message):
     res = _run_start(*args, "true", env=dict(_env(), **env), timeout=60)
     assert res.returncode != 0
     assert res.stderr.splitlines() == [message]
+
+
+def test_failed_start_leaves_no_broker():
+    """Rank 0 fails after it forked the others (a config its instance refuses): one
+    line, and none of the brokers or shell hosts it forked is left behind."""
+    marker = f"marker-{os.getpid()}-{time.monotonic_ns()}"
+    res = _run_start("--test-size=8", "-S", "sched.plugin=nonexistent", "echo", marker)
+    assert res.returncode == 1
+    assert res.stderr.splitlines() == [
+        "strato-start: sched.plugin: unknown scheduler 'nonexistent' (installed: "
+        "sched-graph, sched-simple)"]
+    # the brokers are reaped by then; a parked shell host ends once its broker is gone
+    _wait_for("every forked process to end", lambda: _processes_with(marker) == [])
+
+
+def _processes_with(marker: str) -> list[int]:
+    """Processes whose command line holds `marker` (forked brokers and shell hosts
+    carry rank 0's)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and marker in (entry / "cmdline").read_text():
+                found.append(int(entry.name))
+        except OSError:
+            pass
+    return found
 
 
 def test_keygen_bad_input(tmp_path):
