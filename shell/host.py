@@ -53,6 +53,7 @@ import time
 
 from strato.core import gcpolicy, hostlink, proto
 from strato.core.connector import Connector
+from strato.core.errors import RPCError
 from strato.core.exec import ExecJob
 from strato.jobspec.fsd import parse_fsd
 from strato.shell.outbox import Outbox
@@ -444,9 +445,11 @@ async def _main(fd: int, rank: int, statedir: str | None) -> None:
     await asyncio.wait([hello, host.stopped], return_when=asyncio.FIRST_COMPLETED)
     if hello.done() and hello.exception() is not None:
         exc = hello.exception()
-        # a broker that ends before its host said hello (its initial program was
-        # that short) is no error: there is nothing left to serve
-        if getattr(exc, "errnum", None) != "EHOSTUNREACH":
+        if isinstance(exc, RPCError) and exc.errnum == "EHOSTUNREACH":
+            # the broker stopped (an instance whose initial program ended at once)
+            # before it answered: nothing was handed to this host, nothing is lost
+            log.info("the broker went away before answering the hello")
+        else:
             log.error("hello to the broker failed: %s", exc)
         host.stop()
     await host.stopped

@@ -31,24 +31,24 @@ def _ok(out: dict) -> None:
 
 
 def test_ten_clients_lose_and_duplicate_nothing(tmp_path):
-    """10 clients (5 Python API, 5 CLI) x 500 simulated jobs of mixed shapes, some
+    """10 clients (5 Python API, 5 CLI) x 250 simulated jobs of mixed shapes, some
     cancelled while pending or running: every id told exists once, nothing else does,
     every eventlog is complete, results and cancels agree, all resources are free."""
-    out = load_check.run_load(tmp_path, nclients=10, njobs=500, timeout=300)
+    out = load_check.run_load(tmp_path, nclients=10, njobs=250, timeout=300)
     _ok(out)
     c = out["report"].counts
-    assert c["instance_jobs"] == c["told jobs"] == 5000
+    assert c["instance_jobs"] == c["told jobs"] == 2500
     assert c["cancels acknowledged"] > 0 and c["result CANCELED"] > 0
-    assert c["wait results checked"] == 2500 and c["job status checked"] == 2500
+    assert c["wait results checked"] == 1250 and c["job status checked"] == 1250
 
 
 def test_ten_clients_across_a_sigkill_and_restart(tmp_path):
-    """The same with 10 x 300 jobs and the broker SIGKILLed once half of them are in,
+    """The same with 10 x 200 jobs and the broker SIGKILLed once half of them are in,
     then started again on its statedir and rundir: clients reconnect and go on; a
     submit whose answer was lost left none or all of its jobs; the jobs that were
     running at the kill end (today with a ``restart`` exception), none is lost; and
     a clean restart afterwards shows exactly the same jobs and eventlogs."""
-    out = load_check.run_load(tmp_path, nclients=10, njobs=300, restart="kill", timeout=300)
+    out = load_check.run_load(tmp_path, nclients=10, njobs=200, restart="kill", timeout=300)
     _ok(out)
     assert out["reconnects"] > 0  # the clients did see the instance go
     c = out["report"].counts
@@ -56,10 +56,10 @@ def test_ten_clients_across_a_sigkill_and_restart(tmp_path):
 
 
 def test_ten_clients_across_a_clean_stop_and_restart(tmp_path):
-    """The same with ``strato shutdown`` instead of the SIGKILL (10 x 200 jobs): a submit
+    """The same with ``strato shutdown`` instead of the SIGKILL (10 x 120 jobs): a submit
     refused because the instance is shutting down leaves no job, what was pending
     runs after the restart, and nothing is lost or duplicated."""
-    out = load_check.run_load(tmp_path, nclients=10, njobs=200, restart="stop", timeout=300)
+    out = load_check.run_load(tmp_path, nclients=10, njobs=120, restart="stop", timeout=300)
     _ok(out)
     c = out["report"].counts
     assert c["instance_jobs"] >= c["told jobs"] > 0

@@ -79,3 +79,26 @@ def test_shell_plugin_hooks_of_the_docs_fire(make_instance, tmp_path):
     assert res.returncode == 1
     assert res.stdout == "2\n2\n"
     assert "task 1 failed" in res.stderr and "task 0 failed" not in res.stderr
+
+
+def test_shell_host_whose_broker_goes_before_the_hello_exits_quietly():
+    """An instance whose initial program ends at once may stop before its shell host's
+    hello is answered: the host then exits 0 without an ERROR line (nothing was
+    handed to it). Here the "broker" reads the hello and closes its end."""
+    import socket
+    import subprocess
+    import sys
+
+    ours, theirs = socket.socketpair()
+    host = subprocess.Popen(
+        [sys.executable, "-m", "strato.shell.host", "shell-host", "--fd", str(theirs.fileno())],
+        pass_fds=[theirs.fileno()], stderr=subprocess.PIPE, text=True)
+    theirs.close()
+    try:
+        assert ours.recv(65536)  # the hello (or its first bytes) arrived
+        ours.close()
+        _, err = host.communicate(timeout=60)
+    finally:
+        if host.poll() is None:
+            host.kill()
+    assert (host.returncode, err) == (0, "")
