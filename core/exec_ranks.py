@@ -18,6 +18,7 @@ shells meet here too (`PmiExchange`).
 from __future__ import annotations
 
 import logging
+import os
 import signal
 
 from strato.core.errors import RPCError
@@ -60,6 +61,7 @@ class RanksExec:
         self.broker = service.broker
         self.local = service.backend("local")
         self.jobs: dict[int, _Spread] = {}
+        self._outbox: dict[int, list[dict]] = {}  # rank -> starts to send it this turn
         service.backends[self.name] = self
         service.spread = self
         self.pmi = PmiExchange(self.broker, service.jobs)
@@ -75,13 +77,21 @@ class RanksExec:
             body = dict(job.wire(), rank=rank)
             if rank == self.broker.rank:
                 self.local.start(ExecJob(body))
-            else:
-                self.broker.send_to(rank, "exec.rank-start", {"jobs": [body]})
+            else:  # one message per rank and loop turn, however many jobs start
+                if not self._outbox:
+                    self.broker.defer(self._send_starts)
+                self._outbox.setdefault(rank, []).append(body)
+
+    def _send_starts(self) -> None:
+        outbox, self._outbox = self._outbox, {}
+        for rank, jobs in outbox.items():
+            self.broker.send_to(rank, "exec.rank-start", {"jobs": jobs})
 
     def kill(self, jobid: int, signum: int) -> None:
         spread = self.jobs.get(jobid)
         if spread is None:
             return
+        self._send_starts()  # a start still waiting to leave goes before its kill
         for rank in sorted(spread.running):
             if rank == self.broker.rank:
                 self.local.kill(jobid, signum)
@@ -178,7 +188,10 @@ class RankExec:
     """Exec on a broker of rank > 0: runs its part of spread jobs through its own
     shell host (exec backend ``local``) and sends the events to rank 0."""
 
-    def __init__(self, broker, reaper, config: dict, rundir, uri: str) -> None:
+    def __init__(self, broker, reaper, config: dict, rundir, uri: str,
+                 host: tuple[int, object, int] | None = None) -> None:
+        """`host`: a parked shell host forked for this broker, if any: its pid, the
+        broker's end of its link, and the fd whose first byte wakes it."""
         from strato.plugins.exec_local import LocalExec
 
         self.broker = broker
@@ -194,6 +207,10 @@ class RankExec:
         self.adopt_timeout = 0.0
         self._events: list[dict] = []
         self.local = LocalExec(self, config.get("exec", {}))
+        self._wake: int | None = None
+        if host is not None:
+            pid, sock, self._wake = host
+            self.local.attach_host(pid, sock)
         broker.register("exec.rank-start", self._start)
         broker.register("exec.rank-kill", self._kill)
 
@@ -218,7 +235,18 @@ class RankExec:
             except (KeyError, TypeError) as exc:
                 log.warning("dropped a bad exec.rank-start: %s", exc)
                 continue
+            self._wake_host()
             self.local.start(job)
+
+    def _wake_host(self) -> None:
+        """The first job: a parked shell host starts serving (it says hello)."""
+        if self._wake is not None:
+            try:
+                os.write(self._wake, b"x")
+            except OSError:  # it is gone: exec-local hears of its exit
+                pass
+            os.close(self._wake)
+            self._wake = None
 
     def _kill(self, req) -> None:
         body = req.body if isinstance(req.body, dict) else {}
@@ -228,3 +256,6 @@ class RankExec:
 
     def shutdown(self) -> None:
         self.local.shutdown()
+        if self._wake is not None:
+            os.close(self._wake)
+            self._wake = None

@@ -4,7 +4,7 @@
 every part in this process, runs the initial program with ``STRATO_URI`` set, and
 returns the program's exit code once the program exits and the instance has
 shut down. In a multi-broker instance (`strato.core.bootstrap`) this is rank 0;
-the other ranks run `strato.core.peer`, and ``--test-size`` has rank 0 start them.
+the other ranks run `strato.core.peer`, and ``--test-size`` has rank 0 fork them.
 """
 
 from __future__ import annotations
@@ -42,7 +42,14 @@ from strato.core.hostlink import ensure_secret
 from strato.core.jobmanager import JobManager
 from strato.core.kvs import KVS, describe_failure, dump_kvs
 from strato.core.overlay import Overlay
-from strato.core.peer import TestLauncher, broker_attrs, run_peer, wait_joined
+from strato.core.peer import (
+    TestLauncher,
+    broker_attrs,
+    end_brokers,
+    fork_test_brokers,
+    run_peer,
+    wait_joined,
+)
 from strato.core.plugins import (
     builtin_plugins,
     call_hook,
@@ -591,7 +598,7 @@ class _Program:
 
 
 async def _serve(inst: Instance, command: list[str], exit_with: int | None = None,
-                 dump: str | None = None) -> int:
+                 dump: str | None = None, forked: dict[int, int] | None = None) -> int:
     launcher = None
     try:
         inst.setup()
@@ -607,8 +614,7 @@ async def _serve(inst: Instance, command: list[str], exit_with: int | None = Non
         if inst.overlay is not None:
             inst.overlay.start()
             if inst.bootstrap.mode == "test":
-                launcher = TestLauncher(inst, inst.overlay)
-                launcher.start()
+                launcher = TestLauncher(inst, inst.overlay, forked or {})
                 await launcher.wait_joined()
             elif inst.bootstrap.mode == "pmi":  # the launcher started them all
                 await wait_joined(inst.overlay, inst.bootstrap.size)
@@ -637,8 +643,6 @@ async def _serve(inst: Instance, command: list[str], exit_with: int | None = Non
             except OSError as exc:
                 log.error("cannot write the dump %s: %s", path, exc.strerror)
     finally:
-        if launcher is not None:
-            launcher.terminate()  # nothing is left if startup failed half way
         inst.shutdown()  # closes the reaper: SIGCHLD
         release_signals(asyncio.get_running_loop(), signal.SIGTERM, signal.SIGHUP,
                         signal.SIGINT)
@@ -674,15 +678,18 @@ def run_instance(config: dict, command: list[str], statedir: str | None = None,
         except OSError as exc:
             raise ConfigError(f"cannot use rundir {rdir}: {exc.strerror}") from None
     parent = None
+    forked: dict[int, int] = {}
     try:
         parent = parent_from_environment(os.environ)
         boot = choose_bootstrap(config, parent, test_size, rdir, test_hosts)
         forget_pmi(os.environ)
         if boot.rank != 0:  # a [bootstrap] config names this host, not as rank 0
             return run_peer(boot, rdir, config)
+        if boot.mode == "test" and boot.size > 1:
+            forked = fork_test_brokers(boot, rdir, config)
         inst = Instance(config, rdir, Path(statedir).resolve() if statedir else None, parent,
                         boot)
-        code = asyncio.run(_serve(inst, command, exit_with, dump))
+        code = asyncio.run(_serve(inst, command, exit_with, dump, forked))
     except StratoError as exc:
         if parent is not None:
             # The parent answers with SIGTERM; the exit code must stay this error's.
@@ -690,6 +697,7 @@ def run_instance(config: dict, command: list[str], statedir: str | None = None,
             report_failure(parent, str(exc))
         raise
     finally:
+        end_brokers(forked)  # those left if startup failed
         if owned:
             shutil.rmtree(rdir, ignore_errors=True)
         else:

@@ -23,6 +23,14 @@ Peers appear to the broker as links named ``tbon:up`` and ``tbon:R``, so the
 broker answers them exactly as it answers local clients. A one-broker instance
 has no overlay, and its broker no extra step on any path.
 
+A broker joins its parent before anything else: its first message,
+``overlay.join``, says which rank it is and which instance it belongs to (size,
+hosts, fanout). The parent accepts one connection per child rank and refuses,
+with a logged line and an error the joining broker ends with, a rank that is not
+its child, a second broker for a rank that is online, and a broker started with
+another instance's config. Each connection has a routing id of its own
+(``RANK:TOKEN``), so the parent tells a second broker from the first.
+
 Each broker also keeps the health of its subtree (Flux's ``flux overlay
 status``): a child is *offline* until it first speaks, *online*, or *lost*
 once its connection drops; a subtree is *full*, *partial* (a broker in it is
@@ -35,6 +43,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import time
 from collections.abc import Callable
 
 import zmq
@@ -42,16 +51,22 @@ from zmq.utils import monitor, z85
 
 from strato.core import proto
 from strato.core.bootstrap import Bootstrap, children_of, subtree_child
+from strato.core.broker import Request
 from strato.core.errors import ConfigError, RPCError
 
 log = logging.getLogger("strato.overlay")
 
 UP = b"tbon:up"
+JOIN = "overlay.join"
 ZAP_DOMAIN = b"strato-overlay"
 SHUTDOWN = "overlay.shutdown"  # the event with which rank 0 ends every other broker
 #: ZeroMQ heartbeats: a peer silent this long (ms) is disconnected, hence lost
 HEARTBEAT_IVL = 1000
 HEARTBEAT_TIMEOUT = 10000
+# plain ints: ZeroMQ's enum constants cost an enum operation on every use, and these
+# are used on every message
+_EVENTS, _POLLIN = int(zmq.EVENTS), int(zmq.POLLIN)
+_NOBLOCK, _SNDMORE = int(zmq.NOBLOCK), int(zmq.NOBLOCK | zmq.SNDMORE)
 
 
 def _ident(rank: int) -> bytes:
@@ -74,8 +89,13 @@ class _Peer:
 
 
 class _ZmqReader:
-    """Reads a ZeroMQ socket from the event loop (its FD is edge-triggered: after
-    any send on it, look again)."""
+    """Reads a ZeroMQ socket from the event loop.
+
+    The socket's FD only says that its state may have changed, and a send can use
+    up that signal: so the FD's callback reads while ``ZMQ_EVENTS`` says a message
+    waits, and each send looks at ``ZMQ_EVENTS`` once (`after_send`). Asking
+    ``ZMQ_EVENTS`` also costs far less than the exception of a read that finds
+    nothing."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, sock: zmq.Socket,
                  handle: Callable[[list[bytes]], None]) -> None:
@@ -84,11 +104,14 @@ class _ZmqReader:
         self.handle = handle
         self.scheduled = False
         self.fd = sock.getsockopt(zmq.FD)
-        loop.add_reader(self.fd, self.request)
-        self.request()  # what came before the reader was added signals no edge
+        loop.add_reader(self.fd, self._drain)
+        self.after_send()  # what came before the reader was added signals no edge
 
-    def request(self) -> None:
-        if not self.scheduled:
+    def after_send(self) -> None:
+        """Read later in this turn if messages wait (a send may have taken the FD's
+        signal for them)."""
+        if not self.scheduled and not self.sock.closed \
+                and self.sock.get(_EVENTS) & _POLLIN:
             self.scheduled = True
             self.loop.call_soon(self._drain)
 
@@ -96,18 +119,20 @@ class _ZmqReader:
         """Handle each queued message as it is read (a REP socket, the ZAP
         handler's, must answer one before it can read the next)."""
         self.scheduled = False
+        sock = self.sock
         for _ in range(1024):
-            if self.sock.closed:
+            if sock.closed or not sock.get(_EVENTS) & _POLLIN:
                 return
             try:
-                frames = self.sock.recv_multipart(flags=zmq.NOBLOCK)
+                frames = sock.recv_multipart(_NOBLOCK)
             except zmq.Again:
                 return
             try:
                 self.handle(frames)
             except Exception:  # one bad message must not stop the overlay
                 log.exception("overlay: failed to handle a message")
-        self.request()
+        self.scheduled = True  # the rest in a later turn: other work goes first
+        self.loop.call_soon(self._drain)
 
     def close(self) -> None:
         self.loop.remove_reader(self.fd)
@@ -133,10 +158,15 @@ class Overlay:
         self.child_status: dict[int, str] = {r: "full" for r in boot.children}
         self._status = ""
         self._hop_of: dict[int, int | None] = {}  # forwarded tag -> child rank or None (up)
+        self._peer_id: dict[int, bytes] = {}  # child rank -> routing id of its connection
+        self._refused: set[bytes] = set()  # routing ids refused (what they still send is dropped)
+        self._unjoined_t = 0.0  # when a message from a broker that has not joined was logged
         self._readers: list[_ZmqReader] = []
         self._down: zmq.Socket | None = None
         self._up: zmq.Socket | None = None
         self._up_ready = False
+        # what goes up before the parent accepted this broker waits here (None: joined)
+        self._held_up: list[bytes] | None = [] if boot.parent is not None else None
         self.stopping = False
         # (rank 0) called with each hello of a broker that joins, and with the ranks
         # of each subtree that is lost
@@ -164,6 +194,7 @@ class Overlay:
             self._listen(ctx, loop)
         if self.boot.parent is not None:
             self._connect(ctx, loop)
+            self._join(loop)
             self._report_status()
             b.send_to(0, "overlay.hello", self.hello_body())
 
@@ -206,7 +237,7 @@ class Overlay:
                          (zmq.HEARTBEAT_IVL, HEARTBEAT_IVL),
                          (zmq.HEARTBEAT_TIMEOUT, HEARTBEAT_TIMEOUT)):
             sock.setsockopt(opt, val)
-        sock.routing_id = str(self.rank).encode()
+        sock.routing_id = b"%d:%s" % (self.rank, os.urandom(6).hex().encode())
         sock.curve_serverkey = self.boot.parent_key or cert.public
         sock.curve_publickey = cert.public
         sock.curve_secretkey = cert.secret
@@ -225,6 +256,31 @@ class Overlay:
         self._up_reader = _ZmqReader(loop, sock, self._from_parent)
         self._readers.append(self._up_reader)
         self._readers.append(_ZmqReader(loop, mon, self._up_event))
+
+    def identity(self) -> dict:
+        """What a broker says of itself when it joins: its rank and its instance."""
+        return {"rank": self.rank, "size": self.boot.size, "fanout": self.boot.fanout,
+                "hostlist": self.boot.hostlist}
+
+    def _join(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Ask the parent to accept this broker, as the first message up; what else
+        goes up waits for the answer. A refusal ends this broker with its reason."""
+        joined = loop.create_future()
+        req = Request(self.broker, JOIN, self.identity(), 0, None, False, joined)
+        self._forward(None, req, self.boot.parent, first=True)
+        joined.add_done_callback(self._join_answered)
+
+    def _join_answered(self, joined: asyncio.Future) -> None:
+        if joined.cancelled():
+            return
+        exc = joined.exception()
+        if exc is None:
+            held, self._held_up = self._held_up or [], None
+            for payload in held:
+                self._send_up(payload)
+        elif self.on_stop is not None and not self.stopping:
+            self.on_stop(f"was refused by its parent (rank {self.boot.parent}) at "
+                         f"{self.boot.parent_endpoint}: {exc}")
 
     def hello_body(self) -> dict:
         return {"rank": self.rank, "endpoint": self.endpoint, "pid": os.getpid()}
@@ -276,18 +332,68 @@ class Overlay:
             log.warning("overlay: dropped a malformed message from a child")
             return
         ident, payload = frames
-        try:
-            rank = int(ident)
-        except ValueError:
-            rank = -1
-        if rank not in self.state:
-            log.error("overlay: refused a broker calling itself rank %s: not a child of "
-                      "rank %d", ident.decode(errors="replace"), self.rank)
+        rank_text = ident.partition(b":")[0]
+        rank = int(rank_text) if rank_text.isdigit() and len(rank_text) < 10 else -1
+        if self._peer_id.get(rank) != ident:
+            self._join_msg(rank, ident, payload)
             return
         if self.state[rank] != "online":
             self._set_state(rank, "online")
         if payload:  # an empty frame is a probe
             self.broker._dispatch_frames([_ident(rank), payload])
+
+    def _join_msg(self, rank: int, ident: bytes, payload: bytes) -> None:
+        """A message on a connection not yet accepted: it must be ``overlay.join``."""
+        try:
+            msg = proto.decode(payload)
+        except Exception:
+            msg = None
+        if not (isinstance(msg, list) and len(msg) >= 4 and msg[0] == proto.REQ
+                and msg[1] == JOIN and proto.is_int(msg[2])):
+            now = time.monotonic()
+            if ident not in self._refused and now - self._unjoined_t > 1.0:
+                self._unjoined_t = now
+                log.warning("overlay: dropped a message from %s, which has not joined",
+                            ident.decode(errors="replace"))
+            return
+        tag, body = msg[2], msg[3]
+        problem = self._join_problem(rank, body)
+        if problem is None and self.state.get(rank) == "online":
+            self._send_down(rank, b"")  # the connection it had may be gone: probe it
+            if self.state.get(rank) == "online":
+                problem = f"rank {rank} is already online"
+        if problem is not None:
+            log.error("overlay: refused a broker calling itself rank %s: %s",
+                      ident.partition(b":")[0].decode(errors="replace"), problem)
+            reply = proto.response(tag, "EPERM", problem)
+            if len(self._refused) > 1024:
+                self._refused.clear()
+            self._refused.add(ident)
+        else:
+            self._peer_id[rank] = ident
+            self._set_state(rank, "online")
+            reply = proto.response(tag, None)
+        try:
+            self._down.send_multipart((ident, reply), flags=zmq.NOBLOCK)
+        except zmq.ZMQError:  # it hung up already
+            pass
+        finally:
+            self._down_reader.after_send()
+
+    def _join_problem(self, rank: int, body: object) -> str | None:
+        """Why a broker may not join as child `rank` (None: it may)."""
+        if rank not in self.state:
+            return f"not a child of rank {self.rank}"
+        if not isinstance(body, dict) or body.get("rank") != rank:
+            return "a malformed overlay.join"
+        mine = {"size": self.boot.size, "fanout": self.boot.fanout,
+                "hostlist": self.boot.hostlist}
+        theirs = {k: body.get(k) for k in mine}
+        if theirs != mine:
+            return ("started with another instance's config ({size} brokers on {hostlist}, "
+                    "fanout {fanout}; this instance: ".format(**theirs)
+                    + "{size} brokers on {hostlist}, fanout {fanout})".format(**mine))
+        return None
 
     def _from_parent(self, frames: list[bytes]) -> None:
         payload = frames[-1]
@@ -308,22 +414,26 @@ class Overlay:
         self.broker._dispatch_frames([UP, payload])
 
     # -- sending -----------------------------------------------------------------------------
-    def _send_up(self, payload: bytes) -> None:
+    def _send_up(self, payload: bytes, first: bool = False) -> None:
         if self._up is None:
             return
-        self._up.send(payload, flags=zmq.NOBLOCK)
-        self._up_reader.request()  # the socket's FD is edge-triggered
+        if self._held_up is not None and not first:
+            self._held_up.append(payload)
+            return
+        self._up.send(payload, _NOBLOCK)
+        self._up_reader.after_send()  # the socket's FD is edge-triggered
 
     def _send_down(self, rank: int, payload: bytes) -> bool:
         if self._down is None or self.state.get(rank) != "online":
             return False
         try:
-            self._down.send_multipart((str(rank).encode(), payload), flags=zmq.NOBLOCK)
+            self._down.send(self._peer_id[rank], _SNDMORE)
+            self._down.send(payload, _NOBLOCK)
         except zmq.ZMQError:  # gone (ROUTER_MANDATORY): it is lost
             self._set_state(rank, "lost")
             return False
         finally:
-            self._down_reader.request()
+            self._down_reader.after_send()
         return True
 
     def route(self, req, nodeid: int) -> None:
@@ -351,7 +461,7 @@ class Overlay:
         self._forward(None, req, proto.NODEID_ANY)
         return True
 
-    def _forward(self, hop: int | None, req, nodeid: int) -> None:
+    def _forward(self, hop: int | None, req, nodeid: int, first: bool = False) -> None:
         b = self.broker
         b._fwd_tag += 1
         tag = b._fwd_tag
@@ -367,7 +477,7 @@ class Overlay:
                 req.on_cancel = lambda: self._cancel(hop, tag)
         payload = proto.request(req.topic, tag, req.body, flags, nodeid)
         if hop is None:
-            self._send_up(payload)
+            self._send_up(payload, first)
         elif not self._send_down(hop, payload) and not req.noresponse:
             b._forwarded.pop(tag, None)
             req.error(f"no route to rank {nodeid}: broker {hop} is lost", "EHOSTUNREACH")

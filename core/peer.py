@@ -6,28 +6,30 @@ ping, events, overlay health) and sends every other request up the tree to
 rank 0. It lives until rank 0 ends the instance (the ``overlay.shutdown``
 event) and ends too, with an error, if it loses its parent.
 
-With ``strato start --test-size=N`` rank 0 starts the others as processes
-``python -m strato.core.peer`` on this machine, each with the rundir
-``RUNDIR/RANK`` (its socket ``local://RUNDIR/RANK/local``). Rank 0 makes the
-listening tcp socket of every broker that has children and hands it over
-(ZeroMQ's ``ZMQ_USE_FD``), so it knows every endpoint beforehand and starts
-all brokers at once; the initial program starts once every broker has joined.
+With ``strato start --test-size=N`` rank 0 starts the others on this machine as
+forks of itself (`fork_test_brokers`), each with the rundir ``RUNDIR/RANK`` (its
+socket ``local://RUNDIR/RANK/local``). Rank 0 makes the listening tcp socket of
+every broker that has children and hands it over (ZeroMQ's ``ZMQ_USE_FD``), so
+it knows every endpoint beforehand and starts all brokers at once; the initial
+program starts once every broker has joined.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
+import gc
 import logging
 import os
 import signal
 import socket
 import sys
+import traceback
 from pathlib import Path
+
+import zmq
 
 from strato.core.bootstrap import Bootstrap, children_of, for_test, parent_of
 from strato.core.broker import Broker
-from strato.core.cert import load_cert
 from strato.core.errors import ConfigError, RPCError
 from strato.core.exec_ranks import RankExec
 from strato.core.overlay import Overlay, overlay_attrs
@@ -39,8 +41,8 @@ log = logging.getLogger("strato.peer")
 JOIN_TIMEOUT = 60.0
 #: how long rank 0 waits for the brokers it started to exit at the end
 EXIT_TIMEOUT = 10.0
-_SPEC_ENV = "STRATO_PEER_BOOTSTRAP"
-_LISTEN_FD = 3  # where a test broker finds the listening socket rank 0 made for it
+#: how long a forked broker's last messages may take to leave when it ends (ms)
+EXIT_LINGER_MS = 1000
 
 
 def broker_attrs(boot: Bootstrap, overlay: Overlay | None, rundir: Path) -> dict:
@@ -51,8 +53,10 @@ def broker_attrs(boot: Bootstrap, overlay: Overlay | None, rundir: Path) -> dict
             **overlay_attrs(boot, overlay)}
 
 
-async def serve_peer(boot: Bootstrap, rundir: Path, config: dict) -> int:
-    """Run a broker of rank > 0 until the instance ends; returns its exit code."""
+async def serve_peer(boot: Bootstrap, rundir: Path, config: dict,
+                     host: tuple[int, socket.socket, int] | None = None) -> int:
+    """Run a broker of rank > 0 until the instance ends; returns its exit code.
+    `host`: its parked shell host, if one was forked for it (`fork_shell_host`)."""
     loop = asyncio.get_running_loop()
     stopped: asyncio.Future = loop.create_future()
 
@@ -78,8 +82,8 @@ async def serve_peer(boot: Bootstrap, rundir: Path, config: dict) -> int:
     execution = None
     try:
         broker.listen(f"{rundir}/local")
-        execution = RankExec(broker, reaper, config, rundir, f"local://{rundir}/local")
-        overlay.start()  # its shell host starts with its first job
+        execution = RankExec(broker, reaper, config, rundir, f"local://{rundir}/local", host)
+        overlay.start()  # without a host given, its shell host starts with its first job
     except Exception:
         if execution is not None:
             execution.shutdown()
@@ -133,7 +137,8 @@ async def wait_joined(overlay: Overlay, size: int, timeout: float = JOIN_TIMEOUT
         overlay.hello_handlers.remove(hello)
 
 
-def run_peer(boot: Bootstrap, rundir: Path, config: dict) -> int:
+def run_peer(boot: Bootstrap, rundir: Path, config: dict,
+             host: tuple[int, socket.socket, int] | None = None) -> int:
     """Make the rundir and serve a broker of rank > 0 (``strato start`` under a
     ``[bootstrap]`` config on a host that is not rank 0, or a test broker)."""
     try:
@@ -142,7 +147,7 @@ def run_peer(boot: Bootstrap, rundir: Path, config: dict) -> int:
     except OSError as exc:
         raise ConfigError(f"cannot use rundir {rundir}: {exc.strerror}") from None
     try:
-        return asyncio.run(serve_peer(boot, rundir, config))
+        return asyncio.run(serve_peer(boot, rundir, config, host))
     finally:
         try:
             os.unlink(rundir / "local")
@@ -150,62 +155,173 @@ def run_peer(boot: Bootstrap, rundir: Path, config: dict) -> int:
             pass
 
 
-class TestLauncher:
-    """Rank 0's starter of the other brokers of a ``--test-size`` instance."""
+def fork_test_brokers(boot: Bootstrap, rundir: Path, config: dict) -> dict[int, int]:
+    """(rank 0 of a ``--test-size`` instance, before its event loop and ZeroMQ start)
+    Start ranks 1..N-1 as forks of this process; returns their pids by rank.
 
-    def __init__(self, inst, overlay: Overlay) -> None:
+    A fork costs a millisecond and shares the parent's imported modules, where a new
+    interpreter costs about 0.1 s of CPU to import them again: at 16 brokers that was
+    most of the start-up, and at 64 most of the memory (the collector is frozen first,
+    so the shared pages stay shared). Forking is safe here because this process has
+    no thread, event loop or ZeroMQ context yet. Each broker with children gets a
+    listening socket made here, rank 0 included, so every endpoint is known before
+    any broker starts."""
+    listeners: dict[int, socket.socket] = {}
+    endpoints: dict[int, str] = {}
+    try:
+        for rank in range(boot.size):
+            if children_of(rank, boot.size, boot.fanout):
+                ls = listeners[rank] = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                ls.bind(("127.0.0.1", 0))
+                ls.listen(128)
+                endpoints[rank] = f"tcp://127.0.0.1:{ls.getsockname()[1]}"
+    except OSError as exc:
+        for ls in listeners.values():
+            ls.close()
+        raise ConfigError(f"cannot listen for the overlay on 127.0.0.1: {exc.strerror}") \
+            from None
+    import strato.shell.host  # noqa: F401  (once here, for the shell hosts forked below)
+
+    gc.collect()
+    gc.freeze()
+    pids: dict[int, int] = {}
+    for rank in range(1, boot.size):
+        pid = os.fork()
+        if pid == 0:
+            _become_broker(rank, boot, rundir, config, listeners, endpoints)
+        pids[rank] = pid
+    for rank, ls in listeners.items():
+        if rank != 0:
+            ls.close()
+    boot.bind = endpoints[0]
+    boot.bind_fd = listeners[0].detach()  # ZeroMQ's from now on (ZMQ_USE_FD)
+    return pids
+
+
+def _become_broker(rank: int, boot: Bootstrap, rundir: Path, config: dict,
+                   listeners: dict[int, socket.socket], endpoints: dict[int, str]) -> None:
+    """(in a fork of rank 0) Serve broker `rank` and exit, never returning into rank
+    0's stack. Every descriptor of rank 0 but this broker's listening socket is
+    closed, so that nothing of rank 0 (its own listening socket above all) outlives
+    it here."""
+    code = 1
+    try:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # ^C is for rank 0's program
+        own = listeners[rank].detach() if rank in listeners else None
+        for ls in listeners.values():
+            ls.detach()
+        _close_fds_but(own)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 1)
+        os.close(devnull)
+        host = fork_shell_host(rank)
+        logging.basicConfig(level=logging.WARNING, force=True,
+                            format=f"strato-broker[{rank}]: %(message)s")
+        mine = for_test(boot.size, config, boot.cert, boot.cert_path, rank=rank,
+                        level=boot.level, parent_endpoint=endpoints[parent_of(rank, boot.fanout)],
+                        hosts=boot.hosts, bind=endpoints.get(rank, ""), bind_fd=own)
+        code = run_peer(mine, rundir / str(rank), config, host)
+        # what its sockets still hold (the shutdown event on its way to its own
+        # children) leaves before _exit, as it would at a normal interpreter exit
+        zmq.Context.instance().destroy(linger=EXIT_LINGER_MS)
+    except ConfigError as exc:
+        print(f"strato-broker[{rank}]: {exc}", file=sys.stderr)
+    except BaseException:
+        traceback.print_exc()
+    finally:
+        sys.stderr.flush()
+        os._exit(code)
+
+
+def fork_shell_host(rank: int) -> tuple[int, socket.socket, int]:
+    """(in a forked broker, before its event loop starts) Fork its shell host, parked:
+    it waits until the broker writes a byte to the returned fd (its first job) and
+    only then starts serving, as a new interpreter would have been started then. A
+    new interpreter costs 0.1-0.3 s of CPU (at 64 brokers, tens of seconds); this
+    costs a fork, and nothing more for a broker that never runs a job. Returns the
+    host's pid, the broker's end of its link, and the fd that wakes it."""
+    from strato.shell import host
+
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    wake_r, wake_w = os.pipe()
+    pid = os.fork()
+    if pid:
+        theirs.close()
+        os.close(wake_r)
+        return pid, ours, wake_w
+    code = 1
+    try:  # the shell host: a process group of its own, no terminal (see exec-local)
+        os.setpgid(0, 0)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        fd = theirs.detach()
+        ours.detach()
+        _close_fds_but(fd, wake_r)
+        devnull = os.open(os.devnull, os.O_RDWR)
+        os.dup2(devnull, 0)
+        os.dup2(devnull, 1)
+        os.close(devnull)
+        if os.read(wake_r, 1):  # else: its broker ended without a job
+            os.close(wake_r)
+            code = host.main(["shell-host", "--fd", str(fd), "--rank", str(rank)])
+            logging.shutdown()
+        else:
+            code = 0
+    except BaseException:
+        traceback.print_exc()
+    finally:
+        sys.stderr.flush()
+        os._exit(code)
+
+
+def _close_fds_but(*keep: int | None) -> None:
+    """Close every descriptor from 3 up but those in `keep` (in a fork: what the
+    parent held is none of its business)."""
+    low = 3
+    for fd in sorted(k for k in keep if k is not None):
+        os.closerange(low, fd)
+        low = fd + 1
+    os.closerange(low, os.sysconf("SC_OPEN_MAX"))
+
+
+def end_brokers(pids: dict[int, int]) -> None:
+    """(rank 0, at the end) Make sure no broker it forked is left: those not yet
+    reaped (startup failed, or they did not exit when told) are killed and reaped.
+    A broker keeps no state, and its shell host ends when their link closes."""
+    for pid in pids.values():
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    for pid in pids.values():
+        try:
+            os.waitpid(pid, 0)
+        except ChildProcessError:
+            pass
+    pids.clear()
+
+
+class TestLauncher:
+    """Rank 0's watch over the other brokers of a ``--test-size`` instance, which
+    `fork_test_brokers` started: it knows when all have joined and when each ends.
+    `pids` loses each broker as it is reaped."""
+
+    def __init__(self, inst, overlay: Overlay, pids: dict[int, int]) -> None:
         self.inst = inst
         self.boot: Bootstrap = inst.bootstrap
         self.overlay = overlay
-        self.pids: dict[int, int] = {}
+        self.pids = pids
         self.exited: dict[int, asyncio.Future] = {}
         self.joined: set[int] = set()
         self.ready: asyncio.Future = asyncio.get_running_loop().create_future()
         overlay.hello_handlers.append(self._hello)
-
-    def start(self) -> None:
-        """Make the listening socket of each broker with children, then start all."""
-        listeners: dict[int, socket.socket] = {}
-        endpoints = {0: self.overlay.endpoint}
-        try:
-            for rank in range(1, self.boot.size):
-                if children_of(rank, self.boot.size, self.boot.fanout):
-                    ls = listeners[rank] = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-                    ls.bind(("127.0.0.1", 0))
-                    ls.listen(128)
-                    endpoints[rank] = f"tcp://127.0.0.1:{ls.getsockname()[1]}"
-            for rank in range(1, self.boot.size):
-                parent = parent_of(rank, self.boot.fanout)
-                self._spawn(rank, endpoints[parent], endpoints.get(rank, ""),
-                            listeners.get(rank))
-        finally:
-            for ls in listeners.values():  # each broker has its own copy now
-                ls.close()
-
-    def _spawn(self, rank: int, parent_endpoint: str, bind: str,
-               listener: socket.socket | None) -> None:
-        spec = {"rank": rank, "size": self.boot.size, "level": self.boot.level,
-                "hosts": self.boot.hosts, "cert": self.boot.cert_path,
-                "parent_endpoint": parent_endpoint, "rundir": str(self.inst.rundir / str(rank)),
-                "config": self.inst.config, "bind": bind,
-                "bind_fd": _LISTEN_FD if listener is not None else None}
-        env = dict(os.environ)
-        env[_SPEC_ENV] = json.dumps(spec)
-        argv = [sys.executable, "-m", "strato.core.peer"]
-        devnull = os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)
-        actions = [(os.POSIX_SPAWN_DUP2, devnull, 1)]
-        if listener is not None:
-            actions.append((os.POSIX_SPAWN_DUP2, listener.fileno(), _LISTEN_FD))
-        try:
-            pid = os.posix_spawn(sys.executable, argv, env, file_actions=actions,
-                                 setsigdef=(signal.SIGINT, signal.SIGTERM))
-        finally:
-            os.close(devnull)
-        self.pids[rank] = pid
-        fut = self.exited[rank] = asyncio.get_running_loop().create_future()
-        self.inst.reaper.watch(pid, lambda status: self._exited(rank, status, fut))
+        loop = asyncio.get_running_loop()
+        for rank, pid in sorted(pids.items()):
+            fut = self.exited[rank] = loop.create_future()
+            inst.reaper.watch(pid, lambda status, r=rank, f=fut: self._exited(r, status, f))
+        inst.reaper.reap()  # one that ended before SIGCHLD was watched
 
     def _exited(self, rank: int, status: int, fut: asyncio.Future) -> None:
+        self.pids.pop(rank, None)
         fut.set_result(status)
         if not self.ready.done():
             code = os.waitstatus_to_exitcode(status)
@@ -232,16 +348,6 @@ class TestLauncher:
             raise ConfigError(f"broker rank {missing[0]} did not join the instance in "
                               f"{timeout:g}s") from None
 
-    def terminate(self) -> None:
-        """SIGTERM every broker still running (startup failed, or rank 0 is ending
-        without having stopped them)."""
-        for rank, fut in self.exited.items():
-            if not fut.done():
-                try:
-                    os.kill(self.pids[rank], signal.SIGTERM)
-                except ProcessLookupError:
-                    pass
-
     async def stop(self, timeout: float = EXIT_TIMEOUT) -> None:
         """Wait for the brokers (told to stop by the overlay.shutdown event) to exit;
         kill those still there after `timeout`."""
@@ -249,34 +355,11 @@ class TestLauncher:
         if not waiting:
             return
         _, late = await asyncio.wait(waiting, timeout=timeout)
-        for rank, fut in self.exited.items():
-            if fut in late:
-                log.error("broker rank %d did not exit in %gs; killing it", rank, timeout)
-                try:
-                    os.kill(self.pids[rank], signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
+        for rank, pid in list(self.pids.items()):
+            log.error("broker rank %d did not exit in %gs; killing it", rank, timeout)
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
         if late:
             await asyncio.wait(late, timeout=timeout)
-
-
-def _peer_main() -> None:
-    """``python -m strato.core.peer``: a test broker, described by its environment."""
-    spec = json.loads(os.environ.pop(_SPEC_ENV))
-    rank = spec["rank"]
-    logging.basicConfig(level=logging.WARNING,
-                        format=f"strato-broker[{rank}]: %(message)s")
-    try:
-        cert = load_cert(spec["cert"])
-        boot = for_test(spec["size"], spec["config"], cert, spec["cert"], rank=rank,
-                        level=spec["level"], parent_endpoint=spec["parent_endpoint"],
-                        hosts=spec["hosts"], bind=spec["bind"], bind_fd=spec["bind_fd"])
-        code = run_peer(boot, Path(spec["rundir"]), spec["config"])
-    except ConfigError as exc:
-        print(f"strato-broker[{rank}]: {exc}", file=sys.stderr)
-        code = 1
-    sys.exit(code)
-
-
-if __name__ == "__main__":
-    _peer_main()

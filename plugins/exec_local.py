@@ -105,8 +105,18 @@ class LocalExec:
         finally:
             os.close(devnull)
             theirs.close()
-        pid = self.pid
-        self.link = self.broker.add_link(ours, f"shell-host.{pid}".encode(),
+        self._attach_host(self.pid, ours)
+
+    def attach_host(self, pid: int, sock: socket.socket) -> None:
+        """Take a shell host started for this broker, instead of spawning one when
+        the first job comes (a ``--test-size`` broker forks its own: see
+        `strato.core.peer.fork_shell_host`). `sock` is the broker's end of its link."""
+        self._attach_host(pid, sock)
+        self.service.reaper.reap()  # it may have ended before it was watched
+
+    def _attach_host(self, pid: int, sock: socket.socket) -> None:
+        self.pid = pid
+        self.link = self.broker.add_link(sock, f"shell-host.{pid}".encode(),
                                          lambda: self._host_gone(pid))
         self.service.reaper.watch(pid, lambda status: self._host_exited(pid, status))
 

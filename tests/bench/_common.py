@@ -103,11 +103,13 @@ def cached_bytecode_env(prefix: str) -> dict:
 
 
 def run_script_in_instance(config_toml: str, script: str, args: list[str] = (),
-                           timeout: float = 900, env: dict | None = None) -> dict:
+                           timeout: float = 900, env: dict | None = None,
+                           start_args: list[str] = ()) -> dict:
     """Start a fresh instance with `config_toml` running the Python `script`, which
     is called as ``script OUT_JSON ARGS...`` and writes its figures to OUT_JSON;
     return them, with the wall time of the whole ``strato start`` as
-    ``instance_wall_s``. `env`: the environment (default: this process's)."""
+    ``instance_wall_s``. `env`: the environment (default: this process's);
+    `start_args`: more options of ``strato start`` (``--test-size=4``)."""
     with tempfile.TemporaryDirectory(prefix="strato-bench-") as tmp:
         cfg = Path(tmp) / "config.toml"
         cfg.write_text(config_toml)
@@ -116,7 +118,8 @@ def run_script_in_instance(config_toml: str, script: str, args: list[str] = (),
         out = Path(tmp) / "out.json"
         env = dict(os.environ if env is None else env)
         env["PATH"] = f"{Path(PYTHON).parent}:{env.get('PATH', '')}"
-        cmd = [STRATO, "start", "--config", str(cfg), PYTHON, str(drv), str(out), *args]
+        cmd = [STRATO, "start", *start_args, "--config", str(cfg), PYTHON, str(drv), str(out),
+               *args]
         t0 = time.perf_counter()
         p = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=timeout,
                            env=env)

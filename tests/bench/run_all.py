@@ -23,7 +23,7 @@ from _common import BENCH_DIR, PYTHON, REPO, RESULTS_DIR, print_table, write_res
 
 BENCHES = ["machine_limits", "bench_throughput", "bench_latency", "bench_memory", "bench_held",
            "bench_submit", "bench_graph", "bench_graph_instance", "bench_reload",
-           "bench_hierarchy", "bench_restart", "bench_load", "bench_purge"]
+           "bench_hierarchy", "bench_restart", "bench_load", "bench_purge", "bench_overlay"]
 
 # flux-core v0.88 on the reference 2-core machines (issue 3, two measurements).
 FLUX = {
@@ -34,6 +34,10 @@ FLUX = {
     "start": "0.9-1.7 s",
     "rss": "640-1000 MB",
     "alloc": "1.24-2.16 s",  # flux alloc -n1 true (issue 9)
+    # issue 10, flux-core on the reference machine
+    "start4": "1.5 s",
+    "start16": "3.3 s",
+    "real4": "43 job/s",
 }
 
 
@@ -180,6 +184,28 @@ def summary(r: dict) -> list[dict]:
             f"2nd half {v['statedir']['second_half_kb_per_job']:.3f} kB/job vs 1st"
             f" {v['statedir']['first_half_kb_per_job']:.3f}", "flat", "-",
             v["statedir"]["flat"])
+    ov = r.get("bench_overlay")
+    if ov:  # issue 10: multi-broker instances
+        limit = f"python -c pass {ov['startup']['python_c_pass_s'] * 1000:.0f} ms"
+        for n, target, flux in ((4, 0.6, FLUX["start4"]), (16, 1.5, FLUX["start16"])):
+            s = ov[f"start_{n}"]
+            row(f"strato start --test-size={n} true", s["median_s"], "s",
+                f"{limit}; CPU {s['median_cpu_s']:.2f} s", f"<= {target} s", flux,
+                s["median_s"] <= target)
+        j = ov["jobs_4"]
+        row(f"{j['count']} x /bin/true across 4 brokers", j["jobs_per_s"], "job/s",
+            f"bare spawn {ov['spawn']['best_per_s']:.0f}/s; "
+            f"1 broker {ov['jobs_1']['jobs_per_s']:.0f} job/s", ">= 300 job/s", FLUX["real4"],
+            j["jobs_per_s"] >= 300 and set(j["results"]) == {"COMPLETED"})
+        p = ov["ping_16"]
+        row(f"ping rank {p['from_rank']} -> 0 of 16 ({p['hops']} hops), median",
+            p["deep_median_ms"], "ms", f"local ping {p['local_median_ms']:.2f} ms",
+            "<= 2 ms", "-", p["deep_median_ms"] <= 2)
+        if "size_64" in ov:
+            runs = ov["size_64"]["runs"]
+            row("--test-size=64: run -N64 hostname (first)", runs[0]["wall_s"], "s",
+                f"{ov['size_64']['broker_pss_mb_each']:.1f} MB PSS per broker", "runs", "-",
+                all(x["rc"] == 0 and x["lines"] == 64 for x in runs))
     return rows
 
 

@@ -50,10 +50,13 @@ def _wait_for(what, check, timeout: float = 60.0):
 
 @pytest.mark.parametrize("size", [1, 2, 4, 8])
 def test_test_size_starts_and_stops(size):
-    """Every broker joins before the initial program runs, and none outlives it."""
+    """Every broker joins before the initial program runs, and none outlives it, nor
+    any shell host (woken by a job, or still parked: size 4 runs one, the others none)."""
+    marker = f"marker-{os.getpid()}-{time.monotonic_ns()}"
     script = ("R=$(strato getattr rundir); strato getattr size; "
               "for r in $(seq 1 $(($(strato getattr size) - 1))); do "
-              "STRATO_URI=local://$R/$r/local strato getattr broker.pid; done")
+              "STRATO_URI=local://$R/$r/local strato getattr broker.pid; done; "
+              + ("strato run -N4 true; " if size == 4 else "") + f"# {marker}")
     res = subprocess.run([*STRATO, "start", f"--test-size={size}", "sh", "-c", script],
                          capture_output=True, text=True, timeout=120, env=_env())
     assert res.returncode == 0, res.stderr
@@ -65,6 +68,7 @@ def test_test_size_starts_and_stops(size):
         assert not os.path.exists(f"/proc/{pid}") or \
             "Z" in open(f"/proc/{pid}/stat").read().split()[2]
     assert res.stderr == ""
+    assert _processes_with(marker) == []
 
 
 def test_attributes_of_each_rank(make_instance):
@@ -225,6 +229,66 @@ hosts = [{{host = "fake0", connect = "{endpoint}"}}, {{host = "fake1"}}]
            "this instance's certificate" in err
 
 
+def test_impostors_are_refused_and_logged(tmp_path):
+    """Brokers holding the instance's own certificate but not fit to join are refused
+    by their parent, which logs why, and each ends with that reason in one line: a
+    second broker for rank 1 (online already), a broker of another instance's config
+    (another size), and a rank that is not the parent's child. The instance goes on."""
+    run = Path(tempfile.mkdtemp(prefix="st-"))
+    hold = "import sys; print('up', flush=True); sys.stdin.read()"
+    proc = subprocess.Popen([*STRATO, "start", "--rundir", str(run), "--test-size=2",
+                             "--test-hosts=fake[0-1]", sys.executable, "-c", hold],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=_env())
+    try:
+        assert proc.stdout.readline() == "up\n"
+        with strato.Handle(f"local://{run}/local") as h:
+            endpoint = h.rpc("attr.get", {"name": "tbon.endpoint"})["value"]
+            pid1 = h.rpc("attr.get", {"name": "broker.pid"}, nodeid=1)["value"]
+        cases = [  # (hosts of the impostor's config, its hostname, why it is refused);
+            # every host's connect is rank 0's endpoint, so rank 3 takes it for rank 1's
+            ("fake[0-1]", "fake1", 0, "rank 1 is already online"),
+            ("fake[0-2]", "fake1", 0, "started with another instance's config (3 brokers "
+             "on fake[0-2], fanout 2; this instance: 2 brokers on fake[0-1], fanout 2)"),
+            ("fake[0-3]", "fake3", 1, "not a child of rank 0"),
+        ]
+        for hosts, me, parent, why in cases:
+            config = tmp_path / f"{me}-{hosts}.toml"
+            config.write_text(f"""
+[bootstrap]
+curve_cert = "{run / 'curve.cert'}"
+default_connect = "{endpoint}"
+hosts = [{{host = "{hosts}"}}]
+""")
+            rank = me.removeprefix("fake")
+            res = _run_start("--config", str(config), "--rundir",
+                             tempfile.mkdtemp(prefix="st-"), "true",
+                             env=dict(_env(), STRATO_FAKE_HOSTNAME=me))
+            assert res.returncode == 1
+            assert res.stderr.splitlines()[-1].endswith(
+                f"broker rank {rank} was refused by its parent (rank {parent}) at {endpoint}: "
+                f"{why}")
+        # the instance is unharmed: the first rank 1 still serves, and jobs use it
+        with strato.Handle(f"local://{run}/local") as h:
+            assert h.rpc("attr.get", {"name": "broker.pid"}, nodeid=1)["value"] == pid1
+        env = dict(_env(), STRATO_URI=f"local://{run}/local")
+        res = subprocess.run([*STRATO, "overlay", "status"], capture_output=True, text=True,
+                             env=env, timeout=60)
+        assert res.stdout == "0 fake0: full\n└─ 1 fake1: full\n"
+        res = subprocess.run([*STRATO, "run", "-N2", "sh", "-c", "strato getattr rank"],
+                             capture_output=True, text=True, env=env, timeout=60)
+        assert sorted(res.stdout.split()) == ["0", "1"]
+    finally:
+        proc.stdin.close()
+        assert proc.wait(timeout=60) == 0
+        err = proc.stderr.read()
+        proc.stdout.close()
+        proc.stderr.close()
+    for _, me, _, why in cases:
+        rank = me.removeprefix("fake")
+        assert f"overlay: refused a broker calling itself rank {rank}: {why}\n" in err
+
+
 def test_bootstrap_config_two_hosts(tmp_path):
     """Two brokers started separately from one [bootstrap] config (ipc endpoints, so no
     port is needed), each finding its rank by its (fake) hostname."""
@@ -339,6 +403,9 @@ hosts = [{{host = "fake[0-1]"}}]
     (["-S", 'bootstrap.hosts=[{host="n[0-1]"}]', "-S", "bootstrap.curve_cert=GARBLED"],
      {"STRATO_FAKE_HOSTNAME": "n0"},
      "strato-start: GARBLED: not a CURVE certificate (no public-key)"),
+    (["-S", 'bootstrap.hosts=[{host="n[0-1]"}]'], {"STRATO_FAKE_HOSTNAME": "n0"},
+     "strato-start: bootstrap.curve_cert is required for more than one host (strato keygen "
+     "writes one)"),
     (["-S", 'bootstrap.hosts=[{host="n[0-1]"}]'], {"STRATO_FAKE_HOSTNAME": "elsewhere"},
      "strato-start: bootstrap.hosts does not name this host (elsewhere)"),
     (["-S", 'bootstrap.hosts=[{host="n[0-1]"},{host="n1"}]'], {"STRATO_FAKE_HOSTNAME": "n0"},
@@ -352,6 +419,32 @@ def test_bad_input(tmp_path, args, env, message):
     res = _run_start(*args, "true", env=dict(_env(), **env), timeout=60)
     assert res.returncode != 0
     assert res.stderr.splitlines() == [message]
+
+
+def test_failed_start_leaves_no_broker():
+    """Rank 0 fails after it forked the others (a config its instance refuses): one
+    line, and none of the brokers or shell hosts it forked is left behind."""
+    marker = f"marker-{os.getpid()}-{time.monotonic_ns()}"
+    res = _run_start("--test-size=8", "-S", "sched.plugin=nonexistent", "echo", marker)
+    assert res.returncode == 1
+    assert res.stderr.splitlines() == [
+        "strato-start: sched.plugin: unknown scheduler 'nonexistent' (installed: "
+        "sched-graph, sched-simple)"]
+    # the brokers are reaped by then; a parked shell host ends once its broker is gone
+    _wait_for("every forked process to end", lambda: _processes_with(marker) == [])
+
+
+def _processes_with(marker: str) -> list[int]:
+    """Processes whose command line holds `marker` (forked brokers and shell hosts
+    carry rank 0's)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and marker in (entry / "cmdline").read_text():
+                found.append(int(entry.name))
+        except OSError:
+            pass
+    return found
 
 
 def test_keygen_bad_input(tmp_path):
@@ -381,6 +474,19 @@ def test_job_tasks_run_on_each_rank(make_instance):
     # the job's exit status is the largest of its tasks', whichever rank ran them
     res = inst.strato("run", "-N2", "-n2", "sh", "-c", "exit $((STRATO_TASK_RANK * 3))")
     assert res.returncode == 3
+
+
+def test_64_brokers_run_a_64_node_job():
+    """64 brokers on this one machine (each with its own sockets, tcp port and shell
+    host) start, and a job runs one task on each."""
+    res = subprocess.run([*STRATO, "start", "--test-size=64", "sh", "-c",
+                          "strato getattr rundir; strato run -N64 sh -c 'echo $STRATO_URI'"],
+                         capture_output=True, text=True, timeout=600, env=_env())
+    assert (res.returncode, res.stderr) == (0, "")
+    rundir, *uris = res.stdout.split()
+    # each task has its own broker's URI: local://RUNDIR/local, local://RUNDIR/R/local
+    assert sorted(uris) == sorted([f"local://{rundir}/local"]
+                                  + [f"local://{rundir}/{r}/local" for r in range(1, 64)])
 
 
 def test_lost_broker_ends_its_jobs(make_instance, tmp_path):
@@ -417,3 +523,14 @@ def test_address_that_cannot_be_bound(tmp_path):
     assert res.returncode == 1
     assert res.stderr.splitlines() == [
         "strato-start: overlay: cannot listen on tcp://no-such-iface0:8050: No such device"]
+    with socket.socket() as taken:  # a port another program listens on
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        res = _run_start("-S", 'bootstrap.hosts=[{host="n[0-1]"}]', "-S",
+                         f"bootstrap.curve_cert={cert}", "-S", f"bootstrap.default_port={port}",
+                         "-S", "bootstrap.default_bind=tcp://127.0.0.1:%p", "true",
+                         env=dict(_env(), STRATO_FAKE_HOSTNAME="n0"))
+    assert res.returncode == 1
+    assert res.stderr.splitlines() == [
+        f"strato-start: overlay: cannot listen on tcp://127.0.0.1:{port}: Address already in use"]
