@@ -534,3 +534,34 @@ def test_address_that_cannot_be_bound(tmp_path):
     assert res.returncode == 1
     assert res.stderr.splitlines() == [
         f"strato-start: overlay: cannot listen on tcp://127.0.0.1:{port}: Address already in use"]
+
+
+def test_task_layout_output_attach_and_signals_across_brokers(make_instance):
+    """Multi-node jobs over 4 brokers: --tasks-per-node and --taskmap=cyclic place
+    global task ranks on the brokers the jobspec asks; each task's lines of each
+    stream reach the output log in their order; `strato job attach` shows every
+    rank's output and `strato job kill` reaches the tasks of every broker."""
+    inst = make_instance(args=("--test-size=4",))
+    where = 'echo $STRATO_TASK_RANK $(strato getattr rank)'
+    res = inst.strato("run", "-N2", "--tasks-per-node=3", "sh", "-c", where, check=True)
+    assert sorted(res.stdout.split("\n")[:-1]) == ["0 0", "1 0", "2 0", "3 1", "4 1", "5 1"]
+    res = inst.strato("run", "-N2", "-n4", "--taskmap=cyclic", "sh", "-c", where, check=True)
+    assert sorted(res.stdout.split("\n")[:-1]) == ["0 0", "1 1", "2 0", "3 1"]
+
+    res = inst.strato("run", "-N4", "-n4", "--label-io", "sh", "-c",
+                      'for i in 1 2 3 4 5; do echo out$i; echo err$i >&2; done', check=True)
+    for stream, text in (("out", res.stdout), ("err", res.stderr)):
+        for rank in range(4):
+            mine = [ln.split(": ", 1)[1] for ln in text.splitlines()
+                    if ln.startswith(f"{rank}: ")]
+            assert mine == [f"{stream}{i}" for i in range(1, 6)], (stream, rank, text)
+
+    jobid = inst.strato("submit", "-N4", "-n4", "sh", "-c",
+                        'echo up $(strato getattr rank); exec sleep 300',
+                        check=True).stdout.strip()
+    _wait_for("every task's first line", lambda: inst.strato(
+        "job", "eventlog", jobid, "output").stdout.count("up ") == 4)
+    inst.strato("job", "kill", jobid, check=True)
+    res = inst.strato("job", "attach", jobid)
+    assert sorted(res.stdout.split()) == sorted(["up", "up", "up", "up", "0", "1", "2", "3"])
+    assert res.returncode == 128 + 15  # the tasks of every broker got SIGTERM
