@@ -344,7 +344,9 @@ def alloc(command, **o) -> int:
 def _background(h, jobid: int, verbose: int) -> int:
     """``--bg``: follow the job's eventlog until its instance posts its URI, check that
     it answers there, then print the job id. A job that ends first is an error that
-    says why (its exception, such as the child's own start-up error); ^C cancels it."""
+    says why (its exception, such as the child's own start-up error); ^C, or a child
+    that does not answer at its URI, cancels it."""
+    import contextlib
     import time
 
     from strato import instance
@@ -372,8 +374,15 @@ def _background(h, jobid: int, verbose: int) -> int:
                 why = f": {ctx.get('type')}: {ctx.get('note')}"
             elif entry["name"] == "memo" and "uri" in ctx:
                 log("waiting for instance")
-                with Handle(ctx["uri"]) as child:
-                    instance.ping(child)
+                try:
+                    with Handle(ctx["uri"]) as child:
+                        instance.ping(child)
+                except StratoError as exc:
+                    # not left holding its allocation until the time limit
+                    with contextlib.suppress(StratoError):
+                        jobapi.cancel(h, jobid, "alloc --bg could not reach the instance")
+                    raise StratoError(f"{name}: the instance at {ctx['uri']} does not "
+                                      f"answer: {exc}") from None
                 log("ready")
                 click.echo(name)
                 return 0

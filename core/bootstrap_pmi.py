@@ -23,6 +23,7 @@ and die with it, as in Flux's PMI bootstrap.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import socket
@@ -57,9 +58,14 @@ def from_pmi(config: dict, level: int = 0, env: dict[str, str] | None = None) ->
         return None
     try:
         boot = _exchange(client, config, level)
-    except PMIError as exc:
+    except (PMIError, ConfigError) as exc:
+        why = str(exc) if isinstance(exc, ConfigError) else f"PMI bootstrap: {exc}"
+        # the other brokers wait in the barrier for this one: ask the launcher to end
+        # them now rather than after PMI_TIMEOUT (closed after finalize: nothing waits)
+        with contextlib.suppress(OSError, PMIError):
+            client.abort(1, why)
         client.close()
-        raise ConfigError(f"PMI bootstrap: {exc}") from None
+        raise ConfigError(why) from None
     finally:
         forget_pmi(env)
     return boot

@@ -185,11 +185,17 @@ def fork_test_brokers(boot: Bootstrap, rundir: Path, config: dict) -> dict[int, 
     gc.collect()
     gc.freeze()
     pids: dict[int, int] = {}
-    for rank in range(1, boot.size):
-        pid = os.fork()
-        if pid == 0:
-            _become_broker(rank, boot, rundir, config, listeners, endpoints)
-        pids[rank] = pid
+    try:
+        for rank in range(1, boot.size):
+            pid = os.fork()
+            if pid == 0:
+                _become_broker(rank, boot, rundir, config, listeners, endpoints)
+            pids[rank] = pid
+    except OSError as exc:  # e.g. EAGAIN under a process limit: end those forked
+        end_brokers(pids)
+        for ls in listeners.values():
+            ls.close()
+        raise ConfigError(f"cannot start broker rank {rank}: {exc.strerror}") from None
     for rank, ls in listeners.items():
         if rank != 0:
             ls.close()

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import os
 import socket
+import stat
 from collections.abc import Callable
 
 from strato.core.errors import StratoError
@@ -38,7 +39,7 @@ PMI_ERR_INVALID_LENGTH = 8
 #: the longest request or answer line either side accepts (with its newline)
 MAX_LINE = 4096
 #: fields that run to the end of their line (so they may hold spaces): each is last
-REST_OF_LINE = ("value", "error_msg")
+REST_OF_LINE = ("value", "val", "error_msg")
 
 
 class PMIError(StratoError):
@@ -114,10 +115,13 @@ class SimplePMI:
             raise PMIError(f"PMI_RANK={values['PMI_RANK']} is not below "
                            f"PMI_SIZE={values['PMI_SIZE']}")
         try:
-            os.fstat(values["PMI_FD"])
+            mode = os.fstat(values["PMI_FD"]).st_mode
         except OSError:
             raise PMIError(f"PMI_FD={values['PMI_FD']} is not an open file descriptor") \
                 from None
+        if not stat.S_ISSOCK(mode):
+            raise PMIError(f"PMI_FD={values['PMI_FD']} is not a socket (the launcher's "
+                           "PMI connection is elsewhere)")
         return cls(values["PMI_FD"], values["PMI_RANK"], values["PMI_SIZE"], timeout, trace)
 
     # -- the wire ------------------------------------------------------------------------

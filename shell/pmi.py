@@ -33,9 +33,11 @@ from strato.core.pmi import (
     MAX_LINE,
     PMI_ERR_INVALID_KEY_LENGTH,
     PMI_ERR_INVALID_VAL_LENGTH,
+    PMI_FAIL,
     format_line,
     parse_line,
 )
+from strato.core.pmi_exchange import MAX_KEYS
 
 #: limits this server announces (``get_maxes``), as Flux's shell
 KVSNAME_MAX = 64
@@ -134,7 +136,8 @@ class ShellPMI:
     # -- tasks -----------------------------------------------------------------------------
     def connect(self, rank: int) -> tuple[int, dict[str, str]]:
         """A socketpair for task `rank`: returns the task's end (to be mapped to
-        fd `TASK_FD` at spawn, then closed with `spawned`) and its environment."""
+        fd `TASK_FD` at spawn; the shell closes its copy once the task is spawned) and
+        its environment."""
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         ours.setblocking(False)
         client = self.clients[rank] = _Client(rank, ours)
@@ -253,6 +256,10 @@ class ShellPMI:
         elif len(value) > VALLEN_MAX:
             self._answer(client, cmd="put_result", rc=PMI_ERR_INVALID_VAL_LENGTH,
                          msg="value_too_long")
+        elif key not in self.pending and len(self.pending) + len(self.kvs) >= MAX_KEYS:
+            # rank 0 bounds a barrier's keys; a job on one node never reaches it, and a
+            # runaway task must not grow the shell host that serves every job here
+            self._answer(client, cmd="put_result", rc=PMI_FAIL, msg="too_many_keys")
         else:
             self.pending[key] = value
             self._answer(client, cmd="put_result", rc=0, msg="success")

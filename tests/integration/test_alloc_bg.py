@@ -99,3 +99,21 @@ def test_bg_dry_run_starts_no_program():
                          text=True, check=True)
     command = json.loads(res.stdout)["tasks"][0]["command"]
     assert command[-2:] == ["start", "--no-program"]
+
+
+def test_bg_cancels_an_instance_that_does_not_answer_at_its_uri(parent, tmp_path):
+    """The job posts a URI at which nothing answers (as a child that died right after
+    posting it): --bg fails with one line naming the URI, and cancels the job rather
+    than leave it holding its allocation until its time limit."""
+    from strato.cli.cmd_batch import _background
+    from strato.core.errors import StratoError
+
+    with parent.handle() as h:
+        js = strato.JobspecV1.from_command(["sleep", "300"])
+        js.setattr("system.exec.test.run_duration", "300s")  # the parent simulates jobs
+        jobid = job.submit(h, js)
+        uri = f"local://{tmp_path}/gone/local"
+        h.rpc("job-manager.memo", {"id": jobid, "memo": {"uri": uri}})
+        with pytest.raises(StratoError, match=f"the instance at {uri} does not answer"):
+            _background(h, jobid, 0)
+        assert job.wait(h, jobid).result == "CANCELED"

@@ -233,6 +233,8 @@ def test_singleton():
      "strato-pmi: PMI_RANK=2 is not below PMI_SIZE=2"),
     (("barrier",), {"PMI_FD": "999", "PMI_RANK": "0", "PMI_SIZE": "1"},
      "strato-pmi: PMI_FD=999 is not an open file descriptor"),
+    (("barrier",), {"PMI_FD": "1", "PMI_RANK": "0", "PMI_SIZE": "1"},  # stdout: a pipe
+     "strato-pmi: PMI_FD=1 is not a socket (the launcher's PMI connection is elsewhere)"),
     (("--method=pmix", "barrier"), {}, "strato-pmi: Invalid value for '--method'"),
     (("get",), {}, "strato-pmi: Missing argument 'KEYS...'"),
     (("get", "--ranks=x", "k"), {}, "strato-pmi: Invalid value for '--ranks'"),

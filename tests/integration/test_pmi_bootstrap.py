@@ -71,6 +71,8 @@ def test_pmi_server_garbles():
     ({"PMI_FD": "0", "PMI_RANK": "5", "PMI_SIZE": "2"}, "PMI_RANK=5 is not below PMI_SIZE=2"),
     ({"PMI_FD": "77", "PMI_RANK": "0", "PMI_SIZE": "2"},
      "PMI_FD=77 is not an open file descriptor"),
+    ({"PMI_FD": "2", "PMI_RANK": "0", "PMI_SIZE": "2"},  # stderr: a pipe here
+     "PMI_FD=2 is not a socket (the launcher's PMI connection is elsewhere)"),
 ])
 def test_bad_pmi_environment(env, message):
     res = _start_with_pmi(**env)

@@ -14,6 +14,9 @@ def test_parse_line():
     assert parse_line("cmd=abort exitcode=2 error_msg=it broke") == \
         {"cmd": "abort", "exitcode": "2", "error_msg": "it broke"}
     assert parse_line("  cmd=barrier_in  ") == {"cmd": "barrier_in"}
+    # getbyidx answers with val=, last and with spaces as value= is
+    assert parse_line("cmd=getbyidx_results rc=0 nextidx=1 key=k val=a b") == \
+        {"cmd": "getbyidx_results", "rc": "0", "nextidx": "1", "key": "k", "val": "a b"}
     with pytest.raises(ValueError, match="'oops' is not key=value"):
         parse_line("cmd=get oops")
     with pytest.raises(ValueError, match="is not key=value"):
@@ -47,3 +50,19 @@ def test_pmi_wanted(option, ntasks, wanted):
 def test_pmi_unknown(option):
     with pytest.raises(ValueError, match="unknown PMI"):
         pmi_wanted(option, 2)
+
+
+def test_put_refused_past_the_key_limit(monkeypatch):
+    """A job on one node never reaches rank 0's bound on a barrier's keys: the shell's
+    own puts stop at the same bound, so a runaway task cannot grow the shell host."""
+    from strato.shell import pmi as shellpmi
+
+    monkeypatch.setattr(shellpmi, "MAX_KEYS", 3)
+    server = shellpmi.ShellPMI.__new__(shellpmi.ShellPMI)
+    server.pending, server.kvs, answers = {"a": "1"}, {"b": "2"}, []
+    monkeypatch.setattr(server, "_answer", lambda client, **f: answers.append(f),
+                        raising=False)
+    for key in ("c", "a", "d"):
+        server._put(None, {"key": key, "value": "v"})
+    assert [a["rc"] for a in answers] == [0, 0, shellpmi.PMI_FAIL]  # a: a new value
+    assert answers[-1]["msg"] == "too_many_keys" and "d" not in server.pending
