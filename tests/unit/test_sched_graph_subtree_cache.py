@@ -102,18 +102,17 @@ def _commands(rng: random.Random, nnodes: int, n: int, quiet: bool = False) -> s
 
 @needs_bench
 @pytest.mark.parametrize("policy,nnodes,seed,quiet", [
-    ("low", 16, 1, False), ("high", 16, 2, False), ("low", 48, 3, False),
-    ("high", 64, 4, False), ("low", 128, 5, False), ("high", 128, 6, False),
-    # few set-status / set-property (which flush the cache): mostly cache hits
-    ("low", 96, 7, True), ("high", 128, 8, True), ("low", 32, 9, True),
+    # one case with churn (set-status / set-property flush the cache) and one mostly
+    # of cache hits per policy, over graph sizes from 32 to 128 nodes
+    ("low", 48, 3, False), ("high", 64, 4, False),
+    ("low", 96, 7, True), ("high", 128, 8, True),
     # node-centric score factors (the ancestors' factor state is part of the key)
-    ("lonode", 16, 11, False), ("hinode", 48, 12, False), ("lonode", 128, 13, False),
+    ("hinode", 48, 12, False), ("lonode", 128, 13, False),
     ("hinode", 96, 14, True), ("lonode", 64, 15, True), ("lonodex", 32, 16, False),
     ("hinodex", 64, 17, False), ("lonodex", 128, 18, True), ("hinodex", 48, 19, True),
     # locality / variation: stateless policies (variation reads perf_class, set-property)
-    ("locality", 16, 21, False), ("variation", 48, 22, False), ("locality", 128, 23, False),
-    ("variation", 128, 24, False), ("locality", 96, 25, True), ("variation", 64, 26, True),
-    ("locality", 48, 27, True), ("variation", 32, 28, True)])
+    ("locality", 16, 21, False), ("variation", 128, 24, False),
+    ("locality", 96, 25, True), ("variation", 32, 28, True)])
 def test_subtree_cache_matches_full_walks(tmp_path, monkeypatch, policy, nnodes, seed, quiet):
     graph = tmp_path / "g.graphml"
     graph.write_text(subprocess.run([sys.executable, str(BENCH / "grug-gen.py"), str(nnodes)],
