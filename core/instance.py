@@ -636,6 +636,8 @@ async def _serve(inst: Instance, command: list[str], exit_with: int | None = Non
             inst.overlay.shutdown()
             if launcher is not None:
                 await launcher.stop()
+            else:  # brokers started by PMI or from [bootstrap]: not ours to wait for
+                await inst.overlay.children_left(timeout=2.0)
         if dump:
             path = _dump_path(dump, inst)
             try:

@@ -155,6 +155,7 @@ class Overlay:
         self.on_stop = on_stop
         self.endpoint = ""
         self.state: dict[int, str] = {r: "offline" for r in boot.children}
+        self._children_left: asyncio.Future | None = None  # see children_left
         self.child_status: dict[int, str] = {r: "full" for r in boot.children}
         self._status = ""
         self._hop_of: dict[int, int | None] = {}  # forwarded tag -> child rank or None (up)
@@ -528,7 +529,22 @@ class Overlay:
             log.info("overlay: broker rank %d is back", rank)
         if state == "online":
             self.child_status[rank] = "full"
+        elif self._children_left is not None and not self._children_left.done() \
+                and "online" not in self.state.values():
+            self._children_left.set_result(None)
         self._report_status()
+
+    async def children_left(self, timeout: float) -> None:
+        """(after `shutdown`) Return once every child broker has hung up (each leaves
+        when overlay.shutdown reaches it), or after `timeout`: closing the sockets
+        before could lose the event, and a child would take its parent for lost."""
+        if "online" not in self.state.values():
+            return
+        self._children_left = asyncio.get_running_loop().create_future()
+        try:
+            await asyncio.wait_for(self._children_left, timeout)
+        except TimeoutError:
+            pass
 
     def _report_lost(self, rank: int) -> None:
         """Tell rank 0 which brokers are cut off: `rank` and everything below it."""

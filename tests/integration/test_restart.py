@@ -18,6 +18,7 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -73,6 +74,15 @@ class Gate:
             exit 7
             """))
         self.script.chmod(0o755)
+
+    def pid(self) -> int:
+        """The task's pid. The job's start event means its task was spawned, not that
+        the script has run its first line yet: wait for that line's file."""
+        deadline = time.monotonic() + 60
+        while not (self.pidfile.exists() and self.pidfile.read_text().endswith("\n")):
+            assert time.monotonic() < deadline, "the gate task never wrote its pid"
+            time.sleep(0.01)
+        return int(self.pidfile.read_text())
 
     def release(self, word: str) -> None:
         """Let the task go on, and return once it has printed its second line."""
@@ -204,7 +214,7 @@ def test_time_limit_that_passed_while_the_broker_was_away(make_instance, tmp_pat
     gate = Gate(tmp_path)
     first = make_instance(statedir=state, sub="a")
     jobid = submit_gate(first, gate, "-t", "3s")
-    task = int(gate.pidfile.read_text())
+    task = gate.pid()
     kill_broker(first)
     assert exits(task)  # the host ends the task when its time is up
     second = make_instance(statedir=state, sub="b")
@@ -219,7 +229,7 @@ def test_without_a_statedir_a_stop_ends_running_jobs(make_instance, tmp_path):
     gate = Gate(tmp_path)
     inst = make_instance()
     submit_gate(inst, gate)
-    task = int(gate.pidfile.read_text())
+    task = gate.pid()
     assert inst.stop() == 0
     assert exits(task, 0)
 
@@ -229,7 +239,7 @@ def test_orphan_timeout_zero_ends_running_jobs_at_stop(make_instance, tmp_path):
     gate = Gate(tmp_path)
     first = make_instance(statedir=state, sub="a", args=("-S", "exec.orphan-timeout=0"))
     jobid = submit_gate(first, gate)
-    task = int(gate.pidfile.read_text())
+    task = gate.pid()
     assert first.stop() == 0
     assert exits(task, 0)
     second = make_instance(statedir=state, sub="b")
@@ -247,7 +257,7 @@ def test_shell_host_gone_at_restart(make_instance, tmp_path, reboot):
     gate = Gate(tmp_path)
     first = make_instance(statedir=state, sub="a")
     jobid = submit_gate(first, gate)
-    task = int(gate.pidfile.read_text())
+    task = gate.pid()
     kill_broker(first)
     os.kill(host_record(state)["pid"], signal.SIGKILL)
     if reboot:
@@ -340,7 +350,7 @@ def test_killed_shell_host_of_a_statedir_instance(make_instance, tmp_path):
         result = job.wait(h, jobid)
     assert result.exception["type"] == "exec"
     assert "the shell host exited (killed by signal 9)" in result.exception["note"]
-    assert exits(int(gate.pidfile.read_text()))  # its task went with it
+    assert exits(gate.pid())  # its task went with it
     assert allocated_cores(inst) == 0
     out = inst.strato("jobs", "-n", "-o", "{id.f58} {state}", check=True).stdout
     assert out.split() == [held, "SCHED"]
@@ -433,7 +443,7 @@ def test_shell_host_answering_garbage_or_hanging(make_instance, tmp_path, mode):
     gate = Gate(tmp_path)
     first = make_instance(statedir=state, sub="a")
     jobid = submit_gate(first, gate)
-    task = int(gate.pidfile.read_text())
+    task = gate.pid()
     kill_broker(first)
     os.kill(host_record(state)["pid"], signal.SIGKILL)  # its task runs on, orphaned
     sock = Path(f"/tmp/strato-fake-{os.getpid()}-{mode}.sock")
