@@ -39,12 +39,16 @@ def total(*parts):
 
 
 def htex_config(provider: StratoProvider, run_dir) -> parsl.Config:
+    """HTEX over ``provider``. Parsl scales out (submits the first block) and reads
+    the blocks' states on its strategy timer: every second here instead of every 5 s,
+    so a test does not sit waiting for the first tick."""
     from parsl.executors import HighThroughputExecutor
 
     htex = HighThroughputExecutor(label="htex", provider=provider, address="127.0.0.1",
                                   max_workers_per_node=2, heartbeat_period=2,
                                   heartbeat_threshold=6)
-    return parsl.Config(executors=[htex], run_dir=str(run_dir), usage_tracking=0)
+    return parsl.Config(executors=[htex], run_dir=str(run_dir), usage_tracking=0,
+                        strategy_period=1)
 
 
 def records(inst) -> list[dict]:
@@ -134,7 +138,7 @@ def test_refused_block_is_one_line(make_instance, kwargs, message):
 
 def test_refused_block_fails_the_app_with_strato_reason(make_instance, tmp_path):
     inst = make_instance(config=CONFIG)
-    provider = StratoProvider(uri=inst.uri, queue="nope")
+    provider = StratoProvider(uri=inst.uri, queue="nope", status_polling_interval=1)
 
     @parsl.python_app
     def one():
