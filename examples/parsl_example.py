@@ -36,6 +36,7 @@ config = parsl.Config(
     executors=[HighThroughputExecutor(label="htex", provider=provider, address="127.0.0.1",
                                       max_workers_per_node=4)],
     run_dir=tempfile.mkdtemp(prefix="parsl-runinfo-"),
+    strategy_period=1,       # submit the first block within a second (default: 5 s)
 )
 with parsl.load(config):
     result = total(*[square(i) for i in range(100)]).result()
