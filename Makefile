@@ -26,6 +26,11 @@ demo: $(BIN)/strato
 # tools/slurm-up.sh starts the daemons). Each package whose command is missing is
 # installed with apt where it can be (as root), else those tests skip and say why;
 # when all are there, this costs a few `command -v`.
+# The suite runs in TEST_WORKERS pytest-xdist workers (most tests wait on the processes
+# they start, so two workers finish well before one even on 2 cores); --dist loadgroup
+# keeps the tests marked machine_wide (tests/conftest.py) in one worker, one at a time.
+# `make test TEST_WORKERS=0` runs it in one process.
+TEST_WORKERS ?= 2
 APT_NEEDS := tmux:tmux mpicc.mpich:mpich mpicc.mpich:libmpich-dev srun:slurm-wlm \
   slurmctld:slurm-wlm slurmd:slurm-wlm munged:munge
 test: $(BIN)/strato
@@ -36,7 +41,7 @@ test: $(BIN)/strato
 	  apt-get install -y -qq --no-install-recommends $$missing >/dev/null 2>&1; } \
 	  || echo "could not apt-get install $${missing}(needs root and apt): the tests needing them skip"
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup
 
 # The documentation site, in site/: MkDocs with --strict (mkdocs.yml), so a broken
 # link or an API reference that cannot be collected fails, naming page and link.

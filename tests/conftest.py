@@ -59,6 +59,12 @@ needs_corpora = pytest.mark.skipif(
     CONFORMANCE is None, reason="conformance corpora not found (set STRATO_CONFORMANCE=DIR)")
 
 
+#: tests that use machine-wide state (Slurm's daemons, network namespaces, mounts).
+#: `make test` runs the suite in two pytest-xdist workers (``--dist loadgroup``): all
+#: of these go to one worker, so no two of them ever run at the same time.
+machine_wide = pytest.mark.xdist_group("machine-wide")
+
+
 def bench_inputs() -> Path:
     """The benchmark inputs beside the corpora (``grug-gen.py`` and its jobspecs)."""
     return corpus_path().parent / "bench"

@@ -15,9 +15,9 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import STRATO
+from conftest import STRATO, machine_wide
 
-pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="tmpfs is Linux's")
+pytestmark = [pytest.mark.skipif(sys.platform != "linux", reason="tmpfs is Linux's"), machine_wide]
 
 NOSPACE = os.strerror(errno.ENOSPC)
 

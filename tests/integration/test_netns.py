@@ -14,11 +14,12 @@ from pathlib import Path
 
 import netns
 import pytest
-from conftest import STRATO
+from conftest import STRATO, machine_wide
 
 PORT = 8050
 WHY_NOT = netns.unavailable()
-pytestmark = pytest.mark.skipif(WHY_NOT is not None, reason=f"no network namespaces: {WHY_NOT}")
+pytestmark = [pytest.mark.skipif(WHY_NOT is not None, reason=f"no network namespaces: {WHY_NOT}"),
+              machine_wide]
 
 
 @pytest.fixture

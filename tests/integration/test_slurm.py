@@ -15,8 +15,10 @@ import time
 
 import netns
 import pytest
-from conftest import REPO, STRATO
+from conftest import REPO, STRATO, machine_wide
 from test_docs_examples import extract, transcript
+
+pytestmark = machine_wide
 
 HOST = socket.gethostname()
 NODE = HOST.split(".")[0]  # Slurm's name for this node
