@@ -2,8 +2,8 @@
 
 Started and supervised by its node's broker (exec backend ``local``); its command
 line names it ``shell-host``. It owns everything about tasks: spawning (one
-``posix_spawn`` each, with the task's cwd, rlimits and environment), reaping (one
-SIGCHLD handler, ``waitpid(-1)`` for this process only), signals and output, so
+``posix_spawn`` each, with the task's cwd, rlimits and environment), reaping (a
+pidfd per task: `strato.shell.spawn.TaskPoller`), signals and output, so
 the broker process holds no task-related process-wide state. No new Python
 interpreter starts for a job.
 
@@ -58,7 +58,7 @@ from strato.core.exec import ExecJob
 from strato.jobspec.fsd import parse_fsd
 from strato.shell.outbox import Outbox
 from strato.shell.shell import JobShell
-from strato.shell.spawn import PipePoller, Reaper, release_signals, spawn
+from strato.shell.spawn import TaskPoller, release_signals, spawn
 
 log = logging.getLogger("strato.shell-host")
 
@@ -82,8 +82,7 @@ class ShellHost:
         self.rank = rank
         self.uid = os.getuid()
         self.loop = asyncio.get_running_loop()
-        self.reaper = Reaper(self.loop)
-        self.pipes = PipePoller(self.loop)
+        self.tasks = TaskPoller(self.loop)
         self.devnull = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
         self.shells: dict[int, JobShell] = {}
         self.spawn = spawn
@@ -468,8 +467,7 @@ async def _main(fd: int, rank: int, statedir: str | None) -> None:
     if host.conn is not None:
         host.conn.close()
     host.close()
-    host.reaper.close()
-    host.pipes.close()
+    host.tasks.close()
     release_signals(loop, signal.SIGTERM, signal.SIGINT,
                     *((signal.SIGHUP,) if statedir is not None else ()))
 

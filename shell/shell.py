@@ -491,10 +491,10 @@ class JobShell:
                     os.close(fd)
         task.pgid = task.pid
         task.open = 1 + len(pipes)
-        watch = self.host.pipes.watch
+        watch = self.host.tasks.watch
         for stream, fd in pipes:
             watch(fd, functools.partial(self._read, task, _Reader(stream, fd)))
-        self.host.reaper.watch(task.pid, lambda status, t=task: self._task_exited(t, status))
+        self.host.tasks.watch_exit(task.pid, functools.partial(self._task_exited, task))
 
     def _read(self, task: Task, reader: _Reader) -> None:
         try:
@@ -519,7 +519,7 @@ class JobShell:
                                   "\n" + warning if task.stderr_midline else warning)
                 task.stderr_midline = False
         if eof:
-            self.host.pipes.forget(reader.fd)
+            self.host.tasks.forget(reader.fd)
             os.close(reader.fd)
             self._close_one(task)
 
