@@ -519,8 +519,7 @@ class JobShell:
                                   "\n" + warning if task.stderr_midline else warning)
                 task.stderr_midline = False
         if eof:
-            self.host.tasks.forget(reader.fd)
-            os.close(reader.fd)
+            self.host.tasks.close_fd(reader.fd)
             self._close_one(task)
 
     def _task_exited(self, task: Task, status: int) -> None:

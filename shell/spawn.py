@@ -77,10 +77,16 @@ class TaskPoller:
         self.epoll.register(fd, select.EPOLLIN)
         self.callbacks[fd] = callback
 
-    def forget(self, fd: int) -> None:
-        """Stop watching `fd` (before the caller closes it)."""
+    def close_fd(self, fd: int) -> None:
+        """Stop watching `fd` and close it.
+
+        Closing removes it from the epoll (no ``EPOLL_CTL_DEL``, a syscall per
+        pipe and pidfd): these descriptors are close-on-exec and never
+        duplicated, and no spawn is under way in this one-thread process, so this
+        is the last descriptor of the file and the epoll drops it.
+        """
         del self.callbacks[fd]
-        self.epoll.unregister(fd)
+        os.close(fd)
 
     def watch_exit(self, pid: int, callback: Callable[[int], None]) -> None:
         """Reap `pid` when it exits and call ``callback(waitstatus)``."""
@@ -91,8 +97,7 @@ class TaskPoller:
                 _, status = os.waitpid(pid, os.WNOHANG)
             except ChildProcessError:  # reaped elsewhere: its status is lost
                 status = 255 << 8
-            self.forget(fd)
-            os.close(fd)
+            self.close_fd(fd)
             callback(status)
 
         self.watch(fd, exited)
