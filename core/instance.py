@@ -41,14 +41,13 @@ from strato.core.exec_ranks import RanksExec
 from strato.core.hostlink import ensure_secret
 from strato.core.jobmanager import JobManager
 from strato.core.kvs import KVS, describe_failure, dump_kvs
-from strato.core.overlay import Overlay
+from strato.core.overlay import JoinWatch, Overlay
 from strato.core.peer import (
     TestLauncher,
     broker_attrs,
     end_brokers,
     fork_test_brokers,
     run_peer,
-    wait_joined,
 )
 from strato.core.plugins import (
     builtin_plugins,
@@ -617,7 +616,7 @@ async def _serve(inst: Instance, command: list[str], exit_with: int | None = Non
                 launcher = TestLauncher(inst, inst.overlay, forked or {})
                 await launcher.wait_joined()
             elif inst.bootstrap.mode == "pmi":  # the launcher started them all
-                await wait_joined(inst.overlay, inst.bootstrap.size)
+                await JoinWatch(inst.overlay).wait()
         if inst.parent is not None:
             post_uri(inst.parent, inst.uri)
         gcpolicy.tune_service()
