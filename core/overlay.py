@@ -268,7 +268,10 @@ class Overlay:
 
     def _join(self, loop: asyncio.AbstractEventLoop) -> None:
         """Ask the parent to accept this broker, as the first message up; what else
-        goes up waits for the answer. A refusal ends this broker with its reason."""
+        goes up waits for the answer. A refusal ends this broker with its reason. An
+        answer lost with its connection cannot leave the rest waiting: a connection
+        to the parent that drops ends this broker (`_up_event`) before ZeroMQ's
+        reconnect, which would not send the join again, could matter."""
         joined = loop.create_future()
         req = Request(self.broker, JOIN, self.identity(), 0, None, False, joined)
         self._forward(None, req, self.boot.parent, first=True)

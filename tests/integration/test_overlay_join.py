@@ -13,6 +13,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
+import zmq
 from conftest import STRATO
 
 from strato.core.bootstrap import for_test
@@ -30,14 +31,18 @@ class Tree:
         self.cert = new_cert()[0]
         self.overlay = Overlay(Broker(0, size), for_test(size, {}, self.cert, ""))
         self.children: list[Overlay] = []
-        self.stopped: dict[int, list[str | None]] = {}  # each child's on_stop reasons
+        self.stops: dict[int, asyncio.Queue] = {}  # each child's on_stop reasons
+
+    def stopped(self) -> dict[int, list[str | None]]:
+        """Why each child was told to stop so far (by rank)."""
+        return {r: list(q._queue) for r, q in self.stops.items()}
 
     def start_child(self, rank: int, endpoint: str | None = None) -> Overlay:
         """Start broker `rank`, its parent rank 0 (at `endpoint` if given)."""
         boot = for_test(self.size, {}, self.cert, "", rank=rank,
                         parent_endpoint=endpoint or self.overlay.endpoint)
-        why = self.stopped[rank] = []
-        child = Overlay(Broker(rank, self.size), boot, on_stop=why.append)
+        why = self.stops[rank] = asyncio.Queue()
+        child = Overlay(Broker(rank, self.size), boot, on_stop=why.put_nowait)
         self.children.append(child)
         child.start()
         return child
@@ -53,6 +58,9 @@ async def tree(size: int) -> AsyncIterator[Tree]:
         for overlay in (*t.children, t.overlay):
             overlay.close()
             overlay.broker.close()
+        # the context ends with its sockets, so that the next tree's overlay can bind
+        # the ZAP handler's endpoint again (a closed socket frees it only later)
+        zmq.Context.instance().term()
 
 
 def test_join_watch_returns_once_every_broker_joined():
@@ -64,7 +72,7 @@ def test_join_watch_returns_once_every_broker_joined():
             await watch.wait(30.0)
             assert watch.joined == {1, 2}
             assert t.overlay.hello_handlers == [], "a finished wait leaves no handler"
-            assert t.stopped == {1: [], 2: []}
+            assert t.stopped() == {1: [], 2: []}
 
     asyncio.run(main())
 
@@ -98,6 +106,65 @@ def test_join_watch_ends_early_when_failed():
             watch.fail(ConfigError("a second failure is ignored"))
             with pytest.raises(ConfigError, match="^broker rank 1 ended"):
                 await asyncio.wait_for(watch.wait(60.0), 10.0)
+
+    asyncio.run(main())
+
+
+class CuttingProxy:
+    """A tcp relay between a child and its parent that cuts the connection (both
+    ends, at once, as a failing network would) the first time the parent sends
+    something once `cut_when()` is true; what it was sending is lost."""
+
+    def __init__(self, parent_endpoint: str, cut_when) -> None:
+        self.parent = parent_endpoint.removeprefix("tcp://").rsplit(":", 1)
+        self.cut_when = cut_when
+        self.cut = 0  # how many bytes from the parent the cut lost
+        self.server: asyncio.Server | None = None
+
+    async def start(self) -> str:
+        self.server = await asyncio.start_server(self._relay, "127.0.0.1", 0)
+        return f"tcp://127.0.0.1:{self.server.sockets[0].getsockname()[1]}"
+
+    async def _relay(self, child_r: asyncio.StreamReader, child_w: asyncio.StreamWriter) -> None:
+        parent_r, parent_w = await asyncio.open_connection(*self.parent)
+
+        async def pump(r: asyncio.StreamReader, w: asyncio.StreamWriter, down: bool) -> None:
+            while data := await r.read(65536):
+                if down and not self.cut and self.cut_when():
+                    self.cut = len(data)
+                    child_w.transport.abort()
+                    parent_w.transport.abort()
+                    return
+                w.write(data)
+
+        await asyncio.gather(pump(child_r, parent_w, False), pump(parent_r, child_w, True),
+                             return_exceptions=True)
+
+    def close(self) -> None:
+        self.server.close()
+
+
+def test_join_answer_lost_to_a_cut_connection_ends_the_broker():
+    """The parent accepted rank 1, and its answer is lost with the connection: rank 1
+    ends saying it lost its parent (ZeroMQ would reconnect, but a broker does not
+    outlive its parent's connection), rather than living on with everything it sends
+    up held for an answer that never comes; once it is gone rank 0 counts it lost."""
+    async def main() -> None:
+        async with tree(2) as t:
+            proxy = CuttingProxy(t.overlay.endpoint,
+                                 cut_when=lambda: t.overlay.state[1] == "online")
+            lost = asyncio.get_running_loop().create_future()
+            t.overlay.lost_handlers.append(lost.set_result)
+            child = t.start_child(1, endpoint=await proxy.start())
+            try:
+                why = await asyncio.wait_for(t.stops[1].get(), 30)
+                assert proxy.cut > 0, "the parent's answer was lost with the connection"
+                assert why == "lost the connection to its parent (rank 0)"
+                assert child._held_up, "it never had the answer"
+                child.close()  # as its broker does when told to stop
+                assert await asyncio.wait_for(lost, 30) == [1]
+            finally:
+                proxy.close()
 
     asyncio.run(main())
 
