@@ -199,18 +199,9 @@ class Updating:
             todo.append(root)
         outdeg = self._dom_outdeg
         pre = 1
-        mcache = self._mcache
         for u in todo:
-            mcache.pop(u.index, None)
             pre += outdeg.get(u.index, 0)
-            del u.tags[jobid]
-            span = u.x_spans.pop(jobid, None)
-            if span is not None:
-                u.x_checker.rem_span(span)
-            sp = u.subplans.get(dom)
-            if sp is not None and jobid in u.job2span:
-                sp.rem_span(u.job2span.pop(jobid))
-            self._mod_plan(u, jobid)
+            self._release(u, jobid, dom)
         self.preorder += pre
         self.postorder += len(todo)
         self.job_vertices[jobid] = cand
@@ -231,15 +222,7 @@ class Updating:
         u.colors[dom] = self._gray()
         if jobid not in u.tags:
             return
-        self._mcache.pop(u.index, None)
-        del u.tags[jobid]
-        span = u.x_spans.pop(jobid, None)
-        if span is not None:
-            u.x_checker.rem_span(span)
-        sp = u.subplans.get(dom)
-        if sp is not None and jobid in u.job2span:
-            sp.rem_span(u.job2span.pop(jobid))
-        self._mod_plan(u, jobid)
+        self._release(u, jobid, dom)
         verts = self.g.vertices
         for s in self.subsystems:
             for e in u.out:
@@ -249,6 +232,19 @@ class Updating:
                     self.mod_dfv(verts[e.target], jobid)
         u.colors[dom] = self._black()
         self.postorder += 1
+
+    def _release(self, u: Vertex, jobid: int, dom: str) -> None:
+        """Release what `jobid` holds on the tagged vertex `u`: its tag, exclusivity,
+        subtree filter span and planned span."""
+        self._mcache.pop(u.index, None)
+        del u.tags[jobid]
+        span = u.x_spans.pop(jobid, None)
+        if span is not None:
+            u.x_checker.rem_span(span)
+        sp = u.subplans.get(dom)
+        if sp is not None and jobid in u.job2span:
+            sp.rem_span(u.job2span.pop(jobid))
+        self._mod_plan(u, jobid)
 
     @staticmethod
     def _mod_plan(u: Vertex, jobid: int) -> None:
