@@ -614,7 +614,7 @@ async def _serve(inst: Instance, command: list[str], exit_with: int | None = Non
             inst.overlay.start()
             if inst.bootstrap.mode == "test":
                 launcher = TestLauncher(inst, inst.overlay, forked or {})
-                await launcher.wait_joined()
+                await launcher.join.wait()
             elif inst.bootstrap.mode == "pmi":  # the launcher started them all
                 await JoinWatch(inst.overlay).wait()
         if inst.parent is not None:

@@ -284,7 +284,8 @@ class TestLauncher:
     """Rank 0's watch over the other brokers of a ``--test-size`` instance, which
     `fork_test_brokers` started: it knows when all have joined and when each ends,
     and a broker that ends before it joined fails the start at once (not after
-    `JOIN_TIMEOUT`). `pids` loses each broker as it is reaped."""
+    `JOIN_TIMEOUT`): its `join` is what to wait on. `pids` loses each broker as
+    it is reaped."""
 
     def __init__(self, inst, overlay: Overlay, pids: dict[int, int]) -> None:
         self.pids = pids
@@ -303,10 +304,6 @@ class TestLauncher:
         how = f"signal {-code}" if code < 0 else f"exit code {code}"
         self.join.fail(ConfigError(f"broker rank {rank} ended ({how}) before it joined "
                                    "the instance"))
-
-    async def wait_joined(self, timeout: float = JOIN_TIMEOUT) -> None:
-        """Return once every broker has joined; ConfigError if one cannot."""
-        await self.join.wait(timeout)
 
     async def stop(self, timeout: float = EXIT_TIMEOUT) -> None:
         """Wait for the brokers (told to stop by the overlay.shutdown event) to exit;
