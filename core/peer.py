@@ -266,13 +266,15 @@ def _close_fds_but(*keep: int | None) -> None:
 def end_brokers(pids: dict[int, int]) -> None:
     """(rank 0, at the end) Make sure no broker it forked is left: those not yet
     reaped (startup failed, or they did not exit when told) are killed and reaped.
-    A broker keeps no state, and its shell host ends when their link closes. All
-    are stopped before any is killed: else one could live to see its parent or a
-    child go, and say so on stderr after rank 0's own line."""
-    for sig in (signal.SIGSTOP, signal.SIGKILL):
+    A broker keeps no state, and its shell host ends when their link closes.
+
+    All are stopped before any is killed: a broker that saw its parent or a child
+    die first would report it, a line the user should not see after a failed
+    start (a signal already pending keeps it from running anything more)."""
+    for signum in (signal.SIGSTOP, signal.SIGKILL):
         for pid in pids.values():
             try:
-                os.kill(pid, sig)
+                os.kill(pid, signum)
             except ProcessLookupError:
                 pass
     for pid in pids.values():
