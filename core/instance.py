@@ -644,6 +644,9 @@ async def _serve(inst: Instance, command: list[str], exit_with: int | None = Non
             except OSError as exc:
                 log.error("cannot write the dump %s: %s", path, exc.strerror)
     finally:
+        # after a failed start, the brokers forked go before the overlay closes, so
+        # that none lives to report its lost parent (after a normal end all are gone)
+        end_brokers(forked or {})
         inst.shutdown()  # closes the reaper: SIGCHLD
         release_signals(asyncio.get_running_loop(), signal.SIGTERM, signal.SIGHUP,
                         signal.SIGINT)

@@ -60,7 +60,7 @@ async def tree(size: int) -> AsyncIterator[Tree]:
             overlay.broker.close()
         # the context ends with its sockets, so that the next tree's overlay can bind
         # the ZAP handler's endpoint again (a closed socket frees it only later)
-        zmq.Context.instance().term()
+        zmq.Context.instance().destroy(linger=0)
 
 
 def test_join_watch_returns_once_every_broker_joined():
