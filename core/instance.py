@@ -41,14 +41,13 @@ from strato.core.exec_ranks import RanksExec
 from strato.core.hostlink import ensure_secret
 from strato.core.jobmanager import JobManager
 from strato.core.kvs import KVS, describe_failure, dump_kvs
-from strato.core.overlay import Overlay
+from strato.core.overlay import JoinWatch, Overlay
 from strato.core.peer import (
     TestLauncher,
     broker_attrs,
     end_brokers,
     fork_test_brokers,
     run_peer,
-    wait_joined,
 )
 from strato.core.plugins import (
     builtin_plugins,
@@ -615,9 +614,9 @@ async def _serve(inst: Instance, command: list[str], exit_with: int | None = Non
             inst.overlay.start()
             if inst.bootstrap.mode == "test":
                 launcher = TestLauncher(inst, inst.overlay, forked or {})
-                await launcher.wait_joined()
+                await launcher.join.wait()
             elif inst.bootstrap.mode == "pmi":  # the launcher started them all
-                await wait_joined(inst.overlay, inst.bootstrap.size)
+                await JoinWatch(inst.overlay).wait()
         if inst.parent is not None:
             post_uri(inst.parent, inst.uri)
         gcpolicy.tune_service()
@@ -645,6 +644,9 @@ async def _serve(inst: Instance, command: list[str], exit_with: int | None = Non
             except OSError as exc:
                 log.error("cannot write the dump %s: %s", path, exc.strerror)
     finally:
+        # after a failed start, the brokers forked go before the overlay closes, so
+        # that none lives to report its lost parent (after a normal end all are gone)
+        end_brokers(forked or {})
         inst.shutdown()  # closes the reaper: SIGCHLD
         release_signals(asyncio.get_running_loop(), signal.SIGTERM, signal.SIGHUP,
                         signal.SIGINT)

@@ -839,7 +839,7 @@ class JobManager:
         they are (their tasks kept running) or ends them; jobs whose end was
         recorded give their resources back once a scheduler is loaded.
         """
-        from strato.core.kvs import KvsDir, SealedDir
+        from strato.core.kvs import KvsDir, SealedDir, name_of_dir
 
         root = self.kvs.get("job")
         if not isinstance(root, KvsDir):
@@ -852,12 +852,13 @@ class JobManager:
                 for kc, c in b.items():
                     for kd, d in c.items():
                         if type(d) is SealedDir:  # an inactive job: its record only
+                            kvsdir = f"job.{ka}.{kb}.{kc}.{kd}"
                             try:
-                                job = self._sealed_job(f"job.{ka}.{kb}.{kc}.{kd}",
-                                                       ka + kb + kc + kd, d.record, shared)
+                                job = self._sealed_job(kvsdir, ka + kb + kc + kd, d.record,
+                                                       shared)
                             except (ValueError, TypeError):
-                                log.error("job.%s.%s.%s.%s: unreadable record, skipped",
-                                          ka, kb, kc, kd)
+                                log.error("%s: its record in statedir %s is corrupt; it is "
+                                          "left out", name_of_dir(kvsdir), self.kvs.statedir)
                                 continue
                             self.jobs[job.id] = job
                             self._count_ended(job)

@@ -32,7 +32,7 @@ import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from strato.core import proto
+from strato.core import ids, proto
 from strato.core.errors import RPCError, StateError
 
 PRIMARY = "primary"
@@ -66,8 +66,9 @@ class SealedKvsDir(KvsDir):
 
 class SealedDir:
     """A sealed directory whose keys are still only in the statedir (after a
-    restart): its ``record`` is what its owner said about it when sealing it. The
-    first lookup inside it reads its keys and puts a `SealedKvsDir` in its place."""
+    restart): its ``record`` is what its owner said about it when sealing it (None
+    if the statedir's copy cannot be decoded). The first lookup inside it reads its
+    keys and puts a `SealedKvsDir` in its place."""
 
     __slots__ = ("record",)
 
@@ -93,6 +94,7 @@ class KVS:
         # (ns, directory key) -> that writable directory, as last walked to
         # (`_writable_parent`); forgotten when it leaves the tree or is sealed
         self._dirs: dict[tuple[str, str], KvsDir] = {}
+        self._corrupt: set[str] = set()  # sealed directories found damaged (logged)
         self._flush_pending = False
         self._db: sqlite3.Connection | None = None
         self.commits = 0
@@ -196,24 +198,35 @@ class KVS:
             head, _, name = key.rpartition(".")
             if head != last[1] or ns != last[0]:
                 last = (ns, head, directory(ns, head))
-            last[2][name] = SealedDir(decode(record))
+            try:
+                record = decode(record)
+            except ValueError:  # one damaged row costs its directory's record only
+                record = None
+            last[2][name] = SealedDir(record)
         self._dirs.clear()
 
     def _thaw(self, ns: str, key: str) -> SealedKvsDir:
-        """Read the keys of the sealed directory `key` from the statedir."""
-        d = SealedKvsDir()
+        """Read the keys of the sealed directory `key` from the statedir. RPCError
+        (EIO) if they cannot be read or decoded: a damaged row fails what looks
+        inside that one directory, and the rest of the store goes on."""
         try:
             row = self._db.execute("SELECT content FROM cold WHERE ns = ? AND key = ?",
                                    (ns, key)).fetchone()
         except sqlite3.Error as exc:
-            raise RPCError(f"{key}: cannot read it from the statedir: {exc}", "EIO") from None
-        for sub, value in (proto.decode(row[0]) if row else {}).items():
-            parts = sub.split(".")
-            here: KvsDir = d
-            for p in parts[:-1]:
-                here = here.setdefault(p, KvsDir())
-            here[parts[-1]] = value
-        return d
+            raise RPCError(f"{name_of_dir(key)}: cannot read its KVS directory from "
+                           f"statedir {self.statedir}: {exc}", "EIO") from None
+        try:
+            if row is None:
+                raise ValueError("it is missing")
+            return _sealed_tree(proto.decode(row[0]))
+        except (ValueError, TypeError, AttributeError) as exc:
+            why = (f"{name_of_dir(key)}: its KVS directory in statedir {self.statedir} is "
+                   f"corrupt ({exc})")
+            if key not in self._corrupt:  # said once in the log, each time to the asker
+                self._corrupt.add(key)
+                log.error("%s", why)
+            raise RPCError(why, "EIO") from None
+
     def close(self) -> None:
         """Save what is left and close; if that save fails, say so (one line) and
         close anyway: what it held is lost, what was saved before is intact."""
@@ -753,6 +766,31 @@ def _free_blocks(path: Path) -> int | None:
         return os.statvfs(path).f_bavail
     except OSError:
         return None
+
+
+def _sealed_tree(content: object) -> SealedKvsDir:
+    """A sealed directory from its stored form: a map of each key below it (dotted,
+    relative) to its value. ValueError, TypeError or AttributeError if it is not one."""
+    if not isinstance(content, dict):
+        raise ValueError(f"a {type(content).__name__} where a map of its keys belongs")
+    d = SealedKvsDir()
+    for sub, value in content.items():
+        parts = sub.split(".")
+        here: KvsDir = d
+        for p in parts[:-1]:
+            here = here.setdefault(p, KvsDir())
+        here[parts[-1]] = value
+    return d
+
+
+def name_of_dir(key: str) -> str:
+    """How an error names the KVS directory `key`: a job's by its job id."""
+    if key.startswith("job."):
+        try:
+            return f"job {ids.f58(ids.parse(key))}"
+        except ValueError:
+            pass
+    return key
 
 
 def _read_only(key: str, sealed: list[str]) -> RPCError:

@@ -32,13 +32,11 @@ from strato.core.bootstrap import Bootstrap, children_of, for_test, parent_of
 from strato.core.broker import Broker
 from strato.core.errors import ConfigError, RPCError
 from strato.core.exec_ranks import RankExec
-from strato.core.overlay import Overlay, overlay_attrs
+from strato.core.overlay import JOIN_TIMEOUT, JoinWatch, Overlay, overlay_attrs
 from strato.shell.spawn import Reaper, release_signals
 
 log = logging.getLogger("strato.peer")
 
-#: how long rank 0 waits for every broker of a --test-size instance to join
-JOIN_TIMEOUT = 60.0
 #: how long rank 0 waits for the brokers it started to exit at the end
 EXIT_TIMEOUT = 10.0
 #: how long a forked broker's last messages may take to leave when it ends (ms)
@@ -111,30 +109,6 @@ async def serve_peer(boot: Bootstrap, rundir: Path, config: dict,
         log.error("broker rank %d %s", boot.rank, why)
         return 1
     return 0
-
-
-async def wait_joined(overlay: Overlay, size: int, timeout: float = JOIN_TIMEOUT) -> None:
-    """(rank 0) Return once every other broker has said hello; ConfigError naming
-    the first missing rank after `timeout`."""
-    joined: set[int] = set()
-    done: asyncio.Future = asyncio.get_running_loop().create_future()
-
-    def hello(body: dict) -> None:
-        rank = body.get("rank")
-        if isinstance(rank, int) and 0 < rank < size:
-            joined.add(rank)
-            if len(joined) == size - 1 and not done.done():
-                done.set_result(None)
-
-    overlay.hello_handlers.append(hello)
-    try:
-        await asyncio.wait_for(done, timeout)
-    except TimeoutError:
-        missing = sorted(set(range(1, size)) - joined)
-        raise ConfigError(f"broker rank {missing[0]} did not join the instance in "
-                          f"{timeout:g}s") from None
-    finally:
-        overlay.hello_handlers.remove(hello)
 
 
 def run_peer(boot: Bootstrap, rundir: Path, config: dict,
@@ -313,18 +287,15 @@ def end_brokers(pids: dict[int, int]) -> None:
 
 class TestLauncher:
     """Rank 0's watch over the other brokers of a ``--test-size`` instance, which
-    `fork_test_brokers` started: it knows when all have joined and when each ends.
-    `pids` loses each broker as it is reaped."""
+    `fork_test_brokers` started: it knows when all have joined and when each ends,
+    and a broker that ends before it joined fails the start at once (not after
+    `JOIN_TIMEOUT`): its `join` is what to wait on. `pids` loses each broker as
+    it is reaped."""
 
     def __init__(self, inst, overlay: Overlay, pids: dict[int, int]) -> None:
-        self.inst = inst
-        self.boot: Bootstrap = inst.bootstrap
-        self.overlay = overlay
         self.pids = pids
         self.exited: dict[int, asyncio.Future] = {}
-        self.joined: set[int] = set()
-        self.ready: asyncio.Future = asyncio.get_running_loop().create_future()
-        overlay.hello_handlers.append(self._hello)
+        self.join = JoinWatch(overlay)
         loop = asyncio.get_running_loop()
         for rank, pid in sorted(pids.items()):
             fut = self.exited[rank] = loop.create_future()
@@ -334,30 +305,10 @@ class TestLauncher:
     def _exited(self, rank: int, status: int, fut: asyncio.Future) -> None:
         self.pids.pop(rank, None)
         fut.set_result(status)
-        if not self.ready.done():
-            code = os.waitstatus_to_exitcode(status)
-            how = f"signal {-code}" if code < 0 else f"exit code {code}"
-            self.ready.set_exception(ConfigError(f"broker rank {rank} ended ({how}) before "
-                                                 "it joined the instance"))
-
-    def _hello(self, body: dict) -> None:
-        rank = body.get("rank")
-        if rank not in self.pids or rank in self.joined:
-            return
-        self.joined.add(rank)
-        if len(self.joined) == self.boot.size - 1 and not self.ready.done():
-            self.ready.set_result(None)
-
-    async def wait_joined(self, timeout: float = JOIN_TIMEOUT) -> None:
-        """Return once every broker has joined; ConfigError if one cannot."""
-        if self.boot.size == 1:
-            return
-        try:
-            await asyncio.wait_for(asyncio.shield(self.ready), timeout)
-        except TimeoutError:
-            missing = sorted(set(range(1, self.boot.size)) - self.joined)
-            raise ConfigError(f"broker rank {missing[0]} did not join the instance in "
-                              f"{timeout:g}s") from None
+        code = os.waitstatus_to_exitcode(status)
+        how = f"signal {-code}" if code < 0 else f"exit code {code}"
+        self.join.fail(ConfigError(f"broker rank {rank} ended ({how}) before it joined "
+                                   "the instance"))
 
     async def stop(self, timeout: float = EXIT_TIMEOUT) -> None:
         """Wait for the brokers (told to stop by the overlay.shutdown event) to exit;

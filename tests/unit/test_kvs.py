@@ -302,3 +302,47 @@ def test_remembered_directories_follow_every_change_of_the_tree():
         k.put(".eventlog", 1)  # the root is remembered; the key is still malformed
     k.put("top", 1)
     assert k.get("top") == 1
+
+
+@pytest.mark.parametrize("damage, why", [
+    (b"\xc1garbage", "MessagePack data is malformed"),
+    (proto.encode(["not", "a", "map"]), "a list where a map of its keys belongs"),
+    (proto.encode({"eventlog": 1, "eventlog.x": 2}), "object does not support item"),
+    (None, "it is missing"),
+])
+def test_a_damaged_sealed_directory_fails_alone(tmp_path, caplog, damage, why):
+    """A sealed directory whose row in the statedir is damaged (or gone): looking
+    inside it is one EIO error naming the job and the statedir, each time, logged
+    once; the other directories, and the record of the damaged one, read as before.
+    A damaged record leaves its directory's record unknown (None), nothing else."""
+    path = tmp_path / "c.sqlite"
+    jobs = ["job.0000.0000.eb00.0000", "job.0000.0002.6100.0000"]
+
+    async def work():
+        k = KVS(path)
+        for key in jobs:
+            k.put(f"{key}.eventlog", [{"name": "submit"}])
+            k.seal(key, ["record of", key])
+        k.close()
+
+    asyncio.run(work())
+    db = sqlite3.connect(path)
+    if damage is None:
+        db.execute("DELETE FROM cold WHERE key = ?", (jobs[0],))
+    else:
+        db.execute("UPDATE cold SET content = ? WHERE key = ?", (damage, jobs[0]))
+    db.execute("UPDATE sealed SET record = X'c1' WHERE key = ?", (jobs[1],))
+    db.commit()
+    k = KVS(path)
+    assert k.lookup("job.0000.0000.eb00")["0000"].record == ["record of", jobs[0]]
+    assert k.lookup("job.0000.0002.6100")["0000"].record is None
+    for _ in range(2):
+        with pytest.raises(RPCError) as err:
+            k.get(f"{jobs[0]}.eventlog")
+        assert err.value.errnum == "EIO"
+        assert str(err.value).startswith(f"job ƒ71Q6E3: its KVS directory in statedir "
+                                         f"{tmp_path} is corrupt (")
+        assert why in str(err.value)
+    assert k.get(f"{jobs[1]}.eventlog") == [{"name": "submit"}]
+    assert [r.getMessage() for r in caplog.records] == [str(err.value)]
+    k.close()
