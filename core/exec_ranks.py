@@ -37,10 +37,13 @@ instance no longer runs (it ended while the rank was lost) is killed.
 
 from __future__ import annotations
 
+import asyncio
+import json
 import logging
 import os
 import signal
 
+from strato.core import hostlink
 from strato.core.errors import RPCError
 from strato.core.exec import ExecJob
 from strato.core.pmi_exchange import PmiExchange
@@ -293,6 +296,7 @@ class RanksExec:
         """Brokers are gone: their parts of running jobs end with a node failure,
         and the rest of those jobs is killed."""
         lost = set(ranks)
+        self._stop_lost_hosts(ranks)
         for jobid, spread in list(self.jobs.items()):
             gone = sorted(spread.running & lost)
             if not gone:
@@ -308,6 +312,39 @@ class RanksExec:
             self.kill(jobid, signal.SIGKILL)  # what is left of it, elsewhere
             if not spread.running:
                 self._finished(spread, jobid)
+
+    def _stop_lost_hosts(self, ranks: list[int]) -> None:
+        """With a statedir, the shell host of a lost rank outlives its broker, holding
+        tasks of jobs that have just ended here: if the statedir names it (a
+        ``--test-size`` instance, or a statedir shared with that rank's machine), it
+        is told to kill them and exit, off the event loop (it may be slow to answer)."""
+        statedir = self.service.statedir
+        if statedir is None:
+            return
+        found = [(r, hostlink.endpoint_file(statedir, r, os.getuid())) for r in ranks
+                 if r != self.broker.rank]
+        found = [(r, path) for r, path in found if path.exists()]
+        if found:
+            asyncio.get_running_loop().run_in_executor(None, self._stop_hosts, found)
+
+    def _stop_hosts(self, found: list) -> None:
+        """(in a thread) See `_stop_lost_hosts`."""
+        try:
+            secret = hostlink.read_secret(self.service.statedir)
+        except (OSError, ValueError) as exc:
+            log.error("cannot stop the shell hosts of lost brokers: %s", exc)
+            return
+        for rank, path in found:
+            try:
+                where = json.loads(path.read_text())["socket"]
+                pid = hostlink.stop_host(where, secret, self.service.adopt_timeout)
+            except (ConnectionRefusedError, FileNotFoundError):
+                continue  # gone with its broker, or on another machine
+            except (hostlink.HandshakeError, OSError, ValueError, KeyError, TypeError) as exc:
+                log.error("cannot stop the shell host of lost broker rank %d: %s", rank, exc)
+                continue
+            log.warning("stopped the shell host (pid %d) of lost broker rank %d: the tasks"
+                        " it held are killed", pid, rank)
 
     def stats(self) -> dict:
         return {"running": len(self.jobs)}

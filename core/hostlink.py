@@ -120,6 +120,18 @@ def _recv_exact(sock: socket.socket, n: int) -> bytes:
     return bytes(data)
 
 
+def stop_host(path: str, secret: bytes, timeout: float) -> int:
+    """Authenticate to a shell host (as `adopt`) that holds only what the instance
+    has ended, and make it SIGKILL its tasks and exit; returns its pid. Raises
+    HandshakeError or OSError."""
+    # every message it kept is recorded as far as it is concerned: nothing is replayed
+    sock, answer = adopt(path, secret, 1 << 62, timeout)
+    with sock:
+        sock.sendall(proto.frame(proto.request("shell-host.stop", 0, {},
+                                               proto.FLAG_NORESPONSE)))
+    return answer["pid"]
+
+
 def recv_frame(sock: socket.socket) -> dict:
     """One handshake message from a blocking socket (with a timeout set)."""
     size = int.from_bytes(_recv_exact(sock, 4), "little")

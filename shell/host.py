@@ -15,7 +15,9 @@ restarted broker made to re-adopt it):
   {rank, pid}``, whose answer carries the instance config (for shell plugins),
   URI and rundir;
 - requests it serves: ``shell-host.start {jobs: [{id, jobspec, R, userid, cc}]}``,
-  ``shell-host.kill {id, signum}`` and ``shell-host.ack {seq}`` (all one-way);
+  ``shell-host.kill {id, signum}``, ``shell-host.ack {seq}`` and
+  ``shell-host.stop`` (SIGKILL every task and exit: its rank was lost and the
+  instance ended its jobs) (all one-way);
 - what it sends, one message per event-loop turn: ``exec.host-batch {seq, ops,
   events}``: ``ops`` are the KVS appends to each job's ``guest.output`` and
   ``exec.eventlog`` (``shell.init``, ``shell.start``, ``complete {status}``),
@@ -115,6 +117,7 @@ class ShellHost:
         conn.serve("shell-host.start", self._start)
         conn.serve("shell-host.kill", self._kill)
         conn.serve("shell-host.ack", self._ack)
+        conn.serve("shell-host.stop", lambda req: self.stop())
 
     def _attach(self, conn: Connector) -> None:
         """Make `conn` this host's link to its broker."""

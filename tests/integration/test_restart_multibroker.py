@@ -234,3 +234,38 @@ def test_time_limit_that_passed_while_every_broker_was_away(make_instance, tmp_p
     log = second.strato("job", "eventlog", jobid, check=True).stdout
     assert sum(" exception " in line for line in log.splitlines()) == 1
     assert allocated_cores(second) == 0
+
+
+@pytest.mark.parametrize("statedir", [False, True])
+def test_a_lost_broker_takes_its_tasks_and_nothing_else(make_instance, tmp_path, statedir):
+    """A broker of rank > 0 is SIGKILLed mid-job: the job ends with a node failure,
+    every one of its tasks is killed, the lost rank's included (with a statedir its
+    shell host outlives its broker, so rank 0 stops it through the statedir), its
+    resources are free but the lost node's, and another job runs."""
+    state = tmp_path / "state"
+    inst = make_instance(statedir=state if statedir else None, args=(f"--test-size={SIZE}",))
+    other = inst.strato("submit", "--urgency=hold", "true", check=True).stdout.strip()
+    marker = tmp_path / "started"
+    jobid = inst.strato("submit", f"-N{SIZE}", f"-n{SIZE}", "sh", "-c",
+                        f"echo $$ >> {marker}; exec sleep 300", check=True).stdout.strip()
+    deadline = time.monotonic() + 60
+    while not (marker.exists() and len(marker.read_text().split()) == SIZE):
+        assert time.monotonic() < deadline, "the tasks never started"
+        time.sleep(0.05)
+    tasks = [int(p) for p in marker.read_text().split()]
+    lost = brokers(inst)[3]
+    os.kill(lost, signal.SIGKILL)
+    inst.strato("job", "wait-event", "-t", "60", jobid, "clean", check=True)
+    log = inst.strato("job", "eventlog", jobid, check=True).stdout
+    assert 'exception type="node failure" severity=0 note="lost broker rank 3 running ' \
+           'the job"' in log
+    for task in tasks:
+        assert exits(task), "a task of the ended job is still running"
+    if statedir:  # the lost rank's host went with its tasks, and said so in the log
+        assert not (state / f"shell-host.3.{os.getuid()}.json").exists()
+    rows = json.loads(inst.strato("resource", "list", "--json", check=True).stdout)
+    assert (rows["free"]["ranks"], rows["down"]["ranks"]) == ([0, 1, 2], [3])
+    res = inst.strato("run", "-N3", "echo", "ok", check=True)
+    assert res.stdout == "ok\nok\nok\n"
+    out = inst.strato("jobs", "-n", "-o", "{id.f58} {state}", check=True).stdout
+    assert out.split() == [other, "SCHED"]  # nothing else changed
