@@ -474,6 +474,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rank", type=int, default=0)
     parser.add_argument("--statedir")
     args = parser.parse_args(argv)
+    if args.statedir is not None:
+        # What the broker inherited from its launcher (mpiexec's pipes, say) is none
+        # of a host that outlives it: held open, a launcher would wait for it.
+        os.closerange(3, args.fd)
+        os.closerange(args.fd + 1, os.sysconf("SC_OPEN_MAX"))
     logging.basicConfig(level=logging.WARNING,
                         format=f"shell-host[{args.rank}]: %(levelname)s %(message)s")
     gcpolicy.tune_service()

@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
+import subprocess
 import textwrap
 import time
 from pathlib import Path
 
 import pytest
+from conftest import STRATO
 
 import strato
 from strato import job, resource
@@ -269,3 +272,37 @@ def test_a_lost_broker_takes_its_tasks_and_nothing_else(make_instance, tmp_path,
     assert res.stdout == "ok\nok\nok\n"
     out = inst.strato("jobs", "-n", "-o", "{id.f58} {state}", check=True).stdout
     assert out.split() == [other, "SCHED"]  # nothing else changed
+
+
+MPIEXEC = shutil.which("mpiexec.mpich")
+
+
+@pytest.mark.skipif(MPIEXEC is None, reason="MPICH's mpiexec (Hydra) is not installed "
+                    "(make test installs Debian's mpich with apt where it can)")
+def test_a_pmi_started_instance_keeps_its_running_job(tmp_path):
+    """Four brokers started by another launcher's PMI (Hydra), each given the
+    statedir: the instance stops with a job running on all four, its launcher
+    returns (nothing of it is held open by the shell hosts that stay), and the
+    instance started again the same way sees the job finish with the output its
+    tasks wrote meanwhile."""
+    state = tmp_path / "state"
+    gates = Gates(tmp_path)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PMI_", "STRATO_"))}
+
+    def launch(program: str) -> subprocess.CompletedProcess:
+        res = subprocess.run([MPIEXEC, "-n", str(SIZE), *STRATO, "start", "--statedir",
+                              str(state), "sh", "-c", program], capture_output=True,
+                             text=True, timeout=120, env=env, cwd=tmp_path)
+        assert res.returncode == 0, res.stderr
+        return res
+
+    launch(f"strato submit -N{SIZE} -n{SIZE} {gates.script} > id &&"
+           " strato job wait-event -t 60 $(cat id) start")
+    tasks = gates.pids()
+    assert all(alive(p) for p in hosts(state) + tasks)
+    gates.release("meanwhile")
+    res = launch("strato job attach $(cat id); echo rc=$?")
+    lines = res.stdout.splitlines()
+    assert lines[-1] == "rc=7"
+    assert sorted(lines[:-1]) == sorted([f"before {r}" for r in range(SIZE)]
+                                        + [f"after meanwhile {r}" for r in range(SIZE)])
