@@ -36,6 +36,13 @@ time limit passes is ended here, and its log goes to a file in the statedir.
 A broker that comes back re-adopts it and gets what it missed, in order. If
 none does within ``exec.orphan-timeout`` the host kills its tasks and exits. A
 host with nothing to hold just exits with its broker.
+
+**A full disk meanwhile.** If the spool file cannot be written either, the host
+keeps a bounded amount more in memory (`strato.shell.outbox`); past that it
+drops its jobs' output (never their events or exec eventlogs), counting what
+each job lost; when the job ends, or once there is room again, one line on the
+job's stderr says how many bytes were lost and why (the broker records it with
+the rest when it comes back). It never crashes on it.
 """
 
 from __future__ import annotations
@@ -97,6 +104,9 @@ class ShellHost:
         self._appends: dict[str, list] = {}  # KVS key -> entries to append this turn
         self._events: list[dict] = []
         self._flush_scheduled = False
+        self.shed: dict[str, int] = {}  # output key -> bytes dropped on a full disk
+        self.shed_cause = ""
+        self._notices: dict[str, list] = {}  # output key -> lines that are never dropped
         # outliving the broker (--statedir): see the module docstring
         self.statedir = statedir
         self.outbox: Outbox | None = None
@@ -151,14 +161,27 @@ class ShellHost:
 
     def _flush(self) -> None:
         self._flush_scheduled = False
-        if not (self._appends or self._events):
+        if self.shed and not self.outbox.full:  # room again: say what was lost
+            for key in list(self.shed):
+                self._notice_lost(key)
+        if not (self._appends or self._events or self._notices):
             return
         body: dict = {}
-        if self._appends:
+        if self._appends or self._notices:
             appends, self._appends = self._appends, {}
-            body["ops"] = [["append", key, entries] for key, entries in appends.items()]
+            if self.outbox is not None and self.outbox.full:
+                self._shed_output(appends)
+            for key, entries in self._notices.items():
+                appends.setdefault(key, []).extend(entries)
+            self._notices = {}
+            body["ops"] = [["append", key, entries] for key, entries in appends.items()
+                           if entries]
+            if not body["ops"]:
+                del body["ops"]
         if self._events:
             body["events"], self._events = self._events, []
+        if not body:
+            return
         if self.outbox is None:
             if self.conn is not None:
                 self.conn.send("exec.host-batch", body)
@@ -172,6 +195,40 @@ class ShellHost:
         self.outbox.add(self.seq, payload)
         if self.conn is not None:
             self.conn.write_encoded(payload)
+
+    def _shed_output(self, appends: dict[str, list]) -> None:
+        """The disk refused the spool and memory holds all it may: drop the output
+        in `appends` (keeping its headers), counting it per job (module docstring)."""
+        if not self.shed:
+            why = self.outbox.write_error
+            self.shed_cause = why.strerror or str(why)
+            log.error("cannot keep jobs' output for the broker: %s (spool %s), and %d bytes"
+                      " wait in memory; dropping output until a broker is back",
+                      self.shed_cause, self.outbox.spool_path, self.outbox.overflow_bytes)
+        for key, entries in appends.items():
+            if not key.endswith(".guest.output"):
+                continue
+            kept = []
+            for entry in entries:
+                ctx = entry.get("context") or {}
+                if entry.get("name") == "data" and isinstance(ctx.get("data"), str):
+                    self.shed[key] = self.shed.get(key, 0) + len(ctx["data"].encode())
+                else:
+                    kept.append(entry)
+            appends[key] = kept
+
+    def _notice_lost(self, key: str) -> None:
+        """One line on the stderr of a job whose output was dropped, once there is
+        room again or when the job ends (before its finish, so it is recorded)."""
+        lost = self.shed.pop(key, 0)
+        if not lost:
+            return
+        note = (f"strato-shell: {lost} bytes of output were lost: the shell host could not"
+                f" keep them while the broker was away (its statedir: {self.shed_cause})\n")
+        self._notices.setdefault(key, []).append(
+            {"timestamp": time.time(), "name": "data",
+             "context": {"stream": "stderr", "rank": "0", "data": note}})
+        self._request_flush()
 
     def append(self, key: str, entries: list) -> None:
         """Append entries to a KVS list (a job's output or exec eventlog), batched."""
@@ -239,6 +296,7 @@ class ShellHost:
         finally:
             shell.cleanup()
         self.shells.pop(job.id, None)
+        self._notice_lost(job.kvsdir + ".guest.output")
         if shell.leader:
             self.exec_event(job, "complete", {"status": status})
         self.event(job.id, "finish", {"status": status})
@@ -255,6 +313,8 @@ class ShellHost:
         seq = (req.body or {}).get("seq")
         if self.outbox is not None and isinstance(seq, int):
             self._recorded(seq)
+            if self.shed:
+                self._request_flush()  # room again, perhaps: the notices can go
 
     def _recorded(self, seq: int) -> None:
         """Forget the messages up to `seq` and the jobs whose end they carried."""
