@@ -317,7 +317,8 @@ def _close_fds_but(*keep: int | None) -> None:
 def end_brokers(pids: dict[int, int]) -> None:
     """(rank 0, at the end) Make sure no broker it forked is left: those not yet
     reaped (startup failed, or they did not exit when told) are killed and reaped.
-    A broker keeps no state, and its shell host ends when their link closes."""
+    A broker keeps no state; its shell host ends when their link closes, unless
+    it holds jobs of an instance with a statedir (they outlive the instance)."""
     for pid in pids.values():
         try:
             os.kill(pid, signal.SIGKILL)
