@@ -306,3 +306,28 @@ def test_a_pmi_started_instance_keeps_its_running_job(tmp_path):
     assert lines[-1] == "rc=7"
     assert sorted(lines[:-1]) == sorted([f"before {r}" for r in range(SIZE)]
                                         + [f"after meanwhile {r}" for r in range(SIZE)])
+
+
+def test_a_statedir_held_by_a_running_instance_is_refused_before_any_broker_starts(
+        make_instance, tmp_path):
+    """A second `--test-size` instance on a statedir in use fails with one line before
+    it starts any broker, so none of its brokers re-adopts (and steals) a shell host
+    of the running instance, whose job goes on and finishes normally."""
+    state = tmp_path / "state"
+    gates = Gates(tmp_path)
+    first = start(make_instance, state, "a")
+    jobid = submit_gates(first, gates)
+    gates.pids()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STRATO_")}
+    res = subprocess.run([*STRATO, "start", f"--test-size={SIZE}", "--statedir", str(state),
+                          "true"], capture_output=True, text=True, timeout=120, env=env)
+    assert res.returncode == 1
+    assert res.stderr.splitlines() == [
+        f"strato-start: statedir {state} is in use by another broker (pid {first.proc.pid})"]
+    gates.release("still")
+    with first.handle() as h:
+        result = job.wait(h, jobid)
+    assert result.returncode == 7 and result.exception is None
+    out = first.strato("job", "attach", jobid).stdout.splitlines()
+    assert sorted(out) == sorted([f"before {r}" for r in range(SIZE)]
+                                 + [f"after still {r}" for r in range(SIZE)])
