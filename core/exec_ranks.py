@@ -100,6 +100,7 @@ class RanksExec:
         self.jobs: dict[int, _Spread] = {}
         self._outbox: dict[int, list[dict]] = {}  # rank -> starts to send it this turn
         self._reattach: dict[int, list[dict]] = {}  # rank -> parts to take up once it joins
+        self._kills: dict[int, list[dict]] = {}  # rank -> kills of those parts, meanwhile
         self.hosts: dict[tuple[int, int], _RankHost] = {}  # (rank, uid) -> its host
         service.backends[self.name] = self
         service.spread = self
@@ -157,6 +158,8 @@ class RanksExec:
         parts = self._reattach.pop(rank, [])
         keep = [jobid for jobid, spread in self.jobs.items() if rank in spread.running]
         self.broker.send_to(rank, "exec.rank-reattach", {"jobs": parts, "keep": keep})
+        for body in self._kills.pop(rank, []):  # asked for before it could hear them
+            self.broker.send_to(rank, "exec.rank-kill", body)
 
     def kill(self, jobid: int, signum: int) -> None:
         spread = self.jobs.get(jobid)
@@ -166,6 +169,8 @@ class RanksExec:
         for rank in sorted(spread.running):
             if rank == self.broker.rank:
                 self.local.kill(jobid, signum)
+            elif rank in self._reattach:  # not joined since the restart: sent once it is
+                self._kills.setdefault(rank, []).append({"id": jobid, "signum": signum})
             else:
                 self.broker.send_to(rank, "exec.rank-kill", {"id": jobid, "signum": signum})
 
@@ -216,8 +221,8 @@ class RanksExec:
         """``exec.rank-batch``: a batch of a rank's shell host, applied once."""
         rank, uid, pid, seq = self._ints(req.body, "rank", "uid", "pid", "seq")
         ops, events = req.body.get("ops"), req.body.get("events", [])
-        if not isinstance(events, list) or self.service.statedir is None:
-            raise RPCError("exec.rank-batch needs a list of events and a statedir")
+        if not isinstance(events, list):
+            raise RPCError("exec.rank-batch needs a list of events")
         host = self._host(rank, uid)
         host.pid = pid
         host.due = True
@@ -232,13 +237,13 @@ class RanksExec:
             self.broker.run_deferred()
             host.applied = seq
             self.kvs.put_quiet(host.key, seq)
+        if self.service.statedir is None:  # (a rank given a statedir rank 0 lacks)
+            self._ack_ranks()  # nothing is saved: applied is as recorded as it gets
         req.respond()
 
     def _rank_host(self, req) -> None:
         """``exec.rank-host``: a rank started a new shell host; it counts from 1."""
         rank, uid, pid = self._ints(req.body, "rank", "uid", "pid")
-        if self.service.statedir is None:
-            raise RPCError("exec.rank-host needs a statedir")
         host = self._host(rank, uid)
         host.pid, host.applied, host.due = pid, 0, False
         self.kvs.put_quiet(host.key, 0)
