@@ -36,7 +36,7 @@ from strato.core.states import (
     STATE_NAMES,
 )
 from strato.jobspec.fsd import parse_fsd
-from strato.jobspec.idset import decode_idset
+from strato.jobspec.idset import decode_idset_cached
 from strato.jobspec.model import job_name
 
 log = logging.getLogger("strato.job-manager")
@@ -98,7 +98,7 @@ class Job:
         ex = self.R["execution"]
         nnodes = None
         if self.summary["nnodes"] is None:  # -n without -N: as many nodes as R spans
-            nnodes = len({r for e in ex["R_lite"] for r in decode_idset(e["rank"])})
+            nnodes = len({r for e in ex["R_lite"] for r in decode_idset_cached(e["rank"])})
         return [",".join(e["rank"] for e in ex["R_lite"]), ",".join(ex.get("nodelist", [])),
                 nnodes, ex.get("expiration", 0.0)]
 
@@ -623,9 +623,9 @@ class JobManager:
             taken = []
             for e in entries:
                 children = e.get("children", {})
-                cores = set(decode_idset(children.get("core", "")))
-                gpus = set(decode_idset(children.get("gpu", "")))
-                for rank in decode_idset(e["rank"]):
+                cores = set(decode_idset_cached(children.get("core", "")))
+                gpus = set(decode_idset_cached(children.get("gpu", "")))
+                for rank in decode_idset_cached(e["rank"]):
                     taken.append((rank, cores, gpus))
         except (KeyError, TypeError, ValueError, AttributeError):
             return "malformed R"
@@ -653,7 +653,7 @@ class JobManager:
 
     def _release_held(self, job: Job) -> None:
         for entry in job.R["execution"]["R_lite"]:
-            for rank in decode_idset(entry["rank"]):
+            for rank in decode_idset_cached(entry["rank"]):
                 held = self.held.get(rank)
                 if held is not None:
                     held.pop(job.id, None)

@@ -318,12 +318,17 @@ def end_brokers(pids: dict[int, int]) -> None:
     """(rank 0, at the end) Make sure no broker it forked is left: those not yet
     reaped (startup failed, or they did not exit when told) are killed and reaped.
     A broker keeps no state; its shell host ends when their link closes, unless
-    it holds jobs of an instance with a statedir (they outlive the instance)."""
-    for pid in pids.values():
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+    it holds jobs of an instance with a statedir (they outlive the instance).
+
+    All are stopped before any is killed: a broker that saw its parent or a child
+    die first would report it, a line the user should not see after a failed
+    start (a signal already pending keeps it from running anything more)."""
+    for signum in (signal.SIGSTOP, signal.SIGKILL):
+        for pid in pids.values():
+            try:
+                os.kill(pid, signum)
+            except ProcessLookupError:
+                pass
     for pid in pids.values():
         try:
             os.waitpid(pid, 0)

@@ -2,8 +2,8 @@
 
 Started and supervised by its node's broker (exec backend ``local``); its command
 line names it ``shell-host``. It owns everything about tasks: spawning (one
-``posix_spawn`` each, with the task's cwd, rlimits and environment), reaping (one
-SIGCHLD handler, ``waitpid(-1)`` for this process only), signals and output, so
+``posix_spawn`` each, with the task's cwd, rlimits and environment), reaping (a
+pidfd per task: `strato.shell.spawn.TaskPoller`), signals and output, so
 the broker process holds no task-related process-wide state. No new Python
 interpreter starts for a job.
 
@@ -67,7 +67,7 @@ from strato.core.exec import ExecJob
 from strato.jobspec.fsd import parse_fsd
 from strato.shell.outbox import Outbox
 from strato.shell.shell import JobShell
-from strato.shell.spawn import Reaper, release_signals, spawn
+from strato.shell.spawn import TaskPoller, release_signals, spawn
 
 log = logging.getLogger("strato.shell-host")
 
@@ -91,11 +91,14 @@ class ShellHost:
         self.rank = rank
         self.uid = os.getuid()
         self.loop = asyncio.get_running_loop()
-        self.reaper = Reaper(self.loop)
+        self.tasks = TaskPoller(self.loop)
         self.devnull = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
         self.shells: dict[int, JobShell] = {}
         self.spawn = spawn
         self.hook = None
+        self.shell_hooks: frozenset[str] = frozenset()  # the shell hooks some plugin has
+        # starts that came with the hello's answer, before the hello had read it
+        self._early: list[list] | None = []
         self.uri = ""
         self.rundir = ""  # where jobs' temporary directories go
         self.kill_timeout = 5.0
@@ -152,6 +155,13 @@ class ShellHost:
         if self.outbox is not None and isinstance(memory, int) and memory > 0:
             self.outbox.memory_limit = memory
         self.hook = make_plugin_manager(config).hook
+        # a hook no plugin implements is not called: four calls per job saved
+        self.shell_hooks = frozenset(
+            name for name in ("shell_init", "shell_task_init", "shell_task_exit", "shell_exit")
+            if getattr(self.hook, name).get_hookimpls())
+        early, self._early = self._early or [], None
+        for jobs in early:
+            self._start_jobs(jobs)
 
     # -- what goes to the broker ---------------------------------------------------------
     def _request_flush(self) -> None:
@@ -267,7 +277,13 @@ class ShellHost:
 
     # -- requests ------------------------------------------------------------------------
     def _start(self, req) -> None:
-        for body in req.body["jobs"]:
+        if self._early is not None:
+            self._early.append(req.body["jobs"])
+        else:
+            self._start_jobs(req.body["jobs"])
+
+    def _start_jobs(self, jobs: list) -> None:
+        for body in jobs:
             jobid = body.get("id") if isinstance(body, dict) else None
             if self.outbox is not None and isinstance(jobid, int):
                 self.held[jobid] = {"pgids": [], "finish": 0}
@@ -282,19 +298,13 @@ class ShellHost:
                 continue
             shell = JobShell(self, job)
             self.shells[job.id] = shell
-            self.loop.create_task(self._run(shell))
+            shell.start()
 
-    async def _run(self, shell: JobShell) -> None:
+    def shell_finished(self, shell: JobShell, status: int) -> None:
+        """A job's shell is done (every task has exited, or none could run): tell
+        the broker, with the job's wait status."""
         job = shell.job
-        try:
-            status = await shell.run()
-        except Exception as exc:
-            log.exception("job shell failed")
-            shell.write_output("stderr", 0, f"strato-shell: {exc}\n")
-            self.event(job.id, "exception", {"type": "exec", "note": f"job shell: {exc}"})
-            status = 1 << 8
-        finally:
-            shell.cleanup()
+        shell.cleanup()
         self.shells.pop(job.id, None)
         self._notice_lost(job.kvsdir + ".guest.output")
         if shell.leader:
@@ -520,7 +530,7 @@ async def _main(fd: int, rank: int, statedir: str | None) -> None:
     if host.conn is not None:
         host.conn.close()
     host.close()
-    host.reaper.close()
+    host.tasks.close()
     release_signals(loop, signal.SIGTERM, signal.SIGINT,
                     *((signal.SIGHUP,) if statedir is not None else ()))
 

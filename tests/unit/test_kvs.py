@@ -266,3 +266,39 @@ def test_a_sealed_directory_too_large_to_keep_whole_keeps_its_live_rows(tmp_path
     assert db.execute("SELECT key FROM sealed").fetchall() == [("job.2",)]
     k = KVS(path)
     assert k.get("job.1.out") == ["x" * 200, "y"] and k.get("job.2.out") == ["small"]
+
+
+def test_remembered_directories_follow_every_change_of_the_tree():
+    """Writes and reads find a key's directory from memory (`_writable_parent`):
+    a directory removed, replaced by a value, or sealed since must not be written
+    through; the next write walks the tree again."""
+    k = KVS()
+    k.put("job.a.eventlog", [1])
+    k.append("job.a.eventlog", [2])  # now remembered: job.a
+    k.unlink("job.a")
+    k.append("job.a.eventlog", [3])  # a new job.a, not the removed one
+    k.put("job.a.R", 1)  # remembered again
+    assert k.get("job.a.eventlog") == [3]
+    k.put("job.a", 7)  # the directory replaced by a value
+    assert k.get("job.a.eventlog") is None
+    k.append("job.a.eventlog", [4])  # the value replaced by a directory again
+    assert k.get("job.a.eventlog") == [4] and isinstance(k.lookup("job.a"), KvsDir)
+    k.put("job.b.R", {"x": 1})
+    k.put("job", 1)  # a directory above both replaced by a value
+    with pytest.raises(KeyError):
+        k.lookup("job.b.R")
+    k.put("job.c.jobspec", {})
+    k.put("job.c.eventlog", [])
+    k.append("job.c.guest.output", [0])  # a directory below it, remembered too
+    assert k.seal("job.c", {"id": 3})
+    with pytest.raises(RPCError, match="read-only|sealed"):
+        k.append("job.c.guest.output", [1])
+    with pytest.raises(RPCError, match="read-only|sealed"):
+        k.append("job.c.eventlog", [5])
+    with pytest.raises(RPCError, match="read-only|sealed"):
+        k.commit([["append", "job.c.eventlog", 6]])
+    assert k.get("job.c.eventlog") == []
+    with pytest.raises(RPCError, match="invalid key"):
+        k.put(".eventlog", 1)  # the root is remembered; the key is still malformed
+    k.put("top", 1)
+    assert k.get("top") == 1
