@@ -114,10 +114,9 @@ class ExecService:
         except ValueError as exc:
             raise ConfigError(f"exec: {exc}") from None
         #: running jobs outlive a stopping broker: a statedir keeps them for its restart
-        #: (a child instance's jobs end with its allocation; so do a multi-broker
-        #: instance's, whose other ranks do not keep theirs yet)
+        #: (a child instance's jobs end with its allocation)
         self.keep_running = instance.statedir is not None and instance.parent is None \
-            and orphan > 0 and instance.bootstrap.size == 1
+            and orphan > 0
         self.backends: dict = {}
         for name in factories:  # a backend's bad config fails startup, not a job
             self.backend(name)

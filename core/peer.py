@@ -30,7 +30,7 @@ import zmq
 
 from strato.core.bootstrap import Bootstrap, children_of, for_test, parent_of
 from strato.core.broker import Broker
-from strato.core.errors import ConfigError, RPCError
+from strato.core.errors import ConfigError, RPCError, StratoError
 from strato.core.exec_ranks import RankExec
 from strato.core.overlay import JOIN_TIMEOUT, JoinWatch, Overlay, overlay_attrs
 from strato.shell.spawn import Reaper, release_signals
@@ -52,9 +52,12 @@ def broker_attrs(boot: Bootstrap, overlay: Overlay | None, rundir: Path) -> dict
 
 
 async def serve_peer(boot: Bootstrap, rundir: Path, config: dict,
-                     host: tuple[int, socket.socket, int] | None = None) -> int:
+                     host: tuple[int, socket.socket, int] | None = None,
+                     statedir: Path | None = None) -> int:
     """Run a broker of rank > 0 until the instance ends; returns its exit code.
-    `host`: its parked shell host, if one was forked for it (`fork_shell_host`)."""
+    `host`: its parked shell host, if one was forked for it (`fork_shell_host`);
+    `statedir`: where its shell host records itself to outlive it
+    (`strato.core.exec_ranks`)."""
     loop = asyncio.get_running_loop()
     stopped: asyncio.Future = loop.create_future()
 
@@ -80,7 +83,8 @@ async def serve_peer(boot: Bootstrap, rundir: Path, config: dict,
     execution = None
     try:
         broker.listen(f"{rundir}/local")
-        execution = RankExec(broker, reaper, config, rundir, f"local://{rundir}/local", host)
+        execution = RankExec(broker, reaper, config, rundir, f"local://{rundir}/local", host,
+                             statedir)
         overlay.start()  # without a host given, its shell host starts with its first job
     except Exception:
         if execution is not None:
@@ -112,24 +116,42 @@ async def serve_peer(boot: Bootstrap, rundir: Path, config: dict,
 
 
 def run_peer(boot: Bootstrap, rundir: Path, config: dict,
-             host: tuple[int, socket.socket, int] | None = None) -> int:
+             host: tuple[int, socket.socket, int] | None = None,
+             statedir: Path | None = None) -> int:
     """Make the rundir and serve a broker of rank > 0 (``strato start`` under a
-    ``[bootstrap]`` config on a host that is not rank 0, or a test broker)."""
+    ``[bootstrap]`` config on a host that is not rank 0, or a test broker). With a
+    `statedir` (its own, or rank 0's on the same machine) it holds
+    ``statedir/lock.RANK`` and its shell host outlives it."""
+    from strato.core.errors import StateError
+    from strato.core.hostlink import ensure_secret
+    from strato.core.instance import lock_statedir
+
     try:
         rundir.mkdir(parents=True, exist_ok=True)
         os.chmod(rundir, 0o700)
     except OSError as exc:
         raise ConfigError(f"cannot use rundir {rundir}: {exc.strerror}") from None
+    lock = None
+    if statedir is not None:
+        lock = lock_statedir(statedir, f"lock.{boot.rank}")
+        try:
+            ensure_secret(statedir)
+        except OSError as exc:
+            os.close(lock)
+            raise StateError(f"cannot use statedir {statedir}: {exc.strerror}") from None
     try:
-        return asyncio.run(serve_peer(boot, rundir, config, host))
+        return asyncio.run(serve_peer(boot, rundir, config, host, statedir))
     finally:
+        if lock is not None:
+            os.close(lock)
         try:
             os.unlink(rundir / "local")
         except OSError:
             pass
 
 
-def fork_test_brokers(boot: Bootstrap, rundir: Path, config: dict) -> dict[int, int]:
+def fork_test_brokers(boot: Bootstrap, rundir: Path, config: dict,
+                      statedir: Path | None = None) -> dict[int, int]:
     """(rank 0 of a ``--test-size`` instance, before its event loop and ZeroMQ start)
     Start ranks 1..N-1 as forks of this process; returns their pids by rank.
 
@@ -163,7 +185,7 @@ def fork_test_brokers(boot: Bootstrap, rundir: Path, config: dict) -> dict[int, 
         for rank in range(1, boot.size):
             pid = os.fork()
             if pid == 0:
-                _become_broker(rank, boot, rundir, config, listeners, endpoints)
+                _become_broker(rank, boot, rundir, config, listeners, endpoints, statedir)
             pids[rank] = pid
     except OSError as exc:  # e.g. EAGAIN under a process limit: end those forked
         end_brokers(pids)
@@ -179,7 +201,8 @@ def fork_test_brokers(boot: Bootstrap, rundir: Path, config: dict) -> dict[int, 
 
 
 def _become_broker(rank: int, boot: Bootstrap, rundir: Path, config: dict,
-                   listeners: dict[int, socket.socket], endpoints: dict[int, str]) -> None:
+                   listeners: dict[int, socket.socket], endpoints: dict[int, str],
+                   statedir: Path | None) -> None:
     """(in a fork of rank 0) Serve broker `rank` and exit, never returning into rank
     0's stack. Every descriptor of rank 0 but this broker's listening socket is
     closed, so that nothing of rank 0 (its own listening socket above all) outlives
@@ -194,17 +217,19 @@ def _become_broker(rank: int, boot: Bootstrap, rundir: Path, config: dict,
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, 1)
         os.close(devnull)
-        host = fork_shell_host(rank)
+        # with a statedir its host is a program of its own (started with the first
+        # job), which outlives it and which a restarted broker finds by its name
+        host = fork_shell_host(rank) if statedir is None else None
         logging.basicConfig(level=logging.WARNING, force=True,
                             format=f"strato-broker[{rank}]: %(message)s")
         mine = for_test(boot.size, config, boot.cert, boot.cert_path, rank=rank,
                         level=boot.level, parent_endpoint=endpoints[parent_of(rank, boot.fanout)],
                         hosts=boot.hosts, bind=endpoints.get(rank, ""), bind_fd=own)
-        code = run_peer(mine, rundir / str(rank), config, host)
+        code = run_peer(mine, rundir / str(rank), config, host, statedir)
         # what its sockets still hold (the shutdown event on its way to its own
         # children) leaves before _exit, as it would at a normal interpreter exit
         zmq.Context.instance().destroy(linger=EXIT_LINGER_MS)
-    except ConfigError as exc:
+    except StratoError as exc:
         print(f"strato-broker[{rank}]: {exc}", file=sys.stderr)
     except BaseException:
         traceback.print_exc()
@@ -266,7 +291,8 @@ def _close_fds_but(*keep: int | None) -> None:
 def end_brokers(pids: dict[int, int]) -> None:
     """(rank 0, at the end) Make sure no broker it forked is left: those not yet
     reaped (startup failed, or they did not exit when told) are killed and reaped.
-    A broker keeps no state, and its shell host ends when their link closes.
+    A broker keeps no state; its shell host ends when their link closes, unless
+    it holds jobs of an instance with a statedir (they outlive the instance).
 
     All are stopped before any is killed: a broker that saw its parent or a child
     die first would report it, a line the user should not see after a failed

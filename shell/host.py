@@ -15,7 +15,9 @@ restarted broker made to re-adopt it):
   {rank, pid}``, whose answer carries the instance config (for shell plugins),
   URI and rundir;
 - requests it serves: ``shell-host.start {jobs: [{id, jobspec, R, userid, cc}]}``,
-  ``shell-host.kill {id, signum}`` and ``shell-host.ack {seq}`` (all one-way);
+  ``shell-host.kill {id, signum}``, ``shell-host.ack {seq}`` and
+  ``shell-host.stop`` (SIGKILL every task and exit: its rank was lost and the
+  instance ended its jobs) (all one-way);
 - what it sends, one message per event-loop turn: ``exec.host-batch {seq, ops,
   events}``: ``ops`` are the KVS appends to each job's ``guest.output`` and
   ``exec.eventlog`` (``shell.init``, ``shell.start``, ``complete {status}``),
@@ -34,6 +36,13 @@ time limit passes is ended here, and its log goes to a file in the statedir.
 A broker that comes back re-adopts it and gets what it missed, in order. If
 none does within ``exec.orphan-timeout`` the host kills its tasks and exits. A
 host with nothing to hold just exits with its broker.
+
+**A full disk meanwhile.** If the spool file cannot be written either, the host
+keeps a bounded amount more in memory (`strato.shell.outbox`); past that it
+drops its jobs' output (never their events or exec eventlogs), counting what
+each job lost; when the job ends, or once there is room again, one line on the
+job's stderr says how many bytes were lost and why (the broker records it with
+the rest when it comes back). It never crashes on it.
 """
 
 from __future__ import annotations
@@ -98,6 +107,9 @@ class ShellHost:
         self._appends: dict[str, list] = {}  # KVS key -> entries to append this turn
         self._events: list[dict] = []
         self._flush_scheduled = False
+        self.shed: dict[str, int] = {}  # output key -> bytes dropped on a full disk
+        self.shed_cause = ""
+        self._notices: dict[str, list] = {}  # output key -> lines that are never dropped
         # outliving the broker (--statedir): see the module docstring
         self.statedir = statedir
         self.outbox: Outbox | None = None
@@ -118,6 +130,7 @@ class ShellHost:
         conn.serve("shell-host.start", self._start)
         conn.serve("shell-host.kill", self._kill)
         conn.serve("shell-host.ack", self._ack)
+        conn.serve("shell-host.stop", lambda req: self.stop())
 
     def _attach(self, conn: Connector) -> None:
         """Make `conn` this host's link to its broker."""
@@ -158,14 +171,27 @@ class ShellHost:
 
     def _flush(self) -> None:
         self._flush_scheduled = False
-        if not (self._appends or self._events):
+        if self.shed and not self.outbox.full:  # room again: say what was lost
+            for key in list(self.shed):
+                self._notice_lost(key)
+        if not (self._appends or self._events or self._notices):
             return
         body: dict = {}
-        if self._appends:
+        if self._appends or self._notices:
             appends, self._appends = self._appends, {}
-            body["ops"] = [["append", key, entries] for key, entries in appends.items()]
+            if self.outbox is not None and self.outbox.full:
+                self._shed_output(appends)
+            for key, entries in self._notices.items():
+                appends.setdefault(key, []).extend(entries)
+            self._notices = {}
+            body["ops"] = [["append", key, entries] for key, entries in appends.items()
+                           if entries]
+            if not body["ops"]:
+                del body["ops"]
         if self._events:
             body["events"], self._events = self._events, []
+        if not body:
+            return
         if self.outbox is None:
             if self.conn is not None:
                 self.conn.send("exec.host-batch", body)
@@ -179,6 +205,40 @@ class ShellHost:
         self.outbox.add(self.seq, payload)
         if self.conn is not None:
             self.conn.write_encoded(payload)
+
+    def _shed_output(self, appends: dict[str, list]) -> None:
+        """The disk refused the spool and memory holds all it may: drop the output
+        in `appends` (keeping its headers), counting it per job (module docstring)."""
+        if not self.shed:
+            why = self.outbox.write_error
+            self.shed_cause = why.strerror or str(why)
+            log.error("cannot keep jobs' output for the broker: %s (spool %s), and %d bytes"
+                      " wait in memory; dropping output until a broker is back",
+                      self.shed_cause, self.outbox.spool_path, self.outbox.overflow_bytes)
+        for key, entries in appends.items():
+            if not key.endswith(".guest.output"):
+                continue
+            kept = []
+            for entry in entries:
+                ctx = entry.get("context") or {}
+                if entry.get("name") == "data" and isinstance(ctx.get("data"), str):
+                    self.shed[key] = self.shed.get(key, 0) + len(ctx["data"].encode())
+                else:
+                    kept.append(entry)
+            appends[key] = kept
+
+    def _notice_lost(self, key: str) -> None:
+        """One line on the stderr of a job whose output was dropped, once there is
+        room again or when the job ends (before its finish, so it is recorded)."""
+        lost = self.shed.pop(key, 0)
+        if not lost:
+            return
+        note = (f"strato-shell: {lost} bytes of output were lost: the shell host could not"
+                f" keep them while the broker was away (its statedir: {self.shed_cause})\n")
+        self._notices.setdefault(key, []).append(
+            {"timestamp": time.time(), "name": "data",
+             "context": {"stream": "stderr", "rank": "0", "data": note}})
+        self._request_flush()
 
     def append(self, key: str, entries: list) -> None:
         """Append entries to a KVS list (a job's output or exec eventlog), batched."""
@@ -246,6 +306,7 @@ class ShellHost:
         job = shell.job
         shell.cleanup()
         self.shells.pop(job.id, None)
+        self._notice_lost(job.kvsdir + ".guest.output")
         if shell.leader:
             self.exec_event(job, "complete", {"status": status})
         self.event(job.id, "finish", {"status": status})
@@ -262,6 +323,8 @@ class ShellHost:
         seq = (req.body or {}).get("seq")
         if self.outbox is not None and isinstance(seq, int):
             self._recorded(seq)
+            if self.shed:
+                self._request_flush()  # room again, perhaps: the notices can go
 
     def _recorded(self, seq: int) -> None:
         """Forget the messages up to `seq` and the jobs whose end they carried."""
@@ -481,6 +544,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rank", type=int, default=0)
     parser.add_argument("--statedir")
     args = parser.parse_args(argv)
+    if args.statedir is not None:
+        # What the broker inherited from its launcher (mpiexec's pipes, say) is none
+        # of a host that outlives it: held open, a launcher would wait for it.
+        os.closerange(3, args.fd)
+        os.closerange(args.fd + 1, os.sysconf("SC_OPEN_MAX"))
     logging.basicConfig(level=logging.WARNING,
                         format=f"shell-host[{args.rank}]: %(levelname)s %(message)s")
     gcpolicy.tune_service()
