@@ -14,7 +14,7 @@ import sys
 
 import click
 
-from strato.cli.common import handle
+from strato.cli.common import color_option, handle
 from strato.core.states import ACTIVE, ALL
 
 # Flux's colours: a job's result, else blue for an instance
@@ -53,10 +53,8 @@ _RESET = "\033[0;0m"
 @click.option("--stats-only", is_flag=True,
               help="Print job counts only (other options but --queue are ignored); "
                    "exit 1 if no job is active.")
-@click.option("--color", type=click.Choice(["auto", "never", "always"]), is_flag=False,
-              flag_value="always", default="auto", metavar="[WHEN]",
-              help="Colour jobs by result, and instances blue: auto (on a terminal), "
-                   "never or always (the default without WHEN).")
+@color_option("Colour jobs by result, and instances blue: auto (on a terminal), never or "
+              "always (the default without WHEN).")
 @click.argument("jobids", nargs=-1, metavar="[JOBID]...")
 def jobs(all_states, all_users, filt, no_header, count, name, user, queue, since, fmt,
          as_json, recursive, level, recurse_all, stats, stats_only, color, jobids) -> int:

@@ -9,6 +9,10 @@ import click
 from strato.cli.common import handle
 from strato.core.errors import StratoError
 
+#: every kvs command's -N option
+namespace_option = click.option("-N", "--namespace", default="primary", show_default=True,
+                                help="KVS namespace.")
+
 
 def _show(value: object) -> str:
     return value if isinstance(value, str) else json.dumps(value)
@@ -20,8 +24,7 @@ def kvs() -> None:
 
 
 @kvs.command()
-@click.option("-N", "--namespace", default="primary", show_default=True,
-              help="KVS namespace.")
+@namespace_option
 @click.argument("keys", nargs=-1, required=True)
 def get(namespace, keys) -> int:
     """Print the value of each KEY (strings raw, others as JSON)."""
@@ -34,8 +37,7 @@ def get(namespace, keys) -> int:
 
 
 @kvs.command()
-@click.option("-N", "--namespace", default="primary", show_default=True,
-              help="KVS namespace.")
+@namespace_option
 @click.option("-A", "--append", is_flag=True, help="Append to a list value.")
 @click.argument("pairs", nargs=-1, required=True)
 def put(namespace, append, pairs) -> int:
@@ -57,8 +59,7 @@ def put(namespace, append, pairs) -> int:
 
 
 @kvs.command()
-@click.option("-N", "--namespace", default="primary", show_default=True,
-              help="KVS namespace.")
+@namespace_option
 @click.option("-R", "--recursive", is_flag=True, help="List subdirectories too.")
 @click.argument("key", default=".")
 def ls(namespace, recursive, key) -> int:
@@ -78,8 +79,7 @@ def ls(namespace, recursive, key) -> int:
 
 
 @kvs.command("dir")
-@click.option("-N", "--namespace", default="primary", show_default=True,
-              help="KVS namespace.")
+@namespace_option
 @click.argument("key", default=".")
 def dir_(namespace, key) -> int:
     """Print every key under a directory with its value."""
@@ -100,8 +100,7 @@ def dir_(namespace, key) -> int:
 
 
 @kvs.command()
-@click.option("-N", "--namespace", default="primary", show_default=True,
-              help="KVS namespace.")
+@namespace_option
 @click.option("-f", "--force", is_flag=True, help="No error for a key that does not exist.")
 @click.argument("keys", nargs=-1, required=True)
 def unlink(namespace, force, keys) -> int:

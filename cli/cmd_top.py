@@ -11,6 +11,7 @@ import sys
 
 import click
 
+from strato.cli.common import color_option
 from strato.core.errors import StratoError
 
 
@@ -18,10 +19,8 @@ from strato.core.errors import StratoError
 @click.option("-q", "--queue", metavar="NAME",
               help="Count and list only this queue's jobs (of the first instance shown); "
                    "h/l rotate through the queues.")
-@click.option("--color", type=click.Choice(["auto", "never", "always"]), is_flag=False,
-              flag_value="always", default="auto", metavar="[WHEN]",
-              help="Colours: auto (as the terminal can), never or always (the default "
-                   "without WHEN).")
+@color_option("Colours: auto (as the terminal can), never or always (the default without "
+              "WHEN).")
 @click.argument("target", required=False)
 def top(queue, color, target) -> int:
     """Show the instance (or TARGET: a job id, a path of them, or a URI) live:

@@ -46,3 +46,11 @@ def short_fsd(seconds: float) -> str:
         if seconds >= size:
             return f"{seconds / size:.3g}{unit}"
     return f"{seconds:.3g}s" if seconds >= 1 else f"{seconds:.3f}s"
+
+
+def color_option(help: str):
+    """``--color[=WHEN]`` as Flux's commands take it: auto (the default), never or
+    always, and always when given without WHEN."""
+    return click.option("--color", type=click.Choice(["auto", "never", "always"]),
+                        is_flag=False, flag_value="always", default="auto",
+                        metavar="[WHEN]", help=help)

@@ -431,14 +431,21 @@ class ResourceQuery:
         except MatchError:
             self.out.write(f"Couldn't find path {args[1]} in resource graph.\n")
 
-    def cmd_get_property(self, args: list[str]) -> None:
-        if len(args) != 2:
+    def _vertices_at(self, args: list[str], nargs: int) -> list | None:
+        """The vertices at the path ``args[1]`` of a command of `nargs` words; None,
+        once the user is told why, if the command is malformed or nothing is there."""
+        if len(args) != nargs:
             self.err("ERROR: malformed command\n")
-            return
+            return None
         try:
-            found = self.trav.vertices_at(args[1])
+            return self.trav.vertices_at(args[1])
         except MatchError:
             self.out.write(f"Could not find path {args[1]} in resource graph.\n")
+            return None
+
+    def cmd_get_property(self, args: list[str]) -> None:
+        found = self._vertices_at(args, 2)
+        if found is None:
             return
         for v in found:
             if not v.properties:
@@ -448,13 +455,7 @@ class ResourceQuery:
                 self.out.write(f"{k}={v.properties[k]}\n")
 
     def cmd_set_status(self, args: list[str]) -> None:
-        if len(args) != 3:
-            self.err("ERROR: malformed command\n")
-            return
-        try:
-            self.trav.vertices_at(args[1])
-        except MatchError:
-            self.out.write(f"Could not find path {args[1]} in resource graph.\n")
+        if self._vertices_at(args, 3) is None:
             return
         if args[2] not in ("up", "down"):
             self.err("ERROR: unrecognized status\n")
@@ -462,13 +463,8 @@ class ResourceQuery:
         self.trav.mark(args[1], args[2])
 
     def cmd_get_status(self, args: list[str]) -> None:
-        if len(args) != 2:
-            self.err("ERROR: malformed command\n")
-            return
-        try:
-            found = self.trav.vertices_at(args[1])
-        except MatchError:
-            self.out.write(f"Could not find path {args[1]} in resource graph.\n")
+        found = self._vertices_at(args, 2)
+        if found is None:
             return
         for v in found:
             self.out.write(f"{args[1]} is {v.status}\n")

@@ -35,7 +35,8 @@ class ExecJob:
 
     The shell host reads its start messages into the same class."""
 
-    __slots__ = ("id", "jobspec", "R", "userid", "cc", "rank", "_summary", "backend")
+    __slots__ = ("id", "jobspec", "R", "userid", "cc", "rank", "_summary", "backend",
+                 "_kvsdir")
 
     def __init__(self, body: dict) -> None:
         self.id: int = body["id"]
@@ -47,6 +48,7 @@ class ExecJob:
         self.rank: int | None = body.get("rank")
         self._summary: dict | None = None
         self.backend = None
+        self._kvsdir = ""
 
     @property
     def summary(self) -> dict:
@@ -63,7 +65,9 @@ class ExecJob:
     @property
     def kvsdir(self) -> str:
         """The job's directory in the KVS (its output and exec eventlog live there)."""
-        return ids.encode(self.id, "kvs")
+        if not self._kvsdir:
+            self._kvsdir = ids.encode(self.id, "kvs")
+        return self._kvsdir
 
     def wire(self) -> dict:
         """The start message a shell host gets for this job."""
@@ -110,10 +114,9 @@ class ExecService:
         except ValueError as exc:
             raise ConfigError(f"exec: {exc}") from None
         #: running jobs outlive a stopping broker: a statedir keeps them for its restart
-        #: (a child instance's jobs end with its allocation; so do a multi-broker
-        #: instance's, whose other ranks do not keep theirs yet)
+        #: (a child instance's jobs end with its allocation)
         self.keep_running = instance.statedir is not None and instance.parent is None \
-            and orphan > 0 and instance.bootstrap.size == 1
+            and orphan > 0
         self.backends: dict = {}
         for name in factories:  # a backend's bad config fails startup, not a job
             self.backend(name)

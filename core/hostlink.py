@@ -59,18 +59,24 @@ def log_file(statedir: Path | str, rank: int, uid: int) -> Path:
 
 
 def ensure_secret(statedir: Path) -> None:
-    """Make the instance's secret (mode 0600) unless the statedir has one."""
+    """Make the instance's secret (mode 0600) unless the statedir has one.
+
+    Written whole under a temporary name, then linked into place (which fails if
+    another broker of the instance made it first): a broker of another rank that
+    shares the statedir never reads a secret half written."""
     path = statedir / SECRET_NAME
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-    except FileExistsError:
+    if path.exists():
         return
+    tmp = statedir / f"{SECRET_NAME}.{os.getpid()}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(secrets.token_bytes(32))
-    except OSError:  # a full disk: leave no empty secret behind
-        path.unlink(missing_ok=True)
-        raise
+        os.link(tmp, path)
+    except FileExistsError:
+        pass
+    finally:  # a full disk leaves no empty secret behind
+        tmp.unlink(missing_ok=True)
 
 
 def read_secret(statedir: Path | str) -> bytes:
@@ -112,6 +118,18 @@ def _recv_exact(sock: socket.socket, n: int) -> bytes:
             raise HandshakeError("it closed the connection")
         data += chunk
     return bytes(data)
+
+
+def stop_host(path: str, secret: bytes, timeout: float) -> int:
+    """Authenticate to a shell host (as `adopt`) that holds only what the instance
+    has ended, and make it SIGKILL its tasks and exit; returns its pid. Raises
+    HandshakeError or OSError."""
+    # every message it kept is recorded as far as it is concerned: nothing is replayed
+    sock, answer = adopt(path, secret, 1 << 62, timeout)
+    with sock:
+        sock.sendall(proto.frame(proto.request("shell-host.stop", 0, {},
+                                               proto.FLAG_NORESPONSE)))
+    return answer["pid"]
 
 
 def recv_frame(sock: socket.socket) -> dict:

@@ -41,14 +41,13 @@ from strato.core.exec_ranks import RanksExec
 from strato.core.hostlink import ensure_secret
 from strato.core.jobmanager import JobManager
 from strato.core.kvs import KVS, describe_failure, dump_kvs
-from strato.core.overlay import Overlay
+from strato.core.overlay import JoinWatch, Overlay
 from strato.core.peer import (
     TestLauncher,
     broker_attrs,
     end_brokers,
     fork_test_brokers,
     run_peer,
-    wait_joined,
 )
 from strato.core.plugins import (
     builtin_plugins,
@@ -75,8 +74,12 @@ class Instance:
     """One running instance in this process (see module docstring)."""
 
     def __init__(self, config: dict, rundir: Path, statedir: Path | None,
-                 parent: Parent | None = None, bootstrap: Bootstrap | None = None) -> None:
+                 parent: Parent | None = None, bootstrap: Bootstrap | None = None,
+                 statelock: int | None = None) -> None:
+        """`statelock`: the statedir's lock, if the caller took it already
+        (`lock_statedir`), as ``--test-size`` does before it starts other brokers."""
         self.config = config
+        self.statelock = statelock
         self.parent = parent
         self.rundir = rundir
         self.statedir = statedir
@@ -104,7 +107,8 @@ class Instance:
         hook = self.pm.hook
         statefile = None
         if self.statedir is not None:
-            self.statelock = lock_statedir(self.statedir)
+            if self.statelock is None:
+                self.statelock = lock_statedir(self.statedir)
             statefile = self.statedir / "content.sqlite"
         with gcpolicy.bulk_load():  # a restart loads every job's state
             self.kvs = KVS(statefile)
@@ -118,7 +122,7 @@ class Instance:
         self.exec = ExecService(self, registry(hook.exec_register_backends, "exec backend"),
                                 exec_conf.get("backend", "local"))
         if self.overlay is not None:
-            RanksExec(self.exec)
+            RanksExec(self.exec, self.overlay)
             self.overlay.lost_handlers.append(self._ranks_lost)
             self.overlay.hello_handlers.append(self._rank_joined)
         epoch = self.kvs.get("instance.fluid-epoch")
@@ -471,15 +475,16 @@ class Instance:
             self.statelock = None
 
 
-def lock_statedir(statedir: Path) -> int:
+def lock_statedir(statedir: Path, name: str = "lock") -> int:
     """Make the statedir if needed and hold its lock (``statedir/lock``, flock, with
     the holder's pid in it) for as long as this process lives; StateError, naming
-    the holder, if another broker has it."""
+    the holder, if another broker has it. A broker of rank N > 0 holds
+    ``statedir/lock.N`` instead (`name`)."""
     import fcntl
 
     try:
         statedir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(statedir / "lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        fd = os.open(statedir / name, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     except OSError as exc:
         raise StateError(f"cannot use statedir {statedir}: {exc.strerror}") from None
     try:
@@ -615,9 +620,9 @@ async def _serve(inst: Instance, command: list[str], exit_with: int | None = Non
             inst.overlay.start()
             if inst.bootstrap.mode == "test":
                 launcher = TestLauncher(inst, inst.overlay, forked or {})
-                await launcher.wait_joined()
+                await launcher.join.wait()
             elif inst.bootstrap.mode == "pmi":  # the launcher started them all
-                await wait_joined(inst.overlay, inst.bootstrap.size)
+                await JoinWatch(inst.overlay).wait()
         if inst.parent is not None:
             post_uri(inst.parent, inst.uri)
         gcpolicy.tune_service()
@@ -645,6 +650,9 @@ async def _serve(inst: Instance, command: list[str], exit_with: int | None = Non
             except OSError as exc:
                 log.error("cannot write the dump %s: %s", path, exc.strerror)
     finally:
+        # after a failed start, the brokers forked go before the overlay closes, so
+        # that none lives to report its lost parent (after a normal end all are gone)
+        end_brokers(forked or {})
         inst.shutdown()  # closes the reaper: SIGCHLD
         release_signals(asyncio.get_running_loop(), signal.SIGTERM, signal.SIGHUP,
                         signal.SIGINT)
@@ -685,12 +693,16 @@ def run_instance(config: dict, command: list[str], statedir: str | None = None,
         parent = parent_from_environment(os.environ)
         boot = choose_bootstrap(config, parent, test_size, rdir, test_hosts)
         forget_pmi(os.environ)
+        state = Path(statedir).resolve() if statedir else None
         if boot.rank != 0:  # a [bootstrap] config names this host, not as rank 0
-            return run_peer(boot, rdir, config)
+            return run_peer(boot, rdir, config, statedir=state)
+        lock = None
         if boot.mode == "test" and boot.size > 1:
-            forked = fork_test_brokers(boot, rdir, config)
-        inst = Instance(config, rdir, Path(statedir).resolve() if statedir else None, parent,
-                        boot)
+            # the statedir is held before the other brokers start, so that they never
+            # re-adopt the shell hosts of an instance that still holds it
+            lock = lock_statedir(state) if state is not None else None
+            forked = fork_test_brokers(boot, rdir, config, state)
+        inst = Instance(config, rdir, state, parent, boot, statelock=lock)
         code = asyncio.run(_serve(inst, command, exit_with, dump, forked))
     except StratoError as exc:
         if parent is not None:

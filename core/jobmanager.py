@@ -36,7 +36,7 @@ from strato.core.states import (
     STATE_NAMES,
 )
 from strato.jobspec.fsd import parse_fsd
-from strato.jobspec.idset import decode_idset
+from strato.jobspec.idset import decode_idset_cached
 from strato.jobspec.model import job_name
 
 log = logging.getLogger("strato.job-manager")
@@ -98,7 +98,7 @@ class Job:
         ex = self.R["execution"]
         nnodes = None
         if self.summary["nnodes"] is None:  # -n without -N: as many nodes as R spans
-            nnodes = len({r for e in ex["R_lite"] for r in decode_idset(e["rank"])})
+            nnodes = len({r for e in ex["R_lite"] for r in decode_idset_cached(e["rank"])})
         return [",".join(e["rank"] for e in ex["R_lite"]), ",".join(ex.get("nodelist", [])),
                 nnodes, ex.get("expiration", 0.0)]
 
@@ -623,9 +623,9 @@ class JobManager:
             taken = []
             for e in entries:
                 children = e.get("children", {})
-                cores = set(decode_idset(children.get("core", "")))
-                gpus = set(decode_idset(children.get("gpu", "")))
-                for rank in decode_idset(e["rank"]):
+                cores = set(decode_idset_cached(children.get("core", "")))
+                gpus = set(decode_idset_cached(children.get("gpu", "")))
+                for rank in decode_idset_cached(e["rank"]):
                     taken.append((rank, cores, gpus))
         except (KeyError, TypeError, ValueError, AttributeError):
             return "malformed R"
@@ -653,7 +653,7 @@ class JobManager:
 
     def _release_held(self, job: Job) -> None:
         for entry in job.R["execution"]["R_lite"]:
-            for rank in decode_idset(entry["rank"]):
+            for rank in decode_idset_cached(entry["rank"]):
                 held = self.held.get(rank)
                 if held is not None:
                     held.pop(job.id, None)
@@ -839,7 +839,7 @@ class JobManager:
         they are (their tasks kept running) or ends them; jobs whose end was
         recorded give their resources back once a scheduler is loaded.
         """
-        from strato.core.kvs import KvsDir, SealedDir
+        from strato.core.kvs import KvsDir, SealedDir, name_of_dir
 
         root = self.kvs.get("job")
         if not isinstance(root, KvsDir):
@@ -852,12 +852,13 @@ class JobManager:
                 for kc, c in b.items():
                     for kd, d in c.items():
                         if type(d) is SealedDir:  # an inactive job: its record only
+                            kvsdir = f"job.{ka}.{kb}.{kc}.{kd}"
                             try:
-                                job = self._sealed_job(f"job.{ka}.{kb}.{kc}.{kd}",
-                                                       ka + kb + kc + kd, d.record, shared)
+                                job = self._sealed_job(kvsdir, ka + kb + kc + kd, d.record,
+                                                       shared)
                             except (ValueError, TypeError):
-                                log.error("job.%s.%s.%s.%s: unreadable record, skipped",
-                                          ka, kb, kc, kd)
+                                log.error("%s: its record in statedir %s is corrupt; it is "
+                                          "left out", name_of_dir(kvsdir), self.kvs.statedir)
                                 continue
                             self.jobs[job.id] = job
                             self._count_ended(job)

@@ -32,7 +32,7 @@ import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from strato.core import proto
+from strato.core import ids, proto
 from strato.core.errors import RPCError, StateError
 
 PRIMARY = "primary"
@@ -66,8 +66,9 @@ class SealedKvsDir(KvsDir):
 
 class SealedDir:
     """A sealed directory whose keys are still only in the statedir (after a
-    restart): its ``record`` is what its owner said about it when sealing it. The
-    first lookup inside it reads its keys and puts a `SealedKvsDir` in its place."""
+    restart): its ``record`` is what its owner said about it when sealing it (None
+    if the statedir's copy cannot be decoded). The first lookup inside it reads its
+    keys and puts a `SealedKvsDir` in its place."""
 
     __slots__ = ("record",)
 
@@ -90,6 +91,10 @@ class KVS:
         self._dels: set[tuple[str, str]] = set()  # delete the key and its subtree first
         self._appends: dict[tuple[str, str], int] = {}  # entries appended since
         self._seals: dict[tuple[str, str], object] = {}  # directories sealed -> records
+        # (ns, directory key) -> that writable directory, as last walked to
+        # (`_writable_parent`); forgotten when it leaves the tree or is sealed
+        self._dirs: dict[tuple[str, str], KvsDir] = {}
+        self._corrupt: set[str] = set()  # sealed directories found damaged (logged)
         self._flush_pending = False
         self._db: sqlite3.Connection | None = None
         self.commits = 0
@@ -193,23 +198,35 @@ class KVS:
             head, _, name = key.rpartition(".")
             if head != last[1] or ns != last[0]:
                 last = (ns, head, directory(ns, head))
-            last[2][name] = SealedDir(decode(record))
+            try:
+                record = decode(record)
+            except ValueError:  # one damaged row costs its directory's record only
+                record = None
+            last[2][name] = SealedDir(record)
+        self._dirs.clear()
 
     def _thaw(self, ns: str, key: str) -> SealedKvsDir:
-        """Read the keys of the sealed directory `key` from the statedir."""
-        d = SealedKvsDir()
+        """Read the keys of the sealed directory `key` from the statedir. RPCError
+        (EIO) if they cannot be read or decoded: a damaged row fails what looks
+        inside that one directory, and the rest of the store goes on."""
         try:
             row = self._db.execute("SELECT content FROM cold WHERE ns = ? AND key = ?",
                                    (ns, key)).fetchone()
         except sqlite3.Error as exc:
-            raise RPCError(f"{key}: cannot read it from the statedir: {exc}", "EIO") from None
-        for sub, value in (proto.decode(row[0]) if row else {}).items():
-            parts = sub.split(".")
-            here: KvsDir = d
-            for p in parts[:-1]:
-                here = here.setdefault(p, KvsDir())
-            here[parts[-1]] = value
-        return d
+            raise RPCError(f"{name_of_dir(key)}: cannot read its KVS directory from "
+                           f"statedir {self.statedir}: {exc}", "EIO") from None
+        try:
+            if row is None:
+                raise ValueError("it is missing")
+            return _sealed_tree(proto.decode(row[0]))
+        except (ValueError, TypeError, AttributeError) as exc:
+            why = (f"{name_of_dir(key)}: its KVS directory in statedir {self.statedir} is "
+                   f"corrupt ({exc})")
+            if key not in self._corrupt:  # said once in the log, each time to the asker
+                self._corrupt.add(key)
+                log.error("%s", why)
+            raise RPCError(why, "EIO") from None
+
     def close(self) -> None:
         """Save what is left and close; if that save fails, say so (one line) and
         close anyway: what it held is lost, what was saved before is intact."""
@@ -385,9 +402,61 @@ class KVS:
             raise RPCError(f"invalid key '{key}'")
         return parts
 
+    def _writable_parent(self, ns: str, key: str) -> tuple[KvsDir | None, str]:
+        """The directory that holds `key` (None if one on the way is missing or is
+        a value) and the key's last part; RPCError if `key` is malformed or a
+        directory above it is sealed.
+
+        The directory found is remembered until the tree's shape changes: a job's
+        keys are written or read about a dozen times in its life, each time six
+        levels down (``job.0000.0004.2a00.0000.eventlog``)."""
+        dirkey, dot, last = key.rpartition(".")
+        if last and (dirkey or not dot):
+            d = self._dirs.get((ns, dirkey))
+            if d is not None:
+                return d, last
+        parts = self._split(key)
+        d: object = self.namespaces.get(ns)
+        for i, p in enumerate(parts[:-1]):
+            if not isinstance(d, KvsDir):
+                return None, last
+            d = d.get(p)
+            if type(d) in _SEALED:
+                raise _read_only(key, parts[: i + 1])
+        if not isinstance(d, KvsDir):
+            return None, last
+        self._remember(ns, dirkey, d)
+        return d, last
+
+    def _remember(self, ns: str, dirkey: str, d: KvsDir) -> None:
+        if len(self._dirs) >= _DIRS_REMEMBERED:
+            self._dirs.clear()
+        self._dirs[(ns, dirkey)] = d
+
+    def _forget_dirs(self, ns: str, key: str, removed: object) -> None:
+        """`removed`, what was at `key`, left the tree or was sealed: forget it and
+        every directory below it (a walk of that subtree: a job's directory has a
+        handful)."""
+        if not self._dirs or not isinstance(removed, KvsDir):
+            return
+        stack = [(key, removed)]
+        while stack:
+            here, d = stack.pop()
+            self._dirs.pop((ns, here), None)
+            stack.extend((f"{here}.{name}", sub) for name, sub in d.items()
+                         if isinstance(sub, KvsDir))
+
     def _set(self, ns: str, key: str, value: object) -> bool:
         """Store `value` at `key`; returns True if that replaced something stored
         below it or above it (a directory by a value or a value by a directory)."""
+        parent, last = self._writable_parent(ns, key)
+        if parent is not None:
+            old = parent.get(last)
+            parent[last] = value
+            if isinstance(old, (KvsDir, SealedDir)):
+                self._forget_dirs(ns, key, old)
+                return True
+            return False
         parts = self._split(key)
         d = self._root(ns, create=True)
         replaced = False
@@ -401,16 +470,30 @@ class KVS:
                     replaced = True
                 nxt = d[p] = KvsDir()
             d = nxt
-        replaced = replaced or isinstance(d.get(parts[-1]), (KvsDir, SealedDir))
+        old = d.get(parts[-1])
+        if isinstance(old, (KvsDir, SealedDir)):
+            self._forget_dirs(ns, key, old)
+            replaced = True
         d[parts[-1]] = value
+        self._remember(ns, key.rpartition(".")[0], d)
         return replaced
 
     def lookup(self, key: str, ns: str = PRIMARY) -> object:
         """Return the value or directory at `key`; KeyError if absent. A sealed
         directory on the way is read from the statedir first (`SealedDir`)."""
-        d: object = self._root(ns)
         if key == ".":
-            return d
+            return self._root(ns)
+        dirkey, dot, last = key.rpartition(".")
+        if last and (dirkey or not dot):
+            d = self._dirs.get((ns, dirkey))
+            if d is not None:
+                if last not in d:
+                    raise KeyError(key)
+                value = d[last]
+                if type(value) is SealedDir:
+                    value = d[last] = self._thaw(ns, key)
+                return value
+        d: object = self._root(ns)
         parts = self._split(key)
         for i, p in enumerate(parts):
             if not isinstance(d, KvsDir) or p not in d:
@@ -433,14 +516,7 @@ class KVS:
 
     def _check_writable(self, ns: str, key: str) -> None:
         """RPCError if a directory above `key` is sealed."""
-        parts = self._split(key)
-        d: object = self.namespaces.get(ns)
-        for i, p in enumerate(parts[:-1]):
-            if not isinstance(d, KvsDir):
-                return
-            d = d.get(p)
-            if type(d) in _SEALED:
-                raise _read_only(key, parts[: i + 1])
+        self._writable_parent(ns, key)
 
     def seal(self, key: str, record: object, ns: str = PRIMARY) -> bool:
         """Declare the directory at `key` finished: nothing below it may change any
@@ -452,6 +528,7 @@ class KVS:
         if not isinstance(d, KvsDir):
             return False
         d.__class__ = SealedKvsDir  # the same dict, now read-only
+        self._forget_dirs(ns, key, d)  # none of them is writable any more
         if self._db is not None:
             self._seals[(ns, key)] = record
             self._schedule_flush()
@@ -488,8 +565,8 @@ class KVS:
     def append(self, key: str, entries: Iterable, ns: str = PRIMARY) -> None:
         """Append entries to the list stored at `key` (an eventlog)."""
         entries = list(entries)
-        self._check_writable(ns, key)
-        value = self.get(key, ns)
+        parent, last = self._writable_parent(ns, key)
+        value = None if parent is None else parent.get(last)
         if value is None:
             value = []
             self._mark(ns, key, True, self._set(ns, key, value))
@@ -513,7 +590,7 @@ class KVS:
             path.append(d)
             d = d[p]
         if isinstance(d, KvsDir) and parts[-1] in d:
-            del d[parts[-1]]
+            self._forget_dirs(ns, key, d.pop(parts[-1]))
             self._mark(ns, key, False)
             self._notify(ns, key, "unlink", None)
             if prune:
@@ -521,6 +598,7 @@ class KVS:
                     if d:
                         break
                     del path[i][parts[i]]
+                    self._dirs.pop((ns, ".".join(parts[: i + 1])), None)
                     d = path[i]
 
     def commit(self, ops: list, ns: str = PRIMARY) -> None:
@@ -544,7 +622,8 @@ class KVS:
                 if key in is_list:
                     ok = is_list[key] is not False
                 else:
-                    cur = self.get(key, ns)
+                    parent, last = self._writable_parent(ns, key)
+                    cur = None if parent is None else parent.get(last)
                     ok = cur is None or isinstance(cur, list)
                 if not ok:
                     raise RPCError(f"{key}: cannot append to a value that is not a list")
@@ -646,6 +725,8 @@ class KVS:
 
 
 _SEALED = (SealedDir, SealedKvsDir)
+#: directories `KVS._writable_parent` remembers at most (then it starts afresh)
+_DIRS_REMEMBERED = 1 << 16
 #: SQLite errors that say the statedir cannot be written or read, not that the
 #: database is damaged
 _STORAGE_ERRORS = ("SQLITE_FULL", "SQLITE_READONLY", "SQLITE_IOERR", "SQLITE_CANTOPEN")
@@ -685,6 +766,31 @@ def _free_blocks(path: Path) -> int | None:
         return os.statvfs(path).f_bavail
     except OSError:
         return None
+
+
+def _sealed_tree(content: object) -> SealedKvsDir:
+    """A sealed directory from its stored form: a map of each key below it (dotted,
+    relative) to its value. ValueError, TypeError or AttributeError if it is not one."""
+    if not isinstance(content, dict):
+        raise ValueError(f"a {type(content).__name__} where a map of its keys belongs")
+    d = SealedKvsDir()
+    for sub, value in content.items():
+        parts = sub.split(".")
+        here: KvsDir = d
+        for p in parts[:-1]:
+            here = here.setdefault(p, KvsDir())
+        here[parts[-1]] = value
+    return d
+
+
+def name_of_dir(key: str) -> str:
+    """How an error names the KVS directory `key`: a job's by its job id."""
+    if key.startswith("job."):
+        try:
+            return f"job {ids.f58(ids.parse(key))}"
+        except ValueError:
+            pass
+    return key
 
 
 def _read_only(key: str, sealed: list[str]) -> RPCError:

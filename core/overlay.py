@@ -63,6 +63,9 @@ SHUTDOWN = "overlay.shutdown"  # the event with which rank 0 ends every other br
 #: ZeroMQ heartbeats: a peer silent this long (ms) is disconnected, hence lost
 HEARTBEAT_IVL = 1000
 HEARTBEAT_TIMEOUT = 10000
+#: how long rank 0 waits for every other broker to join (`JoinWatch`), and a broker
+#: started by PMI for its parent to answer
+JOIN_TIMEOUT = 60.0
 # plain ints: ZeroMQ's enum constants cost an enum operation on every use, and these
 # are used on every message
 _EVENTS, _POLLIN = int(zmq.EVENTS), int(zmq.POLLIN)
@@ -265,7 +268,10 @@ class Overlay:
 
     def _join(self, loop: asyncio.AbstractEventLoop) -> None:
         """Ask the parent to accept this broker, as the first message up; what else
-        goes up waits for the answer. A refusal ends this broker with its reason."""
+        goes up waits for the answer. A refusal ends this broker with its reason. An
+        answer lost with its connection cannot leave the rest waiting: a connection
+        to the parent that drops ends this broker (`_up_event`) before ZeroMQ's
+        reconnect, which would not send the join again, could matter."""
         joined = loop.create_future()
         req = Request(self.broker, JOIN, self.identity(), 0, None, False, joined)
         self._forward(None, req, self.boot.parent, first=True)
@@ -657,6 +663,47 @@ class Overlay:
                    f"{self.boot.parent_endpoint}: not the same CURVE certificate")
         if self.on_stop is not None:
             self.on_stop(why)
+
+
+class JoinWatch:
+    """(rank 0) Waits until every other broker of the instance has joined (said
+    ``overlay.hello``), so that the initial program starts on a whole instance:
+    brokers forked for ``--test-size`` and brokers started by a PMI launcher are
+    waited for alike. Whoever knows a broker cannot join any more (the test
+    launcher sees it exit) ends the wait early with `fail`."""
+
+    def __init__(self, overlay: Overlay) -> None:
+        self.overlay = overlay
+        self.size = overlay.boot.size
+        self.joined: set[int] = set()
+        self._done: asyncio.Future = asyncio.get_running_loop().create_future()
+        if self.size == 1:
+            self._done.set_result(None)
+        overlay.hello_handlers.append(self._hello)
+
+    def _hello(self, body: dict) -> None:
+        rank = body.get("rank")
+        if isinstance(rank, int) and 0 < rank < self.size:
+            self.joined.add(rank)
+            if len(self.joined) == self.size - 1 and not self._done.done():
+                self._done.set_result(None)
+
+    def fail(self, exc: Exception) -> None:
+        """End the wait with `exc` (if it has not ended yet)."""
+        if not self._done.done():
+            self._done.set_exception(exc)
+
+    async def wait(self, timeout: float = JOIN_TIMEOUT) -> None:
+        """Return once every broker has joined; ConfigError naming the first missing
+        rank after `timeout`, or what `fail` was given."""
+        try:
+            await asyncio.wait_for(self._done, timeout)
+        except TimeoutError:
+            missing = sorted(set(range(1, self.size)) - self.joined)
+            raise ConfigError(f"broker rank {missing[0]} did not join the instance in "
+                              f"{timeout:g}s") from None
+        finally:
+            self.overlay.hello_handlers.remove(self._hello)
 
 
 def overlay_attrs(boot: Bootstrap, overlay: Overlay | None) -> dict:

@@ -30,15 +30,13 @@ import zmq
 
 from strato.core.bootstrap import Bootstrap, children_of, for_test, parent_of
 from strato.core.broker import Broker
-from strato.core.errors import ConfigError, RPCError
+from strato.core.errors import ConfigError, RPCError, StratoError
 from strato.core.exec_ranks import RankExec
-from strato.core.overlay import Overlay, overlay_attrs
+from strato.core.overlay import JOIN_TIMEOUT, JoinWatch, Overlay, overlay_attrs
 from strato.shell.spawn import Reaper, release_signals
 
 log = logging.getLogger("strato.peer")
 
-#: how long rank 0 waits for every broker of a --test-size instance to join
-JOIN_TIMEOUT = 60.0
 #: how long rank 0 waits for the brokers it started to exit at the end
 EXIT_TIMEOUT = 10.0
 #: how long a forked broker's last messages may take to leave when it ends (ms)
@@ -54,9 +52,12 @@ def broker_attrs(boot: Bootstrap, overlay: Overlay | None, rundir: Path) -> dict
 
 
 async def serve_peer(boot: Bootstrap, rundir: Path, config: dict,
-                     host: tuple[int, socket.socket, int] | None = None) -> int:
+                     host: tuple[int, socket.socket, int] | None = None,
+                     statedir: Path | None = None) -> int:
     """Run a broker of rank > 0 until the instance ends; returns its exit code.
-    `host`: its parked shell host, if one was forked for it (`fork_shell_host`)."""
+    `host`: its parked shell host, if one was forked for it (`fork_shell_host`);
+    `statedir`: where its shell host records itself to outlive it
+    (`strato.core.exec_ranks`)."""
     loop = asyncio.get_running_loop()
     stopped: asyncio.Future = loop.create_future()
 
@@ -82,7 +83,8 @@ async def serve_peer(boot: Bootstrap, rundir: Path, config: dict,
     execution = None
     try:
         broker.listen(f"{rundir}/local")
-        execution = RankExec(broker, reaper, config, rundir, f"local://{rundir}/local", host)
+        execution = RankExec(broker, reaper, config, rundir, f"local://{rundir}/local", host,
+                             statedir)
         overlay.start()  # without a host given, its shell host starts with its first job
     except Exception:
         if execution is not None:
@@ -113,49 +115,43 @@ async def serve_peer(boot: Bootstrap, rundir: Path, config: dict,
     return 0
 
 
-async def wait_joined(overlay: Overlay, size: int, timeout: float = JOIN_TIMEOUT) -> None:
-    """(rank 0) Return once every other broker has said hello; ConfigError naming
-    the first missing rank after `timeout`."""
-    joined: set[int] = set()
-    done: asyncio.Future = asyncio.get_running_loop().create_future()
-
-    def hello(body: dict) -> None:
-        rank = body.get("rank")
-        if isinstance(rank, int) and 0 < rank < size:
-            joined.add(rank)
-            if len(joined) == size - 1 and not done.done():
-                done.set_result(None)
-
-    overlay.hello_handlers.append(hello)
-    try:
-        await asyncio.wait_for(done, timeout)
-    except TimeoutError:
-        missing = sorted(set(range(1, size)) - joined)
-        raise ConfigError(f"broker rank {missing[0]} did not join the instance in "
-                          f"{timeout:g}s") from None
-    finally:
-        overlay.hello_handlers.remove(hello)
-
-
 def run_peer(boot: Bootstrap, rundir: Path, config: dict,
-             host: tuple[int, socket.socket, int] | None = None) -> int:
+             host: tuple[int, socket.socket, int] | None = None,
+             statedir: Path | None = None) -> int:
     """Make the rundir and serve a broker of rank > 0 (``strato start`` under a
-    ``[bootstrap]`` config on a host that is not rank 0, or a test broker)."""
+    ``[bootstrap]`` config on a host that is not rank 0, or a test broker). With a
+    `statedir` (its own, or rank 0's on the same machine) it holds
+    ``statedir/lock.RANK`` and its shell host outlives it."""
+    from strato.core.errors import StateError
+    from strato.core.hostlink import ensure_secret
+    from strato.core.instance import lock_statedir
+
     try:
         rundir.mkdir(parents=True, exist_ok=True)
         os.chmod(rundir, 0o700)
     except OSError as exc:
         raise ConfigError(f"cannot use rundir {rundir}: {exc.strerror}") from None
+    lock = None
+    if statedir is not None:
+        lock = lock_statedir(statedir, f"lock.{boot.rank}")
+        try:
+            ensure_secret(statedir)
+        except OSError as exc:
+            os.close(lock)
+            raise StateError(f"cannot use statedir {statedir}: {exc.strerror}") from None
     try:
-        return asyncio.run(serve_peer(boot, rundir, config, host))
+        return asyncio.run(serve_peer(boot, rundir, config, host, statedir))
     finally:
+        if lock is not None:
+            os.close(lock)
         try:
             os.unlink(rundir / "local")
         except OSError:
             pass
 
 
-def fork_test_brokers(boot: Bootstrap, rundir: Path, config: dict) -> dict[int, int]:
+def fork_test_brokers(boot: Bootstrap, rundir: Path, config: dict,
+                      statedir: Path | None = None) -> dict[int, int]:
     """(rank 0 of a ``--test-size`` instance, before its event loop and ZeroMQ start)
     Start ranks 1..N-1 as forks of this process; returns their pids by rank.
 
@@ -189,7 +185,7 @@ def fork_test_brokers(boot: Bootstrap, rundir: Path, config: dict) -> dict[int, 
         for rank in range(1, boot.size):
             pid = os.fork()
             if pid == 0:
-                _become_broker(rank, boot, rundir, config, listeners, endpoints)
+                _become_broker(rank, boot, rundir, config, listeners, endpoints, statedir)
             pids[rank] = pid
     except OSError as exc:  # e.g. EAGAIN under a process limit: end those forked
         end_brokers(pids)
@@ -205,7 +201,8 @@ def fork_test_brokers(boot: Bootstrap, rundir: Path, config: dict) -> dict[int, 
 
 
 def _become_broker(rank: int, boot: Bootstrap, rundir: Path, config: dict,
-                   listeners: dict[int, socket.socket], endpoints: dict[int, str]) -> None:
+                   listeners: dict[int, socket.socket], endpoints: dict[int, str],
+                   statedir: Path | None) -> None:
     """(in a fork of rank 0) Serve broker `rank` and exit, never returning into rank
     0's stack. Every descriptor of rank 0 but this broker's listening socket is
     closed, so that nothing of rank 0 (its own listening socket above all) outlives
@@ -220,17 +217,19 @@ def _become_broker(rank: int, boot: Bootstrap, rundir: Path, config: dict,
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, 1)
         os.close(devnull)
-        host = fork_shell_host(rank)
+        # with a statedir its host is a program of its own (started with the first
+        # job), which outlives it and which a restarted broker finds by its name
+        host = fork_shell_host(rank) if statedir is None else None
         logging.basicConfig(level=logging.WARNING, force=True,
                             format=f"strato-broker[{rank}]: %(message)s")
         mine = for_test(boot.size, config, boot.cert, boot.cert_path, rank=rank,
                         level=boot.level, parent_endpoint=endpoints[parent_of(rank, boot.fanout)],
                         hosts=boot.hosts, bind=endpoints.get(rank, ""), bind_fd=own)
-        code = run_peer(mine, rundir / str(rank), config, host)
+        code = run_peer(mine, rundir / str(rank), config, host, statedir)
         # what its sockets still hold (the shutdown event on its way to its own
         # children) leaves before _exit, as it would at a normal interpreter exit
         zmq.Context.instance().destroy(linger=EXIT_LINGER_MS)
-    except ConfigError as exc:
+    except StratoError as exc:
         print(f"strato-broker[{rank}]: {exc}", file=sys.stderr)
     except BaseException:
         traceback.print_exc()
@@ -292,15 +291,16 @@ def _close_fds_but(*keep: int | None) -> None:
 def end_brokers(pids: dict[int, int]) -> None:
     """(rank 0, at the end) Make sure no broker it forked is left: those not yet
     reaped (startup failed, or they did not exit when told) are killed and reaped.
-    A broker keeps no state, and its shell host ends when their link closes.
+    A broker keeps no state; its shell host ends when their link closes, unless
+    it holds jobs of an instance with a statedir (they outlive the instance).
 
-    All are stopped before any is killed: a broker that saw its parent's or a
-    child's link drop would report it on stderr after the start's own one-line
-    error, and a stopped one runs no more code."""
-    for sig in (signal.SIGSTOP, signal.SIGKILL):
+    All are stopped before any is killed: a broker that saw its parent or a child
+    die first would report it, a line the user should not see after a failed
+    start (a signal already pending keeps it from running anything more)."""
+    for signum in (signal.SIGSTOP, signal.SIGKILL):
         for pid in pids.values():
             try:
-                os.kill(pid, sig)
+                os.kill(pid, signum)
             except ProcessLookupError:
                 pass
     for pid in pids.values():
@@ -313,18 +313,15 @@ def end_brokers(pids: dict[int, int]) -> None:
 
 class TestLauncher:
     """Rank 0's watch over the other brokers of a ``--test-size`` instance, which
-    `fork_test_brokers` started: it knows when all have joined and when each ends.
-    `pids` loses each broker as it is reaped."""
+    `fork_test_brokers` started: it knows when all have joined and when each ends,
+    and a broker that ends before it joined fails the start at once (not after
+    `JOIN_TIMEOUT`): its `join` is what to wait on. `pids` loses each broker as
+    it is reaped."""
 
     def __init__(self, inst, overlay: Overlay, pids: dict[int, int]) -> None:
-        self.inst = inst
-        self.boot: Bootstrap = inst.bootstrap
-        self.overlay = overlay
         self.pids = pids
         self.exited: dict[int, asyncio.Future] = {}
-        self.joined: set[int] = set()
-        self.ready: asyncio.Future = asyncio.get_running_loop().create_future()
-        overlay.hello_handlers.append(self._hello)
+        self.join = JoinWatch(overlay)
         loop = asyncio.get_running_loop()
         for rank, pid in sorted(pids.items()):
             fut = self.exited[rank] = loop.create_future()
@@ -334,30 +331,10 @@ class TestLauncher:
     def _exited(self, rank: int, status: int, fut: asyncio.Future) -> None:
         self.pids.pop(rank, None)
         fut.set_result(status)
-        if not self.ready.done():
-            code = os.waitstatus_to_exitcode(status)
-            how = f"signal {-code}" if code < 0 else f"exit code {code}"
-            self.ready.set_exception(ConfigError(f"broker rank {rank} ended ({how}) before "
-                                                 "it joined the instance"))
-
-    def _hello(self, body: dict) -> None:
-        rank = body.get("rank")
-        if rank not in self.pids or rank in self.joined:
-            return
-        self.joined.add(rank)
-        if len(self.joined) == self.boot.size - 1 and not self.ready.done():
-            self.ready.set_result(None)
-
-    async def wait_joined(self, timeout: float = JOIN_TIMEOUT) -> None:
-        """Return once every broker has joined; ConfigError if one cannot."""
-        if self.boot.size == 1:
-            return
-        try:
-            await asyncio.wait_for(asyncio.shield(self.ready), timeout)
-        except TimeoutError:
-            missing = sorted(set(range(1, self.boot.size)) - self.joined)
-            raise ConfigError(f"broker rank {missing[0]} did not join the instance in "
-                              f"{timeout:g}s") from None
+        code = os.waitstatus_to_exitcode(status)
+        how = f"signal {-code}" if code < 0 else f"exit code {code}"
+        self.join.fail(ConfigError(f"broker rank {rank} ended ({how}) before it joined "
+                                   "the instance"))
 
     async def stop(self, timeout: float = EXIT_TIMEOUT) -> None:
         """Wait for the brokers (told to stop by the overlay.shutdown event) to exit;

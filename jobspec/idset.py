@@ -13,6 +13,7 @@ also accepts ids out of order, repeated or zero-padded and returns the set sorte
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 
 __all__ = ["MAX_IDS", "decode_idset", "encode_idset"]
@@ -79,6 +80,13 @@ def decode_idset(text: str) -> list[int]:
     if not ordered:
         out = sorted(set(out))
     return out
+
+
+@functools.lru_cache(maxsize=1024)
+def decode_idset_cached(text: str) -> tuple[int, ...]:
+    """`decode_idset` as a tuple, remembered: the hot paths of a job's life decode
+    the same few strings of its R (``"0"``, ``"0-31"``) thousands of times."""
+    return tuple(decode_idset(text))
 
 
 def encode_idset(ids: Iterable[int], brackets: bool = False) -> str:

@@ -56,8 +56,9 @@ class LocalExec:
         # the host dies, its tasks are killed from here instead of living on
         self.groups: dict[int, list[int]] = {}
         self._starts: list[dict] = []
-        # on a broker of rank > 0 (no KVS of its own, no statedir) the host's KVS
-        # operations go to rank 0's KVS as a kvs.commit
+        # on a broker of rank > 0 (no KVS of its own) the host's KVS operations go
+        # to rank 0's KVS: as a kvs.commit, or, with a statedir, whole batches with
+        # their sequence (`strato.core.exec_ranks`), which rank 0 records
         self.kvs = service.kvs
         self.statedir = service.statedir
         self.uid = os.getuid()
@@ -69,9 +70,11 @@ class LocalExec:
         self.broker.register("exec.host-hello", self._hello)
         self.broker.register("exec.host-batch", self._host_batch)
         if self.statedir is not None:
-            seq = self.kvs.get(self.seq_key)
-            self.applied = self.acked = seq if isinstance(seq, int) else 0
-            self.kvs.on_flush.append(self._ack)
+            if self.kvs is not None:
+                seq = self.kvs.get(self.seq_key)
+                self.applied = self.acked = seq if isinstance(seq, int) else 0
+                self.kvs.on_flush.append(self._ack)
+            # (rank > 0: the host replays all it keeps; rank 0 skips what it recorded)
             self._adopt(service.adopt_timeout)
 
     def warm_up(self) -> None:
@@ -87,8 +90,8 @@ class LocalExec:
                 "--fd", "3", "--rank", str(self.broker.rank)]
         if self.service.keep_running:
             argv += ["--statedir", str(self.statedir)]
-        if self.statedir is not None:  # a new host numbers its messages from 1
-            self.applied = self.acked = 0
+        if self.statedir is not None and self.kvs is not None:
+            self.applied = self.acked = 0  # a new host numbers its messages from 1
             self.kvs.put_quiet(self.seq_key, 0)
         # stdin and stdout go nowhere: only the broker's initial program owns the
         # terminal, and a pipe held open by the host would outlive the broker. The
@@ -106,6 +109,8 @@ class LocalExec:
             os.close(devnull)
             theirs.close()
         self._attach_host(self.pid, ours)
+        if self.statedir is not None and self.kvs is None:
+            self.service.host_changed(self.pid)  # rank 0 counts its messages from 1
 
     def attach_host(self, pid: int, sock: socket.socket) -> None:
         """Take a shell host started for this broker, instead of spawning one when
@@ -198,6 +203,9 @@ class LocalExec:
         events = body.get("events", [])
         if not isinstance(events, list):
             raise RPCError("exec.host-batch needs a list of events")
+        if self.kvs is None and self.statedir is not None:
+            self._forward(req, body, events)
+            return
         ops = body.get("ops")
         if ops and self.kvs is None:
             self.broker.send("kvs.commit", {"ops": ops})
@@ -234,6 +242,47 @@ class LocalExec:
             self.applied = seq
             self.kvs.put_quiet(self.seq_key, seq)
         req.respond()  # nothing is sent for the host's one-way batches
+
+    def _forward(self, req, body: dict, events: list) -> None:
+        """(rank > 0 with a statedir) Note what the batch says of this node's jobs,
+        then hand it whole to rank 0, which applies it and records its sequence."""
+        if not self.pid or req.sender != self.link.ident:
+            req.respond()
+            return
+        for ev in events:
+            if not isinstance(ev, dict):
+                continue
+            jobid, ctx = ev.get("id"), ev.get("context")
+            if ev.get("name") == "finish":
+                self.running.discard(jobid)
+                self.groups.pop(jobid, None)
+                if self.adopted is not None:
+                    self.adopted.pop(jobid, None)
+            elif ev.get("name") == "start" and isinstance(ctx, dict) \
+                    and isinstance(ctx.get("pgids"), list):
+                self.groups[jobid] = [g for g in ctx["pgids"] if isinstance(g, int) and g > 1]
+        self.service.forward_batch(self.pid, body)
+        req.respond()
+
+    def host_ack(self, pid: int, seq: int) -> None:
+        """(rank > 0) Rank 0 has recorded host `pid`'s messages up to `seq`."""
+        if pid == self.pid and pid and not self.link.stream.closed:
+            self.link.write(proto.request("shell-host.ack", 0, {"seq": seq},
+                                          proto.FLAG_NORESPONSE))
+
+    def drop_adopted(self, keep: set[int]) -> None:
+        """(rank > 0) Kill the jobs a re-adopted host holds that the instance no longer
+        runs (they ended while this broker was lost): rank 0 says which to keep."""
+        if not self.adopted or not self.pid or self.link.stream.closed:
+            return
+        for jobid in [j for j in self.adopted if j not in keep]:
+            del self.adopted[jobid]
+            self.running.discard(jobid)
+            log.warning("killing job %s: the instance ended it while this broker was away",
+                        ids.f58(jobid))
+            self.link.write(proto.request("shell-host.kill", 0,
+                                          {"id": jobid, "signum": signal.SIGKILL},
+                                          proto.FLAG_NORESPONSE))
 
     def _ack(self) -> None:
         """The KVS has flushed: tell the host what it may forget."""
@@ -294,7 +343,8 @@ class LocalExec:
             self.start(job)
             return
         why = self.adopt_error or "its shell host no longer holds it"
-        self._kill_lost_tasks(job)
+        if self.kvs is not None:  # (rank > 0 cannot read the job's exec eventlog)
+            self._kill_lost_tasks(job)
         self.service.event(job.id, "exception", {
             "type": "node-failure",
             "note": f"lost the job's shell host on rank {self.broker.rank} across the"

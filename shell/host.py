@@ -2,8 +2,8 @@
 
 Started and supervised by its node's broker (exec backend ``local``); its command
 line names it ``shell-host``. It owns everything about tasks: spawning (one
-``posix_spawn`` each, with the task's cwd, rlimits and environment), reaping (one
-SIGCHLD handler, ``waitpid(-1)`` for this process only), signals and output, so
+``posix_spawn`` each, with the task's cwd, rlimits and environment), reaping (a
+pidfd per task: `strato.shell.spawn.TaskPoller`), signals and output, so
 the broker process holds no task-related process-wide state. No new Python
 interpreter starts for a job.
 
@@ -15,7 +15,9 @@ restarted broker made to re-adopt it):
   {rank, pid}``, whose answer carries the instance config (for shell plugins),
   URI and rundir;
 - requests it serves: ``shell-host.start {jobs: [{id, jobspec, R, userid, cc}]}``,
-  ``shell-host.kill {id, signum}`` and ``shell-host.ack {seq}`` (all one-way);
+  ``shell-host.kill {id, signum}``, ``shell-host.ack {seq}`` and
+  ``shell-host.stop`` (SIGKILL every task and exit: its rank was lost and the
+  instance ended its jobs) (all one-way);
 - what it sends, one message per event-loop turn: ``exec.host-batch {seq, ops,
   events}``: ``ops`` are the KVS appends to each job's ``guest.output`` and
   ``exec.eventlog`` (``shell.init``, ``shell.start``, ``complete {status}``),
@@ -34,6 +36,13 @@ time limit passes is ended here, and its log goes to a file in the statedir.
 A broker that comes back re-adopts it and gets what it missed, in order. If
 none does within ``exec.orphan-timeout`` the host kills its tasks and exits. A
 host with nothing to hold just exits with its broker.
+
+**A full disk meanwhile.** If the spool file cannot be written either, the host
+keeps a bounded amount more in memory (`strato.shell.outbox`); past that it
+drops its jobs' output (never their events or exec eventlogs), counting what
+each job lost; when the job ends, or once there is room again, one line on the
+job's stderr says how many bytes were lost and why (the broker records it with
+the rest when it comes back). It never crashes on it.
 """
 
 from __future__ import annotations
@@ -58,7 +67,7 @@ from strato.core.exec import ExecJob
 from strato.jobspec.fsd import parse_fsd
 from strato.shell.outbox import Outbox
 from strato.shell.shell import JobShell
-from strato.shell.spawn import Reaper, release_signals, spawn
+from strato.shell.spawn import TaskPoller, release_signals, spawn
 
 log = logging.getLogger("strato.shell-host")
 
@@ -82,11 +91,14 @@ class ShellHost:
         self.rank = rank
         self.uid = os.getuid()
         self.loop = asyncio.get_running_loop()
-        self.reaper = Reaper(self.loop)
+        self.tasks = TaskPoller(self.loop)
         self.devnull = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
         self.shells: dict[int, JobShell] = {}
         self.spawn = spawn
         self.hook = None
+        self.shell_hooks: frozenset[str] = frozenset()  # the shell hooks some plugin has
+        # starts that came with the hello's answer, before the hello had read it
+        self._early: list[list] | None = []
         self.uri = ""
         self.rundir = ""  # where jobs' temporary directories go
         self.kill_timeout = 5.0
@@ -95,6 +107,9 @@ class ShellHost:
         self._appends: dict[str, list] = {}  # KVS key -> entries to append this turn
         self._events: list[dict] = []
         self._flush_scheduled = False
+        self.shed: dict[str, int] = {}  # output key -> bytes dropped on a full disk
+        self.shed_cause = ""
+        self._notices: dict[str, list] = {}  # output key -> lines that are never dropped
         # outliving the broker (--statedir): see the module docstring
         self.statedir = statedir
         self.outbox: Outbox | None = None
@@ -115,6 +130,7 @@ class ShellHost:
         conn.serve("shell-host.start", self._start)
         conn.serve("shell-host.kill", self._kill)
         conn.serve("shell-host.ack", self._ack)
+        conn.serve("shell-host.stop", lambda req: self.stop())
 
     def _attach(self, conn: Connector) -> None:
         """Make `conn` this host's link to its broker."""
@@ -139,6 +155,13 @@ class ShellHost:
         if self.outbox is not None and isinstance(memory, int) and memory > 0:
             self.outbox.memory_limit = memory
         self.hook = make_plugin_manager(config).hook
+        # a hook no plugin implements is not called: four calls per job saved
+        self.shell_hooks = frozenset(
+            name for name in ("shell_init", "shell_task_init", "shell_task_exit", "shell_exit")
+            if getattr(self.hook, name).get_hookimpls())
+        early, self._early = self._early or [], None
+        for jobs in early:
+            self._start_jobs(jobs)
 
     # -- what goes to the broker ---------------------------------------------------------
     def _request_flush(self) -> None:
@@ -148,14 +171,27 @@ class ShellHost:
 
     def _flush(self) -> None:
         self._flush_scheduled = False
-        if not (self._appends or self._events):
+        if self.shed and not self.outbox.full:  # room again: say what was lost
+            for key in list(self.shed):
+                self._notice_lost(key)
+        if not (self._appends or self._events or self._notices):
             return
         body: dict = {}
-        if self._appends:
+        if self._appends or self._notices:
             appends, self._appends = self._appends, {}
-            body["ops"] = [["append", key, entries] for key, entries in appends.items()]
+            if self.outbox is not None and self.outbox.full:
+                self._shed_output(appends)
+            for key, entries in self._notices.items():
+                appends.setdefault(key, []).extend(entries)
+            self._notices = {}
+            body["ops"] = [["append", key, entries] for key, entries in appends.items()
+                           if entries]
+            if not body["ops"]:
+                del body["ops"]
         if self._events:
             body["events"], self._events = self._events, []
+        if not body:
+            return
         if self.outbox is None:
             if self.conn is not None:
                 self.conn.send("exec.host-batch", body)
@@ -169,6 +205,40 @@ class ShellHost:
         self.outbox.add(self.seq, payload)
         if self.conn is not None:
             self.conn.write_encoded(payload)
+
+    def _shed_output(self, appends: dict[str, list]) -> None:
+        """The disk refused the spool and memory holds all it may: drop the output
+        in `appends` (keeping its headers), counting it per job (module docstring)."""
+        if not self.shed:
+            why = self.outbox.write_error
+            self.shed_cause = why.strerror or str(why)
+            log.error("cannot keep jobs' output for the broker: %s (spool %s), and %d bytes"
+                      " wait in memory; dropping output until a broker is back",
+                      self.shed_cause, self.outbox.spool_path, self.outbox.overflow_bytes)
+        for key, entries in appends.items():
+            if not key.endswith(".guest.output"):
+                continue
+            kept = []
+            for entry in entries:
+                ctx = entry.get("context") or {}
+                if entry.get("name") == "data" and isinstance(ctx.get("data"), str):
+                    self.shed[key] = self.shed.get(key, 0) + len(ctx["data"].encode())
+                else:
+                    kept.append(entry)
+            appends[key] = kept
+
+    def _notice_lost(self, key: str) -> None:
+        """One line on the stderr of a job whose output was dropped, once there is
+        room again or when the job ends (before its finish, so it is recorded)."""
+        lost = self.shed.pop(key, 0)
+        if not lost:
+            return
+        note = (f"strato-shell: {lost} bytes of output were lost: the shell host could not"
+                f" keep them while the broker was away (its statedir: {self.shed_cause})\n")
+        self._notices.setdefault(key, []).append(
+            {"timestamp": time.time(), "name": "data",
+             "context": {"stream": "stderr", "rank": "0", "data": note}})
+        self._request_flush()
 
     def append(self, key: str, entries: list) -> None:
         """Append entries to a KVS list (a job's output or exec eventlog), batched."""
@@ -207,7 +277,13 @@ class ShellHost:
 
     # -- requests ------------------------------------------------------------------------
     def _start(self, req) -> None:
-        for body in req.body["jobs"]:
+        if self._early is not None:
+            self._early.append(req.body["jobs"])
+        else:
+            self._start_jobs(req.body["jobs"])
+
+    def _start_jobs(self, jobs: list) -> None:
+        for body in jobs:
             jobid = body.get("id") if isinstance(body, dict) else None
             if self.outbox is not None and isinstance(jobid, int):
                 self.held[jobid] = {"pgids": [], "finish": 0}
@@ -222,20 +298,15 @@ class ShellHost:
                 continue
             shell = JobShell(self, job)
             self.shells[job.id] = shell
-            self.loop.create_task(self._run(shell))
+            shell.start()
 
-    async def _run(self, shell: JobShell) -> None:
+    def shell_finished(self, shell: JobShell, status: int) -> None:
+        """A job's shell is done (every task has exited, or none could run): tell
+        the broker, with the job's wait status."""
         job = shell.job
-        try:
-            status = await shell.run()
-        except Exception as exc:
-            log.exception("job shell failed")
-            shell.write_output("stderr", 0, f"strato-shell: {exc}\n")
-            self.event(job.id, "exception", {"type": "exec", "note": f"job shell: {exc}"})
-            status = 1 << 8
-        finally:
-            shell.cleanup()
+        shell.cleanup()
         self.shells.pop(job.id, None)
+        self._notice_lost(job.kvsdir + ".guest.output")
         if shell.leader:
             self.exec_event(job, "complete", {"status": status})
         self.event(job.id, "finish", {"status": status})
@@ -252,6 +323,8 @@ class ShellHost:
         seq = (req.body or {}).get("seq")
         if self.outbox is not None and isinstance(seq, int):
             self._recorded(seq)
+            if self.shed:
+                self._request_flush()  # room again, perhaps: the notices can go
 
     def _recorded(self, seq: int) -> None:
         """Forget the messages up to `seq` and the jobs whose end they carried."""
@@ -457,7 +530,7 @@ async def _main(fd: int, rank: int, statedir: str | None) -> None:
     if host.conn is not None:
         host.conn.close()
     host.close()
-    host.reaper.close()
+    host.tasks.close()
     release_signals(loop, signal.SIGTERM, signal.SIGINT,
                     *((signal.SIGHUP,) if statedir is not None else ()))
 
@@ -471,6 +544,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rank", type=int, default=0)
     parser.add_argument("--statedir")
     args = parser.parse_args(argv)
+    if args.statedir is not None:
+        # What the broker inherited from its launcher (mpiexec's pipes, say) is none
+        # of a host that outlives it: held open, a launcher would wait for it.
+        os.closerange(3, args.fd)
+        os.closerange(args.fd + 1, os.sysconf("SC_OPEN_MAX"))
     logging.basicConfig(level=logging.WARNING,
                         format=f"shell-host[{args.rank}]: %(levelname)s %(message)s")
     gcpolicy.tune_service()

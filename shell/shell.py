@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import codecs
+import functools
+import logging
 import os
 import shutil
 import signal
@@ -19,9 +21,14 @@ import time
 
 from strato.core import ids
 from strato.core.plugins import call_hook
-from strato.jobspec.idset import decode_idset
+from strato.jobspec.idset import decode_idset_cached
 from strato.shell.output_limit import OutputLimit, job_output_limit
 from strato.shell.pmi import TASK_FD, ShellPMI, pmi_wanted
+
+log = logging.getLogger("strato.shell-host")
+
+
+_utf8_decoder = codecs.getincrementaldecoder("utf-8")
 
 
 class _Reader:
@@ -33,8 +40,16 @@ class _Reader:
     def __init__(self, stream: str, fd: int) -> None:
         self.stream = stream
         self.fd = fd
-        self.decoder = codecs.getincrementaldecoder("utf-8")("replace")
+        self.decoder = None  # made at the first data: most tasks' stderr has none
         self.partial = b""
+
+    def decode(self, data: bytes, final: bool) -> str:
+        """`data` as text, a character split across reads kept for the next."""
+        if self.decoder is None:
+            if not data:
+                return ""
+            self.decoder = _utf8_decoder("replace")
+        return self.decoder.decode(data, final=final)
 
     def labelled(self, rank: int, data: bytes, final: bool = False) -> bytes:
         """Complete lines of `data` (all of it if `final`) prefixed with ``RANK: ``."""
@@ -99,8 +114,8 @@ def task_layout(job) -> list[tuple[int, int]]:
     per_node = s["nslots"] // s["nnodes"] if s["nnodes"] else 0
     cores: dict[int, int] = {}
     for entry in job.R["execution"]["R_lite"]:
-        ncores = len(decode_idset(entry["children"].get("core", "")))
-        for rank in decode_idset(entry["rank"]):
+        ncores = len(decode_idset_cached(entry["children"].get("core", "")))
+        for rank in decode_idset_cached(entry["rank"]):
             cores[rank] = cores.get(rank, 0) + ncores
             n = per_node or (ncores // s["cores_per_slot"] if s["cores_per_slot"] else 1)
             slots.extend([rank] * n)
@@ -171,7 +186,8 @@ class JobShell:
         self.jobspec = job.jobspec
         self.tasks: list[Task] = []
         self.remaining = 0
-        self.done: asyncio.Future | None = None
+        self._starting = True  # in start(): an end found meanwhile waits for its return
+        self.finished = False
         self.killed = False
         self.timed_out = False
         system = job.jobspec.get("attributes", {}).get("system", {})
@@ -188,8 +204,15 @@ class JobShell:
         self.pmi = None  # the PMI-1 server of the tasks (strato.shell.pmi), if on
         self._pmi_failed = False
         self.ntasks = 0  # of the whole job (a job spread over brokers runs a part here)
+        try:
+            self.layout = task_layout(job)
+            self.layout_error = ""
+        except (ValueError, TypeError) as exc:
+            self.layout = []
+            self.layout_error = str(exc)
         # the shell that writes the job's exec eventlog: the only one, or rank 0's part
-        self.leader = job.rank is None or job.rank == min(r for r, _ in task_layout(job))
+        self.leader = job.rank is None or not self.layout \
+            or job.rank == min(r for r, _ in self.layout)
 
     # -- output --------------------------------------------------------------------------
     def _output_key(self) -> str:
@@ -241,17 +264,54 @@ class JobShell:
         return os.path.join(cwd, render_template(spec["path"], self.job))
 
     # -- running -------------------------------------------------------------------------
-    async def run(self) -> int:
-        """Spawn every task and return the job's wait status when all have exited."""
-        loop = asyncio.get_running_loop()
-        self.done = loop.create_future()
+    def start(self) -> None:
+        """Spawn every task. When all have exited (or none could start) the host's
+        `shell_finished` gets the job's wait status, never before this returns: a
+        job's ``start`` event always precedes its end.
+
+        No coroutine per job: a job of one short task costs the host a few hundred
+        microseconds in all, and a task and future per job were a good part of it.
+        """
+        try:
+            failed = self._start()
+        except Exception as exc:  # a plugin's, or a bug: the job fails, not the host
+            log.exception("job shell failed")
+            self.write_output("stderr", 0, f"strato-shell: {exc}\n")
+            self.host.event(self.jobid, "exception", {"type": "exec",
+                                                      "note": f"job shell: {exc}"})
+            self.kill(signal.SIGKILL)  # what it started has no shell left to end it
+            failed = 1 << 8
+        self._starting = False
+        if failed is not None:
+            self._finish(failed, ran=False)
+        elif self.remaining == 0:
+            self._finish(self._status())
+
+    def _status(self) -> int:
+        """The job's wait status: the largest of its tasks'."""
+        return max((t.status or 0) for t in self.tasks) if self.tasks else 0
+
+    def _finish(self, status: int, ran: bool = True) -> None:
+        if self.finished:
+            return
+        self.finished = True
+        for timer in (self._timer, self._warning):
+            if timer:
+                timer.cancel()
+        if ran and "shell_exit" in self.host.shell_hooks:
+            call_hook(self.host.hook, "shell_exit", shell=self)
+        self.host.shell_finished(self, status)
+
+    def _start(self) -> int | None:
+        """Everything `start` does; the wait status if the job failed before any
+        task ran, else None."""
+        loop = self.host.loop
         job = self.job
         host = self.host
         argv = [str(a) for a in job.jobspec["tasks"][0]["command"]]
-        try:
-            layout = task_layout(job)
-        except (ValueError, TypeError) as exc:
-            return self._fail_all(f"cannot lay out the tasks: {exc}")
+        if self.layout_error:
+            return self._fail_all(f"cannot lay out the tasks: {self.layout_error}")
+        layout = self.layout
         nnodes = len({r for r, _ in layout})
         env = self.system.get("environment")
         base = dict(os.environ if env is None else env)
@@ -269,7 +329,8 @@ class JobShell:
         self.ntasks = len(layout)
         if self.leader:
             host.exec_event(job, "shell.init", {"ntasks": self.ntasks})
-        call_hook(host.hook, "shell_init", shell=self)
+        if "shell_init" in host.shell_hooks:
+            call_hook(host.hook, "shell_init", shell=self)
         options = self.system.get("shell", {}).get("options", {})
         try:
             self.rlimits = _rlimits(options)
@@ -300,6 +361,7 @@ class JobShell:
         self.remaining = len(self.tasks)
         cwd = self.system.get("cwd")
         expand = self.system.get("shell", {}).get("options", {}).get("env-expand") or {}
+        task_init = "shell_task_init" in host.shell_hooks
         try:
             for task in self.tasks:
                 if fin is not None and task.rank > 0:  # the last task's copy is spawned
@@ -318,7 +380,8 @@ class JobShell:
                     env.update(pmi_env)
                 task.env = env
                 try:
-                    call_hook(self.host.hook, "shell_task_init", shell=self, task=task)
+                    if task_init:
+                        call_hook(host.hook, "shell_task_init", shell=self, task=task)
                     if self.killed:
                         self._task_exited(task, 15)
                         continue
@@ -337,8 +400,6 @@ class JobShell:
         pgids = [t.pgid for t in self.tasks if t.pgid]
         if self.leader:
             host.exec_event(job, "shell.start", {"pgids": pgids})
-        if not self.tasks:  # a part of a spread job with no task on this rank
-            self.done.set_result(0)
         host.event(job.id, "start", {"pgids": pgids})
         duration = job.summary["duration"]
         if duration > 0:
@@ -348,12 +409,7 @@ class JobShell:
                 self._warning = loop.call_later(
                     max(0.0, duration - float(warn.get("timeleft", 60))),
                     self._signal_tasks, int(warn.get("signum", signal.SIGUSR1)))
-        status = await self.done
-        for timer in (self._timer, self._warning):
-            if timer:
-                timer.cancel()
-        call_hook(self.host.hook, "shell_exit", shell=self)
-        return status
+        return None
 
     def _materialize(self, argv: list[str]) -> list[str]:
         """Write ``attributes.system.files`` (e.g. a batch script) into the job's
@@ -435,10 +491,10 @@ class JobShell:
                     os.close(fd)
         task.pgid = task.pid
         task.open = 1 + len(pipes)
-        loop = self.host.loop
+        watch = self.host.tasks.watch
         for stream, fd in pipes:
-            loop.add_reader(fd, self._read, task, _Reader(stream, fd))
-        self.host.reaper.watch(task.pid, lambda status, t=task: self._task_exited(t, status))
+            watch(fd, functools.partial(self._read, task, _Reader(stream, fd)))
+        self.host.tasks.watch_exit(task.pid, functools.partial(self._task_exited, task))
 
     def _read(self, task: Task, reader: _Reader) -> None:
         try:
@@ -453,7 +509,7 @@ class JobShell:
                 os.write(sink, out)
         else:
             data, warning = self.output_limit.admit(reader.stream, data)
-            text = reader.decoder.decode(data, final=eof)
+            text = reader.decode(data, eof)
             if text:
                 self.write_output(reader.stream, task.rank, text)
                 if reader.stream == "stderr":
@@ -463,8 +519,7 @@ class JobShell:
                                   "\n" + warning if task.stderr_midline else warning)
                 task.stderr_midline = False
         if eof:
-            self.host.loop.remove_reader(reader.fd)
-            os.close(reader.fd)
+            self.host.tasks.close_fd(reader.fd)
             self._close_one(task)
 
     def _task_exited(self, task: Task, status: int) -> None:
@@ -491,10 +546,11 @@ class JobShell:
             self._task_done(task)
 
     def _task_done(self, task: Task) -> None:
-        call_hook(self.host.hook, "shell_task_exit", shell=self, task=task)
+        if "shell_task_exit" in self.host.shell_hooks:
+            call_hook(self.host.hook, "shell_task_exit", shell=self, task=task)
         self.remaining -= 1
-        if self.remaining == 0 and self.done is not None and not self.done.done():
-            self.done.set_result(max((t.status or 0) for t in self.tasks) if self.tasks else 0)
+        if self.remaining == 0 and not self._starting:
+            self._finish(self._status())
 
     def _timeout(self) -> None:
         self._timer = None

@@ -6,6 +6,11 @@
 #                              root), write /etc/slurm/slurm.conf, start munged, slurmctld
 #                              and slurmd, and wait until sinfo shows this node idle
 #   tools/slurm-up.sh --stop   stop the daemons this script started
+#   tools/slurm-up.sh --print-config --dir DIR [--name CLUSTER] NODE=ADDR...
+#                              print the slurm.conf of a test cluster of these nodes
+#                              (slurmctld on the first; every file under DIR, each
+#                              slurmd's its own) and do nothing else: for tests that run
+#                              their own slurmds, e.g. in network namespaces
 #
 # Idempotent: what is installed is not installed again, what runs is not started again,
 # and an up cluster is found in well under a second. The last line printed says what
@@ -25,6 +30,7 @@ SPOOL=/var/spool/strato-slurm
 LOGS=/var/log/strato-slurm
 TIMEOUT=${STRATO_SLURM_TIMEOUT:-120}
 NODE=$(hostname -s)
+USAGE="usage: tools/slurm-up.sh [--stop | --print-config --dir DIR [--name CLUSTER] NODE=ADDR...]"
 
 die() { echo "slurm-up: $*" >&2; exit 1; }
 
@@ -66,13 +72,25 @@ install_packages() {
         || die "apt-get install slurm-wlm munge failed (see ${TMPDIR:-/tmp}/slurm-up-apt.log)"
 }
 
-write_config() {  # the config for this host; restarts our daemons when it changed
+# config CLUSTER SPOOL RUN LOGS NODE=ADDR...: the slurm.conf of a test cluster of these
+# nodes, each with this machine's CPUs, slurmctld on the first. With more than one node
+# (all on this machine, in network namespaces) each slurmd's files are its own (%n).
+config() {
     hw=$(slurmd -C 2>/dev/null | head -n 1 | tr ' ' '\n' \
          | grep -E '^(CPUs|Boards|SocketsPerBoard|CoresPerSocket|ThreadsPerCore)=' | tr '\n' ' ')
     [ -n "$hw" ] || die "slurmd -C did not describe this machine's CPUs"
-    new="$MARK: a one-host cluster for tests
-ClusterName=strato-test
-SlurmctldHost=$NODE(127.0.0.1)
+    cluster=$1 spool=$2 run=$3 logs=$4
+    shift 4
+    if [ $# = 1 ]; then what="a one-host cluster" own=""; else what="a cluster of $# hosts" own=".%n"; fi
+    nodes=""
+    for node in "$@"; do
+        nodes="$nodes${nodes:+
+}NodeName=${node%%=*} NodeAddr=${node#*=} ${hw}State=UNKNOWN"
+    done
+    cat <<EOF
+$MARK: $what for tests
+ClusterName=$cluster
+SlurmctldHost=${1%%=*}(${1#*=})
 SlurmUser=root
 AuthType=auth/munge
 CredType=cred/munge
@@ -87,14 +105,43 @@ JobAcctGatherType=jobacct_gather/none
 AccountingStorageType=accounting_storage/none
 JobCompType=jobcomp/none
 ReturnToService=2
-StateSaveLocation=$SPOOL/ctld
-SlurmdSpoolDir=$SPOOL/d
-SlurmctldPidFile=$STATE/slurmctld.pid
-SlurmdPidFile=$STATE/slurmd.pid
-SlurmctldLogFile=$LOGS/slurmctld.log
-SlurmdLogFile=$LOGS/slurmd.log
-NodeName=$NODE NodeAddr=127.0.0.1 ${hw}State=UNKNOWN
-PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP"
+StateSaveLocation=$spool/ctld
+SlurmdSpoolDir=$spool/d$own
+SlurmctldPidFile=$run/slurmctld.pid
+SlurmdPidFile=$run/slurmd$own.pid
+SlurmctldLogFile=$logs/slurmctld.log
+SlurmdLogFile=$logs/slurmd$own.log
+$nodes
+PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP
+EOF
+}
+
+print_config() {  # --print-config's arguments: check them, then print the config
+    dir="" cluster=strato-test
+    while [ $# -gt 0 ]; do
+        case $1 in
+            --dir|--name)
+                [ $# -ge 2 ] && [ -n "$2" ] || die "$1 needs a value ($USAGE)"
+                if [ "$1" = --dir ]; then dir=$2; else cluster=$2; fi
+                shift 2 ;;
+            -*) die "unknown argument '$1' ($USAGE)" ;;
+            *) break ;;
+        esac
+    done
+    [ -n "$dir" ] || die "--print-config needs --dir DIR ($USAGE)"
+    [ $# -gt 0 ] || die "--print-config needs at least one NODE=ADDR ($USAGE)"
+    for node in "$@"; do
+        case $node in
+            =*|*=|*=*=*|*[!A-Za-z0-9._:=-]*) die "'$node' is not NODE=ADDR ($USAGE)" ;;
+            *=*) ;;
+            *) die "'$node' is not NODE=ADDR ($USAGE)" ;;
+        esac
+    done
+    config "$cluster" "$dir" "$dir" "$dir" "$@"
+}
+
+write_config() {  # the config for this host; restarts our daemons when it changed
+    new=$(config strato-test "$SPOOL" "$STATE" "$LOGS" "$NODE=127.0.0.1") || exit 1
     if [ -e "$CONF" ]; then
         head -n 1 "$CONF" | grep -qF "$MARK" \
             || die "$CONF exists and was not written by tools/slurm-up.sh: not touching it"
@@ -168,5 +215,6 @@ up() {
 case ${1:-} in
     "") up ;;
     --stop) stop ;;
-    *) die "unknown argument '$1' (usage: tools/slurm-up.sh [--stop])" ;;
+    --print-config) shift; print_config "$@" ;;
+    *) die "unknown argument '$1' ($USAGE)" ;;
 esac

@@ -26,7 +26,7 @@ import dataclasses
 from .errors import EOVERFLOW
 from .jobspec import Request, calc_count, calc_effective_max
 from .matching import NONE_MATCH, PRISTINE_NONE_MATCH, RESOURCE_MATCH, SLOT_MATCH
-from .scoring import MATCH_MET, EGroup, EvalEdge, Scoring
+from .scoring import Scoring
 from .traverser import Traverser
 
 SLOT, XOR_SLOT = "slot", "xor_slot"
@@ -254,24 +254,9 @@ class FlexibleTraverser(Traverser):
         config = select_or_config(slots, counts, nslots, memo)
         groups = []
         for _ in range(config[1]):
-            grp = EGroup()
-            score = MATCH_MET
-            for el in slots[config[2]].with_:
-                ev = dfu_slot.evals(dom, el.type)
-                count = calc_count(el, ev.qual_count)
-                j = 0
-                while j < count:
-                    g = ev.iter_next()
-                    if g is None:
-                        self.err += "dom_slot: not enough slots.\n"
-                        return -1
-                    e0 = g.edges[0]
-                    grp.edges.append(EvalEdge(e0.count, e0.count, 1, e0.edge))
-                    score += g.score
-                    j += e0.count
-            grp.score = score
-            grp.count = 1
-            grp.exclusive = 1
+            grp = self.take_slot(dfu_slot, slots[config[2]].with_)
+            if grp is None:
+                return -1
             groups.append(grp)
             config = memo.get(_key(config[0]), ({}, 0, 0))
         for grp in groups:

@@ -208,6 +208,16 @@ class ResourceGraph:
         self.vertices.append(v)
         return v
 
+    def add_cluster_root(self) -> Vertex:
+        """The containment root ``/cluster0`` of a graph built from a machine's
+        description (hwloc, R), as Fluxion's readers make it."""
+        root = self.add_vertex("cluster", "cluster", "cluster0", 0, -1, 1)
+        root.paths["containment"] = "/cluster0"
+        root.member_of["containment"] = "*"
+        self.index_vertex(root, "containment")
+        self.roots["containment"] = root.index
+        return root
+
     def index_vertex(self, v: Vertex, subsystem: str) -> None:
         self.by_path.setdefault(v.paths[subsystem], []).append(v.index)
         self.by_type.setdefault(v.type, []).append(v.index)

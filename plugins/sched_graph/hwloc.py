@@ -616,11 +616,7 @@ class HwlocReader:
 
     def unpack(self, text: str, rank: int = -1) -> ResourceGraph:
         g = ResourceGraph()
-        root = g.add_vertex("cluster", "cluster", "cluster0", 0, -1, 1)
-        root.paths["containment"] = "/cluster0"
-        root.member_of["containment"] = "*"
-        g.index_vertex(root, "containment")
-        g.roots["containment"] = root.index
+        root = g.add_cluster_root()
         if text:
             try:
                 topo = load_topology(text)

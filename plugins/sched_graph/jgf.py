@@ -67,6 +67,20 @@ def vertex_fields(node: dict) -> dict:
     }
 
 
+def _edge_ends(e: object, vmap: dict, missing_ok: bool = False) -> tuple[str, str] | None:
+    """The source and target vertex ids of JGF edge `e`. JgfError if `e` is not an
+    edge, or if either vertex is not in `vmap` (None instead with `missing_ok`)."""
+    try:
+        src, tgt = str(e["source"]), str(e["target"])
+    except (KeyError, TypeError) as exc:
+        raise JgfError("unpack_edge: encountered a malformed edge.") from exc
+    if src not in vmap or tgt not in vmap:
+        if missing_ok:
+            return None
+        raise JgfError(f"unpack_edge: source and/or target vertex not found{src} -> {tgt}.")
+    return src, tgt
+
+
 def _find_existing(g: ResourceGraph, f: dict) -> Vertex | None:
     for path in sorted(f["paths"].values()):
         for idx in g.by_path.get(path, []):
@@ -109,12 +123,7 @@ def load_jgf(text: str, graph: ResourceGraph | None = None, allowlist: str = "")
             added.add(f["vid"])
         vmap[f["vid"]] = v
     for e in edges:
-        try:
-            src, tgt = str(e["source"]), str(e["target"])
-        except (KeyError, TypeError) as exc:
-            raise JgfError("unpack_edge: encountered a malformed edge.") from exc
-        if src not in vmap or tgt not in vmap:
-            raise JgfError(f"unpack_edge: source and/or target vertex not found{src} -> {tgt}.")
+        src, tgt = _edge_ends(e, vmap)
         sub = (e.get("metadata") or {}).get("subsystem", "containment")
         if src in added or tgt in added:
             g.add_edge(vmap[src], vmap[tgt], sub)
@@ -267,14 +276,10 @@ def jgf_update(trav, text: str, jobid: int, at: int, duration: int,
                        "not found in resource graph.")
 
     for e in edges:
-        try:
-            src, tgt = str(e["source"]), str(e["target"])
-        except (KeyError, TypeError) as exc:
-            raise JgfError("unpack_edge: encountered a malformed edge.") from exc
-        if src not in vmap or tgt not in vmap:
-            if skip_ranks is not None:
-                continue
-            raise JgfError(f"unpack_edge: source and/or target vertex not found{src} -> {tgt}.")
+        ends = _edge_ends(e, vmap, missing_ok=skip_ranks is not None)
+        if ends is None:
+            continue
+        src, tgt = ends
         mark_root(vmap[src])
         mark_edge(vmap[src][0], vmap[tgt][0], vmap[tgt][1], vmap[tgt][2])
     for u, c in extra_edges:

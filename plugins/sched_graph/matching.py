@@ -351,28 +351,37 @@ class Matching:
         qual = self.cnt_slot(slot_shape, dfu_slot)
         groups = []
         for _ in range(qual):
-            grp = EGroup()
-            score = MATCH_MET
-            for el in slot_shape:
-                ev = dfu_slot.evals(dom, el.type)
-                count = calc_count(el, ev.qual_count)
-                j = 0
-                while j < count:
-                    g = ev.iter_next()
-                    if g is None:
-                        self.err += "dom_slot: not enough slots.\n"
-                        return -1
-                    e0 = g.edges[0]
-                    grp.edges.append(EvalEdge(e0.count, e0.count, 1, e0.edge))
-                    score += g.score
-                    j += e0.count
-            grp.score = score
-            grp.count = 1
-            grp.exclusive = 1
+            grp = self.take_slot(dfu_slot, slot_shape)
+            if grp is None:
+                return -1
             groups.append(grp)
         for grp in groups:
             dfu.add(dom, "slot", grp)
         return 0 if qual else -1
+
+    def take_slot(self, dfu_slot: Scoring, slot_shape: list[Request]) -> EGroup | None:
+        """One slot of `slot_shape`, made of the next best candidates `dfu_slot`
+        evaluated for each of its resources; None (and why in ``err``) if too few
+        are left."""
+        grp = EGroup()
+        score = MATCH_MET
+        for el in slot_shape:
+            ev = dfu_slot.evals(self.dom, el.type)
+            count = calc_count(el, ev.qual_count)
+            j = 0
+            while j < count:
+                g = ev.iter_next()
+                if g is None:
+                    self.err += "dom_slot: not enough slots.\n"
+                    return None
+                e0 = g.edges[0]
+                grp.edges.append(EvalEdge(e0.count, e0.count, 1, e0.edge))
+                score += g.score
+                j += e0.count
+        grp.score = score
+        grp.count = 1
+        grp.exclusive = 1
+        return grp
 
     def _set_label(self, u: Vertex, label: str) -> None:
         for rec in self._recs:

@@ -97,6 +97,27 @@ def _finish_children(v, s: str, resources, dfu: Scoring, comp) -> int:
     return score
 
 
+def _finish_slot(s: str, dfu: Scoring, comp=greater) -> int:
+    """At a slot: keep every qualified candidate of each type, best first by `comp`."""
+    for t in dfu.resrc_types(s):
+        dfu.choose_accum_all(s, t, comp)
+    return 0
+
+
+def _finish_graph(s: str, resources, dfu: Scoring, comp_of) -> int:
+    """At the root: choose the best k candidates of each requested type, compared by
+    ``comp_of(evaluations of that type)``; the match fails if a type has none."""
+    score = MATCH_MET
+    for r in resources:
+        count = calc_count(r, dfu.qualified_count(s, r.type))
+        if count == 0:
+            score = MATCH_UNMET
+            break
+        dfu.choose_accum_best_k(s, r.type, count, comp_of(dfu.evals(s, r.type)))
+    dfu.overall_score = score
+    return 0 if score == MATCH_MET else -1
+
+
 class MultilevelId(MatchPolicy):
     """low/high id first, optionally scored by the containing node's id (``*node*``)."""
 
@@ -136,21 +157,12 @@ class MultilevelId(MatchPolicy):
         return 0 if score == MATCH_MET else -1
 
     def dom_finish_slot(self, s, dfu) -> int:
-        for t in dfu.resrc_types(s):
-            dfu.choose_accum_all(s, t, self.comp)
-        return 0
+        return _finish_slot(s, dfu, self.comp)
 
     def dom_finish_graph(self, s, resources, dfu) -> int:
-        score = MATCH_MET
-        for r in resources:
-            count = calc_count(r, dfu.qualified_count(s, r.type))
-            if count == 0:
-                score = MATCH_UNMET
-                break
-            dfu.choose_accum_best_k(s, r.type, count, self.comp)
-        dfu.overall_score = score
+        rc = _finish_graph(s, resources, dfu, lambda ev: self.comp)
         self.scores = 0
-        return 0 if score == MATCH_MET else -1
+        return rc
 
 
 class Locality(MatchPolicy):
@@ -165,27 +177,22 @@ class Locality(MatchPolicy):
         return 0 if score == MATCH_MET else -1
 
     def dom_finish_slot(self, s, dfu) -> int:
-        for t in dfu.resrc_types(s):
-            dfu.choose_accum_all(s, t)
-        return 0
+        return _finish_slot(s, dfu)
 
     def dom_finish_graph(self, s, resources, dfu) -> int:
-        score = MATCH_MET
-        for r in resources:
-            count = calc_count(r, dfu.qualified_count(s, r.type))
-            if count == 0:
-                score = MATCH_UNMET
-                break
-            ev = dfu.evals(s, r.type)
-            runs = _interval_starts(g.score for g in ev.groups)
+        return _finish_graph(s, resources, dfu, _by_run)
 
-            def comp(a, b, runs=runs):
-                return runs[a.score] > runs[b.score]
 
-            comp.sort_key = lambda g, runs=runs: -runs[g.score]  # for std_sort
-            dfu.choose_accum_best_k(s, r.type, count, comp)
-        dfu.overall_score = score
-        return 0 if score == MATCH_MET else -1
+def _by_run(ev):
+    """Compare candidates by the start of the run of consecutive scores each is in
+    (the highest run first)."""
+    runs = _interval_starts(g.score for g in ev.groups)
+
+    def comp(a, b, runs=runs):
+        return runs[a.score] > runs[b.score]
+
+    comp.sort_key = lambda g, runs=runs: -runs[g.score]  # for std_sort
+    return comp
 
 
 def _interval_starts(scores) -> dict[int, int]:
@@ -222,20 +229,10 @@ class VarAware(MatchPolicy):
         return 0 if score == MATCH_MET else -1
 
     def dom_finish_slot(self, s, dfu) -> int:
-        for t in dfu.resrc_types(s):
-            dfu.choose_accum_all(s, t)
-        return 0
+        return _finish_slot(s, dfu)
 
     def dom_finish_graph(self, s, resources, dfu) -> int:
-        score = MATCH_MET
-        for r in resources:
-            count = calc_count(r, dfu.qualified_count(s, r.type))
-            if count == 0:
-                score = MATCH_UNMET
-                break
-            dfu.choose_accum_best_k(s, r.type, count, less)
-        dfu.overall_score = score
-        return 0 if score == MATCH_MET else -1
+        return _finish_graph(s, resources, dfu, lambda ev: less)
 
 
 def known_policy(name: str) -> bool:

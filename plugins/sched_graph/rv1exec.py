@@ -43,11 +43,7 @@ def load_rv1exec(text: str) -> ResourceGraph:
     r = parse_r(text)
     ex = r["execution"]
     g = ResourceGraph()
-    root = g.add_vertex("cluster", "cluster", "cluster0", 0, -1, 1)
-    root.paths["containment"] = "/cluster0"
-    root.member_of["containment"] = "*"
-    g.index_vertex(root, "containment")
-    g.roots["containment"] = root.index
+    root = g.add_cluster_root()
     hosts: list[str] = []
     for h in ex.get("nodelist", []):
         hosts += expand_hostlist(h)

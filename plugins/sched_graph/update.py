@@ -199,18 +199,9 @@ class Updating:
             todo.append(root)
         outdeg = self._dom_outdeg
         pre = 1
-        mcache = self._mcache
         for u in todo:
-            mcache.pop(u.index, None)
             pre += outdeg.get(u.index, 0)
-            del u.tags[jobid]
-            span = u.x_spans.pop(jobid, None)
-            if span is not None:
-                u.x_checker.rem_span(span)
-            sp = u.subplans.get(dom)
-            if sp is not None and jobid in u.job2span:
-                sp.rem_span(u.job2span.pop(jobid))
-            self._mod_plan(u, jobid)
+            self._release(u, jobid, dom)
         self.preorder += pre
         self.postorder += len(todo)
         self.job_vertices[jobid] = cand
@@ -231,15 +222,7 @@ class Updating:
         u.colors[dom] = self._gray()
         if jobid not in u.tags:
             return
-        self._mcache.pop(u.index, None)
-        del u.tags[jobid]
-        span = u.x_spans.pop(jobid, None)
-        if span is not None:
-            u.x_checker.rem_span(span)
-        sp = u.subplans.get(dom)
-        if sp is not None and jobid in u.job2span:
-            sp.rem_span(u.job2span.pop(jobid))
-        self._mod_plan(u, jobid)
+        self._release(u, jobid, dom)
         verts = self.g.vertices
         for s in self.subsystems:
             for e in u.out:
@@ -249,6 +232,19 @@ class Updating:
                     self.mod_dfv(verts[e.target], jobid)
         u.colors[dom] = self._black()
         self.postorder += 1
+
+    def _release(self, u: Vertex, jobid: int, dom: str) -> None:
+        """Release what `jobid` holds on the tagged vertex `u`: its tag, exclusivity,
+        subtree filter span and planned span."""
+        self._mcache.pop(u.index, None)
+        del u.tags[jobid]
+        span = u.x_spans.pop(jobid, None)
+        if span is not None:
+            u.x_checker.rem_span(span)
+        sp = u.subplans.get(dom)
+        if sp is not None and jobid in u.job2span:
+            sp.rem_span(u.job2span.pop(jobid))
+        self._mod_plan(u, jobid)
 
     @staticmethod
     def _mod_plan(u: Vertex, jobid: int) -> None:
@@ -320,17 +316,11 @@ class Updating:
         sp = v.subplans.get(self.dom)
         if sp is not None and jobid in v.job2span and jobid in v.tags:
             try:
-                removed = sp.reduce_span(v.job2span[jobid], counts)
+                _reduce_filter(v, sp, jobid, counts)
             except ValueError as exc:
                 self.err += (f"mod_agfilter: planner_multi_reduce_span returned -1.\n"
                              f"{v.name} {exc}.\n")
                 raise InvalidRequest(self.err) from exc
-            if removed:
-                del v.job2span[jobid]
-                v.tags.pop(jobid, None)
-            span = v.x_spans.pop(jobid, None)
-            if span is not None:
-                v.x_checker.rem_span(span)
         if jobid not in v.allocations and jobid in v.reservations:
             v.plans.rem_span(v.reservations.pop(jobid))
             self.err += ("mod_plan: traverser tried to remove schedule and span after "
@@ -386,6 +376,17 @@ class Updating:
                 except MatchError as exc:
                     self.err += f"remove: {g.vertices[vid].name}: cancel_vertex failed.\n"
                     raise InvalidRequest(self.err) from exc
+
+
+def _reduce_filter(v: Vertex, sp, jobid: int, counts: dict[str, int]) -> None:
+    """Take `counts` of `jobid` off the subtree filter `sp` of `v` (ValueError if it
+    cannot be); a job with nothing left there is no longer tagged on `v`."""
+    if sp.reduce_span(v.job2span[jobid], counts):
+        del v.job2span[jobid]
+        v.tags.pop(jobid, None)
+    span = v.x_spans.pop(jobid, None)
+    if span is not None:
+        v.x_checker.rem_span(span)
 
 
 def partial_cancel(trav: Traverser, jobid: int, ranks: list[int],
@@ -465,16 +466,10 @@ def partial_cancel(trav: Traverser, jobid: int, ranks: list[int],
         if sp is None or jobid not in v.job2span or jobid not in v.tags:
             continue
         try:
-            removed = sp.reduce_span(v.job2span[jobid], parent_counts[idx])
+            _reduce_filter(v, sp, jobid, parent_counts[idx])
         except ValueError as exc:
             trav.err += f"{exc}\n"
             raise InvalidRequest(trav.err) from exc
-        if removed:
-            del v.job2span[jobid]
-            v.tags.pop(jobid, None)
-        span = v.x_spans.pop(jobid, None)
-        if span is not None:
-            v.x_checker.rem_span(span)
         if jobid not in v.allocations and jobid in v.reservations:
             v.plans.rem_span(v.reservations.pop(jobid))
     return jobid not in root.tags

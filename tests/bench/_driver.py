@@ -54,15 +54,48 @@ def summarize_results(results) -> dict:
     return counts
 
 
+def proc_cpu_s(pid: int) -> tuple[float, float]:
+    """CPU seconds (user + system) of a process itself and of its reaped children."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    tick = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / tick, (int(fields[13]) + int(fields[14])) / tick
+
+
+def shell_hosts(broker: int) -> list[int]:
+    """The broker's shell host processes (children whose command line names it)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                cmdline = f.read()
+        except (OSError, ValueError):
+            continue
+        if ppid == broker and b"shell-host" in cmdline:
+            found.append(int(entry))
+    return found
+
+
 def do_throughput(args) -> dict:
     h = strato.Handle()
     js = jobspec(args.cmd or ["/bin/true"])
+    info = broker_info(h)
+    # a first job starts the shell host (exec-local), so its CPU can be counted
+    job.wait_all(h, [job.submit(h, js)])
+    hosts = shell_hosts(info["pid"])
+    before = [proc_cpu_s(p) for p in (info["pid"], *hosts)]
     t0 = time.perf_counter()
     ids = job.submit_many(h, js, args.count)
     t1 = time.perf_counter()
     results = job.wait_all(h, ids)
     t2 = time.perf_counter()
-    info = broker_info(h)
+    after = [proc_cpu_s(p) for p in (info["pid"], *hosts)]
+    per_job = [((a[0] - b[0]) * 1000 / args.count, (a[1] - b[1]) * 1000 / args.count)
+               for a, b in zip(after, before, strict=True)]
     return {
         "count": args.count,
         "cmd": args.cmd or ["/bin/true"],
@@ -73,6 +106,10 @@ def do_throughput(args) -> dict:
         "n_results": len(results),
         "broker_pid": info["pid"],
         "broker_mem": proc_mem(info["pid"]),
+        # CPU per job (ms): the broker, its shell host(s), and the tasks they reaped
+        "cpu_ms_per_job": {"broker": per_job[0][0],
+                           "shell_host": sum(p[0] for p in per_job[1:]),
+                           "tasks": sum(p[1] for p in per_job[1:])},
     }
 
 

@@ -158,3 +158,118 @@ def test_an_instance_stopped_while_its_disk_is_full(make_instance, small_disk):
     again = make_instance(statedir=state, sub="b")
     assert again.strato("job", "attach", kept, check=True).stdout == "kept\n"
     assert again.strato("run", "echo", "next", check=True).stdout == "next\n"
+
+
+def test_the_outbox_on_a_full_disk_keeps_whole_records_in_order(small_disk):
+    """The shell host's outbox (`strato.shell.outbox`) spilling to a full disk: no
+    error escapes, no partial record stays in the file, what the file cannot take
+    is kept in memory up to the bound (then `full`), and once the disk has room the
+    file takes it again; a replay yields every message, once, in order."""
+    from strato.shell.outbox import Outbox
+
+    spool = small_disk / "spool"
+    box = Outbox(str(spool), memory_limit=4096)
+    box.add(1, b"a" * 3000)
+    box.add(2, b"b" * 3000)  # past the bound: spilled to the file
+    assert spool.stat().st_size == 2 * (12 + 3000) and not box.memory
+    filler = fill(small_disk)
+    size = spool.stat().st_size
+    seq = 2
+    while not box.full:
+        seq += 1
+        box.add(seq, bytes([seq % 256]) * 1000)
+    assert box.write_error.errno == errno.ENOSPC
+    # what the last page had room for went in, whole; nothing partial was left
+    assert spool.stat().st_size == box.spool_size and (size - box.spool_size) % 1012 == 0
+    assert box.overflow_bytes <= 4096 + 1000
+    assert [s for s, _ in box.after(0)] == list(range(1, seq + 1))
+    filler.unlink()
+    box._retry_at = 0  # (the file is tried again at most once a second)
+    box.add(seq + 1, b"z")
+    assert not box.full and not box.overflow and box.write_error is None
+    replay = list(box.after(1))
+    assert [s for s, _ in replay] == list(range(2, seq + 2))
+    assert replay[0][1] == b"b" * 3000 and replay[-1][1] == b"z"
+    box.ack(seq + 1)
+    assert box.empty and not spool.exists()
+
+
+def test_a_shell_host_whose_spool_disk_is_full(make_instance, small_disk, tmp_path):
+    """The broker is killed, the disk of the statedir fills, and the job prints 2 MB:
+    its shell host keeps what it can (a bounded amount in memory once the spool file
+    is refused), drops the rest of the output without crashing, and counts it. Once
+    the disk has room and the broker is back, the job has finished normally, its
+    stderr says how many bytes were lost, and those plus the bytes kept are exactly
+    what it printed."""
+    import json
+    import signal
+    import textwrap
+
+    state = small_disk / "state"
+    go, ack, pidfile = tmp_path / "go", tmp_path / "ack", tmp_path / "pid"
+    os.mkfifo(go)
+    os.mkfifo(ack)
+    script = tmp_path / "task.sh"
+    lines = 20000
+    script.write_text(textwrap.dedent(f"""\
+        #!/bin/sh
+        echo before
+        echo $$ > {pidfile}.tmp && mv {pidfile}.tmp {pidfile}
+        read word < {go}
+        {sys.executable} -c 'import sys
+        for i in range({lines}): sys.stdout.write(f"{{i:099d}}\\n")'
+        echo written > {ack}
+        """))
+    script.chmod(0o755)
+    small = ("-S", f"exec.orphan-memory={64 << 10}")
+    first = make_instance(statedir=state, sub="a", args=small)
+    jobid = first.strato("submit", str(script), check=True).stdout.strip()
+    deadline = time.monotonic() + 60
+    while not pidfile.exists():
+        assert time.monotonic() < deadline, "the task never started"
+        time.sleep(0.01)
+    task = int(pidfile.read_text())
+    first.proc.kill()
+    first.proc.wait()
+    first.stop()
+    host = json.loads((state / f"shell-host.0.{os.getuid()}.json").read_text())["pid"]
+    try:
+        filler = fill(small_disk)
+        with open(go, "w") as f:
+            f.write("go\n")
+        with open(ack) as f:
+            assert f.read() == "written\n"
+        try:  # wait for the task's exit: all it printed is then in its host's hands
+            fd = os.pidfd_open(task)
+        except ProcessLookupError:
+            pass  # gone already
+        else:
+            import select
+            try:
+                assert select.select([fd], [], [], 60)[0]
+            finally:
+                os.close(fd)
+        os.kill(host, 0)  # the host did not crash
+        filler.unlink()
+        second = make_instance(statedir=state, sub="b")
+        res = second.strato("job", "attach", jobid)
+        assert res.returncode == 0, res.stderr
+        (note,) = [ln for ln in res.stderr.splitlines() if "bytes of output were lost" in ln]
+        lost = int(note.split("strato-shell: ")[1].split()[0])
+        assert note.endswith("the shell host could not keep them while the broker was away"
+                             f" (its statedir: {NOSPACE})")
+        printed = len("before\n") + lines * 100
+        assert lost > 0 and len(res.stdout) + lost == printed
+        assert res.stdout.startswith("before\n" + "".join(f"{i:099d}\n" for i in range(100)))
+        with second.handle() as h:
+            import strato.job
+            assert strato.job.wait(h, jobid).returncode == 0
+        assert json.loads((state / f"shell-host.0.{os.getuid()}.json").read_text())["pid"] \
+            == host  # the same host, re-adopted
+        assert second.strato("run", "echo", "next", check=True).stdout == "next\n"
+    except BaseException:  # a host left holding the job would wait a day for a broker
+        try:
+            os.kill(host, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        raise

@@ -531,3 +531,54 @@ def test_a_statedir_of_format_1_loads_and_its_inactive_jobs_are_sealed(make_inst
     check(second)
     second.strato("job", "urgency", held, "16", check=True)
     assert second.strato("job", "status", held).returncode == 0
+
+
+def test_a_corrupt_sealed_row_fails_that_job_only(make_instance, tmp_path):
+    """In a real statedir, the one row that holds an ended job's KVS directory is
+    damaged, and another ended job's record: after a restart, reading the first job
+    is one line naming it and the statedir (logged once by the broker), the second
+    is left out with one log line, and every other job, and new ones, work; the
+    statedir's other rows are left as they were, and a purge removes the damaged job."""
+    from strato.core import ids
+
+    state = tmp_path / "state"
+    first = make_instance(statedir=state, sub="a")
+    one, two, three = (first.strato("submit", "--wait", "echo", word, check=True)
+                       .stdout.strip() for word in ("one", "two", "three"))
+    assert first.stop() == 0
+    db = sqlite3.connect(state / "content.sqlite")
+    db.execute("UPDATE cold SET content = X'c1c1' WHERE key = ?",
+               (ids.encode(ids.parse(one), "kvs"),))
+    db.execute("UPDATE sealed SET record = X'c1c1' WHERE key = ?",
+               (ids.encode(ids.parse(three), "kvs"),))
+    db.commit()
+    rows = db.execute("SELECT * FROM cold").fetchall()
+    db.close()
+    second = make_instance(statedir=state, sub="b")
+    corrupt = (f"job {one}: its KVS directory in statedir {state} is corrupt (MessagePack "
+               "data is malformed: invalid opcode '\\xc1' (byte 0))")
+    for args in (["job", "attach", one], ["job", "eventlog", one],
+                 ["job", "info", one, "jobspec"]):
+        res = second.strato(*args)
+        assert (res.returncode, res.stdout, res.stderr) == (1, "", f"strato-job: {corrupt}\n")
+    assert second.strato("job", "attach", two, check=True).stdout == "two\n"
+    res = second.strato("job", "info", three, "jobspec")
+    assert (res.returncode, res.stderr) == (1, f"strato-job: unknown job id {three}\n")
+    listed = second.strato("jobs", "-a", "-n", "-o", "{id.f58} {state}", check=True)
+    assert sorted(listed.stdout.split("\n")[:-1]) == sorted([f"{one} INACTIVE",
+                                                             f"{two} INACTIVE"])
+    assert second.strato("run", "echo", "four", check=True).stdout == "four\n"
+    second.strato("job", "purge", "--force", one, check=True)  # the way out for an admin
+    assert second.strato("job", "attach", one).stderr == f"strato-job: unknown job id {one}\n"
+    second.proc.stdin.close()
+    assert second.proc.wait(timeout=60) == 0
+    logged = second.proc.stderr.read().splitlines()
+    assert logged == [f"job {three}: its record in statedir {state} is corrupt; it is left out",
+                      corrupt]
+    second.stop()
+    db = sqlite3.connect(state / "content.sqlite")
+    after = {(ns, key): content for ns, key, content in db.execute("SELECT * FROM cold")}
+    purged = ("primary", ids.encode(ids.parse(one), "kvs"))
+    assert purged not in after
+    assert all(after[(ns, key)] == content for ns, key, content in rows
+               if (ns, key) != purged)

@@ -266,3 +266,83 @@ def test_a_sealed_directory_too_large_to_keep_whole_keeps_its_live_rows(tmp_path
     assert db.execute("SELECT key FROM sealed").fetchall() == [("job.2",)]
     k = KVS(path)
     assert k.get("job.1.out") == ["x" * 200, "y"] and k.get("job.2.out") == ["small"]
+
+
+def test_remembered_directories_follow_every_change_of_the_tree():
+    """Writes and reads find a key's directory from memory (`_writable_parent`):
+    a directory removed, replaced by a value, or sealed since must not be written
+    through; the next write walks the tree again."""
+    k = KVS()
+    k.put("job.a.eventlog", [1])
+    k.append("job.a.eventlog", [2])  # now remembered: job.a
+    k.unlink("job.a")
+    k.append("job.a.eventlog", [3])  # a new job.a, not the removed one
+    k.put("job.a.R", 1)  # remembered again
+    assert k.get("job.a.eventlog") == [3]
+    k.put("job.a", 7)  # the directory replaced by a value
+    assert k.get("job.a.eventlog") is None
+    k.append("job.a.eventlog", [4])  # the value replaced by a directory again
+    assert k.get("job.a.eventlog") == [4] and isinstance(k.lookup("job.a"), KvsDir)
+    k.put("job.b.R", {"x": 1})
+    k.put("job", 1)  # a directory above both replaced by a value
+    with pytest.raises(KeyError):
+        k.lookup("job.b.R")
+    k.put("job.c.jobspec", {})
+    k.put("job.c.eventlog", [])
+    k.append("job.c.guest.output", [0])  # a directory below it, remembered too
+    assert k.seal("job.c", {"id": 3})
+    with pytest.raises(RPCError, match="read-only|sealed"):
+        k.append("job.c.guest.output", [1])
+    with pytest.raises(RPCError, match="read-only|sealed"):
+        k.append("job.c.eventlog", [5])
+    with pytest.raises(RPCError, match="read-only|sealed"):
+        k.commit([["append", "job.c.eventlog", 6]])
+    assert k.get("job.c.eventlog") == []
+    with pytest.raises(RPCError, match="invalid key"):
+        k.put(".eventlog", 1)  # the root is remembered; the key is still malformed
+    k.put("top", 1)
+    assert k.get("top") == 1
+
+
+@pytest.mark.parametrize("damage, why", [
+    (b"\xc1garbage", "MessagePack data is malformed"),
+    (proto.encode(["not", "a", "map"]), "a list where a map of its keys belongs"),
+    (proto.encode({"eventlog": 1, "eventlog.x": 2}), "object does not support item"),
+    (None, "it is missing"),
+])
+def test_a_damaged_sealed_directory_fails_alone(tmp_path, caplog, damage, why):
+    """A sealed directory whose row in the statedir is damaged (or gone): looking
+    inside it is one EIO error naming the job and the statedir, each time, logged
+    once; the other directories, and the record of the damaged one, read as before.
+    A damaged record leaves its directory's record unknown (None), nothing else."""
+    path = tmp_path / "c.sqlite"
+    jobs = ["job.0000.0000.eb00.0000", "job.0000.0002.6100.0000"]
+
+    async def work():
+        k = KVS(path)
+        for key in jobs:
+            k.put(f"{key}.eventlog", [{"name": "submit"}])
+            k.seal(key, ["record of", key])
+        k.close()
+
+    asyncio.run(work())
+    db = sqlite3.connect(path)
+    if damage is None:
+        db.execute("DELETE FROM cold WHERE key = ?", (jobs[0],))
+    else:
+        db.execute("UPDATE cold SET content = ? WHERE key = ?", (damage, jobs[0]))
+    db.execute("UPDATE sealed SET record = X'c1' WHERE key = ?", (jobs[1],))
+    db.commit()
+    k = KVS(path)
+    assert k.lookup("job.0000.0000.eb00")["0000"].record == ["record of", jobs[0]]
+    assert k.lookup("job.0000.0002.6100")["0000"].record is None
+    for _ in range(2):
+        with pytest.raises(RPCError) as err:
+            k.get(f"{jobs[0]}.eventlog")
+        assert err.value.errnum == "EIO"
+        assert str(err.value).startswith(f"job ƒ71Q6E3: its KVS directory in statedir "
+                                         f"{tmp_path} is corrupt (")
+        assert why in str(err.value)
+    assert k.get(f"{jobs[1]}.eventlog") == [{"name": "submit"}]
+    assert [r.getMessage() for r in caplog.records] == [str(err.value)]
+    k.close()
