@@ -17,6 +17,10 @@ REPO = Path(__file__).resolve().parents[2]
 mkdocs = pytest.importorskip("mkdocs", reason="the [docs] extra is not installed (make docs)")
 pytest.importorskip("mkdocstrings", reason="the [docs] extra is not installed (make docs)")
 
+#: every build copies the sources to the repository's build/api-src (tools/docs_hooks.py):
+#: two at once in `make test`'s two workers would remove each other's copy
+pytestmark = pytest.mark.xdist_group("docs-site")
+
 
 def _build(tmp_path: Path, edit=None) -> subprocess.CompletedProcess:
     """Build a copy of docs/ (changed by `edit`) with the repository's mkdocs.yml."""
