@@ -41,7 +41,7 @@ from strato.core.exec_ranks import RanksExec
 from strato.core.hostlink import ensure_secret
 from strato.core.jobmanager import JobManager
 from strato.core.kvs import KVS, describe_failure, dump_kvs
-from strato.core.overlay import JoinWatch, Overlay
+from strato.core.overlay import CHILDREN_LEAVE_TIMEOUT, JoinWatch, Overlay
 from strato.core.peer import (
     TestLauncher,
     broker_attrs,
@@ -642,7 +642,7 @@ async def _serve(inst: Instance, command: list[str], exit_with: int | None = Non
             if launcher is not None:
                 await launcher.stop()
             else:  # brokers started by PMI or from [bootstrap]: not ours to wait for
-                await inst.overlay.children_left(timeout=2.0)
+                await inst.overlay.children_left(timeout=CHILDREN_LEAVE_TIMEOUT)
         if dump:
             path = _dump_path(dump, inst)
             try:

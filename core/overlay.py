@@ -60,6 +60,8 @@ UP = b"tbon:up"
 JOIN = "overlay.join"
 ZAP_DOMAIN = b"strato-overlay"
 SHUTDOWN = "overlay.shutdown"  # the event with which rank 0 ends every other broker
+#: how long a broker that passed overlay.shutdown on waits for its children to hang up
+CHILDREN_LEAVE_TIMEOUT = 2.0
 #: ZeroMQ heartbeats: a peer silent this long (ms) is disconnected, hence lost
 HEARTBEAT_IVL = 1000
 HEARTBEAT_TIMEOUT = 10000

@@ -32,7 +32,13 @@ from strato.core.bootstrap import Bootstrap, children_of, for_test, parent_of
 from strato.core.broker import Broker
 from strato.core.errors import ConfigError, RPCError, StratoError
 from strato.core.exec_ranks import RankExec
-from strato.core.overlay import JOIN_TIMEOUT, JoinWatch, Overlay, overlay_attrs
+from strato.core.overlay import (
+    CHILDREN_LEAVE_TIMEOUT,
+    JOIN_TIMEOUT,
+    JoinWatch,
+    Overlay,
+    overlay_attrs,
+)
 from strato.shell.spawn import Reaper, release_signals
 
 log = logging.getLogger("strato.peer")
@@ -103,6 +109,10 @@ async def serve_peer(boot: Bootstrap, rundir: Path, config: dict,
         loop.call_later(JOIN_TIMEOUT, unreached)
     try:
         why = await stopped
+        if why is None:  # overlay.shutdown, passed on to this broker's children:
+            # closing before they hang up could lose it (under load, one took its
+            # parent for lost and its launcher failed)
+            await overlay.children_left(timeout=CHILDREN_LEAVE_TIMEOUT)
     finally:
         execution.shutdown()  # its shell host kills what it still runs
         reaper.close()
