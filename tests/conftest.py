@@ -65,6 +65,22 @@ needs_corpora = pytest.mark.skipif(
 machine_wide = pytest.mark.xdist_group("machine-wide")
 
 
+def end_shell_hosts_under(path: Path) -> None:
+    """SIGTERM every shell host that a statedir below `path` names (which ends its
+    tasks): one a test left holding jobs would wait a day for its broker."""
+    import json
+    import signal
+
+    for record in path.glob("**/shell-host.*.json"):
+        try:
+            pid = json.loads(record.read_text())["pid"]
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if b"shell-host" in f.read():
+                    os.kill(pid, signal.SIGTERM)
+        except (OSError, ValueError, KeyError):
+            pass
+
+
 def bench_inputs() -> Path:
     """The benchmark inputs beside the corpora (``grug-gen.py`` and its jobspecs)."""
     return corpus_path().parent / "bench"

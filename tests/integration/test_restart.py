@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import end_shell_hosts_under
 
 import strato
 from strato import job, resource
@@ -37,18 +38,9 @@ cores = "0-3"
 
 @pytest.fixture(autouse=True)
 def no_host_left_behind(tmp_path):
-    """However a test ends, no shell host it left holding jobs outlives it (one
-    would wait a day for a broker): each one its statedirs name gets SIGTERM, which
-    ends its tasks."""
+    """However a test ends, no shell host it left holding jobs outlives it."""
     yield
-    for record in tmp_path.glob("**/shell-host.*.json"):
-        try:
-            pid = json.loads(record.read_text())["pid"]
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                if b"shell-host" in f.read():
-                    os.kill(pid, signal.SIGTERM)
-        except (OSError, ValueError, KeyError):
-            pass
+    end_shell_hosts_under(tmp_path)
 
 
 class Gate:

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import STRATO
+from conftest import STRATO, end_shell_hosts_under
 
 import strato
 from strato import job, resource
@@ -32,14 +32,7 @@ SIZE = 4
 def no_host_left_behind(tmp_path):
     """However a test ends, no shell host it left holding jobs outlives it."""
     yield
-    for record in tmp_path.glob("**/shell-host.*.json"):
-        try:
-            pid = json.loads(record.read_text())["pid"]
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                if b"shell-host" in f.read():
-                    os.kill(pid, signal.SIGTERM)
-        except (OSError, ValueError, KeyError):
-            pass
+    end_shell_hosts_under(tmp_path)
 
 
 class Gates:
