@@ -65,6 +65,20 @@ needs_corpora = pytest.mark.skipif(
 machine_wide = pytest.mark.xdist_group("machine-wide")
 
 
+def exits(pid: int, timeout: float = 60) -> bool:
+    """Wait until process `pid` has exited (True), or `timeout` seconds (False)."""
+    import select
+
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return True
+    try:
+        return bool(select.select([fd], [], [], timeout)[0])
+    finally:
+        os.close(fd)
+
+
 def end_shell_hosts_under(path: Path) -> None:
     """SIGTERM every shell host that a statedir below `path` names (which ends its
     tasks): one a test left holding jobs would wait a day for its broker."""

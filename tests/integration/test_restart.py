@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import select
 import signal
 import socket
 import sqlite3
@@ -22,7 +21,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import end_shell_hosts_under
+from conftest import end_shell_hosts_under, exits
 
 import strato
 from strato import job, resource
@@ -89,18 +88,6 @@ def kill_broker(inst) -> None:
     inst.proc.kill()
     inst.proc.wait()
     inst.stop()
-
-
-def exits(pid: int, timeout: float = 60) -> bool:
-    """Wait until process `pid` has exited (True), or `timeout` seconds (False)."""
-    try:
-        fd = os.pidfd_open(pid)
-    except ProcessLookupError:
-        return True
-    try:
-        return bool(select.select([fd], [], [], timeout)[0])
-    finally:
-        os.close(fd)
 
 
 def host_record(state: Path) -> dict:

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import STRATO, end_shell_hosts_under
+from conftest import STRATO, end_shell_hosts_under, exits
 
 import strato
 from strato import job, resource
@@ -84,20 +84,6 @@ def alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     return True
-
-
-def exits(pid: int, timeout: float = 60) -> bool:
-    """Wait until process `pid` has exited (True), or `timeout` seconds (False)."""
-    import select
-
-    try:
-        fd = os.pidfd_open(pid)
-    except ProcessLookupError:
-        return True
-    try:
-        return bool(select.select([fd], [], [], timeout)[0])
-    finally:
-        os.close(fd)
 
 
 def brokers(inst) -> list[int]:
