@@ -237,13 +237,7 @@ class Updating:
         """Release what `jobid` holds on the tagged vertex `u`: its tag, exclusivity,
         subtree filter span and planned span."""
         self._mcache.pop(u.index, None)
-        del u.tags[jobid]
-        span = u.x_spans.pop(jobid, None)
-        if span is not None:
-            u.x_checker.rem_span(span)
-        sp = u.subplans.get(dom)
-        if sp is not None and jobid in u.job2span:
-            sp.rem_span(u.job2span.pop(jobid))
+        _drop_tag(u, jobid, dom)
         self._mod_plan(u, jobid)
 
     @staticmethod
@@ -378,6 +372,18 @@ class Updating:
                     raise InvalidRequest(self.err) from exc
 
 
+def _drop_tag(v: Vertex, jobid: int, dom: str) -> None:
+    """Take `jobid`'s tag off the tagged vertex `v`, with its exclusivity span and
+    its span in the subtree filter of `dom` (its planned span is the caller's)."""
+    del v.tags[jobid]
+    span = v.x_spans.pop(jobid, None)
+    if span is not None:
+        v.x_checker.rem_span(span)
+    sp = v.subplans.get(dom)
+    if sp is not None and jobid in v.job2span:
+        sp.rem_span(v.job2span.pop(jobid))
+
+
 def _reduce_filter(v: Vertex, sp, jobid: int, counts: dict[str, int]) -> None:
     """Take `counts` of `jobid` off the subtree filter `sp` of `v` (ValueError if it
     cannot be); a job with nothing left there is no longer tagged on `v`."""
@@ -419,13 +425,7 @@ def partial_cancel(trav: Traverser, jobid: int, ranks: list[int],
             for vid in vids:
                 v = g.vertices[vid]
                 if jobid in v.tags:
-                    del v.tags[jobid]
-                    span = v.x_spans.pop(jobid, None)
-                    if span is not None:
-                        v.x_checker.rem_span(span)
-                    sp = v.subplans.get(dom)
-                    if sp is not None and jobid in v.job2span:
-                        sp.rem_span(v.job2span.pop(jobid))
+                    _drop_tag(v, jobid, dom)
                     if jobid in v.allocations:
                         span = v.allocations.pop(jobid)
                         amount = v.plans.span(span).request
