@@ -42,6 +42,7 @@ import json
 import logging
 import os
 import signal
+from collections.abc import Iterator
 
 from strato.core import hostlink
 from strato.core.errors import RPCError
@@ -59,6 +60,18 @@ def job_ranks(R: dict) -> list[int]:
     for entry in R["execution"]["R_lite"]:
         ranks.update(decode_idset(entry["rank"]))
     return sorted(ranks)
+
+
+def _exec_jobs(parts: list, topic: str) -> Iterator[tuple[dict, ExecJob]]:
+    """Each job part of a `topic` request with its `ExecJob`; a malformed one is
+    logged and left out, the others still run."""
+    for part in parts:
+        try:
+            job = ExecJob(part)
+        except (KeyError, TypeError) as exc:
+            log.warning("dropped a bad %s: %s", topic, exc)
+            continue
+        yield part, job
 
 
 class _Spread:
@@ -421,12 +434,7 @@ class RankExec:
         if not isinstance(jobs, list) or not isinstance(keep, list):
             raise RPCError("exec.rank-reattach needs lists jobs and keep")
         kept = {j for j in keep if isinstance(j, int)}
-        for part in jobs:
-            try:
-                job = ExecJob(part)
-            except (KeyError, TypeError) as exc:
-                log.warning("dropped a bad exec.rank-reattach: %s", exc)
-                continue
+        for part, job in _exec_jobs(jobs, "exec.rank-reattach"):
             kept.add(job.id)
             started = bool(part.get("started"))
             self._wake_host()
@@ -450,12 +458,7 @@ class RankExec:
         jobs = (req.body or {}).get("jobs") if isinstance(req.body, dict) else None
         if not isinstance(jobs, list):
             raise RPCError("exec.rank-start needs a list of jobs")
-        for body in jobs:
-            try:
-                job = ExecJob(body)
-            except (KeyError, TypeError) as exc:
-                log.warning("dropped a bad exec.rank-start: %s", exc)
-                continue
+        for _, job in _exec_jobs(jobs, "exec.rank-start"):
             self._wake_host()
             self.local.start(job)
 
