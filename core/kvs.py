@@ -410,11 +410,9 @@ class KVS:
         The directory found is remembered until the tree's shape changes: a job's
         keys are written or read about a dozen times in its life, each time six
         levels down (``job.0000.0004.2a00.0000.eventlog``)."""
-        dirkey, dot, last = key.rpartition(".")
-        if last and (dirkey or not dot):
-            d = self._dirs.get((ns, dirkey))
-            if d is not None:
-                return d, last
+        hit, dirkey, last = self._remembered(ns, key)
+        if hit is not None:
+            return hit, last
         parts = self._split(key)
         d: object = self.namespaces.get(ns)
         for i, p in enumerate(parts[:-1]):
@@ -427,6 +425,14 @@ class KVS:
             return None, last
         self._remember(ns, dirkey, d)
         return d, last
+
+    def _remembered(self, ns: str, key: str) -> tuple[KvsDir | None, str, str]:
+        """The remembered directory that holds `key` (None if there is none, or if
+        `key` is malformed at its ends), the directory's key and the key's last part."""
+        dirkey, dot, last = key.rpartition(".")
+        if last and (dirkey or not dot):
+            return self._dirs.get((ns, dirkey)), dirkey, last
+        return None, dirkey, last
 
     def _remember(self, ns: str, dirkey: str, d: KvsDir) -> None:
         if len(self._dirs) >= _DIRS_REMEMBERED:
@@ -483,16 +489,14 @@ class KVS:
         directory on the way is read from the statedir first (`SealedDir`)."""
         if key == ".":
             return self._root(ns)
-        dirkey, dot, last = key.rpartition(".")
-        if last and (dirkey or not dot):
-            d = self._dirs.get((ns, dirkey))
-            if d is not None:
-                if last not in d:
-                    raise KeyError(key)
-                value = d[last]
-                if type(value) is SealedDir:
-                    value = d[last] = self._thaw(ns, key)
-                return value
+        hit, _, last = self._remembered(ns, key)
+        if hit is not None:
+            if last not in hit:
+                raise KeyError(key)
+            value = hit[last]
+            if type(value) is SealedDir:
+                value = hit[last] = self._thaw(ns, key)
+            return value
         d: object = self._root(ns)
         parts = self._split(key)
         for i, p in enumerate(parts):
