@@ -94,9 +94,11 @@ class TaskPoller:
 
         def exited() -> None:
             try:
-                _, status = os.waitpid(pid, os.WNOHANG)
+                done, status = os.waitpid(pid, os.WNOHANG)
             except ChildProcessError:  # reaped elsewhere: its status is lost
-                status = 255 << 8
+                done, status = pid, 255 << 8
+            if not done:  # a stale event for a descriptor number used again
+                return
             self.close_fd(fd)
             callback(status)
 
