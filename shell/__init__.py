@@ -1,2 +1,2 @@
 """strato.shell: the job shell and the long-lived shell host that runs each job's
-shell as a coroutine and spawns its tasks."""
+shell (a plain object driven by callbacks) and spawns its tasks."""

@@ -1,4 +1,4 @@
-"""The shell host: a long-lived process per node running each job's shell as a coroutine.
+"""The shell host: a long-lived process per node running each job's shell (`JobShell`).
 
 Started and supervised by its node's broker (exec backend ``local``); its command
 line names it ``shell-host``. It owns everything about tasks: spawning (one

@@ -1,4 +1,4 @@
-"""The job shell: one per job on a node, run as a coroutine inside the shell host.
+"""The job shell: one per job on a node, an object inside the shell host driven by callbacks.
 
 It lays the job's tasks out over its slots, builds each task's environment, spawns
 the tasks, sends their output to the job's output eventlog in the KVS, up to the

@@ -1,9 +1,16 @@
-"""Spawning processes without blocking the event loop, and reaping them.
+"""Spawning processes and reaping them.
 
-One `Reaper` per process handles SIGCHLD: it collects every exited child with
-``waitpid(-1, WNOHANG)`` and calls the callback registered for that pid. Spawning
-is a single ``posix_spawn`` into a new process group (so a job's tasks can be
-signalled as a group); there is no thread per child and no Python in the child.
+Spawning is a single ``posix_spawn`` into a new process group (so a job's tasks
+can be signalled as a group); there is no thread per child and no Python in the
+child. The call returns once the child has exec'd: typically 50 us here, with a
+tail of some hundreds when the child starts on an idle CPU; a spawning thread
+was measured to cost more than that wait (docs/performance.md).
+
+Two ways to learn of exits: the shell host watches its tasks through `TaskPoller`
+(a pidfd each, in one epoll of its own); a broker, whose children are few (its
+shell host, a forked peer), uses one `Reaper` per process, which handles SIGCHLD,
+collects every exited child with ``waitpid(-1, WNOHANG)`` and calls the callback
+registered for that pid.
 """
 
 from __future__ import annotations
