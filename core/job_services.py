@@ -6,13 +6,20 @@ bodies are documented on each handler, and `strato.job` is their client.
 
 from __future__ import annotations
 
+import asyncio
 import os
+import time
 
 from strato.core import ids
 from strato.core.dependencies import dependencies_of, describe
 from strato.core.errors import RPCError
 from strato.core.jobmanager import Job, JobManager
 from strato.core.states import INACTIVE, PENDING, STATE_NAMES
+
+#: seconds between two messages of results to one waiter while jobs keep ending:
+#: each message wakes the waiting client, and the broker's send of it costs as much
+#: as a job's own bookkeeping; a result after a quiet spell goes at once
+WAIT_BATCH_INTERVAL = 0.005
 
 
 def job_record(job: Job) -> dict:
@@ -95,6 +102,7 @@ def register(broker, jobs: JobManager, kvs) -> None:
             return
         left = [len(targets)]
         batch: list[dict] = []
+        last_sent = [0.0]
 
         def done(job: Job) -> None:
             batch.append(_result(job))
@@ -102,15 +110,20 @@ def register(broker, jobs: JobManager, kvs) -> None:
             if left[0] == 0:
                 req.respond({"results": batch[:]})
             elif len(batch) == 1 and req.streaming:
-                # Send what ended this turn in one message at the end of the turn.
-                import asyncio
-
-                asyncio.get_running_loop().call_soon(flush)
+                # What ended this turn goes in one message at the end of the turn, or,
+                # if one went less than WAIT_BATCH_INTERVAL ago, with what ends until then.
+                loop = asyncio.get_running_loop()
+                wait = last_sent[0] + WAIT_BATCH_INTERVAL - time.monotonic()
+                if wait > 0:
+                    loop.call_later(wait, flush)
+                else:
+                    loop.call_soon(flush)
 
         def flush() -> None:
             if batch and left[0]:
                 req.send({"results": batch[:]})
                 batch.clear()
+                last_sent[0] = time.monotonic()
 
         for job in targets:
             jobs.watch_state(job, INACTIVE, done)

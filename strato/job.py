@@ -127,9 +127,11 @@ def wait_all(h: Handle, jobids: Iterable[JobId]) -> list[JobResult]:
 def wait_stream(h: Handle, jobids: Iterable[JobId]) -> Iterator[list[JobResult]]:
     """Wait for many jobs on one stream, yielding results as the jobs end.
 
-    Each item holds the jobs that ended in the same turn of the instance, so a
-    progress display can redraw once per batch; the stream ends after the last
-    job. Raises RPCError (before any result) if an id is unknown.
+    Each item holds the jobs that ended together: in the same turn of the
+    instance, or, while jobs keep ending, within a few milliseconds of the last
+    item (the broker's ``WAIT_BATCH_INTERVAL``), so a progress display redraws once
+    per batch and a waiter on thousands of short jobs is not woken for each; the
+    stream ends after the last job. Raises RPCError (before any result) if an id is unknown.
     """
     tag = h.send("job-manager.wait", {"ids": [*jobids]}, stream=True)
     finished = False

@@ -145,3 +145,20 @@ def test_submission_variants(instance):
     with pytest.raises(RPCError) as exc:
         list(job.wait_stream(h, [12345]))
     assert "unknown job id" in one_line(exc)
+
+
+def test_a_streaming_wait_gathers_results_while_jobs_keep_ending(sim_instance):
+    """20 simulated jobs ending 1 ms apart: one message per job would wake the
+    waiter 20 times; the broker sends what ended within WAIT_BATCH_INTERVAL (5 ms)
+    of its last message together, so a handful of batches carry all 20."""
+    h = sim_instance.handle()
+    specs = []
+    for i in range(1, 21):
+        js = strato.JobspecV1.from_command(["true"])
+        js.setattr("system.exec.test.run_duration", i * 0.001)
+        specs.append(js)
+    ids_ = job.submit_list(h, specs)
+    batches = list(job.wait_stream(h, ids_))
+    assert sorted(r.id for b in batches for r in b) == sorted(ids_)
+    assert all(r.result == "COMPLETED" for b in batches for r in b)
+    assert len(batches) <= 8, [len(b) for b in batches]
