@@ -20,6 +20,7 @@ import textwrap
 import time
 from pathlib import Path
 
+import msgspec
 import pytest
 from conftest import end_shell_hosts_under, exits
 
@@ -483,6 +484,15 @@ def test_a_statedir_of_format_1_loads_and_its_inactive_jobs_are_sealed(make_inst
     state.mkdir()
     db = sqlite3.connect(state / "content.sqlite")
     db.executescript((Path(__file__).parents[1] / "data" / "statedir-v1.sql").read_text())
+    # the jobs were submitted from a directory of the machine that wrote the statedir:
+    # the held one, run at the end, runs here instead
+    for key, value in db.execute("SELECT key, value FROM kvs WHERE key LIKE '%.jobspec'"
+                                 ).fetchall():
+        jobspec = msgspec.msgpack.decode(value)
+        jobspec["attributes"]["system"]["cwd"] = str(tmp_path)
+        db.execute("UPDATE kvs SET value = ? WHERE key = ?",
+                   (msgspec.msgpack.encode(jobspec), key))
+    db.commit()
     db.execute("PRAGMA user_version = 1")
     db.close()
     done, failed, held = "ƒ5XQot3", "ƒAqnEVm", "ƒDbttw1"
