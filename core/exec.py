@@ -78,6 +78,26 @@ class ExecJob:
         return wire
 
 
+def recorded_groups(exec_eventlog: object, rank: int | None) -> set[int]:
+    """The process groups of the tasks a job's exec eventlog records for its part on
+    broker `rank` (None: a job run by one broker): what is left of them is killed
+    after a restart that finds their shell host gone. The leader's ``shell.start``
+    names its rank if the job is spread over brokers, each other part's
+    ``shell.rank-start`` its own; a ``shell.start`` naming none (a job on one
+    broker, or one recorded by an older strato) is taken as rank 0's."""
+    groups: set[int] = set()
+    for entry in exec_eventlog if isinstance(exec_eventlog, list) else ():
+        if not isinstance(entry, dict) or entry.get("name") not in ("shell.start",
+                                                                    "shell.rank-start"):
+            continue
+        ctx = entry.get("context")
+        if not isinstance(ctx, dict) or not isinstance(ctx.get("pgids"), list):
+            continue
+        if ctx.get("rank", None if rank is None else 0) == rank:
+            groups.update(g for g in ctx["pgids"] if isinstance(g, int) and g > 1)
+    return groups
+
+
 def runs_instance(jobspec: dict) -> bool:
     """True if the job's command starts a strato instance (``strato start ...`` or
     ``python -m strato start ...``)."""

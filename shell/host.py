@@ -20,11 +20,13 @@ restarted broker made to re-adopt it):
   instance ended its jobs) (all one-way);
 - what it sends, one message per event-loop turn: ``exec.host-batch {seq, ops,
   events}``: ``ops`` are the KVS appends to each job's ``guest.output`` and
-  ``exec.eventlog`` (``shell.init``, ``shell.start``, ``complete {status}``),
-  one per key and turn; ``events`` are ``start {pgids}`` (the tasks' process
-  groups, which the broker kills should this host die), ``exception {type,
-  note}`` and ``finish {status}``. The broker applies the output before the
-  events, so a job's output is in the KVS before its ``finish``.
+  ``exec.eventlog`` (``shell.init``, ``shell.start``, ``complete {status}``,
+  and, from a host that outlives its broker, ``shell.rank-start {rank, pgids}``
+  for each other part of a spread job), one per key and turn; ``events`` are
+  ``start {pgids}`` (the tasks' process groups, which the broker kills should
+  this host die), ``exception {type, note}`` and ``finish {status}``. The
+  broker applies the output before the events, so a job's output is in the KVS
+  before its ``finish``.
 
 **Outliving the broker.** With ``--statedir`` (an instance that keeps its jobs
 across a restart) the host also listens on a socket of its own, recorded in the

@@ -86,11 +86,11 @@ def alive(pid: int) -> bool:
     return True
 
 
-def brokers(inst) -> list[int]:
+def brokers(inst, size: int = SIZE) -> list[int]:
     """The pid of every broker of a --test-size instance, by rank (each answers on
     its own socket in the rundir)."""
     pids = []
-    for rank in range(SIZE):
+    for rank in range(size):
         uri = f"local://{inst.rundir}/local" if rank == 0 else \
             f"local://{inst.rundir}/{rank}/local"
         with strato.Handle(uri) as h:
@@ -99,10 +99,10 @@ def brokers(inst) -> list[int]:
     return pids
 
 
-def hosts(state: Path) -> list[int]:
+def hosts(state: Path, size: int = SIZE) -> list[int]:
     """The pid of each rank's shell host, as the statedir records it."""
     return [json.loads((state / f"shell-host.{r}.{os.getuid()}.json").read_text())["pid"]
-            for r in range(SIZE)]
+            for r in range(size)]
 
 
 def start(make_instance, state: Path, sub: str):
@@ -121,12 +121,12 @@ def allocated_cores(inst) -> int:
         return resource.status(h)["allocated"]["ncores"]
 
 
-def stop_instance(inst, how: str) -> None:
+def stop_instance(inst, how: str, size: int = SIZE) -> None:
     if how == "shutdown":
         inst.strato("shutdown", check=True)
         inst.stop()
         return
-    pids = brokers(inst)
+    pids = brokers(inst, size)
     for pid in reversed(pids):  # every broker, the forked ones first
         os.kill(pid, signal.SIGKILL)
     inst.proc.wait()
@@ -251,6 +251,48 @@ def test_a_lost_broker_takes_its_tasks_and_nothing_else(make_instance, tmp_path,
     assert res.stdout == "ok\nok\nok\n"
     out = inst.strato("jobs", "-n", "-o", "{id.f58} {state}", check=True).stdout
     assert out.split() == [other, "SCHED"]  # nothing else changed
+
+
+def written(paths: list[Path]) -> list[str]:
+    """The text of each file, once every one exists (the tasks write them whole)."""
+    deadline = time.monotonic() + 60
+    while not all(p.exists() for p in paths):
+        assert time.monotonic() < deadline, f"never written: {paths}"
+        time.sleep(0.01)
+    return [p.read_text() for p in paths]
+
+
+def test_a_rank_whose_shell_host_is_gone_at_the_restart_kills_its_leftover_tasks(
+        make_instance, tmp_path):
+    """Every broker, then rank 1's shell host, are SIGKILLed mid-job; rank 1's task
+    (in a process group of its own) outlives them. The restarted rank 1 finds its
+    host gone: rank 0 hands it the task groups the job's exec eventlog records for
+    its part (rank 1 keeps no KVS), it kills what is left of them, and the job ends
+    with a ``node-failure`` exception naming rank 1, its cores free; a job on both
+    ranks runs."""
+    state, d = tmp_path / "state", tmp_path / "pids"
+    d.mkdir()
+    first = make_instance(statedir=state, sub="a", args=("--test-size=2",))
+    jobid = first.strato("submit", "-N2", "-n2", "sh", "-c",
+                         f"echo $$ > {d}/tmp.$STRATO_TASK_RANK && "
+                         f"mv {d}/tmp.$STRATO_TASK_RANK {d}/pid.$STRATO_TASK_RANK && "
+                         "exec sleep 300", check=True).stdout.strip()
+    tasks = [int(t) for t in written([d / "pid.0", d / "pid.1"])]
+    host = hosts(state, 2)[1]
+    stop_instance(first, "sigkill", 2)
+    os.kill(host, signal.SIGKILL)
+    assert exits(host)
+    assert alive(tasks[1])  # no broker and no shell host holds it any more
+    second = make_instance(statedir=state, sub="b", args=("--test-size=2",))
+    with second.handle() as h:
+        result = job.wait(h, jobid)
+    assert result.exception["type"] == "node-failure"
+    assert "lost the job's shell host on rank 1 across the restart" \
+        in result.exception["note"]
+    for task in tasks:
+        assert exits(task), "a task of the ended job is still running"
+    assert allocated_cores(second) == 0
+    assert second.strato("run", "-N2", "echo", "ok", check=True).stdout == "ok\nok\n"
 
 
 MPIEXEC = shutil.which("mpiexec.mpich")
