@@ -35,7 +35,8 @@ of every job it still runs there; a job its re-adopted host holds but the
 instance no longer runs (it ended while the rank was lost) is killed. Each part
 carries ``pgids``, the process groups the job's exec eventlog records for that
 rank's tasks: a rank whose host is gone kills what is left of them, as rank 0
-does for its own.
+does for its own. A recovered job passes on no exception of a type its eventlog
+already holds.
 """
 
 from __future__ import annotations
@@ -152,10 +153,12 @@ class RanksExec:
     def reattach(self, job: ExecJob, started: bool, t_run: float) -> None:
         """A spread job that was running when the instance stopped: rank 0's part is
         taken up here, every other rank's once that rank joins (`_joined`), with the
-        task groups recorded for it (`recorded_groups`: that rank keeps no KVS)."""
+        task groups recorded for it (`recorded_groups`: that rank keeps no KVS). The
+        exception types its eventlog holds are not passed on again."""
         spread = self.jobs[job.id] = _Spread(job_ranks(job.R))
         if started:
             spread.started.update(spread.ranks)
+        spread.exceptions.update(self._posted_exceptions(job))
         exec_eventlog = self.kvs.get(job.kvsdir + ".exec.eventlog")
         for rank in spread.ranks:
             body = dict(job.wire(), rank=rank, started=started, t_run=t_run)
@@ -167,6 +170,17 @@ class RanksExec:
             held = (self.local.adopted or {}).get(job.id)
             if not started and held and job.id in self.jobs:
                 self._event(spread, rank, job.id, "start", None)
+
+    def _posted_exceptions(self, job: ExecJob) -> set[str]:
+        """The types of the exceptions the job's eventlog holds (one passed on before
+        the restart is not passed on again when another rank reports it)."""
+        types = set()
+        for entry in self.kvs.get(job.kvsdir + ".eventlog") or ():
+            if isinstance(entry, dict) and entry.get("name") == "exception":
+                ctx = entry.get("context")
+                if isinstance(ctx, dict) and isinstance(ctx.get("type"), str):
+                    types.add(ctx["type"])
+        return types
 
     def _joined(self, hello: dict) -> None:
         """A broker joined (at start, or back after it was lost): hand it its parts of

@@ -262,6 +262,62 @@ def written(paths: list[Path]) -> list[str]:
     return [p.read_text() for p in paths]
 
 
+def test_an_exception_type_recorded_before_the_restart_is_not_posted_again(
+        make_instance, tmp_path):
+    """Rank 1's task of a job on two ranks aborts through PMI (an ``exec``
+    exception) and every broker is SIGKILLed; after the restart rank 0's task
+    aborts the same way. The job's eventlog holds one ``exec`` exception, rank 1's,
+    as it does without a restart (one exception of each type per job). The tasks
+    ignore the SIGTERM the exception sends and exit when told."""
+    state, d = tmp_path / "state", tmp_path / "gates"
+    d.mkdir()
+    for rank in range(2):
+        os.mkfifo(d / f"go.{rank}")
+        os.mkfifo(d / f"ack.{rank}")
+    script = d / "task.sh"
+    script.write_text(textwrap.dedent(f"""\
+        #!/bin/sh
+        trap '' TERM
+        r=$STRATO_TASK_RANK
+        while read word < {d}/go.$r; do
+            [ "$word" = exit ] && exit 0
+            printf 'cmd=abort exitcode=3 error_msg=rank-%s\\ncmd=get_maxes\\n' $r >&3
+            read answer <&3
+            echo "$answer" > {d}/ack.$r
+        done
+        """))
+    script.chmod(0o755)
+
+    def abort(rank: int) -> None:
+        """Rank `rank`'s task aborts; return once its shell has taken the abort (it
+        answers the request sent after it)."""
+        with open(d / f"go.{rank}", "w") as f:
+            f.write("abort\n")
+        with open(d / f"ack.{rank}") as f:
+            assert f.read().startswith("cmd=maxes rc=0")
+
+    config = '[exec]\nkill-timeout = "1h"\n'
+    first = make_instance(config=config, statedir=state, sub="a", args=("--test-size=2",))
+    jobid = first.strato("submit", "-N2", "-n2", str(script), check=True).stdout.strip()
+    first.strato("job", "wait-event", "-t", "60", jobid, "start", check=True)
+    abort(1)
+    first.strato("job", "wait-event", "-t", "60", jobid, "exception", check=True)
+    stop_instance(first, "sigkill", 2)
+    second = make_instance(config=config, statedir=state, sub="b", args=("--test-size=2",))
+    abort(0)
+    for rank in range(2):
+        with open(d / f"go.{rank}", "w") as f:
+            f.write("exit\n")
+    with second.handle() as h:
+        result = job.wait(h, jobid)
+    assert result.exception["type"] == "exec"
+    log = second.strato("job", "eventlog", jobid, check=True).stdout.splitlines()
+    exceptions = [line for line in log if line.split()[1] == "exception"]
+    assert len(exceptions) == 1 and "task 1: PMI abort (exit code 3): rank-1" \
+        in exceptions[0], exceptions
+    assert allocated_cores(second) == 0
+
+
 def test_a_rank_whose_shell_host_is_gone_at_the_restart_kills_its_leftover_tasks(
         make_instance, tmp_path):
     """Every broker, then rank 1's shell host, are SIGKILLed mid-job; rank 1's task
