@@ -35,8 +35,11 @@ of every job it still runs there; a job its re-adopted host holds but the
 instance no longer runs (it ended while the rank was lost) is killed. Each part
 carries ``pgids``, the process groups the job's exec eventlog records for that
 rank's tasks: a rank whose host is gone kills what is left of them, as rank 0
-does for its own. A recovered job passes on no exception of a type its eventlog
-already holds.
+does for its own. A part whose end the exec eventlog records (each part's shell
+records it, `strato.shell.host.ShellHost.part_event`, in the batch that reports
+it) is not taken up again: its host may have forgotten it, and its status
+counts. A recovered job passes on no exception of a type its eventlog already
+holds.
 """
 
 from __future__ import annotations
@@ -50,7 +53,7 @@ from collections.abc import Iterator
 
 from strato.core import hostlink
 from strato.core.errors import RPCError
-from strato.core.exec import ExecJob, recorded_groups
+from strato.core.exec import ExecJob, recorded_ends, recorded_groups
 from strato.core.pmi_exchange import PmiExchange
 from strato.jobspec.fsd import parse_fsd
 from strato.jobspec.idset import decode_idset
@@ -153,14 +156,21 @@ class RanksExec:
     def reattach(self, job: ExecJob, started: bool, t_run: float) -> None:
         """A spread job that was running when the instance stopped: rank 0's part is
         taken up here, every other rank's once that rank joins (`_joined`), with the
-        task groups recorded for it (`recorded_groups`: that rank keeps no KVS). The
-        exception types its eventlog holds are not passed on again."""
+        task groups recorded for it (`recorded_groups`: that rank keeps no KVS). A
+        part whose end its exec eventlog records (`recorded_ends`) is done, its
+        status counted; the exception types its eventlog holds are not passed on
+        again."""
         spread = self.jobs[job.id] = _Spread(job_ranks(job.R))
         if started:
             spread.started.update(spread.ranks)
         spread.exceptions.update(self._posted_exceptions(job))
         exec_eventlog = self.kvs.get(job.kvsdir + ".exec.eventlog")
-        for rank in spread.ranks:
+        for rank, status in recorded_ends(exec_eventlog).items():
+            if rank in spread.running:
+                spread.running.discard(rank)
+                spread.started.add(rank)
+                spread.status = max(spread.status, status)
+        for rank in sorted(spread.running):
             body = dict(job.wire(), rank=rank, started=started, t_run=t_run)
             if rank != self.broker.rank:
                 body["pgids"] = sorted(recorded_groups(exec_eventlog, rank))

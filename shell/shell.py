@@ -396,15 +396,9 @@ class JobShell:
             if fin is not None:
                 os.close(fin)
         # the task groups, so that the broker can kill them if this host dies (and,
-        # recorded in the exec eventlog, after a restart that finds this host gone:
-        # each part of a spread job records its own if this host may outlive its
-        # broker, for rank 0 to hand to a broker that keeps no KVS)
+        # recorded in the exec eventlog, after a restart that finds this host gone)
         pgids = [t.pgid for t in self.tasks if t.pgid]
-        if self.leader:
-            host.exec_event(job, "shell.start", {"pgids": pgids} if job.rank is None
-                            else {"pgids": pgids, "rank": job.rank})
-        elif host.statedir is not None:
-            host.exec_event(job, "shell.rank-start", {"pgids": pgids, "rank": job.rank})
+        host.part_event(self, "shell.start", {"pgids": pgids})
         host.event(job.id, "start", {"pgids": pgids})
         duration = job.summary["duration"]
         if duration > 0:

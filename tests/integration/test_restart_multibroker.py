@@ -23,7 +23,8 @@ import pytest
 from conftest import STRATO, end_shell_hosts_under, exits
 
 import strato
-from strato import job, resource
+from strato import job, kvs, resource
+from strato.core import ids
 
 SIZE = 4
 
@@ -349,6 +350,45 @@ def test_a_rank_whose_shell_host_is_gone_at_the_restart_kills_its_leftover_tasks
         assert exits(task), "a task of the ended job is still running"
     assert allocated_cores(second) == 0
     assert second.strato("run", "-N2", "echo", "ok", check=True).stdout == "ok\nok\n"
+
+
+def test_a_part_that_ended_before_the_restart_stays_ended(make_instance, tmp_path):
+    """Rank 1's task of a job on two ranks exits 5 at once while rank 0's waits;
+    rank 0 records that rank 1's part ended and tells rank 1, whose shell host then
+    forgets the job (and, holding nothing, exits with its broker). Every broker is
+    SIGKILLed. After the restart rank 1's part is not taken up again (no host knows
+    it): the job goes on, rank 0's task finishes, and the job ends with rank 1's
+    exit code and no exception."""
+    state, go = tmp_path / "state", tmp_path / "go"
+    os.mkfifo(go)
+    first = make_instance(statedir=state, sub="a", args=("--test-size=2",))
+    jobid = first.strato("submit", "-N2", "-n2", "sh", "-c",
+                         f"[ $STRATO_TASK_RANK = 1 ] && exit 5; read word < {go}",
+                         check=True).stdout.strip()
+    first.strato("job", "wait-event", "-t", "60", jobid, "start", check=True)
+    gate = open(go, "w")  # (once rank 0's task waits on it)
+    with first.handle() as h:
+        key = ids.encode(job.info(h, jobid)["id"], "kvs") + ".exec.eventlog"
+        deadline = time.monotonic() + 60
+        while not any(e["name"] == "shell.rank-complete" for e in kvs.get(h, key)):
+            assert time.monotonic() < deadline, "rank 1's end was never recorded"
+            time.sleep(0.01)
+        # That answer left once the record was saved, after rank 0 told rank 1 so
+        # (exec.rank-ack); rank 1 answers this once it has passed that to its host.
+        h.rpc("attr.get", {"name": "broker.pid"}, nodeid=1)
+    host = hosts(state, 2)[1]
+    stop_instance(first, "sigkill", 2)
+    assert exits(host)  # it no longer held the job
+    second = make_instance(statedir=state, sub="b", args=("--test-size=2",))
+    try:
+        with gate:
+            gate.write("go\n")
+    except BrokenPipeError:
+        pytest.fail("rank 0's task was killed at the restart")
+    with second.handle() as h:
+        result = job.wait(h, jobid)
+    assert result.exception is None and result.returncode == 5
+    assert allocated_cores(second) == 0
 
 
 MPIEXEC = shutil.which("mpiexec.mpich")
