@@ -23,11 +23,10 @@ restarted broker made to re-adopt it):
   ``exec.eventlog`` (``shell.init``, ``shell.start {pgids}``, ``complete
   {status}``, and, from a host that outlives its broker, ``shell.rank-start``
   and ``shell.rank-complete`` for each other part of a spread job: `part_event`),
-  one per key and turn; ``events`` are
-  ``start {pgids}`` (the tasks' process groups, which the broker kills should
-  this host die), ``exception {type, note}`` and ``finish {status}``. The
-  broker applies the output before the events, so a job's output is in the KVS
-  before its ``finish``.
+  one per key and turn; ``events`` are ``start {pgids}`` (the tasks' process
+  groups, which the broker kills should this host die), ``exception {type,
+  note}`` and ``finish {status}``. The broker applies the output before the
+  events, so a job's output is in the KVS before its ``finish``.
 
 **Outliving the broker.** With ``--statedir`` (an instance that keeps its jobs
 across a restart) the host also listens on a socket of its own, recorded in the
