@@ -123,13 +123,17 @@ def allocated_cores(inst) -> int:
 
 
 def stop_instance(inst, how: str, size: int = SIZE) -> None:
+    """Stop the instance cleanly, or SIGKILL all of its brokers as at once: each is
+    stopped (SIGSTOP) before any is killed, so that none lives to see another go
+    (rank 0 would end the jobs of a rank it saw lost, and stop its shell host)."""
     if how == "shutdown":
         inst.strato("shutdown", check=True)
         inst.stop()
         return
     pids = brokers(inst, size)
-    for pid in reversed(pids):  # every broker, the forked ones first
-        os.kill(pid, signal.SIGKILL)
+    for sig in (signal.SIGSTOP, signal.SIGKILL):
+        for pid in reversed(pids):  # every broker, the forked ones first
+            os.kill(pid, sig)
     inst.proc.wait()
     for pid in pids:
         assert exits(pid)
