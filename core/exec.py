@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Iterator
 
 from strato.core import ids
 from strato.core.errors import ConfigError, RPCError
@@ -76,6 +77,39 @@ class ExecJob:
         if self.rank is not None:
             wire["rank"] = self.rank
         return wire
+
+
+def _part_entries(exec_eventlog: object, name: str,
+                  spread: bool) -> Iterator[tuple[int | None, dict]]:
+    """``(rank, context)`` of each entry of a job's exec eventlog that records
+    `name` (``shell.start`` or ``complete``) of one part of the job
+    (`strato.shell.host.ShellHost.part_event`): the leader's `name` names its
+    rank if the job is spread over brokers, each other part's ``shell.rank-*``
+    its own; a leader's naming none is rank 0's if `spread` (recorded by an older
+    strato), otherwise None (a job run by one broker)."""
+    other = "shell.rank-" + name.removeprefix("shell.")
+    for entry in exec_eventlog if isinstance(exec_eventlog, list) else ():
+        if isinstance(entry, dict) and entry.get("name") in (name, other) \
+                and isinstance(entry.get("context"), dict):
+            yield entry["context"].get("rank", 0 if spread else None), entry["context"]
+
+
+def recorded_groups(exec_eventlog: object, rank: int | None) -> set[int]:
+    """The process groups of the tasks a job's exec eventlog records for its part on
+    broker `rank` (None: a job run by one broker): what is left of them is killed
+    after a restart that finds their shell host gone."""
+    groups: set[int] = set()
+    for where, ctx in _part_entries(exec_eventlog, "shell.start", rank is not None):
+        if where == rank and isinstance(ctx.get("pgids"), list):
+            groups.update(g for g in ctx["pgids"] if isinstance(g, int) and g > 1)
+    return groups
+
+
+def recorded_ends(exec_eventlog: object) -> dict[int, int]:
+    """The wait status of each part of a spread job that has ended, by rank, as its
+    exec eventlog records them: after a restart those parts are not taken up."""
+    return {rank: ctx["status"] for rank, ctx in _part_entries(exec_eventlog, "complete", True)
+            if isinstance(rank, int) and isinstance(ctx.get("status"), int)}
 
 
 def runs_instance(jobspec: dict) -> bool:

@@ -32,7 +32,14 @@ When a rank joins (at start, or back after it was lost), rank 0 sends it
 ``exec.rank-reattach {jobs, keep}``: its parts of the jobs that were running
 when the instance stopped, which it takes up (`LocalExec.reattach`), and the ids
 of every job it still runs there; a job its re-adopted host holds but the
-instance no longer runs (it ended while the rank was lost) is killed.
+instance no longer runs (it ended while the rank was lost) is killed. Each part
+carries ``pgids``, the process groups the job's exec eventlog records for that
+rank's tasks: a rank whose host is gone kills what is left of them, as rank 0
+does for its own. A part whose end the exec eventlog records (each part's shell
+records it, `strato.shell.host.ShellHost.part_event`, in the batch that reports
+it) is not taken up again: its host may have forgotten it, and its status
+counts. A recovered job passes on no exception of a type its eventlog already
+holds.
 """
 
 from __future__ import annotations
@@ -46,7 +53,7 @@ from collections.abc import Iterator
 
 from strato.core import hostlink
 from strato.core.errors import RPCError
-from strato.core.exec import ExecJob
+from strato.core.exec import ExecJob, recorded_ends, recorded_groups
 from strato.core.pmi_exchange import PmiExchange
 from strato.jobspec.fsd import parse_fsd
 from strato.jobspec.idset import decode_idset
@@ -148,19 +155,42 @@ class RanksExec:
 
     def reattach(self, job: ExecJob, started: bool, t_run: float) -> None:
         """A spread job that was running when the instance stopped: rank 0's part is
-        taken up here, every other rank's once that rank joins (`_joined`)."""
+        taken up here, every other rank's once that rank joins (`_joined`), with the
+        task groups recorded for it (`recorded_groups`: that rank keeps no KVS). A
+        part whose end its exec eventlog records (`recorded_ends`) is done, its
+        status counted; the exception types its eventlog holds are not passed on
+        again."""
         spread = self.jobs[job.id] = _Spread(job_ranks(job.R))
         if started:
             spread.started.update(spread.ranks)
-        for rank in spread.ranks:
+        spread.exceptions.update(self._posted_exceptions(job))
+        exec_eventlog = self.kvs.get(job.kvsdir + ".exec.eventlog")
+        for rank, status in recorded_ends(exec_eventlog).items():
+            if rank in spread.running:
+                spread.running.discard(rank)
+                spread.started.add(rank)
+                spread.status = max(spread.status, status)
+        for rank in sorted(spread.running):
             body = dict(job.wire(), rank=rank, started=started, t_run=t_run)
             if rank != self.broker.rank:
+                body["pgids"] = sorted(recorded_groups(exec_eventlog, rank))
                 self._reattach.setdefault(rank, []).append(body)
                 continue
             self.local.reattach(ExecJob(body), started, t_run)
             held = (self.local.adopted or {}).get(job.id)
             if not started and held and job.id in self.jobs:
                 self._event(spread, rank, job.id, "start", None)
+
+    def _posted_exceptions(self, job: ExecJob) -> set[str]:
+        """The types of the exceptions the job's eventlog holds (one passed on before
+        the restart is not passed on again when another rank reports it)."""
+        types = set()
+        for entry in self.kvs.get(job.kvsdir + ".eventlog") or ():
+            if isinstance(entry, dict) and entry.get("name") == "exception":
+                ctx = entry.get("context")
+                if isinstance(ctx, dict) and isinstance(ctx.get("type"), str):
+                    types.add(ctx["type"])
+        return types
 
     def _joined(self, hello: dict) -> None:
         """A broker joined (at start, or back after it was lost): hand it its parts of
@@ -437,8 +467,11 @@ class RankExec:
         for part, job in _exec_jobs(jobs, "exec.rank-reattach"):
             kept.add(job.id)
             started = bool(part.get("started"))
+            pgids = part.get("pgids")
+            groups = {g for g in pgids if isinstance(g, int) and g > 1} \
+                if isinstance(pgids, list) else set()
             self._wake_host()
-            self.local.reattach(job, started, float(part.get("t_run") or 0.0))
+            self.local.reattach(job, started, float(part.get("t_run") or 0.0), groups)
             if not started and (self.local.adopted or {}).get(job.id):
                 self.event(job.id, "start")  # its tasks run: rank 0 counts it once
         self.local.drop_adopted(kept)

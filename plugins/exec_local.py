@@ -31,6 +31,7 @@ import sys
 
 from strato.core import hostlink, ids, proto
 from strato.core.errors import RPCError
+from strato.core.exec import recorded_groups
 from strato.core.hookspecs import hookimpl
 
 log = logging.getLogger("strato.exec-local")
@@ -330,10 +331,14 @@ class LocalExec:
         except OSError:
             pass
 
-    def reattach(self, job, started: bool, t_run: float) -> None:
+    def reattach(self, job, started: bool, t_run: float,
+                 groups: set[int] | None = None) -> None:
         """A job that was running when the instance stopped: the re-adopted host
         holds it (its events follow), or it never reached a host (start it now),
-        or it is lost with the host that ran it."""
+        or it is lost with the host that ran it, and what is left of its tasks is
+        killed. `groups`: their process groups, as the job's exec eventlog records
+        them (`recorded_groups`), read here if None; a broker of rank > 0, which
+        keeps no KVS, is sent them by rank 0 (`strato.core.exec_ranks`)."""
         if self.adopted is not None and job.id in self.adopted:
             self.running.add(job.id)
             if self.adopted[job.id]:
@@ -343,40 +348,15 @@ class LocalExec:
             self.start(job)
             return
         why = self.adopt_error or "its shell host no longer holds it"
-        if self.kvs is not None:  # (rank > 0 cannot read the job's exec eventlog)
-            self._kill_lost_tasks(job)
+        if groups is None and self.kvs is not None:
+            groups = recorded_groups(self.kvs.get(job.kvsdir + ".exec.eventlog"), job.rank)
+        if groups:
+            _kill_lost_tasks(job.id, groups)
         self.service.event(job.id, "exception", {
             "type": "node-failure",
             "note": f"lost the job's shell host on rank {self.broker.rank} across the"
                     f" restart: {why}"})
         self.service.event(job.id, "finish", {"status": signal.SIGKILL})
-
-    def _kill_lost_tasks(self, job) -> None:
-        """SIGKILL what is left of a lost job's tasks (its host hung or died, and they
-        ran on): the processes in the task groups its exec eventlog recorded that
-        still carry the job's id in their environment, so that a process group id
-        reused by something else since (after a reboot) is never touched."""
-        pgids = set()
-        for entry in self.kvs.get(job.kvsdir + ".exec.eventlog") or ():
-            if isinstance(entry, dict) and entry.get("name") == "shell.start":
-                ctx = entry.get("context") or {}
-                pgids.update(g for g in ctx.get("pgids", ()) if isinstance(g, int) and g > 1)
-        if not pgids:
-            return
-        mark = b"\0STRATO_JOB_ID=" + ids.f58(job.id).encode() + b"\0"
-        for name in os.listdir("/proc"):
-            if not name.isdigit():
-                continue
-            try:
-                with open(f"/proc/{name}/stat", "rb") as f:
-                    pgrp = int(f.read().rpartition(b")")[2].split()[2])
-                if pgrp not in pgids:
-                    continue
-                with open(f"/proc/{name}/environ", "rb") as f:
-                    if mark in b"\0" + f.read() + b"\0":
-                        os.kill(int(name), signal.SIGKILL)
-            except (OSError, ValueError, IndexError):
-                continue
 
     def shutdown(self) -> None:
         """Stop the shell host, which kills every task it still runs, and wait for
@@ -417,6 +397,28 @@ class LocalExec:
     def stats(self) -> dict:
         return {"pid": self.pid, "state": "running" if self.ready else
                 ("starting" if self.pid else "stopped"), "running": len(self.running)}
+
+
+def _kill_lost_tasks(jobid: int, pgids: set[int]) -> None:
+    """SIGKILL what is left of a lost job's tasks (its host hung or died, and they
+    ran on): the processes in the task groups `pgids` its exec eventlog recorded
+    that still carry the job's id in their environment, which only this user's own
+    processes show, so that a process group id reused by something else since
+    (after a reboot) is never touched."""
+    mark = b"\0STRATO_JOB_ID=" + ids.f58(jobid).encode() + b"\0"
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as f:
+                pgrp = int(f.read().rpartition(b")")[2].split()[2])
+            if pgrp not in pgids:
+                continue
+            with open(f"/proc/{name}/environ", "rb") as f:
+                if mark in b"\0" + f.read() + b"\0":
+                    os.kill(int(name), signal.SIGKILL)
+        except (OSError, ValueError, IndexError):
+            continue
 
 
 def _is_our_host(pid: int, statedir) -> bool:

@@ -20,7 +20,9 @@ restarted broker made to re-adopt it):
   instance ended its jobs) (all one-way);
 - what it sends, one message per event-loop turn: ``exec.host-batch {seq, ops,
   events}``: ``ops`` are the KVS appends to each job's ``guest.output`` and
-  ``exec.eventlog`` (``shell.init``, ``shell.start``, ``complete {status}``),
+  ``exec.eventlog`` (``shell.init``, ``shell.start {pgids}``, ``complete
+  {status}``, and, from a host that outlives its broker, ``shell.rank-start``
+  and ``shell.rank-complete`` for each other part of a spread job: `part_event`),
   one per key and turn; ``events`` are ``start {pgids}`` (the tasks' process
   groups, which the broker kills should this host die), ``exception {type,
   note}`` and ``finish {status}``. The broker applies the output before the
@@ -256,6 +258,21 @@ class ShellHost:
             entry["context"] = context
         self.append(job.kvsdir + ".exec.eventlog", [entry])
 
+    def part_event(self, shell: JobShell, name: str, context: dict) -> None:
+        """Record in the exec eventlog what one part of a job did: the leader's (the
+        job's only shell, or the first of a spread job) as `name`, naming its rank
+        if the job is spread; each other part's as ``shell.rank-start`` or
+        ``shell.rank-complete`` if this host may outlive its broker, so that rank 0,
+        after a restart, knows which parts ended and which task groups each left
+        (`strato.core.exec_ranks`)."""
+        job = shell.job
+        if job.rank is not None:
+            context = dict(context, rank=job.rank)
+        if shell.leader:
+            self.exec_event(job, name, context)
+        elif self.statedir is not None:
+            self.exec_event(job, "shell.rank-" + name.removeprefix("shell."), context)
+
     def event(self, jobid: int, name: str, context: dict | None = None) -> None:
         """Report ``start``, ``exception`` or ``finish`` of a job to exec."""
         self._events.append({"id": jobid, "name": name, "context": context})
@@ -307,8 +324,7 @@ class ShellHost:
         shell.cleanup()
         self.shells.pop(job.id, None)
         self._notice_lost(job.kvsdir + ".guest.output")
-        if shell.leader:
-            self.exec_event(job, "complete", {"status": status})
+        self.part_event(shell, "complete", {"status": status})
         self.event(job.id, "finish", {"status": status})
         if self._draining and not self.shells:
             self.stop()

@@ -398,8 +398,7 @@ class JobShell:
         # the task groups, so that the broker can kill them if this host dies (and,
         # recorded in the exec eventlog, after a restart that finds this host gone)
         pgids = [t.pgid for t in self.tasks if t.pgid]
-        if self.leader:
-            host.exec_event(job, "shell.start", {"pgids": pgids})
+        host.part_event(self, "shell.start", {"pgids": pgids})
         host.event(job.id, "start", {"pgids": pgids})
         duration = job.summary["duration"]
         if duration > 0:

@@ -23,7 +23,8 @@ import pytest
 from conftest import STRATO, end_shell_hosts_under, exits
 
 import strato
-from strato import job, resource
+from strato import job, kvs, resource
+from strato.core import ids
 
 SIZE = 4
 
@@ -86,11 +87,11 @@ def alive(pid: int) -> bool:
     return True
 
 
-def brokers(inst) -> list[int]:
+def brokers(inst, size: int = SIZE) -> list[int]:
     """The pid of every broker of a --test-size instance, by rank (each answers on
     its own socket in the rundir)."""
     pids = []
-    for rank in range(SIZE):
+    for rank in range(size):
         uri = f"local://{inst.rundir}/local" if rank == 0 else \
             f"local://{inst.rundir}/{rank}/local"
         with strato.Handle(uri) as h:
@@ -99,10 +100,10 @@ def brokers(inst) -> list[int]:
     return pids
 
 
-def hosts(state: Path) -> list[int]:
+def hosts(state: Path, size: int = SIZE) -> list[int]:
     """The pid of each rank's shell host, as the statedir records it."""
     return [json.loads((state / f"shell-host.{r}.{os.getuid()}.json").read_text())["pid"]
-            for r in range(SIZE)]
+            for r in range(size)]
 
 
 def start(make_instance, state: Path, sub: str):
@@ -121,14 +122,18 @@ def allocated_cores(inst) -> int:
         return resource.status(h)["allocated"]["ncores"]
 
 
-def stop_instance(inst, how: str) -> None:
+def stop_instance(inst, how: str, size: int = SIZE) -> None:
+    """Stop the instance cleanly, or SIGKILL all of its brokers as at once: each is
+    stopped (SIGSTOP) before any is killed, so that none lives to see another go
+    (rank 0 would end the jobs of a rank it saw lost, and stop its shell host)."""
     if how == "shutdown":
         inst.strato("shutdown", check=True)
         inst.stop()
         return
-    pids = brokers(inst)
-    for pid in reversed(pids):  # every broker, the forked ones first
-        os.kill(pid, signal.SIGKILL)
+    pids = brokers(inst, size)
+    for sig in (signal.SIGSTOP, signal.SIGKILL):
+        for pid in reversed(pids):  # every broker, the forked ones first
+            os.kill(pid, sig)
     inst.proc.wait()
     for pid in pids:
         assert exits(pid)
@@ -251,6 +256,143 @@ def test_a_lost_broker_takes_its_tasks_and_nothing_else(make_instance, tmp_path,
     assert res.stdout == "ok\nok\nok\n"
     out = inst.strato("jobs", "-n", "-o", "{id.f58} {state}", check=True).stdout
     assert out.split() == [other, "SCHED"]  # nothing else changed
+
+
+def written(paths: list[Path]) -> list[str]:
+    """The text of each file, once every one exists (the tasks write them whole)."""
+    deadline = time.monotonic() + 60
+    while not all(p.exists() for p in paths):
+        assert time.monotonic() < deadline, f"never written: {paths}"
+        time.sleep(0.01)
+    return [p.read_text() for p in paths]
+
+
+def test_an_exception_type_recorded_before_the_restart_is_not_posted_again(
+        make_instance, tmp_path):
+    """Rank 1's task of a job on two ranks aborts through PMI (an ``exec``
+    exception) and every broker is SIGKILLed; after the restart rank 0's task
+    aborts the same way. The job's eventlog holds one ``exec`` exception, rank 1's,
+    as it does without a restart (one exception of each type per job). The tasks
+    ignore the SIGTERM the exception sends and exit when told."""
+    state, d = tmp_path / "state", tmp_path / "gates"
+    d.mkdir()
+    for rank in range(2):
+        os.mkfifo(d / f"go.{rank}")
+        os.mkfifo(d / f"ack.{rank}")
+    script = d / "task.sh"
+    script.write_text(textwrap.dedent(f"""\
+        #!/bin/sh
+        trap '' TERM
+        r=$STRATO_TASK_RANK
+        while read word < {d}/go.$r; do
+            [ "$word" = exit ] && exit 0
+            printf 'cmd=abort exitcode=3 error_msg=rank-%s\\ncmd=get_maxes\\n' $r >&3
+            read answer <&3
+            echo "$answer" > {d}/ack.$r
+        done
+        """))
+    script.chmod(0o755)
+
+    def abort(rank: int) -> None:
+        """Rank `rank`'s task aborts; return once its shell has taken the abort (it
+        answers the request sent after it)."""
+        with open(d / f"go.{rank}", "w") as f:
+            f.write("abort\n")
+        with open(d / f"ack.{rank}") as f:
+            assert f.read().startswith("cmd=maxes rc=0")
+
+    config = '[exec]\nkill-timeout = "1h"\n'
+    first = make_instance(config=config, statedir=state, sub="a", args=("--test-size=2",))
+    jobid = first.strato("submit", "-N2", "-n2", str(script), check=True).stdout.strip()
+    first.strato("job", "wait-event", "-t", "60", jobid, "start", check=True)
+    abort(1)
+    first.strato("job", "wait-event", "-t", "60", jobid, "exception", check=True)
+    stop_instance(first, "sigkill", 2)
+    second = make_instance(config=config, statedir=state, sub="b", args=("--test-size=2",))
+    abort(0)
+    for rank in range(2):
+        with open(d / f"go.{rank}", "w") as f:
+            f.write("exit\n")
+    with second.handle() as h:
+        result = job.wait(h, jobid)
+    assert result.exception["type"] == "exec"
+    log = second.strato("job", "eventlog", jobid, check=True).stdout.splitlines()
+    exceptions = [line for line in log if line.split()[1] == "exception"]
+    assert len(exceptions) == 1 and "task 1: PMI abort (exit code 3): rank-1" \
+        in exceptions[0], exceptions
+    assert allocated_cores(second) == 0
+
+
+def test_a_rank_whose_shell_host_is_gone_at_the_restart_kills_its_leftover_tasks(
+        make_instance, tmp_path):
+    """Every broker, then rank 1's shell host, are SIGKILLed mid-job; rank 1's task
+    (in a process group of its own) outlives them. The restarted rank 1 finds its
+    host gone: rank 0 hands it the task groups the job's exec eventlog records for
+    its part (rank 1 keeps no KVS), it kills what is left of them, and the job ends
+    with a ``node-failure`` exception naming rank 1, its cores free; a job on both
+    ranks runs."""
+    state, d = tmp_path / "state", tmp_path / "pids"
+    d.mkdir()
+    first = make_instance(statedir=state, sub="a", args=("--test-size=2",))
+    jobid = first.strato("submit", "-N2", "-n2", "sh", "-c",
+                         f"echo $$ > {d}/tmp.$STRATO_TASK_RANK && "
+                         f"mv {d}/tmp.$STRATO_TASK_RANK {d}/pid.$STRATO_TASK_RANK && "
+                         "exec sleep 300", check=True).stdout.strip()
+    tasks = [int(t) for t in written([d / "pid.0", d / "pid.1"])]
+    host = hosts(state, 2)[1]
+    stop_instance(first, "sigkill", 2)
+    os.kill(host, signal.SIGKILL)
+    assert exits(host)
+    assert alive(tasks[1])  # no broker and no shell host holds it any more
+    second = make_instance(statedir=state, sub="b", args=("--test-size=2",))
+    with second.handle() as h:
+        result = job.wait(h, jobid)
+    assert result.exception["type"] == "node-failure"
+    assert "lost the job's shell host on rank 1 across the restart" \
+        in result.exception["note"]
+    for task in tasks:
+        assert exits(task), "a task of the ended job is still running"
+    assert allocated_cores(second) == 0
+    assert second.strato("run", "-N2", "echo", "ok", check=True).stdout == "ok\nok\n"
+
+
+def test_a_part_that_ended_before_the_restart_stays_ended(make_instance, tmp_path):
+    """Rank 1's task of a job on two ranks exits 5 at once while rank 0's waits;
+    rank 0 records that rank 1's part ended and tells rank 1, whose shell host then
+    forgets the job (and, holding nothing, exits with its broker). Every broker is
+    SIGKILLed. After the restart rank 1's part is not taken up again (no host knows
+    it): the job goes on, rank 0's task finishes, and the job ends with rank 1's
+    exit code and no exception."""
+    state, go = tmp_path / "state", tmp_path / "go"
+    os.mkfifo(go)
+    first = make_instance(statedir=state, sub="a", args=("--test-size=2",))
+    jobid = first.strato("submit", "-N2", "-n2", "sh", "-c",
+                         f"[ $STRATO_TASK_RANK = 1 ] && exit 5; read word < {go}",
+                         check=True).stdout.strip()
+    first.strato("job", "wait-event", "-t", "60", jobid, "start", check=True)
+    gate = open(go, "w")  # (once rank 0's task waits on it)
+    with first.handle() as h:
+        key = ids.encode(job.info(h, jobid)["id"], "kvs") + ".exec.eventlog"
+        deadline = time.monotonic() + 60
+        while not any(e["name"] == "shell.rank-complete" for e in kvs.get(h, key)):
+            assert time.monotonic() < deadline, "rank 1's end was never recorded"
+            time.sleep(0.01)
+        # That answer left once the record was saved, after rank 0 told rank 1 so
+        # (exec.rank-ack); rank 1 answers this once it has passed that to its host.
+        h.rpc("attr.get", {"name": "broker.pid"}, nodeid=1)
+    host = hosts(state, 2)[1]
+    stop_instance(first, "sigkill", 2)
+    assert exits(host)  # it no longer held the job
+    second = make_instance(statedir=state, sub="b", args=("--test-size=2",))
+    try:
+        with gate:
+            gate.write("go\n")
+    except BrokenPipeError:
+        pytest.fail("rank 0's task was killed at the restart")
+    with second.handle() as h:
+        result = job.wait(h, jobid)
+    assert result.exception is None and result.returncode == 5
+    assert allocated_cores(second) == 0
 
 
 MPIEXEC = shutil.which("mpiexec.mpich")
