@@ -59,6 +59,8 @@ class Connector:
         self._out = self.stream.write
         #: send a message already encoded (`strato.core.proto`), e.g. one kept for replay
         self.write_encoded = self.stream.write
+        #: send an encoded message at once (`FramedStream.write_now`)
+        self.write_now = self.stream.write_now
 
     def serve(self, topic: str, handler: Callable[[Incoming], None]) -> None:
         self.handlers[topic] = handler

@@ -194,19 +194,19 @@ class ShellHost:
             body["events"], self._events = self._events, []
         if not body:
             return
-        if self.outbox is None:
-            if self.conn is not None:
-                self.conn.send("exec.host-batch", body)
-            return
-        self.seq += 1
-        body["seq"] = self.seq
-        for ev in body.get("events", ()):
-            if ev["name"] == "finish" and ev["id"] in self.held:
-                self.held[ev["id"]]["finish"] = self.seq
+        if self.outbox is not None:
+            self.seq += 1
+            body["seq"] = self.seq
+            for ev in body.get("events", ()):
+                if ev["name"] == "finish" and ev["id"] in self.held:
+                    self.held[ev["id"]]["finish"] = self.seq
         payload = proto.request("exec.host-batch", 0, body, proto.FLAG_NORESPONSE)
-        self.outbox.add(self.seq, payload)
+        if self.outbox is not None:
+            self.outbox.add(self.seq, payload)
         if self.conn is not None:
-            self.conn.write_encoded(payload)
+            # this is the end of the turn's batch already: it goes out now, not a
+            # loop turn later
+            self.conn.write_now(payload)
 
     def _shed_output(self, appends: dict[str, list]) -> None:
         """The disk refused the spool and memory holds all it may: drop the output
