@@ -23,6 +23,10 @@ from strato.core.proto import MAX_FRAME, FrameTooLarge, take_frame
 
 log = logging.getLogger("strato.framing")
 
+#: bytes asked of one read: a buffer under glibc's mmap threshold (128 KiB) comes from
+#: the heap; a larger one was an mmap, an mremap and a munmap around every read
+READ_SIZE = 1 << 16
+
 
 class FramedStream:
     """One end of a framed stream (module docstring)."""
@@ -107,7 +111,7 @@ class FramedStream:
 
     def _readable(self) -> None:
         try:
-            data = self.sock.recv(1 << 18)
+            data = self.sock.recv(READ_SIZE)
         except BlockingIOError:
             return
         except OSError:
