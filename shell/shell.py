@@ -15,6 +15,7 @@ import codecs
 import functools
 import logging
 import os
+import select
 import shutil
 import signal
 import time
@@ -495,11 +496,14 @@ class JobShell:
             watch(fd, functools.partial(self._read, task, _Reader(stream, fd)))
         self.host.tasks.watch_exit(task.pid, functools.partial(self._task_exited, task))
 
-    def _read(self, task: Task, reader: _Reader) -> None:
-        try:
-            data = os.read(reader.fd, 65536)
-        except BlockingIOError:
-            return
+    def _read(self, task: Task, reader: _Reader, events: int) -> None:
+        if events == select.EPOLLHUP:  # closed with nothing left (TaskPoller.watch)
+            data = b""
+        else:
+            try:
+                data = os.read(reader.fd, 65536)
+            except BlockingIOError:
+                return
         eof = not data
         sink = self.sinks.get(reader.stream)
         if sink is not None:

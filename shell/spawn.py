@@ -76,11 +76,15 @@ class TaskPoller:
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
         self.epoll = select.epoll()
-        self.callbacks: dict[int, Callable[[], None]] = {}
+        self.callbacks: dict[int, Callable[[int], None]] = {}
         loop.add_reader(self.epoll.fileno(), self._ready)
 
-    def watch(self, fd: int, callback: Callable[[], None]) -> None:
-        """Call ``callback()`` while `fd` has something to read (or its end)."""
+    def watch(self, fd: int, callback: Callable[[int], None]) -> None:
+        """Call ``callback(events)`` while `fd` has something to read (or its end).
+
+        `events` is the epoll mask: for a pipe, ``EPOLLHUP`` alone says that the
+        writers have closed it and nothing is left, so its reader knows the end
+        without a read that returns nothing."""
         self.epoll.register(fd, select.EPOLLIN)
         self.callbacks[fd] = callback
 
@@ -99,7 +103,7 @@ class TaskPoller:
         """Reap `pid` when it exits and call ``callback(waitstatus)``."""
         fd = os.pidfd_open(pid)
 
-        def exited() -> None:
+        def exited(_events: int) -> None:
             try:
                 done, status = os.waitpid(pid, os.WNOHANG)
             except ChildProcessError:  # reaped elsewhere: its status is lost
@@ -113,10 +117,10 @@ class TaskPoller:
 
     def _ready(self) -> None:
         callbacks = self.callbacks
-        for fd, _ in self.epoll.poll(0):
+        for fd, events in self.epoll.poll(0):
             callback = callbacks.get(fd)
             if callback is not None:  # not forgotten by an earlier callback of this turn
-                callback()
+                callback(events)
 
     def close(self) -> None:
         self.loop.remove_reader(self.epoll.fileno())
