@@ -73,11 +73,17 @@ class TaskPoller:
     the children it watches here (the shell host spawns nothing else).
     """
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop,
+                 wrap: Callable[[Callable[[], None]], None] | None = None) -> None:
+        """`wrap`, if given, runs each poll's callbacks, as ``wrap(dispatch)``: the
+        shell host sends what they produced at their end (`ShellHost._batch`)."""
         self.loop = loop
         self.epoll = select.epoll()
         self.callbacks: dict[int, Callable[[int], None]] = {}
-        loop.add_reader(self.epoll.fileno(), self._ready)
+        if wrap is None:
+            loop.add_reader(self.epoll.fileno(), self._ready)
+        else:
+            loop.add_reader(self.epoll.fileno(), wrap, self._ready)
 
     def watch(self, fd: int, callback: Callable[[int], None]) -> None:
         """Call ``callback(events)`` while `fd` has something to read (or its end).
