@@ -23,13 +23,16 @@ SINGLE_USER_LIMIT = 1 << 30
 MULTI_USER_LIMIT = 10 << 20
 
 
-def job_output_limit(options: dict, userid: int) -> int:
+def job_output_limit(options: dict, userid: int, owner: int | None = None) -> int:
     """The limit in bytes for a job with shell `options`, owned by `userid`
-    (ValueError, naming the option, for a bad one)."""
+    (ValueError, naming the option, for a bad one). `owner` is the instance
+    owner's uid, if the caller knows it (else this process's: a system call)."""
     out = options.get("output")
     value = out.get("limit") if isinstance(out, dict) else None
     if value is None:
-        return SINGLE_USER_LIMIT if userid == os.getuid() else MULTI_USER_LIMIT
+        if owner is None:
+            owner = os.getuid()
+        return SINGLE_USER_LIMIT if userid == owner else MULTI_USER_LIMIT
     try:
         return output_limit(value)
     except ValueError as exc:

@@ -98,7 +98,13 @@ class Task:
         self.stderr_midline = False  # its stderr in the KVS ends within a line
 
 
-def task_layout(job) -> list[tuple[int, int]]:
+def shell_options(jobspec: dict) -> dict:
+    """The job's shell options (``attributes.system.shell.options``), {} if none."""
+    return jobspec.get("attributes", {}).get("system", {}).get("shell", {}) \
+        .get("options", {})
+
+
+def task_layout(job, options: dict | None = None) -> list[tuple[int, int]]:
     """``(node_rank, local_id)`` for each task, in task-rank order.
 
     Slots are laid out over the allocated nodes in rank order; a ``total`` task
@@ -106,10 +112,11 @@ def task_layout(job) -> list[tuple[int, int]]:
     The ``per-resource`` shell option (``--tasks-per-node``/``--tasks-per-core``)
     instead runs its count of tasks on each allocated node or core, and the
     ``taskmap`` option (``--taskmap``) numbers the tasks over the nodes.
+    `options` are the job's `shell_options`, if the caller has them already.
     """
     s = job.summary
-    options = job.jobspec.get("attributes", {}).get("system", {}) \
-        .get("shell", {}).get("options", {})
+    if options is None:
+        options = shell_options(job.jobspec)
     per_resource = options.get("per-resource")
     slots: list[int] = []
     per_node = s["nslots"] // s["nnodes"] if s["nnodes"] else 0
@@ -193,6 +200,7 @@ class JobShell:
         self.timed_out = False
         system = job.jobspec.get("attributes", {}).get("system", {})
         self.system = system
+        self.options = system.get("shell", {}).get("options", {})
         self.env: dict[str, str] = {}
         self._output_started = False
         self._timer: asyncio.TimerHandle | None = None
@@ -206,7 +214,7 @@ class JobShell:
         self._pmi_failed = False
         self.ntasks = 0  # of the whole job (a job spread over brokers runs a part here)
         try:
-            self.layout = task_layout(job)
+            self.layout = task_layout(job, self.options)
             self.layout_error = ""
         except (ValueError, TypeError) as exc:
             self.layout = []
@@ -238,16 +246,16 @@ class JobShell:
 
     def _open_files(self) -> tuple[int | None, int | None]:
         """File descriptors for --output/--error (None: output goes to the KVS)."""
-        shell_opts = self.system.get("shell", {}).get("options", {})
-        out = shell_opts.get("output", {})
+        out = self.options.get("output")
+        if not out:  # most jobs: nothing to open or label
+            return None, None
         self.label = bool(out.get("label") or any(
             isinstance(out.get(k), dict) and out[k].get("label") for k in ("stdout", "stderr")))
-        cwd = self.system.get("cwd") or os.getcwd()
 
         def open_tmpl(spec: dict | None) -> int | None:
             if not spec or not spec.get("path"):
                 return None
-            path = os.path.join(cwd, render_template(spec["path"], self.job))
+            path = self._job_path(spec["path"])
             flags = os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC
             flags |= os.O_APPEND if spec.get("mode") == "append" else os.O_TRUNC
             return os.open(path, flags, 0o644)
@@ -258,11 +266,15 @@ class JobShell:
 
     def _input_path(self) -> str | None:
         """The file every task reads as its stdin (``--input``), if any."""
-        spec = self.system.get("shell", {}).get("options", {}).get("input", {}).get("stdin")
+        spec = self.options.get("input", {}).get("stdin")
         if not spec or not spec.get("path"):
             return None
+        return self._job_path(spec["path"])
+
+    def _job_path(self, template: str) -> str:
+        """The path an output or input template names, relative to the job's cwd."""
         cwd = self.system.get("cwd") or os.getcwd()
-        return os.path.join(cwd, render_template(spec["path"], self.job))
+        return os.path.join(cwd, render_template(template, self.job))
 
     # -- running -------------------------------------------------------------------------
     def start(self) -> None:
@@ -332,10 +344,10 @@ class JobShell:
             host.exec_event(job, "shell.init", {"ntasks": self.ntasks})
         if "shell_init" in host.shell_hooks:
             call_hook(host.hook, "shell_init", shell=self)
-        options = self.system.get("shell", {}).get("options", {})
+        options = self.options
         try:
             self.rlimits = _rlimits(options)
-            self.output_limit = OutputLimit(job_output_limit(options, job.userid))
+            self.output_limit = OutputLimit(job_output_limit(options, job.userid, host.uid))
             if self.tasks and pmi_wanted(options.get("pmi"), self.ntasks):
                 self.pmi = ShellPMI(self, layout)
         except ValueError as exc:
@@ -361,7 +373,7 @@ class JobShell:
             spawn_out, spawn_err = fout, ferr
         self.remaining = len(self.tasks)
         cwd = self.system.get("cwd")
-        expand = self.system.get("shell", {}).get("options", {}).get("env-expand") or {}
+        expand = options.get("env-expand") or {}
         task_init = "shell_task_init" in host.shell_hooks
         try:
             for task in self.tasks:
@@ -404,7 +416,7 @@ class JobShell:
         duration = job.summary["duration"]
         if duration > 0:
             self._timer = loop.call_later(duration, self._timeout)
-            warn = self.system.get("shell", {}).get("options", {}).get("signal")
+            warn = options.get("signal")
             if isinstance(warn, dict):
                 self._warning = loop.call_later(
                     max(0.0, duration - float(warn.get("timeleft", 60))),
