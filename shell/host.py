@@ -268,12 +268,12 @@ class ShellHost:
             pending.extend(entries)
         self._request_flush()
 
-    def exec_event(self, job: ExecJob, name: str, context: dict | None = None) -> None:
+    def exec_event(self, shell: JobShell, name: str, context: dict | None = None) -> None:
         """Record a shell event in the job's ``exec.eventlog``."""
         entry = {"timestamp": time.time(), "name": name}
         if context is not None:
             entry["context"] = context
-        self.append(job.kvsdir + ".exec.eventlog", [entry])
+        self.append(shell.eventlog_key, [entry])
 
     def part_event(self, shell: JobShell, name: str, context: dict) -> None:
         """Record in the exec eventlog what one part of a job did: the leader's (the
@@ -286,9 +286,9 @@ class ShellHost:
         if job.rank is not None:
             context = dict(context, rank=job.rank)
         if shell.leader:
-            self.exec_event(job, name, context)
+            self.exec_event(shell, name, context)
         elif self.statedir is not None:
-            self.exec_event(job, "shell.rank-" + name.removeprefix("shell."), context)
+            self.exec_event(shell, "shell.rank-" + name.removeprefix("shell."), context)
 
     def event(self, jobid: int, name: str, context: dict | None = None) -> None:
         """Report ``start``, ``exception`` or ``finish`` of a job to exec."""
@@ -340,7 +340,7 @@ class ShellHost:
         job = shell.job
         shell.cleanup()
         self.shells.pop(job.id, None)
-        self._notice_lost(job.kvsdir + ".guest.output")
+        self._notice_lost(shell.output_key)
         self.part_event(shell, "complete", {"status": status})
         self.event(job.id, "finish", {"status": status})
         if self._draining and not self.shells:

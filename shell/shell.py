@@ -192,6 +192,9 @@ class JobShell:
         self.job = job
         self.jobid = job.id
         self.jobspec = job.jobspec
+        kvsdir = job.kvsdir  # the job's KVS lists this shell appends to:
+        self.output_key = kvsdir + ".guest.output"
+        self.eventlog_key = kvsdir + ".exec.eventlog"
         self.tasks: list[Task] = []
         self.remaining = 0
         self._starting = True  # in start(): an end found meanwhile waits for its return
@@ -224,25 +227,22 @@ class JobShell:
             or job.rank == min(r for r, _ in self.layout)
 
     # -- output --------------------------------------------------------------------------
-    def _output_key(self) -> str:
-        return self.job.kvsdir + ".guest.output"
-
     def write_output(self, stream: str, rank: int, data: str) -> None:
         entry = {"timestamp": time.time(), "name": "data",
                  "context": {"stream": stream, "rank": str(rank), "data": data}}
         if not self._output_started:
             self._output_started = True
             if not self.leader:  # one header per job, from the leader
-                self.host.append(self._output_key(), [entry])
+                self.host.append(self.output_key, [entry])
                 return
             header = {"timestamp": entry["timestamp"], "name": "header",
                       "context": {"version": 1, "encoding": {"stdout": "UTF-8",
                                                              "stderr": "UTF-8"},
                                   "count": {"stdout": self.ntasks,
                                             "stderr": self.ntasks}}}
-            self.host.append(self._output_key(), [header, entry])
+            self.host.append(self.output_key, [header, entry])
         else:
-            self.host.append(self._output_key(), [entry])
+            self.host.append(self.output_key, [entry])
 
     def _open_files(self) -> tuple[int | None, int | None]:
         """File descriptors for --output/--error (None: output goes to the KVS)."""
@@ -341,7 +341,7 @@ class JobShell:
                       if job.rank is None or nrank == job.rank]
         self.ntasks = len(layout)
         if self.leader:
-            host.exec_event(job, "shell.init", {"ntasks": self.ntasks})
+            host.exec_event(self, "shell.init", {"ntasks": self.ntasks})
         if "shell_init" in host.shell_hooks:
             call_hook(host.hook, "shell_init", shell=self)
         options = self.options
