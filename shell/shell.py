@@ -510,6 +510,12 @@ class JobShell:
 
     def _read(self, task: Task, reader: _Reader, events: int) -> None:
         if events == select.EPOLLHUP:  # closed with nothing left (TaskPoller.watch)
+            if reader.decoder is None and not reader.partial:
+                # nor anything held back (a split character, a line to label): the
+                # usual end of a quiet stream, with nothing to pass on
+                self.host.tasks.close_fd(reader.fd)
+                self._close_one(task)
+                return
             data = b""
         else:
             try:

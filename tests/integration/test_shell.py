@@ -102,3 +102,14 @@ def test_shell_host_whose_broker_goes_before_the_hello_exits_quietly():
         if host.poll() is None:
             host.kill()
     assert (host.returncode, err) == (0, "")
+
+
+def test_what_a_task_holds_back_at_its_end_is_passed_on(make_instance):
+    """The end of a stream flushes what the shell held back: an unfinished last line
+    under --label-io (the task wrote it before exiting, the pipe then only closes)
+    and a UTF-8 character cut off by the end (one replacement character)."""
+    inst = make_instance(config=CONFIG)
+    res = inst.strato("run", "--label-io", "printf", "one\\ntwo", check=True)
+    assert res.stdout == "0: one\n0: two\n"
+    res = inst.strato("run", "printf", "caf\\303", check=True)
+    assert res.stdout == "caf\ufffd"
