@@ -60,20 +60,26 @@ class FramedStream:
         self.pending.append(payload)
 
     def write_now(self, payload: bytes) -> None:
-        """Queue one message and send it now, with what this turn wrote before it: for
-        a writer that batches its messages to the end of a turn itself (the shell
-        host), to which the end-of-turn flush would add one more turn of the loop."""
-        self.pending.append(len(payload).to_bytes(4, "little"))
-        self.pending.append(payload)
-        self.flush()
+        """Send one message now, after what this turn wrote before it: for a writer
+        that batches its messages to the end of a turn itself (the shell host), to
+        which the end-of-turn flush would add one more turn of the loop."""
+        frame = len(payload).to_bytes(4, "little") + payload
+        if self.pending:
+            self.pending.append(frame)
+            self.flush()
+        else:
+            self._send(frame)
 
     def flush(self) -> None:
         """Send what was written this turn (a no-op when nothing is queued)."""
-        if not self.pending or self.closed:
+        if self.pending:
+            data = b"".join(self.pending)
             self.pending.clear()
+            self._send(data)
+
+    def _send(self, data: bytes) -> None:
+        if self.closed:
             return
-        data = b"".join(self.pending)
-        self.pending.clear()
         if self.wbuf:
             self.wbuf += data
             return
