@@ -200,9 +200,10 @@ class ShellHost:
             appends, self._appends = self._appends, {}
             if self.outbox is not None and self.outbox.full:
                 self._shed_output(appends)
-            for key, entries in self._notices.items():
-                appends.setdefault(key, []).extend(entries)
-            self._notices = {}
+            if self._notices:
+                for key, entries in self._notices.items():
+                    appends.setdefault(key, []).extend(entries)
+                self._notices = {}
             body["ops"] = [["append", key, entries] for key, entries in appends.items()
                            if entries]
             if not body["ops"]:
