@@ -97,12 +97,15 @@ class TaskPoller:
     def close_fd(self, fd: int) -> None:
         """Stop watching `fd` and close it.
 
-        Closing removes it from the epoll (no ``EPOLL_CTL_DEL``, a syscall per
-        pipe and pidfd): these descriptors are close-on-exec and never
-        duplicated, and no spawn is under way in this one-thread process, so this
-        is the last descriptor of the file and the epoll drops it.
+        Closing alone would not do: the epoll drops a file when its last
+        descriptor goes, and a task just spawned may still hold a copy of every
+        descriptor here (``posix_spawn`` returns once the child has replaced its
+        memory, before it closes its close-on-exec descriptors). The file's entry
+        then stayed, reporting a closed pipe's end on every poll (tens of wakeups
+        per job under load) under a number that a new pipe may have taken.
         """
         del self.callbacks[fd]
+        self.epoll.unregister(fd)
         os.close(fd)
 
     def watch_exit(self, pid: int, callback: Callable[[int], None]) -> None:
