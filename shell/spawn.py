@@ -187,6 +187,8 @@ def spawn(argv: list[str], env: dict[str, str], cwd: str | None,
         raise FileNotFoundError(2, "No such file or directory", argv[0])
     actions = [(os.POSIX_SPAWN_DUP2, stdin, 0), (os.POSIX_SPAWN_DUP2, stdout, 1),
                (os.POSIX_SPAWN_DUP2, stderr, 2)]
+    if not fds:  # most tasks: no PMI socket
+        return _spawn(exe, argv, env, cwd, actions)
     # dup2 onto itself would leave close-on-exec set: such a descriptor is copied first
     moved = [os.dup(src) if src == target else None for src, target in fds]
     actions += [(os.POSIX_SPAWN_DUP2, src if m is None else m, target)
