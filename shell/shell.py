@@ -139,9 +139,10 @@ def task_layout(job, options: dict | None = None) -> list[tuple[int, int]]:
             per_slot = [base + (1 if i < extra else 0) for i in range(len(slots))]
         else:
             per_slot = [count["per_slot"]] * len(slots)
-        ranks = list(dict.fromkeys(slots))
-        counts = [sum(n for r, n in zip(slots, per_slot, strict=True) if r == rank)
-                  for rank in ranks]
+        per_rank: dict[int, int] = {}  # in the order of the slots
+        for rank, n in zip(slots, per_slot, strict=True):
+            per_rank[rank] = per_rank.get(rank, 0) + n
+        ranks, counts = list(per_rank), list(per_rank.values())
     from strato.jobspec.taskmap import order_tasks
 
     layout = []
