@@ -15,6 +15,7 @@ import codecs
 import functools
 import logging
 import os
+import resource
 import select
 import shutil
 import signal
@@ -23,6 +24,7 @@ import time
 from strato.core import ids
 from strato.core.plugins import call_hook
 from strato.jobspec.idset import decode_idset_cached
+from strato.jobspec.taskmap import order_tasks
 from strato.shell.output_limit import OutputLimit, job_output_limit
 from strato.shell.pmi import TASK_FD, ShellPMI, pmi_wanted
 
@@ -68,8 +70,6 @@ class _Reader:
 
 def _rlimits(options: dict) -> list[tuple[int, int]]:
     """``-o rlimit``/``--rlimit`` as (RLIMIT_x, soft) pairs; ValueError on a bad one."""
-    import resource
-
     out = []
     for name, value in (options.get("rlimit") or {}).items():
         res = getattr(resource, f"RLIMIT_{str(name).upper()}", None)
@@ -143,8 +143,6 @@ def task_layout(job, options: dict | None = None) -> list[tuple[int, int]]:
         for rank, n in zip(slots, per_slot, strict=True):
             per_rank[rank] = per_rank.get(rank, 0) + n
         ranks, counts = list(per_rank), list(per_rank.values())
-    from strato.jobspec.taskmap import order_tasks
-
     layout = []
     local: dict[int, int] = {}
     for index in order_tasks(counts, options.get("taskmap")):
