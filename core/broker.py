@@ -426,7 +426,8 @@ class Broker:
             log.exception("service %s failed", req.topic)
             req.error(f"{req.topic}: internal error: {exc}", "EIO")
         else:
-            if inspect.iscoroutine(result):
+            # most handlers are plain functions (None): only a coroutine is awaited
+            if result is not None and inspect.iscoroutine(result):
                 asyncio.get_running_loop().create_task(self._finish_async(req, result))
 
     async def _finish_async(self, req: Request, coro) -> None:
