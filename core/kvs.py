@@ -92,7 +92,7 @@ class KVS:
         self._appends: dict[tuple[str, str], int] = {}  # entries appended since
         self._seals: dict[tuple[str, str], object] = {}  # directories sealed -> records
         # (ns, directory key) -> that writable directory, as last walked to
-        # (`_writable_parent`); forgotten when it leaves the tree or is sealed
+        # (`_dir`); forgotten when it leaves the tree or is sealed
         self._dirs: dict[tuple[str, str], KvsDir] = {}
         self._corrupt: set[str] = set()  # sealed directories found damaged (logged)
         self._flush_pending = False
@@ -402,42 +402,61 @@ class KVS:
             raise RPCError(f"invalid key '{key}'")
         return parts
 
-    def _writable_parent(self, ns: str, key: str) -> tuple[KvsDir | None, str]:
+    def _writable_parent(self, ns: str, key: str,
+                         create: list[str] | None = None) -> tuple[KvsDir | None, str]:
         """The directory that holds `key` (None if one on the way is missing or is
         a value) and the key's last part; RPCError if `key` is malformed or a
-        directory above it is sealed.
+        directory above it is sealed. With `create` (a list), the directories
+        missing on the way are made, a value in the way replaced (`_dir`).
 
-        The directory found is remembered until the tree's shape changes: a job's
+        Directories found are remembered until the tree's shape changes: a job's
         keys are written or read about a dozen times in its life, each time six
-        levels down (``job.0000.0004.2a00.0000.eventlog``)."""
-        hit, dirkey, last = self._remembered(ns, key)
-        if hit is not None:
-            return hit, last
-        parts = self._split(key)
-        d: object = self.namespaces.get(ns)
-        for i, p in enumerate(parts[:-1]):
-            if not isinstance(d, KvsDir):
-                return None, last
-            d = d.get(p)
-            if type(d) in _SEALED:
-                raise _read_only(key, parts[: i + 1])
-        if not isinstance(d, KvsDir):
-            return None, last
-        self._remember(ns, dirkey, d)
-        return d, last
-
-    def _remembered(self, ns: str, key: str) -> tuple[KvsDir | None, str, str]:
-        """The remembered directory that holds `key` (None if there is none, or if
-        `key` is malformed at its ends), the directory's key and the key's last part."""
+        levels down (``job.0000.0004.2a00.0000.eventlog``), and a new job's
+        directory sits beside the previous job's."""
         dirkey, dot, last = key.rpartition(".")
-        if last and (dirkey or not dot):
-            return self._dirs.get((ns, dirkey)), dirkey, last
-        return None, dirkey, last
+        if last and (dirkey or not dot):  # else malformed: _split says so
+            hit = self._dirs.get((ns, dirkey))
+            if hit is not None:
+                return hit, last
+        self._split(key)
+        return self._dir(ns, dirkey, key, create), last
 
-    def _remember(self, ns: str, dirkey: str, d: KvsDir) -> None:
+    def _dir(self, ns: str, dirkey: str, key: str,
+             create: list[str] | None = None) -> KvsDir | None:
+        """The writable directory at `dirkey` ("" is the namespace's root), found
+        from the nearest directory above it that is remembered, and remembered
+        with every one on the way down; None if one is missing or a value is in
+        the way, unless `create`: then those are made (the namespace too), and
+        each directory that replaced a value is added to `create`. RPCError if
+        one on the way is sealed (`key` is the key being written, for the message).
+        A remembered directory is writable and in the tree (`_forget_dirs`), and
+        so is every one above it."""
+        d = self._dirs.get((ns, dirkey))
+        if d is not None:
+            return d
+        if not dirkey:
+            d = self.namespaces.get(ns) if create is None else self._root(ns, create=True)
+            if d is None:
+                return None
+        else:
+            head, dot, name = dirkey.rpartition(".")
+            up = self._dir(ns, head, key, create)
+            if up is None:
+                return None
+            d = up.get(name)
+            if type(d) is not KvsDir:
+                if type(d) in _SEALED:
+                    raise _read_only(key, dirkey)
+                if create is None:
+                    return None
+                if d is not None or name in up:  # a value becomes a directory
+                    self._mark(ns, dirkey, False)
+                    create.append(dirkey)
+                d = up[name] = KvsDir()
         if len(self._dirs) >= _DIRS_REMEMBERED:
             self._dirs.clear()
         self._dirs[(ns, dirkey)] = d
+        return d
 
     def _forget_dirs(self, ns: str, key: str, removed: object) -> None:
         """`removed`, what was at `key`, left the tree or was sealed: forget it and
@@ -453,43 +472,25 @@ class KVS:
                          if isinstance(sub, KvsDir))
 
     def _set(self, ns: str, key: str, value: object) -> bool:
-        """Store `value` at `key`; returns True if that replaced something stored
-        below it or above it (a directory by a value or a value by a directory)."""
-        parent, last = self._writable_parent(ns, key)
-        if parent is not None:
-            old = parent.get(last)
-            parent[last] = value
-            if isinstance(old, (KvsDir, SealedDir)):
-                self._forget_dirs(ns, key, old)
-                return True
-            return False
-        parts = self._split(key)
-        d = self._root(ns, create=True)
-        replaced = False
-        for i, p in enumerate(parts[:-1]):
-            nxt = d.get(p)
-            if type(nxt) in _SEALED:
-                raise _read_only(key, parts[: i + 1])
-            if not isinstance(nxt, KvsDir):
-                if nxt is not None or p in d:
-                    self._mark(ns, ".".join(parts[: i + 1]), False)  # a value became a dir
-                    replaced = True
-                nxt = d[p] = KvsDir()
-            d = nxt
-        old = d.get(parts[-1])
+        """Store `value` at `key`, making the directories above it; returns True if
+        that replaced something stored below it or above it (a directory by a value
+        or a value by a directory)."""
+        replaced: list[str] = []
+        parent, last = self._writable_parent(ns, key, replaced)
+        old = parent.get(last)
+        parent[last] = value
         if isinstance(old, (KvsDir, SealedDir)):
             self._forget_dirs(ns, key, old)
-            replaced = True
-        d[parts[-1]] = value
-        self._remember(ns, key.rpartition(".")[0], d)
-        return replaced
+            return True
+        return bool(replaced)
 
     def lookup(self, key: str, ns: str = PRIMARY) -> object:
         """Return the value or directory at `key`; KeyError if absent. A sealed
         directory on the way is read from the statedir first (`SealedDir`)."""
         if key == ".":
             return self._root(ns)
-        hit, _, last = self._remembered(ns, key)
+        dirkey, dot, last = key.rpartition(".")
+        hit = self._dirs.get((ns, dirkey)) if last and (dirkey or not dot) else None
         if hit is not None:
             if last not in hit:
                 raise KeyError(key)
@@ -528,9 +529,11 @@ class KVS:
         it to whoever reads the statedir next (a restart: `SealedDir.record`).
         False, and nothing done, if there is no directory at `key` (a client
         removed it)."""
-        d = self._peek(ns, key)
-        if not isinstance(d, KvsDir):
-            return False
+        d = self._dirs.get((ns, key)) if key else None  # a job's is usually remembered
+        if d is None:
+            d = self._peek(ns, key)
+            if not isinstance(d, KvsDir):
+                return False
         d.__class__ = SealedKvsDir  # the same dict, now read-only
         self._forget_dirs(ns, key, d)  # none of them is writable any more
         if self._db is not None:
@@ -569,11 +572,12 @@ class KVS:
     def append(self, key: str, entries: Iterable, ns: str = PRIMARY) -> None:
         """Append entries to the list stored at `key` (an eventlog)."""
         entries = list(entries)
-        parent, last = self._writable_parent(ns, key)
-        value = None if parent is None else parent.get(last)
-        if value is None:
-            value = []
-            self._mark(ns, key, True, self._set(ns, key, value))
+        replaced: list[str] = []
+        parent, last = self._writable_parent(ns, key, replaced)
+        value = parent.get(last)
+        if value is None:  # a new list, in directories made for it if need be (`_set`)
+            value = parent[last] = []
+            self._mark(ns, key, True, bool(replaced))
         elif not isinstance(value, list):
             raise RPCError(f"{key}: cannot append to a value that is not a list")
         value.extend(entries)
@@ -617,7 +621,7 @@ class KVS:
             kind, key, value = op
             if not isinstance(key, str):
                 raise RPCError("commit keys must be strings")
-            self._check_writable(ns, key)
+            parent, last = self._writable_parent(ns, key)  # RPCError if not writable
             if kind == "put":
                 is_list[key] = isinstance(value, list)
             elif kind == "unlink":
@@ -626,7 +630,6 @@ class KVS:
                 if key in is_list:
                     ok = is_list[key] is not False
                 else:
-                    parent, last = self._writable_parent(ns, key)
                     cur = None if parent is None else parent.get(last)
                     ok = cur is None or isinstance(cur, list)
                 if not ok:
@@ -797,8 +800,8 @@ def name_of_dir(key: str) -> str:
     return key
 
 
-def _read_only(key: str, sealed: list[str]) -> RPCError:
-    return RPCError(f"cannot change {key}: {'.'.join(sealed)} is sealed (read-only)", "EPERM")
+def _read_only(key: str, sealed: str) -> RPCError:
+    return RPCError(f"cannot change {key}: {sealed} is sealed (read-only)", "EPERM")
 
 
 def _leaves(d: KvsDir, prefix: str):

@@ -304,6 +304,28 @@ def test_remembered_directories_follow_every_change_of_the_tree():
     assert k.get("top") == 1
 
 
+def test_directories_above_a_key_are_remembered_and_follow_the_tree_too():
+    """A key whose own directory is not remembered is found from the nearest one
+    above it (a new job's directory beside the previous one's): a directory sealed,
+    removed or replaced by a value between them must still be seen."""
+    k = KVS()
+    k.put("job.a.b.c.x", 1)  # job, job.a, job.a.b and job.a.b.c remembered
+    assert k.seal("job.a.b", "rec")
+    with pytest.raises(RPCError, match=r"job\.a\.b is sealed"):
+        k.put("job.a.b.d.y", 2)  # from job.a, through the sealed job.a.b
+    with pytest.raises(RPCError, match=r"job\.a\.b is sealed"):
+        k.commit([["append", "job.a.b.c.log", [1]]])
+    k.put("job.a.e.z", 3)  # beside it: writable
+    k.unlink("job.a")
+    k.put("job.a.b.c.x", 4)  # new directories, not the removed (sealed) ones
+    assert k.get("job.a.b.c.x") == 4 and type(k.lookup("job.a.b")) is KvsDir
+    k.put("job.a.b", 5)  # a value in the way of job.a.b.c
+    k.append("job.a.b.c.log", [6])  # becomes a directory again
+    assert k.get("job.a.b.c.log") == [6] and k.get("job.a.b.c.x") is None
+    k.put("job", 7)
+    assert k.get("job.a.e.z") is None and k.lookup("job") == 7
+
+
 @pytest.mark.parametrize("damage, why", [
     (b"\xc1garbage", "MessagePack data is malformed"),
     (proto.encode(["not", "a", "map"]), "a list where a map of its keys belongs"),
