@@ -563,11 +563,13 @@ class KVS:
         The job manager keeps each eventlog list and appends to it directly; this
         marks it for the next flush and feeds the watchers, without a key lookup.
         """
-        self._mark_append(ns, key, len(entries))
-        lst = self.watchers.get((ns, key))
-        if lst:
-            for cb in list(lst):
-                cb("append", entries)
+        if self._db is not None:
+            self._mark_append(ns, key, len(entries))
+        if self.watchers:  # usually nobody watches any key
+            lst = self.watchers.get((ns, key))
+            if lst:
+                for cb in list(lst):
+                    cb("append", entries)
 
     def append(self, key: str, entries: Iterable, ns: str = PRIMARY) -> None:
         """Append entries to the list stored at `key` (an eventlog)."""
@@ -660,7 +662,7 @@ class KVS:
         return cancel
 
     def _notify(self, ns: str, key: str, op: str, value: object) -> None:
-        lst = self.watchers.get((ns, key))
+        lst = self.watchers.get((ns, key)) if self.watchers else None
         if lst:
             for cb in list(lst):
                 cb(op, value)
