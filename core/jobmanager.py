@@ -157,6 +157,10 @@ def _order(job: Job) -> tuple[int, int]:
     return (-job.priority, job.id)
 
 
+#: the events whose context `apply_event` reads (any other leaves the state as it is)
+_READS_CONTEXT = frozenset(("priority", "urgency", "finish", "exception", "memo"))
+
+
 def apply_event(job: Job, entry: dict) -> int:
     """Apply one eventlog entry to `job`'s fields and return the state it leads to.
 
@@ -165,20 +169,25 @@ def apply_event(job: Job, entry: dict) -> int:
     a job's whole eventlog through it.
     """
     name = entry["name"]
-    ctx = entry.get("context") or {}
     state = job.state
     if name == "validate":
         return DEPEND if state == NEW else state
     if name == "depend":
         return PRIORITY if state == DEPEND else state
+    if name == "alloc":
+        job.t_run = entry["timestamp"]
+        return RUN
+    if name == "clean":
+        job.t_inactive = entry["timestamp"]
+        return INACTIVE
+    if name not in _READS_CONTEXT:  # submit, start, release, free, ...
+        return state
+    ctx = entry.get("context") or {}
     if name == "priority":
         job.priority = ctx.get("priority", 0)
         return SCHED if state == PRIORITY else state
     if name == "urgency":
         job.urgency = ctx.get("urgency", job.urgency)
-    elif name == "alloc":
-        job.t_run = entry["timestamp"]
-        return RUN
     elif name == "finish":
         job.status = ctx.get("status")
         job.t_cleanup = entry["timestamp"]
@@ -189,9 +198,6 @@ def apply_event(job: Job, entry: dict) -> int:
         if state & (NEW | PENDING):
             job.t_cleanup = entry["timestamp"]
             return CLEANUP
-    elif name == "clean":
-        job.t_inactive = entry["timestamp"]
-        return INACTIVE
     elif name == "memo":
         memo = dict(job.memo or {})
         for key, value in ctx.items():  # as Flux: a null value removes the key
