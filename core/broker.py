@@ -130,14 +130,24 @@ class Link:
         self.ident = ident
         self._on_close = on_close
         self.stream = FramedStream(sock, self._message, self._closed, max_frame,
-                                   ident.decode(errors="replace"))
+                                   ident.decode(errors="replace"), self._read_end)
         self.write = self.stream.write
         self.close = self.stream.close
 
     def _message(self, payload: bytes) -> None:
-        if self.broker._deferred:  # as for the client socket: settle work first
-            self.broker.run_deferred()
-        self.broker._dispatch_frames([self.ident, payload])
+        broker = self.broker
+        if broker._deferred:  # the work the previous message deferred comes first
+            broker.run_deferred()
+        broker._reading = True  # work deferred now runs at `_read_end`
+        broker._dispatch_frames([self.ident, payload])
+
+    def _read_end(self) -> None:
+        """The messages of one read are handled: run the work they deferred now,
+        rather than in a callback of its own later in this turn of the loop."""
+        broker = self.broker
+        broker._reading = False
+        if broker._deferred:
+            broker.run_deferred()
 
     def _closed(self) -> None:
         self.broker._links.pop(self.ident, None)
@@ -177,6 +187,7 @@ class Broker:
         self._nclients = 0
         self._deferred: list[Callable[[], None]] = []
         self._defer_scheduled = False
+        self._reading = False  # a `Link` is handling the messages of a read
         #: the KVS of an instance with a statedir (``unsaved``, ``flush()``): messages
         #: wait until what it holds is on disk (module docstring)
         self.store = None
@@ -305,8 +316,10 @@ class Broker:
         # else: the client went away; nothing to deliver to
 
     def defer(self, fn: Callable[[], None]) -> None:
-        """Run `fn` at the end of this event-loop turn, before the socket is read again
-        (once, if it is deferred several times in the turn).
+        """Run `fn` once the work at hand is done, before a socket is read again (once,
+        if it is deferred several times meanwhile): when the messages of the read a
+        link is handling are done (`Link._read_end`), else in a callback later in this
+        turn of the event loop.
 
         Batching parts (the job manager's requests to the scheduler, the
         scheduler's pass, exec's events) defer their flush with this, so work one
@@ -318,7 +331,8 @@ class Broker:
         self._deferred.append(fn)
         if not self._defer_scheduled:
             self._defer_scheduled = True
-            asyncio.get_running_loop().call_soon(self.run_deferred)
+            if not self._reading:  # else the link runs it once its read is handled
+                asyncio.get_running_loop().call_soon(self.run_deferred)
 
     def run_deferred(self) -> None:
         """Run deferred work until none is left (work may defer more work)."""
