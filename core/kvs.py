@@ -468,8 +468,10 @@ class KVS:
         while stack:
             here, d = stack.pop()
             self._dirs.pop((ns, here), None)
-            stack.extend((f"{here}.{name}", sub) for name, sub in d.items()
-                         if isinstance(sub, KvsDir))
+            for name, sub in d.items():
+                # nothing below a sealed directory is remembered: only KvsDir is walked
+                if type(sub) is KvsDir:
+                    stack.append((f"{here}.{name}", sub))
 
     def _set(self, ns: str, key: str, value: object) -> bool:
         """Store `value` at `key`, making the directories above it; returns True if
