@@ -64,7 +64,7 @@ class Job:
         self.jobspec = jobspec
         self.flags = flags
         self.eventlog: list = []
-        self.kvsdir = kvsdir or ids.encode(jobid, "kvs")
+        self.kvsdir = kvsdir or ids.kvs_dir(jobid)
         self.t_submit = 0.0
         self.t_run = 0.0
         self.t_cleanup = 0.0
@@ -324,8 +324,8 @@ class JobManager:
             raise RPCError("cc must be a list of integers, one per job")
         if not isinstance(urgency, int) or not 0 <= urgency <= 31:
             raise RPCError("urgency must be an integer from 0 to 31")
-        summaries = []
-        cache: dict[int, dict] = {}
+        summaries = []  # (summary, name) of each job: the same for a shared jobspec
+        cache: dict[int, tuple[dict, str]] = {}
         distinct = []
         for i, js in enumerate(jobspecs):
             key = id(js)
@@ -333,10 +333,10 @@ class JobManager:
                 summaries.append(cache[key])
                 continue
             try:
-                cache[key] = s = self.ingest(js, userid)
+                cache[key] = known = (self.ingest(js, userid), job_name(js))
             except RPCError as exc:
                 raise RPCError(self._prefix(i, jobspecs) + str(exc)) from None
-            summaries.append(s)
+            summaries.append(known)
             distinct.append((i, js))
         if "sched.feasibility" in self.broker.services:
             for i, js in distinct:
@@ -345,8 +345,8 @@ class JobManager:
                     raise RPCError(self._prefix(i, jobspecs) + why)
         out = []
         now = time.time()
-        for i, (js, summary) in enumerate(zip(jobspecs, summaries, strict=True)):
-            job = Job(self.fluid.next(), userid, urgency, js, flags, summary)
+        for i, (js, (summary, name)) in enumerate(zip(jobspecs, summaries, strict=True)):
+            job = Job(self.fluid.next(), userid, urgency, js, flags, summary, name=name)
             if cc is not None:
                 job.cc = cc[i]
             self._create(job, now)
