@@ -585,8 +585,10 @@ class KVS:
         elif not isinstance(value, list):
             raise RPCError(f"{key}: cannot append to a value that is not a list")
         value.extend(entries)
-        self._mark_append(ns, key, len(entries))
-        self._notify(ns, key, "append", entries)
+        if self._db is not None:
+            self._mark_append(ns, key, len(entries))
+        if self.watchers:  # as in notify_append
+            self._notify(ns, key, "append", entries)
 
     def unlink(self, key: str, ns: str = PRIMARY, prune: bool = False) -> None:
         """Remove `key` and everything below it. With `prune`, directories left
