@@ -85,7 +85,9 @@ def make_R(parts: list[tuple[int, str, list[int], list[int]]], starttime: float 
            expiration: float = 0.0, properties: dict[str, list[int]] | None = None) -> dict:
     """Build R version 1 from ``(rank, hostname, cores, gpus)`` in rank order.
 
-    Consecutive ranks with the same cores and gpus share one R_lite entry.
+    Consecutive ranks with the same cores and gpus share one R_lite entry. Its
+    strings are remembered (`encode_idset_cached`): a scheduler makes the same
+    ones for job after job.
     """
     rlite: list[dict] = []
     last_children = None
@@ -96,12 +98,14 @@ def make_R(parts: list[tuple[int, str, list[int], list[int]]], starttime: float 
             children["gpu"] = encode_idset_cached(tuple(gpus))
         if children != last_children:
             if ranks:
-                rlite.append({"rank": encode_idset(ranks), "children": last_children})
+                rlite.append({"rank": encode_idset_cached(tuple(ranks)),
+                              "children": last_children})
             ranks = []
             last_children = children
         ranks.append(rank)
     if ranks:
-        rlite.append({"rank": encode_idset(ranks), "children": last_children})
+        rlite.append({"rank": encode_idset_cached(tuple(ranks)),
+                      "children": last_children})
     ex = {"R_lite": rlite, "nodelist": [_nodelist(tuple([p[1] for p in parts]))],
           "starttime": starttime, "expiration": expiration}
     if properties:
