@@ -721,7 +721,8 @@ class JobManager:
     def _clean(self, job: Job) -> None:
         job.result = result_of(job)
         self._post(job, "clean")
-        self.kvs.seal(job.kvsdir, record_of(job))  # nothing changes it any more
+        # nothing changes it any more; its record is made only if a statedir keeps it
+        self.kvs.seal(job.kvsdir, lambda: record_of(job))
         del self.active[job.id]
         self._count_ended(job)
         self.instance.job_ended(job)

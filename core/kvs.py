@@ -529,6 +529,8 @@ class KVS:
         """Declare the directory at `key` finished: nothing below it may change any
         more (it may still be removed whole), and `record`, a small value, describes
         it to whoever reads the statedir next (a restart: `SealedDir.record`).
+        `record` may be a function that returns it, called at once if there is a
+        statedir, else not at all: without one nothing reads it.
         False, and nothing done, if there is no directory at `key` (a client
         removed it)."""
         d = self._dirs.get((ns, key)) if key else None  # a job's is usually remembered
@@ -539,7 +541,7 @@ class KVS:
         d.__class__ = SealedKvsDir  # the same dict, now read-only
         self._forget_dirs(ns, key, d)  # none of them is writable any more
         if self._db is not None:
-            self._seals[(ns, key)] = record
+            self._seals[(ns, key)] = record() if callable(record) else record
             self._schedule_flush()
         return True
 
@@ -556,7 +558,9 @@ class KVS:
 
     def put_quiet(self, key: str, value: object, ns: str = PRIMARY) -> None:
         """Store a value nobody can be watching yet (a new job's key): no notify."""
-        self._mark(ns, key, True, self._set(ns, key, value))
+        replaced = self._set(ns, key, value)
+        if self._db is not None:  # three per job: `_mark` only when it does something
+            self._mark(ns, key, True, replaced)
 
     def notify_append(self, key: str, value: list, entries: tuple,
                       ns: str = PRIMARY) -> None:

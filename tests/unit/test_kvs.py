@@ -213,6 +213,31 @@ def test_a_sealed_directory_is_read_only_kept_whole_and_read_lazily(tmp_path):
     k.close()
 
 
+def test_a_seal_record_made_by_a_function_is_made_only_for_a_statedir(tmp_path):
+    """The record may come from a function: with a statedir it is called at once
+    (what it returns is the record a restart reads), without one never."""
+    calls = []
+
+    def record():
+        calls.append(1)
+        return ["made", len(calls)]
+
+    k = KVS()
+    k.put("job.1.eventlog", [])
+    assert k.seal("job.1", record) and calls == []
+    path = tmp_path / "c.sqlite"
+
+    async def work():
+        k = KVS(path)
+        k.put("job.1.eventlog", [])
+        assert k.seal("job.1", record) and calls == [1]
+        calls.append(2)  # later changes are not the record's
+        k.close()
+
+    asyncio.run(work())
+    assert KVS(path).lookup("job")["1"].record == ["made", 1]
+
+
 def test_a_sealed_directory_can_be_removed_whole(tmp_path):
     """Removing a sealed directory (a purge) removes its record and keys from the
     statedir, also when it happens in the turn it was sealed, and when it was never
