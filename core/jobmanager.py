@@ -636,18 +636,22 @@ class JobManager:
         except (KeyError, TypeError, ValueError, AttributeError):
             return "malformed R"
         nodes = self.nodes
+        nnodes = len(nodes)
         ncores = ngpus = 0
         for rank, cores, gpus in taken:
-            if not 0 <= rank < len(nodes):
+            if not 0 <= rank < nnodes:
                 return f"rank {rank} is not in this instance"
             node = nodes[rank]
-            if not cores.issubset(node.cores) or not gpus.issubset(node.gpus):
+            if not cores.issubset(node.cores) or (gpus and not gpus.issubset(node.gpus)):
                 return f"rank {rank} has no such core or gpu"
-            for other in self.held.get(rank, {}).values():
-                if cores & other[0] or gpus & other[1]:
-                    return f"resources on rank {rank} are held by another job"
+            held = self.held.get(rank)
+            if held:
+                for other in held.values():
+                    if cores & other[0] or gpus & other[1]:
+                        return f"resources on rank {rank} are held by another job"
             ncores += len(cores)
-            ngpus += len(gpus)
+            if gpus:
+                ngpus += len(gpus)
         s = job.summary
         if ncores < s["nslots"] * s["cores_per_slot"] or ngpus < s["nslots"] * s["gpus_per_slot"]:
             return "fewer cores or gpus than the job asked for"
