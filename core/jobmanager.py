@@ -272,12 +272,20 @@ class JobManager:
         if self._has_state_hook:
             call_hook(self.hook, "job_state_change", job=job, old=STATE_NAMES[old],
                       new=STATE_NAMES[state])
-        if job.state_watchers:
-            fire = [w for w in job.state_watchers if w[0] & state]
-            if fire:
-                job.state_watchers = [w for w in job.state_watchers if not w[0] & state]
-                for _, cb in fire:
-                    cb(job)
+        watchers = job.state_watchers
+        if watchers:
+            for mask, _ in watchers:  # usually none is for this state: nothing is built
+                if mask & state:
+                    self._fire_watchers(job, state)
+                    break
+
+    @staticmethod
+    def _fire_watchers(job: Job, state: int) -> None:
+        """Call, once, the state watchers of `job` that wait for `state`."""
+        fire = [w for w in job.state_watchers if w[0] & state]
+        job.state_watchers = [w for w in job.state_watchers if not w[0] & state]
+        for _, cb in fire:
+            cb(job)
 
     def watch_state(self, job: Job, mask: int, cb: Callable[[Job], None]) -> None:
         """Call ``cb(job)`` once, when `job` enters one of the states in `mask`
@@ -454,7 +462,8 @@ class JobManager:
         have it sent to the scheduler at the end of the turn."""
         job.queued = True
         pending = self.pending
-        if not pending or _order(job) > _order(pending[-1]):
+        # `_order`, inline for the common case: after the last job
+        if not pending or (-job.priority, job.id) > (-pending[-1].priority, pending[-1].id):
             pending.append(job)
         else:
             bisect.insort(pending, job, key=_order)
@@ -691,14 +700,14 @@ class JobManager:
         if job is None or job.state not in (RUN, CLEANUP):
             return
         name = ev.get("name")
-        ctx = ev.get("context") or {}
         if name == "start":
             if job.state == RUN:
                 self._post(job, "start")
         elif name == "finish":
-            self._finish(job, ctx.get("status", 0))
+            self._finish(job, (ev.get("context") or {}).get("status", 0))
         elif name == "exception":
             if job.state == RUN:
+                ctx = ev.get("context") or {}
                 self.raise_exception(job, str(ctx.get("type", "exec")), 0,
                                      str(ctx.get("note", "")))
         else:
