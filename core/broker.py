@@ -136,18 +136,19 @@ class Link:
 
     def _message(self, payload: bytes) -> None:
         broker = self.broker
+        broker._reading = True  # work deferred from now on runs by `_read_end` at the latest
         if broker._deferred:  # the work the previous message deferred comes first
             broker.run_deferred()
-        broker._reading = True  # work deferred now runs at `_read_end`
         broker._dispatch_frames([self.ident, payload])
 
     def _read_end(self) -> None:
         """The messages of one read are handled: run the work they deferred now,
-        rather than in a callback of its own later in this turn of the loop."""
+        rather than in a callback of its own later in this turn of the loop (what
+        that work defers joins this run)."""
         broker = self.broker
-        broker._reading = False
         if broker._deferred:
             broker.run_deferred()
+        broker._reading = False
 
     def _closed(self) -> None:
         self.broker._links.pop(self.ident, None)
@@ -186,7 +187,7 @@ class Broker:
         self._links: dict[bytes, Link] = {}
         self._nclients = 0
         self._deferred: list[Callable[[], None]] = []
-        self._defer_scheduled = False
+        self._defer_scheduled = False  # a callback that runs `_deferred` is queued
         self._reading = False  # a `Link` is handling the messages of a read
         #: the KVS of an instance with a statedir (``unsaved``, ``flush()``): messages
         #: wait until what it holds is on disk (module docstring)
@@ -329,10 +330,9 @@ class Broker:
         if fn in self._deferred:  # once per turn, however often it is asked for
             return
         self._deferred.append(fn)
-        if not self._defer_scheduled:
+        if not self._defer_scheduled and not self._reading:  # else the link runs it
             self._defer_scheduled = True
-            if not self._reading:  # else the link runs it once its read is handled
-                asyncio.get_running_loop().call_soon(self.run_deferred)
+            asyncio.get_running_loop().call_soon(self.run_deferred)
 
     def run_deferred(self) -> None:
         """Run deferred work until none is left (work may defer more work)."""

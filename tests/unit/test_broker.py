@@ -116,6 +116,33 @@ def test_work_deferred_by_a_links_messages_runs_once_its_read_is_handled():
     asyncio.run(main())
 
 
+def test_work_deferred_after_a_read_that_ran_deferred_work_itself_still_runs():
+    """A handler may run the deferred work itself (exec-local does, to save its
+    effects with the shell host's sequence); what that work defers, and what is
+    deferred later outside any read, still runs (it once waited for the next
+    message of some link)."""
+    async def main():
+        b = Broker()
+        loop = asyncio.get_running_loop()
+        events = []
+        later = loop.create_future()
+
+        def work(req):
+            b.defer(lambda: b.defer(lambda: events.append("deferred by deferred work")))
+            b.run_deferred()
+            loop.call_soon(lambda: b.defer(lambda: later.set_result(None)))
+
+        b.register("t.work", work)
+        ours, theirs = socket.socketpair()
+        b.add_link(ours, b"client.1", lambda: None)
+        theirs.sendall(proto.frame(proto.request("t.work", 0, {}, proto.FLAG_NORESPONSE)))
+        await asyncio.wait_for(later, 10)  # a failure, not a wait: it runs at once
+        assert events == ["deferred by deferred work"]
+        theirs.close()
+
+    asyncio.run(main())
+
+
 def test_listen_replaces_a_dead_brokers_socket_but_not_a_live_one(tmp_path):
     """A broker killed with SIGKILL leaves its socket file; the next broker on the same
     rundir takes the path over. A path a live broker listens on is refused."""
