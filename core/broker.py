@@ -130,14 +130,25 @@ class Link:
         self.ident = ident
         self._on_close = on_close
         self.stream = FramedStream(sock, self._message, self._closed, max_frame,
-                                   ident.decode(errors="replace"))
+                                   ident.decode(errors="replace"), self._read_end)
         self.write = self.stream.write
         self.close = self.stream.close
 
     def _message(self, payload: bytes) -> None:
-        if self.broker._deferred:  # as for the client socket: settle work first
-            self.broker.run_deferred()
-        self.broker._dispatch_frames([self.ident, payload])
+        broker = self.broker
+        broker._reading = True  # work deferred from now on runs by `_read_end` at the latest
+        if broker._deferred:  # the work the previous message deferred comes first
+            broker.run_deferred()
+        broker._dispatch_frames([self.ident, payload])
+
+    def _read_end(self) -> None:
+        """The messages of one read are handled: run the work they deferred now,
+        rather than in a callback of its own later in this turn of the loop (what
+        that work defers joins this run)."""
+        broker = self.broker
+        if broker._deferred:
+            broker.run_deferred()
+        broker._reading = False
 
     def _closed(self) -> None:
         self.broker._links.pop(self.ident, None)
@@ -176,7 +187,8 @@ class Broker:
         self._links: dict[bytes, Link] = {}
         self._nclients = 0
         self._deferred: list[Callable[[], None]] = []
-        self._defer_scheduled = False
+        self._defer_scheduled = False  # a callback that runs `_deferred` is queued
+        self._reading = False  # a `Link` is handling the messages of a read
         #: the KVS of an instance with a statedir (``unsaved``, ``flush()``): messages
         #: wait until what it holds is on disk (module docstring)
         self.store = None
@@ -305,8 +317,10 @@ class Broker:
         # else: the client went away; nothing to deliver to
 
     def defer(self, fn: Callable[[], None]) -> None:
-        """Run `fn` at the end of this event-loop turn, before the socket is read again
-        (once, if it is deferred several times in the turn).
+        """Run `fn` once the work at hand is done, before a socket is read again (once,
+        if it is deferred several times meanwhile): when the messages of the read a
+        link is handling are done (`Link._read_end`), else in a callback later in this
+        turn of the event loop.
 
         Batching parts (the job manager's requests to the scheduler, the
         scheduler's pass, exec's events) defer their flush with this, so work one
@@ -316,7 +330,7 @@ class Broker:
         if fn in self._deferred:  # once per turn, however often it is asked for
             return
         self._deferred.append(fn)
-        if not self._defer_scheduled:
+        if not self._defer_scheduled and not self._reading:  # else the link runs it
             self._defer_scheduled = True
             asyncio.get_running_loop().call_soon(self.run_deferred)
 
@@ -426,7 +440,8 @@ class Broker:
             log.exception("service %s failed", req.topic)
             req.error(f"{req.topic}: internal error: {exc}", "EIO")
         else:
-            if inspect.iscoroutine(result):
+            # most handlers are plain functions (None): only a coroutine is awaited
+            if result is not None and inspect.iscoroutine(result):
                 asyncio.get_running_loop().create_task(self._finish_async(req, result))
 
     async def _finish_async(self, req: Request, coro) -> None:

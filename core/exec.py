@@ -185,8 +185,8 @@ class ExecService:
     def _start(self, req) -> None:
         job = ExecJob(req.body)
         system = job.jobspec.get("attributes", {}).get("system", {})
-        test = system.get("exec", {}).get("test") if isinstance(system.get("exec"), dict) \
-            else None
+        exec_attrs = system.get("exec")
+        test = exec_attrs.get("test") if isinstance(exec_attrs, dict) else None
         if test is not None:
             name = "sim"
         elif self.default != "local" and "local" in self.factories \

@@ -33,7 +33,8 @@ class FramedStream:
 
     def __init__(self, sock: socket.socket, on_message: Callable[[bytes], None],
                  on_close: Callable[[], None], max_frame: int = MAX_FRAME,
-                 name: str = "a stream") -> None:
+                 name: str = "a stream",
+                 on_read_end: Callable[[], None] | None = None) -> None:
         self.sock = sock
         self.max_frame = max_frame  # a longer frame closes the stream before it is read
         self.name = name  # who is at the other end, for the log
@@ -41,6 +42,9 @@ class FramedStream:
         self.fd = sock.fileno()
         self.on_message = on_message
         self.on_close = on_close
+        #: called once the messages of one read are handled, however the read ends
+        #: (the broker runs the work they deferred: `strato.core.broker.Link`)
+        self.on_read_end = on_read_end
         self.rbuf = bytearray()
         self.wbuf = bytearray()
         self.pending: list[bytes] = []  # written this turn, not yet sent
@@ -127,21 +131,25 @@ class FramedStream:
             return
         buf = self.rbuf
         buf += data
-        while True:
-            try:
-                payload = take_frame(buf, self.max_frame)
-            except FrameTooLarge as exc:
-                log.warning("closed the connection of %s: %s", self.name, exc)
-                self.close()
-                return
-            if payload is None:
-                return
-            try:
-                self.on_message(payload)
-            except Exception:  # a message is handled once, whatever its handler does
-                log.exception("handling a framed message failed")
-            if self.closed:
-                return
+        try:
+            while True:
+                try:
+                    payload = take_frame(buf, self.max_frame)
+                except FrameTooLarge as exc:
+                    log.warning("closed the connection of %s: %s", self.name, exc)
+                    self.close()
+                    return
+                if payload is None:
+                    return
+                try:
+                    self.on_message(payload)
+                except Exception:  # a message is handled once, whatever its handler does
+                    log.exception("handling a framed message failed")
+                if self.closed:
+                    return
+        finally:
+            if self.on_read_end is not None:
+                self.on_read_end()
 
     def close(self) -> None:
         """Stop reading and writing, close the socket and tell the owner (once)."""

@@ -197,6 +197,13 @@ _ENCODERS = {
 }
 
 
+def kvs_dir(jobid: int) -> str:
+    """``encode(jobid, "kvs")`` of an id known to be valid (one the job manager
+    issued): the job's KVS directory, in one call for each new job."""
+    h = f"{jobid:016x}"
+    return f"job.{h[0:4]}.{h[4:8]}.{h[8:12]}.{h[12:16]}"
+
+
 def encode(jobid: int, form: str = "f58") -> str:
     """Encode ``jobid`` in one of ``FORMS`` (default F58)."""
     try:

@@ -64,7 +64,7 @@ class Job:
         self.jobspec = jobspec
         self.flags = flags
         self.eventlog: list = []
-        self.kvsdir = kvsdir or ids.encode(jobid, "kvs")
+        self.kvsdir = kvsdir or ids.kvs_dir(jobid)
         self.t_submit = 0.0
         self.t_run = 0.0
         self.t_cleanup = 0.0
@@ -157,6 +157,10 @@ def _order(job: Job) -> tuple[int, int]:
     return (-job.priority, job.id)
 
 
+#: the events whose context `apply_event` reads (any other leaves the state as it is)
+_READS_CONTEXT = frozenset(("priority", "urgency", "finish", "exception", "memo"))
+
+
 def apply_event(job: Job, entry: dict) -> int:
     """Apply one eventlog entry to `job`'s fields and return the state it leads to.
 
@@ -165,20 +169,25 @@ def apply_event(job: Job, entry: dict) -> int:
     a job's whole eventlog through it.
     """
     name = entry["name"]
-    ctx = entry.get("context") or {}
     state = job.state
     if name == "validate":
         return DEPEND if state == NEW else state
     if name == "depend":
         return PRIORITY if state == DEPEND else state
+    if name == "alloc":
+        job.t_run = entry["timestamp"]
+        return RUN
+    if name == "clean":
+        job.t_inactive = entry["timestamp"]
+        return INACTIVE
+    if name not in _READS_CONTEXT:  # submit, start, release, free, ...
+        return state
+    ctx = entry.get("context") or {}
     if name == "priority":
         job.priority = ctx.get("priority", 0)
         return SCHED if state == PRIORITY else state
     if name == "urgency":
         job.urgency = ctx.get("urgency", job.urgency)
-    elif name == "alloc":
-        job.t_run = entry["timestamp"]
-        return RUN
     elif name == "finish":
         job.status = ctx.get("status")
         job.t_cleanup = entry["timestamp"]
@@ -189,9 +198,6 @@ def apply_event(job: Job, entry: dict) -> int:
         if state & (NEW | PENDING):
             job.t_cleanup = entry["timestamp"]
             return CLEANUP
-    elif name == "clean":
-        job.t_inactive = entry["timestamp"]
-        return INACTIVE
     elif name == "memo":
         memo = dict(job.memo or {})
         for key, value in ctx.items():  # as Flux: a null value removes the key
@@ -266,12 +272,20 @@ class JobManager:
         if self._has_state_hook:
             call_hook(self.hook, "job_state_change", job=job, old=STATE_NAMES[old],
                       new=STATE_NAMES[state])
-        if job.state_watchers:
-            fire = [w for w in job.state_watchers if w[0] & state]
-            if fire:
-                job.state_watchers = [w for w in job.state_watchers if not w[0] & state]
-                for _, cb in fire:
-                    cb(job)
+        watchers = job.state_watchers
+        if watchers:
+            for mask, _ in watchers:  # usually none is for this state: nothing is built
+                if mask & state:
+                    self._fire_watchers(job, state)
+                    break
+
+    @staticmethod
+    def _fire_watchers(job: Job, state: int) -> None:
+        """Call, once, the state watchers of `job` that wait for `state`."""
+        fire = [w for w in job.state_watchers if w[0] & state]
+        job.state_watchers = [w for w in job.state_watchers if not w[0] & state]
+        for _, cb in fire:
+            cb(job)
 
     def watch_state(self, job: Job, mask: int, cb: Callable[[Job], None]) -> None:
         """Call ``cb(job)`` once, when `job` enters one of the states in `mask`
@@ -318,8 +332,8 @@ class JobManager:
             raise RPCError("cc must be a list of integers, one per job")
         if not isinstance(urgency, int) or not 0 <= urgency <= 31:
             raise RPCError("urgency must be an integer from 0 to 31")
-        summaries = []
-        cache: dict[int, dict] = {}
+        summaries = []  # (summary, name) of each job: the same for a shared jobspec
+        cache: dict[int, tuple[dict, str]] = {}
         distinct = []
         for i, js in enumerate(jobspecs):
             key = id(js)
@@ -327,10 +341,10 @@ class JobManager:
                 summaries.append(cache[key])
                 continue
             try:
-                cache[key] = s = self.ingest(js, userid)
+                cache[key] = known = (self.ingest(js, userid), job_name(js))
             except RPCError as exc:
                 raise RPCError(self._prefix(i, jobspecs) + str(exc)) from None
-            summaries.append(s)
+            summaries.append(known)
             distinct.append((i, js))
         if "sched.feasibility" in self.broker.services:
             for i, js in distinct:
@@ -339,8 +353,8 @@ class JobManager:
                     raise RPCError(self._prefix(i, jobspecs) + why)
         out = []
         now = time.time()
-        for i, (js, summary) in enumerate(zip(jobspecs, summaries, strict=True)):
-            job = Job(self.fluid.next(), userid, urgency, js, flags, summary)
+        for i, (js, (summary, name)) in enumerate(zip(jobspecs, summaries, strict=True)):
+            job = Job(self.fluid.next(), userid, urgency, js, flags, summary, name=name)
             if cc is not None:
                 job.cc = cc[i]
             self._create(job, now)
@@ -448,7 +462,8 @@ class JobManager:
         have it sent to the scheduler at the end of the turn."""
         job.queued = True
         pending = self.pending
-        if not pending or _order(job) > _order(pending[-1]):
+        # `_order`, inline for the common case: after the last job
+        if not pending or (-job.priority, job.id) > (-pending[-1].priority, pending[-1].id):
             pending.append(job)
         else:
             bisect.insort(pending, job, key=_order)
@@ -630,18 +645,22 @@ class JobManager:
         except (KeyError, TypeError, ValueError, AttributeError):
             return "malformed R"
         nodes = self.nodes
+        nnodes = len(nodes)
         ncores = ngpus = 0
         for rank, cores, gpus in taken:
-            if not 0 <= rank < len(nodes):
+            if not 0 <= rank < nnodes:
                 return f"rank {rank} is not in this instance"
             node = nodes[rank]
-            if not cores.issubset(node.cores) or not gpus.issubset(node.gpus):
+            if not cores.issubset(node.cores) or (gpus and not gpus.issubset(node.gpus)):
                 return f"rank {rank} has no such core or gpu"
-            for other in self.held.get(rank, {}).values():
-                if cores & other[0] or gpus & other[1]:
-                    return f"resources on rank {rank} are held by another job"
+            held = self.held.get(rank)
+            if held:
+                for other in held.values():
+                    if cores & other[0] or gpus & other[1]:
+                        return f"resources on rank {rank} are held by another job"
             ncores += len(cores)
-            ngpus += len(gpus)
+            if gpus:
+                ngpus += len(gpus)
         s = job.summary
         if ncores < s["nslots"] * s["cores_per_slot"] or ngpus < s["nslots"] * s["gpus_per_slot"]:
             return "fewer cores or gpus than the job asked for"
@@ -681,14 +700,14 @@ class JobManager:
         if job is None or job.state not in (RUN, CLEANUP):
             return
         name = ev.get("name")
-        ctx = ev.get("context") or {}
         if name == "start":
             if job.state == RUN:
                 self._post(job, "start")
         elif name == "finish":
-            self._finish(job, ctx.get("status", 0))
+            self._finish(job, (ev.get("context") or {}).get("status", 0))
         elif name == "exception":
             if job.state == RUN:
+                ctx = ev.get("context") or {}
                 self.raise_exception(job, str(ctx.get("type", "exec")), 0,
                                      str(ctx.get("note", "")))
         else:
@@ -715,7 +734,8 @@ class JobManager:
     def _clean(self, job: Job) -> None:
         job.result = result_of(job)
         self._post(job, "clean")
-        self.kvs.seal(job.kvsdir, record_of(job))  # nothing changes it any more
+        # nothing changes it any more; its record is made only if a statedir keeps it
+        self.kvs.seal(job.kvsdir, lambda: record_of(job))
         del self.active[job.id]
         self._count_ended(job)
         self.instance.job_ended(job)

@@ -92,7 +92,7 @@ class KVS:
         self._appends: dict[tuple[str, str], int] = {}  # entries appended since
         self._seals: dict[tuple[str, str], object] = {}  # directories sealed -> records
         # (ns, directory key) -> that writable directory, as last walked to
-        # (`_writable_parent`); forgotten when it leaves the tree or is sealed
+        # (`_dir`); forgotten when it leaves the tree or is sealed
         self._dirs: dict[tuple[str, str], KvsDir] = {}
         self._corrupt: set[str] = set()  # sealed directories found damaged (logged)
         self._flush_pending = False
@@ -402,42 +402,61 @@ class KVS:
             raise RPCError(f"invalid key '{key}'")
         return parts
 
-    def _writable_parent(self, ns: str, key: str) -> tuple[KvsDir | None, str]:
+    def _writable_parent(self, ns: str, key: str,
+                         create: list[str] | None = None) -> tuple[KvsDir | None, str]:
         """The directory that holds `key` (None if one on the way is missing or is
         a value) and the key's last part; RPCError if `key` is malformed or a
-        directory above it is sealed.
+        directory above it is sealed. With `create` (a list), the directories
+        missing on the way are made, a value in the way replaced (`_dir`).
 
-        The directory found is remembered until the tree's shape changes: a job's
+        Directories found are remembered until the tree's shape changes: a job's
         keys are written or read about a dozen times in its life, each time six
-        levels down (``job.0000.0004.2a00.0000.eventlog``)."""
-        hit, dirkey, last = self._remembered(ns, key)
-        if hit is not None:
-            return hit, last
-        parts = self._split(key)
-        d: object = self.namespaces.get(ns)
-        for i, p in enumerate(parts[:-1]):
-            if not isinstance(d, KvsDir):
-                return None, last
-            d = d.get(p)
-            if type(d) in _SEALED:
-                raise _read_only(key, parts[: i + 1])
-        if not isinstance(d, KvsDir):
-            return None, last
-        self._remember(ns, dirkey, d)
-        return d, last
-
-    def _remembered(self, ns: str, key: str) -> tuple[KvsDir | None, str, str]:
-        """The remembered directory that holds `key` (None if there is none, or if
-        `key` is malformed at its ends), the directory's key and the key's last part."""
+        levels down (``job.0000.0004.2a00.0000.eventlog``), and a new job's
+        directory sits beside the previous job's."""
         dirkey, dot, last = key.rpartition(".")
-        if last and (dirkey or not dot):
-            return self._dirs.get((ns, dirkey)), dirkey, last
-        return None, dirkey, last
+        if last and (dirkey or not dot):  # else malformed: _split says so
+            hit = self._dirs.get((ns, dirkey))
+            if hit is not None:
+                return hit, last
+        self._split(key)
+        return self._dir(ns, dirkey, key, create), last
 
-    def _remember(self, ns: str, dirkey: str, d: KvsDir) -> None:
+    def _dir(self, ns: str, dirkey: str, key: str,
+             create: list[str] | None = None) -> KvsDir | None:
+        """The writable directory at `dirkey` ("" is the namespace's root), found
+        from the nearest directory above it that is remembered, and remembered
+        with every one on the way down; None if one is missing or a value is in
+        the way, unless `create`: then those are made (the namespace too), and
+        each directory that replaced a value is added to `create`. RPCError if
+        one on the way is sealed (`key` is the key being written, for the message).
+        A remembered directory is writable and in the tree (`_forget_dirs`), and
+        so is every one above it."""
+        d = self._dirs.get((ns, dirkey))
+        if d is not None:
+            return d
+        if not dirkey:
+            d = self.namespaces.get(ns) if create is None else self._root(ns, create=True)
+            if d is None:
+                return None
+        else:
+            head, dot, name = dirkey.rpartition(".")
+            up = self._dir(ns, head, key, create)
+            if up is None:
+                return None
+            d = up.get(name)
+            if type(d) is not KvsDir:
+                if type(d) in _SEALED:
+                    raise _read_only(key, dirkey)
+                if create is None:
+                    return None
+                if d is not None or name in up:  # a value becomes a directory
+                    self._mark(ns, dirkey, False)
+                    create.append(dirkey)
+                d = up[name] = KvsDir()
         if len(self._dirs) >= _DIRS_REMEMBERED:
             self._dirs.clear()
         self._dirs[(ns, dirkey)] = d
+        return d
 
     def _forget_dirs(self, ns: str, key: str, removed: object) -> None:
         """`removed`, what was at `key`, left the tree or was sealed: forget it and
@@ -449,47 +468,31 @@ class KVS:
         while stack:
             here, d = stack.pop()
             self._dirs.pop((ns, here), None)
-            stack.extend((f"{here}.{name}", sub) for name, sub in d.items()
-                         if isinstance(sub, KvsDir))
+            for name, sub in d.items():
+                # nothing below a sealed directory is remembered: only KvsDir is walked
+                if type(sub) is KvsDir:
+                    stack.append((f"{here}.{name}", sub))
 
     def _set(self, ns: str, key: str, value: object) -> bool:
-        """Store `value` at `key`; returns True if that replaced something stored
-        below it or above it (a directory by a value or a value by a directory)."""
-        parent, last = self._writable_parent(ns, key)
-        if parent is not None:
-            old = parent.get(last)
-            parent[last] = value
-            if isinstance(old, (KvsDir, SealedDir)):
-                self._forget_dirs(ns, key, old)
-                return True
-            return False
-        parts = self._split(key)
-        d = self._root(ns, create=True)
-        replaced = False
-        for i, p in enumerate(parts[:-1]):
-            nxt = d.get(p)
-            if type(nxt) in _SEALED:
-                raise _read_only(key, parts[: i + 1])
-            if not isinstance(nxt, KvsDir):
-                if nxt is not None or p in d:
-                    self._mark(ns, ".".join(parts[: i + 1]), False)  # a value became a dir
-                    replaced = True
-                nxt = d[p] = KvsDir()
-            d = nxt
-        old = d.get(parts[-1])
+        """Store `value` at `key`, making the directories above it; returns True if
+        that replaced something stored below it or above it (a directory by a value
+        or a value by a directory)."""
+        replaced: list[str] = []
+        parent, last = self._writable_parent(ns, key, replaced)
+        old = parent.get(last)
+        parent[last] = value
         if isinstance(old, (KvsDir, SealedDir)):
             self._forget_dirs(ns, key, old)
-            replaced = True
-        d[parts[-1]] = value
-        self._remember(ns, key.rpartition(".")[0], d)
-        return replaced
+            return True
+        return bool(replaced)
 
     def lookup(self, key: str, ns: str = PRIMARY) -> object:
         """Return the value or directory at `key`; KeyError if absent. A sealed
         directory on the way is read from the statedir first (`SealedDir`)."""
         if key == ".":
             return self._root(ns)
-        hit, _, last = self._remembered(ns, key)
+        dirkey, dot, last = key.rpartition(".")
+        hit = self._dirs.get((ns, dirkey)) if last and (dirkey or not dot) else None
         if hit is not None:
             if last not in hit:
                 raise KeyError(key)
@@ -526,15 +529,19 @@ class KVS:
         """Declare the directory at `key` finished: nothing below it may change any
         more (it may still be removed whole), and `record`, a small value, describes
         it to whoever reads the statedir next (a restart: `SealedDir.record`).
+        `record` may be a function that returns it, called at once if there is a
+        statedir, else not at all: without one nothing reads it.
         False, and nothing done, if there is no directory at `key` (a client
         removed it)."""
-        d = self._peek(ns, key)
-        if not isinstance(d, KvsDir):
-            return False
+        d = self._dirs.get((ns, key)) if key else None  # a job's is usually remembered
+        if d is None:
+            d = self._peek(ns, key)
+            if not isinstance(d, KvsDir):
+                return False
         d.__class__ = SealedKvsDir  # the same dict, now read-only
         self._forget_dirs(ns, key, d)  # none of them is writable any more
         if self._db is not None:
-            self._seals[(ns, key)] = record
+            self._seals[(ns, key)] = record() if callable(record) else record
             self._schedule_flush()
         return True
 
@@ -551,7 +558,9 @@ class KVS:
 
     def put_quiet(self, key: str, value: object, ns: str = PRIMARY) -> None:
         """Store a value nobody can be watching yet (a new job's key): no notify."""
-        self._mark(ns, key, True, self._set(ns, key, value))
+        replaced = self._set(ns, key, value)
+        if self._db is not None:  # three per job: `_mark` only when it does something
+            self._mark(ns, key, True, replaced)
 
     def notify_append(self, key: str, value: list, entries: tuple,
                       ns: str = PRIMARY) -> None:
@@ -560,25 +569,30 @@ class KVS:
         The job manager keeps each eventlog list and appends to it directly; this
         marks it for the next flush and feeds the watchers, without a key lookup.
         """
-        self._mark_append(ns, key, len(entries))
-        lst = self.watchers.get((ns, key))
-        if lst:
-            for cb in list(lst):
-                cb("append", entries)
+        if self._db is not None:
+            self._mark_append(ns, key, len(entries))
+        if self.watchers:  # usually nobody watches any key
+            lst = self.watchers.get((ns, key))
+            if lst:
+                for cb in list(lst):
+                    cb("append", entries)
 
     def append(self, key: str, entries: Iterable, ns: str = PRIMARY) -> None:
         """Append entries to the list stored at `key` (an eventlog)."""
         entries = list(entries)
-        parent, last = self._writable_parent(ns, key)
-        value = None if parent is None else parent.get(last)
-        if value is None:
-            value = []
-            self._mark(ns, key, True, self._set(ns, key, value))
+        replaced: list[str] = []
+        parent, last = self._writable_parent(ns, key, replaced)
+        value = parent.get(last)
+        if value is None:  # a new list, in directories made for it if need be (`_set`)
+            value = parent[last] = []
+            self._mark(ns, key, True, bool(replaced))
         elif not isinstance(value, list):
             raise RPCError(f"{key}: cannot append to a value that is not a list")
         value.extend(entries)
-        self._mark_append(ns, key, len(entries))
-        self._notify(ns, key, "append", entries)
+        if self._db is not None:
+            self._mark_append(ns, key, len(entries))
+        if self.watchers:  # as in notify_append
+            self._notify(ns, key, "append", entries)
 
     def unlink(self, key: str, ns: str = PRIMARY, prune: bool = False) -> None:
         """Remove `key` and everything below it. With `prune`, directories left
@@ -617,7 +631,7 @@ class KVS:
             kind, key, value = op
             if not isinstance(key, str):
                 raise RPCError("commit keys must be strings")
-            self._check_writable(ns, key)
+            parent, last = self._writable_parent(ns, key)  # RPCError if not writable
             if kind == "put":
                 is_list[key] = isinstance(value, list)
             elif kind == "unlink":
@@ -626,7 +640,6 @@ class KVS:
                 if key in is_list:
                     ok = is_list[key] is not False
                 else:
-                    parent, last = self._writable_parent(ns, key)
                     cur = None if parent is None else parent.get(last)
                     ok = cur is None or isinstance(cur, list)
                 if not ok:
@@ -657,7 +670,7 @@ class KVS:
         return cancel
 
     def _notify(self, ns: str, key: str, op: str, value: object) -> None:
-        lst = self.watchers.get((ns, key))
+        lst = self.watchers.get((ns, key)) if self.watchers else None
         if lst:
             for cb in list(lst):
                 cb(op, value)
@@ -797,8 +810,8 @@ def name_of_dir(key: str) -> str:
     return key
 
 
-def _read_only(key: str, sealed: list[str]) -> RPCError:
-    return RPCError(f"cannot change {key}: {'.'.join(sealed)} is sealed (read-only)", "EPERM")
+def _read_only(key: str, sealed: str) -> RPCError:
+    return RPCError(f"cannot change {key}: {sealed} is sealed (read-only)", "EPERM")
 
 
 def _leaves(d: KvsDir, prefix: str):

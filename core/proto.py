@@ -95,7 +95,9 @@ def request(topic: str, tag: int, body: object, flags: int = 0,
 
 
 def is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+    """Whether a decoded field is an integer (a bool is not; msgpack decodes no
+    other subclass of int)."""
+    return type(value) is int
 
 
 def request_problem(msg: object) -> str | None:
@@ -106,11 +108,11 @@ def request_problem(msg: object) -> str | None:
     _, topic, tag, _body, flags, *rest = msg
     if not isinstance(topic, str):
         return "the topic must be a string"
-    if not is_int(tag):
+    if type(tag) is not int:  # `is_int`, inline: every request from a client is checked
         return "the tag must be an integer"
-    if not is_int(flags):
+    if type(flags) is not int:
         return "the flags must be an integer"
-    if rest and not is_int(rest[0]):
+    if rest and type(rest[0]) is not int:
         return "the nodeid must be an integer"
     return None
 

@@ -14,6 +14,7 @@ the GPUs named by CUDA_VISIBLE_DEVICES or present as /dev/nvidiaN.
 
 from __future__ import annotations
 
+import functools
 import glob
 import os
 import socket
@@ -21,7 +22,7 @@ from dataclasses import dataclass, field
 
 from strato.core.errors import ConfigError
 from strato.jobspec.hostlist import compress_hostlist, expand_hostlist
-from strato.jobspec.idset import decode_idset, encode_idset
+from strato.jobspec.idset import decode_idset, encode_idset, encode_idset_cached
 
 
 @dataclass
@@ -74,28 +75,38 @@ def from_config(entries: object) -> list[Node]:
     return nodes
 
 
+@functools.lru_cache(maxsize=256)
+def _nodelist(hosts: tuple[str, ...]) -> str:
+    """`compress_hostlist`, remembered: the R of every job on a node names it."""
+    return compress_hostlist(hosts)
+
+
 def make_R(parts: list[tuple[int, str, list[int], list[int]]], starttime: float = 0.0,
            expiration: float = 0.0, properties: dict[str, list[int]] | None = None) -> dict:
     """Build R version 1 from ``(rank, hostname, cores, gpus)`` in rank order.
 
-    Consecutive ranks with the same cores and gpus share one R_lite entry.
+    Consecutive ranks with the same cores and gpus share one R_lite entry. Its
+    strings are remembered (`encode_idset_cached`): a scheduler makes the same
+    ones for job after job.
     """
     rlite: list[dict] = []
     last_children = None
     ranks: list[int] = []
     for rank, _host, cores, gpus in parts:
-        children = {"core": encode_idset(cores)}
+        children = {"core": encode_idset_cached(tuple(cores))}
         if gpus:
-            children["gpu"] = encode_idset(gpus)
+            children["gpu"] = encode_idset_cached(tuple(gpus))
         if children != last_children:
             if ranks:
-                rlite.append({"rank": encode_idset(ranks), "children": last_children})
+                rlite.append({"rank": encode_idset_cached(tuple(ranks)),
+                              "children": last_children})
             ranks = []
             last_children = children
         ranks.append(rank)
     if ranks:
-        rlite.append({"rank": encode_idset(ranks), "children": last_children})
-    ex = {"R_lite": rlite, "nodelist": [compress_hostlist([p[1] for p in parts])],
+        rlite.append({"rank": encode_idset_cached(tuple(ranks)),
+                      "children": last_children})
+    ex = {"R_lite": rlite, "nodelist": [_nodelist(tuple([p[1] for p in parts]))],
           "starttime": starttime, "expiration": expiration}
     if properties:
         ex["properties"] = {k: encode_idset(v) for k, v in properties.items() if v}

@@ -89,6 +89,13 @@ def decode_idset_cached(text: str) -> tuple[int, ...]:
     return tuple(decode_idset(text))
 
 
+@functools.lru_cache(maxsize=1024)
+def encode_idset_cached(ids: tuple[int, ...]) -> str:
+    """`encode_idset` of a tuple, remembered: a scheduler writes the same few sets
+    (a node's cores ``(0,)``, ``(0, 1, ..., 31)``) into the R of every job."""
+    return encode_idset(ids)
+
+
 def encode_idset(ids: Iterable[int], brackets: bool = False) -> str:
     """Return the RFC 22 string for ``ids``, runs of consecutive ids compressed to ranges.
 

@@ -216,26 +216,26 @@ class LocalExec:
             except RPCError as exc:
                 log.warning("dropped the shell host's output: %s", exc)
         for ev in events:
-            if not isinstance(ev, dict) or ev.get("name") not in ("start", "exception",
-                                                                   "finish"):
+            name = ev.get("name") if type(ev) is dict else None
+            if name not in ("start", "exception", "finish"):
                 log.warning("dropped a malformed shell host event: %.200r", ev)
                 continue
             jobid = ev.get("id")
             if jobid not in self.running:
                 continue
             ctx = ev.get("context")
-            ctx = dict(ctx) if isinstance(ctx, dict) else None
-            if ev["name"] == "finish":
+            ctx = dict(ctx) if type(ctx) is dict else None
+            if name == "finish":
                 self.running.discard(jobid)
                 self.groups.pop(jobid, None)
-            elif ev["name"] == "start" and ctx is not None:
+            elif name == "start" and ctx is not None:
                 pgids = ctx.pop("pgids", None)
-                if isinstance(pgids, list):
-                    self.groups[jobid] = [g for g in pgids if isinstance(g, int) and g > 1]
+                if type(pgids) is list:
+                    self.groups[jobid] = [g for g in pgids if type(g) is int and g > 1]
                 ctx = ctx or None
-            self.service.event(jobid, ev["name"], ctx)
-        seq = body.get("seq")
-        if isinstance(seq, int) and self.statedir is not None and seq > self.applied \
+            self.service.event(jobid, name, ctx)
+        seq = body.get("seq") if self.statedir is not None else None
+        if isinstance(seq, int) and seq > self.applied \
                 and self.pid and req.sender == self.link.ident:
             # The events' effects (the job manager's eventlog entries) are made now,
             # so that the KVS records them in the same transaction as the sequence.

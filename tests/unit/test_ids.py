@@ -222,6 +222,11 @@ def test_f58_matches_encode() -> None:
         assert ids.f58(jobid) == ids.encode(jobid, "f58")
 
 
+def test_kvs_dir_matches_encode() -> None:
+    for jobid in SPREAD:
+        assert ids.kvs_dir(jobid) == ids.encode(jobid, "kvs")
+
+
 def test_f58_sorts_like_ints_at_equal_length() -> None:
     sample = [2**60 + _rng.getrandbits(60) for _ in range(500)]  # all 11 F58 digits
     assert {len(ids.f58(i)) for i in sample} == {12}

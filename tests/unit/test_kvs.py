@@ -213,6 +213,31 @@ def test_a_sealed_directory_is_read_only_kept_whole_and_read_lazily(tmp_path):
     k.close()
 
 
+def test_a_seal_record_made_by_a_function_is_made_only_for_a_statedir(tmp_path):
+    """The record may come from a function: with a statedir it is called at once
+    (what it returns is the record a restart reads), without one never."""
+    calls = []
+
+    def record():
+        calls.append(1)
+        return ["made", len(calls)]
+
+    k = KVS()
+    k.put("job.1.eventlog", [])
+    assert k.seal("job.1", record) and calls == []
+    path = tmp_path / "c.sqlite"
+
+    async def work():
+        k = KVS(path)
+        k.put("job.1.eventlog", [])
+        assert k.seal("job.1", record) and calls == [1]
+        calls.append(2)  # later changes are not the record's
+        k.close()
+
+    asyncio.run(work())
+    assert KVS(path).lookup("job")["1"].record == ["made", 1]
+
+
 def test_a_sealed_directory_can_be_removed_whole(tmp_path):
     """Removing a sealed directory (a purge) removes its record and keys from the
     statedir, also when it happens in the turn it was sealed, and when it was never
@@ -302,6 +327,28 @@ def test_remembered_directories_follow_every_change_of_the_tree():
         k.put(".eventlog", 1)  # the root is remembered; the key is still malformed
     k.put("top", 1)
     assert k.get("top") == 1
+
+
+def test_directories_above_a_key_are_remembered_and_follow_the_tree_too():
+    """A key whose own directory is not remembered is found from the nearest one
+    above it (a new job's directory beside the previous one's): a directory sealed,
+    removed or replaced by a value between them must still be seen."""
+    k = KVS()
+    k.put("job.a.b.c.x", 1)  # job, job.a, job.a.b and job.a.b.c remembered
+    assert k.seal("job.a.b", "rec")
+    with pytest.raises(RPCError, match=r"job\.a\.b is sealed"):
+        k.put("job.a.b.d.y", 2)  # from job.a, through the sealed job.a.b
+    with pytest.raises(RPCError, match=r"job\.a\.b is sealed"):
+        k.commit([["append", "job.a.b.c.log", [1]]])
+    k.put("job.a.e.z", 3)  # beside it: writable
+    k.unlink("job.a")
+    k.put("job.a.b.c.x", 4)  # new directories, not the removed (sealed) ones
+    assert k.get("job.a.b.c.x") == 4 and type(k.lookup("job.a.b")) is KvsDir
+    k.put("job.a.b", 5)  # a value in the way of job.a.b.c
+    k.append("job.a.b.c.log", [6])  # becomes a directory again
+    assert k.get("job.a.b.c.log") == [6] and k.get("job.a.b.c.x") is None
+    k.put("job", 7)
+    assert k.get("job.a.e.z") is None and k.lookup("job") == 7
 
 
 @pytest.mark.parametrize("damage, why", [
