@@ -35,6 +35,22 @@ cores = "0-31"
 """
 
 
+def machine_cpu() -> tuple[int, int]:
+    """(idle, total) clock ticks of all CPUs so far (/proc/stat): around a run, the
+    share of the machine's CPU time it left idle. On a 2-core machine running two
+    jobs at a time, a rate ratio is bounded by the CPU ratio times how busy the
+    cores are kept, so both are reported."""
+    with open("/proc/stat") as f:
+        ticks = [int(x) for x in f.readline().split()[1:9]]
+    return ticks[3] + ticks[4], sum(ticks)  # idle + iowait, all
+
+
+def idle_share(before: tuple[int, int], after: tuple[int, int]) -> float:
+    """The share of CPU time left idle between two `machine_cpu` readings."""
+    total = after[1] - before[1]
+    return (after[0] - before[0]) / total if total else 0.0
+
+
 def median(xs):
     return statistics.median(xs) if xs else None
 

@@ -22,7 +22,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import STRATO, median, percentile  # noqa: E402
+from _common import STRATO, idle_share, machine_cpu, median, percentile  # noqa: E402
 
 import strato  # noqa: E402
 from strato import job  # noqa: E402
@@ -88,11 +88,13 @@ def do_throughput(args) -> dict:
     job.wait_all(h, [job.submit(h, js)])
     hosts = shell_hosts(info["pid"])
     before = [proc_cpu_s(p) for p in (info["pid"], *hosts)]
+    cpu0 = machine_cpu()
     t0 = time.perf_counter()
     ids = job.submit_many(h, js, args.count)
     t1 = time.perf_counter()
     results = job.wait_all(h, ids)
     t2 = time.perf_counter()
+    cpu1 = machine_cpu()
     after = [proc_cpu_s(p) for p in (info["pid"], *hosts)]
     per_job = [((a[0] - b[0]) * 1000 / args.count, (a[1] - b[1]) * 1000 / args.count)
                for a, b in zip(after, before, strict=True)]
@@ -107,6 +109,8 @@ def do_throughput(args) -> dict:
         "broker_pid": info["pid"],
         "broker_mem": proc_mem(info["pid"]),
         # CPU per job (ms): the broker, its shell host(s), and the tasks they reaped
+        # the share of the machine's CPU time left idle meanwhile
+        "idle_share": idle_share(cpu0, cpu1),
         "cpu_ms_per_job": {"broker": per_job[0][0],
                            "shell_host": sum(p[0] for p in per_job[1:]),
                            "tasks": sum(p[1] for p in per_job[1:])},

@@ -3,7 +3,9 @@
 Cases (each run REPS times, a fresh ``strato start`` per run, median reported):
   real        1000 jobs of /bin/true, exec-local on this machine's own resources;
               also as a ratio to the bare spawn rate (machine_limits.spawn_rate,
-              measured in this same run)
+              measured in this same run), with the CPU per job of each process
+              and the share of the machine's CPU time left idle, each beside the
+              bare loop's
   real (CLI)  the same through ``strato submit --cc=1-1000 --quiet --wait /bin/true``
               (one run; includes the CLI's own start-up)
   sim 1000 / sim 4000, exec-sim (duration 0), both on 1024 virtual nodes x 32 cores
@@ -40,7 +42,8 @@ def case(driver_args, reps, config_toml=None, overrides=()) -> dict:
             "broker_rss_mb": median([r["broker_mem"]["rss_mb"] for r in runs]),
             # the least CPU per job of the runs, by process (see _driver.do_throughput)
             "cpu_ms_per_job": min((r["cpu_ms_per_job"] for r in runs),
-                                  key=lambda c: sum(c.values()))}
+                                  key=lambda c: sum(c.values())),
+            "idle_share": median([r.get("idle_share", 0.0) for r in runs])}
 
 
 def measure(reps: int = 3) -> dict:
@@ -83,6 +86,9 @@ def main(argv=None) -> dict:
          "ms", ", ".join(f"{k} {v:.3f}" for k, v in r["cpu_ms_per_job"].items())
          + f"; bare spawn {s['posix_spawn_cpu_ms_per_proc']:.3f} ms/proc: CPU ratio "
          f"{r['cpu_ratio_to_bare_spawn'] * 100:.0f}%"),
+        ("real: CPU time left idle during the run", round(r["idle_share"] * 100), "%",
+         f"bare spawn loop: {s['posix_spawn_idle_share'] * 100:.0f}% (the rate ratio is "
+         "about the CPU ratio times how busy the cores are kept)"),
         ("real 1000 x /bin/true (CLI submit --cc --wait)", res["real_1000_cli"]["jobs_per_s"],
          "job/s", f"rc={res['real_1000_cli']['rc']}, incl. CLI start"),
     ]

@@ -24,7 +24,14 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import PYTHON, median, print_table, write_results  # noqa: E402
+from _common import (  # noqa: E402
+    PYTHON,
+    idle_share,
+    machine_cpu,
+    median,
+    print_table,
+    write_results,
+)
 
 TRUE = "/bin/true"
 
@@ -59,8 +66,9 @@ def posix_spawn_cpu(n: int = 1000, concurrency: int | None = None) -> dict:
     and its children's (user + system, from getrusage). CPU is what a loaded machine
     disturbs least, and on 2 cores the rate is bounded by it."""
     self0, kids0 = _cpu_s(resource.RUSAGE_SELF), _cpu_s(resource.RUSAGE_CHILDREN)
+    cpu0 = machine_cpu()
     rate = posix_spawn_rate(n, concurrency)
-    return {"per_s": rate,
+    return {"per_s": rate, "idle_share": idle_share(cpu0, machine_cpu()),
             "cpu_ms_per_proc_self": 1000 * (_cpu_s(resource.RUSAGE_SELF) - self0) / n,
             "cpu_ms_per_proc_child": 1000 * (_cpu_s(resource.RUSAGE_CHILDREN) - kids0) / n}
 
@@ -106,6 +114,7 @@ def spawn_rate(n: int = 1000, reps: int = 3) -> dict:
         # when nothing else disturbs it)
         "posix_spawn_cpu_ms_per_proc": min(r["cpu_ms_per_proc_self"]
                                            + r["cpu_ms_per_proc_child"] for r in runs),
+        "posix_spawn_idle_share": median([r["idle_share"] for r in runs]),
     }
     res["best_method"] = "asyncio" if res["asyncio_per_s"] >= res["posix_spawn_per_s"] else \
         "posix_spawn"
