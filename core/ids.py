@@ -187,21 +187,20 @@ def _words(jobid: int) -> str:
     )
 
 
+def kvs_dir(jobid: int) -> str:
+    """``encode(jobid, "kvs")`` of an id known to be valid (one the job manager
+    issued), without its checks: the job's KVS directory."""
+    return "job." + _dothex(jobid)
+
+
 _ENCODERS = {
     "dec": str,
     "hex": hex,
     "dothex": _dothex,
-    "kvs": lambda jobid: "job." + _dothex(jobid),
+    "kvs": kvs_dir,
     "words": _words,
     "f58": f58,
 }
-
-
-def kvs_dir(jobid: int) -> str:
-    """``encode(jobid, "kvs")`` of an id known to be valid (one the job manager
-    issued): the job's KVS directory, in one call for each new job."""
-    h = f"{jobid:016x}"
-    return f"job.{h[0:4]}.{h[4:8]}.{h[8:12]}.{h[12:16]}"
 
 
 def encode(jobid: int, form: str = "f58") -> str:

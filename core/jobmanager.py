@@ -462,8 +462,7 @@ class JobManager:
         have it sent to the scheduler at the end of the turn."""
         job.queued = True
         pending = self.pending
-        # `_order`, inline for the common case: after the last job
-        if not pending or (-job.priority, job.id) > (-pending[-1].priority, pending[-1].id):
+        if not pending or _order(job) > _order(pending[-1]):
             pending.append(job)
         else:
             bisect.insort(pending, job, key=_order)

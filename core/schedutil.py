@@ -183,8 +183,7 @@ class SchedModule:
     def _insert(self, job: PendingJob) -> None:
         self.by_id[job.id] = job
         q = self.queue
-        # `PendingJob.order`, inline for the common case: after the last job
-        if not q or (-job.priority, job.id) > (-q[-1].priority, q[-1].id):
+        if not q or job.order() > q[-1].order():
             q.append(job)
         else:
             bisect.insort(q, job, key=PendingJob.order)

@@ -202,7 +202,7 @@ class JobShell:
         self.timed_out = False
         system = job.jobspec.get("attributes", {}).get("system", {})
         self.system = system
-        self.options = system.get("shell", {}).get("options", {})
+        self.options = shell_options(job.jobspec)
         self.env: dict[str, str] = {}
         self._output_started = False
         self._timer: asyncio.TimerHandle | None = None

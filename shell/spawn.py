@@ -117,7 +117,7 @@ class TaskPoller:
                 done, status = os.waitpid(pid, os.WNOHANG)
             except ChildProcessError:  # reaped elsewhere: its status is lost
                 done, status = pid, 255 << 8
-            if not done:  # a stale event for a descriptor number used again
+            if not done:  # still running: never make up an exit status of 0
                 return
             self.close_fd(fd)
             callback(status)
